@@ -1,0 +1,446 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/mailgate/mailgate/apikey"
+	"github.com/mailgate/mailgate/dkimkey"
+	"github.com/mailgate/mailgate/dnscheck"
+	"github.com/mailgate/mailgate/store"
+)
+
+const scopeDomains = apikey.ScopeDomains
+
+// maxDomainName is the longest domain name in text form (RFC 1035 §2.3.4
+// allows 255 octets on the wire: 253 characters without the root dot).
+const maxDomainName = 253
+
+// maxSelectorBase leaves room for the one-character algorithm suffix
+// within a 63-octet DNS label (RFC 1035 §2.3.4).
+const maxSelectorBase = 62
+
+// verifyTimeout bounds all the DNS lookups of one verification.
+const verifyTimeout = 15 * time.Second
+
+func (s *Server) domainRoutes(g *echo.Group) {
+	g.POST("/domains", s.createDomain, requireScope(scopeDomains))
+	g.GET("/domains", s.listDomains, requireScope(scopeDomains))
+	g.GET("/domains/:name", s.getDomain, requireScope(scopeDomains))
+	g.DELETE("/domains/:name", s.deleteDomain, requireScope(scopeDomains))
+	g.POST("/domains/:name/verify", s.verifyDomain, requireScope(scopeDomains))
+	g.POST("/domains/:name/dkim/rotate", s.rotateDKIM, requireScope(scopeDomains))
+	g.DELETE("/domains/:name/dkim/:selector", s.retireDKIM, requireScope(scopeDomains))
+}
+
+type domainRequest struct {
+	Name string       `json:"name"`
+	DKIM *dkimRequest `json:"dkim"`
+}
+
+type dkimRequest struct {
+	Algorithms []string `json:"algorithms"`
+	Selector   string   `json:"selector"`
+}
+
+// createDomain is POST /v1/domains: validate, generate the keys, seal
+// them, store the domain, answer 201 with the records to publish.
+func (s *Server) createDomain(c echo.Context) error {
+	var req domainRequest
+	if err := decodeStrict(c, &req); err != nil {
+		return err
+	}
+	name, algs, base, ferrs := s.validateDomainRequest(req)
+	if len(ferrs) > 0 {
+		return validationProblem(ferrs)
+	}
+	keys, err := s.newDKIMKeys(name, base, algs)
+	if err != nil {
+		return err
+	}
+	d, err := s.deps.Store.CreateDomain(c.Request().Context(), store.Domain{
+		ProjectID: caller(c).ProjectID, Name: name, CreatedAt: s.cfg.Now(), Keys: keys})
+	if errors.Is(err, store.ErrConflict) {
+		return newProblem(http.StatusConflict, "conflict", "Conflict", "the project already has the domain "+name)
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, s.toDomainView(d))
+}
+
+// validateDomainRequest returns the A-label name, the algorithms and the
+// selector base, or the bad fields.
+func (s *Server) validateDomainRequest(req domainRequest) (string, []string, string, []FieldError) {
+	var ferrs []FieldError
+	name, msg := domainName(req.Name)
+	if msg != "" {
+		ferrs = append(ferrs, FieldError{Field: "/name", Message: msg})
+	}
+	var opts dkimRequest
+	if req.DKIM != nil {
+		opts = *req.DKIM
+	}
+	algs := opts.Algorithms
+	if len(algs) == 0 {
+		algs = []string{dkimkey.RSA, dkimkey.Ed25519}
+	}
+	for i, a := range algs {
+		if (a != dkimkey.RSA && a != dkimkey.Ed25519) || slices.Index(algs, a) != i {
+			ferrs = append(ferrs, FieldError{Field: "/dkim/algorithms/" + strconv.Itoa(i),
+				Message: "must be rsa or ed25519, each at most once"})
+		}
+	}
+	base := strings.ToLower(opts.Selector)
+	if base == "" {
+		base = defaultSelector(s.cfg.Now())
+	}
+	if !isHostLabel(base) || len(base) > maxSelectorBase {
+		ferrs = append(ferrs, FieldError{Field: "/dkim/selector",
+			Message: "must be one DNS label of letters, digits and hyphens, at most 62 characters"})
+	}
+	return name, algs, base, ferrs
+}
+
+// domainName is the lower-case A-label form of a sender domain, or a
+// problem message.
+func domainName(raw string) (string, string) {
+	name, msg := normalizeDomain(strings.TrimSuffix(strings.TrimSpace(raw), "."))
+	if msg != "" {
+		return "", "must be a domain name such as shop.example (" + msg + ")"
+	}
+	if len(name) > maxDomainName {
+		return "", fmt.Sprintf("must be at most %d characters in A-label form", maxDomainName)
+	}
+	return name, ""
+}
+
+// defaultSelector is "mg" and the year and month, e.g. mg202611.
+func defaultSelector(now time.Time) string { return "mg" + now.UTC().Format("200601") }
+
+// selectorsFor names one key per algorithm: the base itself for a single
+// algorithm; with both, the base suffixed "r" for RSA and "e" for Ed25519
+// (mg202611r, mg202611e), so each key has its own DNS record.
+func selectorsFor(base string, algs []string) []string {
+	if len(algs) == 1 {
+		return []string{base}
+	}
+	out := make([]string, len(algs))
+	for i, a := range algs {
+		out[i] = base + a[:1]
+	}
+	return out
+}
+
+// newDKIMKeys generates one key per algorithm and seals each private key
+// with the master key, bound to the domain and selector.
+func (s *Server) newDKIMKeys(name, base string, algs []string) ([]store.DKIMKey, error) {
+	if s.deps.Keyring == nil {
+		return nil, errors.New("no master keyring configured: cannot store DKIM keys")
+	}
+	sels := selectorsFor(base, algs)
+	keys := make([]store.DKIMKey, len(algs))
+	now := s.cfg.Now()
+	for i, alg := range algs {
+		signer, err := dkimkey.GenerateKey(alg)
+		if err != nil {
+			return nil, err
+		}
+		record, err := dkimkey.DNSRecordValue(signer.Public())
+		if err != nil {
+			return nil, err
+		}
+		pemKey, err := dkimkey.MarshalPrivateKey(signer)
+		if err != nil {
+			return nil, err
+		}
+		sealed, err := s.deps.Keyring.Seal(pemKey, dkimkey.SealAAD(name, sels[i]))
+		if err != nil {
+			return nil, fmt.Errorf("seal dkim key %s: %w", sels[i], err)
+		}
+		keys[i] = store.DKIMKey{Selector: sels[i], Algorithm: alg, PrivateKeySealed: sealed,
+			PublicRecord: record, CreatedAt: now}
+	}
+	return keys, nil
+}
+
+// listDomains is GET /v1/domains, by name.
+func (s *Server) listDomains(c echo.Context) error {
+	list, err := s.deps.Store.ListDomains(c.Request().Context(), caller(c).ProjectID)
+	if err != nil {
+		return err
+	}
+	out := domainListView{Data: make([]domainView, len(list))}
+	for i, d := range list {
+		out.Data[i] = s.toDomainView(d)
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) getDomain(c echo.Context) error {
+	d, err := s.pathDomain(c)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, s.toDomainView(d))
+}
+
+// pathDomain loads the {name} domain of the caller's project; a name that
+// is not a domain, or another project's, is a 404.
+func (s *Server) pathDomain(c echo.Context) (store.Domain, error) {
+	name, ok := pathDomainName(c)
+	if !ok {
+		return store.Domain{}, notFoundProblem("domain")
+	}
+	d, err := s.deps.Store.GetDomain(c.Request().Context(), caller(c).ProjectID, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Domain{}, notFoundProblem("domain")
+	}
+	return d, err
+}
+
+// pathDomainName is the {name} path parameter in A-label form (a U-label
+// name is accepted, percent-encoded).
+func pathDomainName(c echo.Context) (string, bool) {
+	raw := c.Param("name")
+	if d, err := url.PathUnescape(raw); err == nil {
+		raw = d
+	}
+	name, msg := domainName(raw)
+	return name, msg == ""
+}
+
+func (s *Server) deleteDomain(c echo.Context) error {
+	name, ok := pathDomainName(c)
+	if !ok {
+		return notFoundProblem("domain")
+	}
+	err := s.deps.Store.DeleteDomain(c.Request().Context(), caller(c).ProjectID, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return notFoundProblem("domain")
+	}
+	if err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// verifyDomain is POST /v1/domains/{name}/verify: every record of
+// dns_records looked up through the configured resolver and judged.
+func (s *Server) verifyDomain(c echo.Context) error {
+	d, err := s.pathDomain(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), verifyTimeout)
+	defer cancel()
+	results := dnscheck.Check(ctx, dnscheck.NewResolver(s.cfg.DNSServer), s.dnsRecords(d))
+	out := verifyView{Name: d.Name, Verified: dnscheck.AllOK(results), Records: make([]checkView, len(results))}
+	for i, r := range results {
+		out.Records[i] = checkView{Type: r.Type, Name: r.Name, Value: r.Value, Found: r.Found, OK: r.OK}
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// rotateDKIM is POST /v1/domains/{name}/dkim/rotate: new keys for the
+// algorithms the domain signs with, under new selectors; the old keys keep
+// signing until they are retired.
+func (s *Server) rotateDKIM(c echo.Context) error {
+	d, err := s.pathDomain(c)
+	if err != nil {
+		return err
+	}
+	algs := activeAlgorithms(d.Keys)
+	base := s.rotationSelector(d.Keys, algs)
+	keys, err := s.newDKIMKeys(d.Name, base, algs)
+	if err != nil {
+		return err
+	}
+	d, err = s.deps.Store.AddDKIMKeys(c.Request().Context(), caller(c).ProjectID, d.Name, keys)
+	if errors.Is(err, store.ErrNotFound) {
+		return notFoundProblem("domain")
+	}
+	if errors.Is(err, store.ErrConflict) {
+		return newProblem(http.StatusConflict, "conflict", "Conflict", "a concurrent rotation took the selector; retry")
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, s.toDomainView(d))
+}
+
+// activeAlgorithms are the algorithms of the active keys, RSA first; both
+// when none is active.
+func activeAlgorithms(keys []store.DKIMKey) []string {
+	var out []string
+	for _, alg := range []string{dkimkey.RSA, dkimkey.Ed25519} {
+		for _, k := range keys {
+			if k.RetiredAt == nil && k.Algorithm == alg {
+				out = append(out, alg)
+				break
+			}
+		}
+	}
+	if len(out) == 0 {
+		return []string{dkimkey.RSA, dkimkey.Ed25519}
+	}
+	return out
+}
+
+// rotationSelector is the first selector base whose selectors the domain
+// never used: mg<yyyymm>, then mg<yyyymmdd>, then mg<yyyymmdd>-2, -3, ….
+func (s *Server) rotationSelector(keys []store.DKIMKey, algs []string) string {
+	used := map[string]bool{}
+	for _, k := range keys {
+		used[k.Selector] = true
+	}
+	now := s.cfg.Now().UTC()
+	day := "mg" + now.Format("20060102")
+	for n := 0; ; n++ {
+		base := defaultSelector(now)
+		switch {
+		case n == 1:
+			base = day
+		case n > 1:
+			base = day + "-" + strconv.Itoa(n)
+		}
+		if !slices.ContainsFunc(selectorsFor(base, algs), func(sel string) bool { return used[sel] }) {
+			return base
+		}
+	}
+}
+
+// retireDKIM is DELETE /v1/domains/{name}/dkim/{selector}: the key stops
+// signing. The last active key of an algorithm cannot be retired (409):
+// rotate first.
+func (s *Server) retireDKIM(c echo.Context) error {
+	name, ok := pathDomainName(c)
+	if !ok {
+		return notFoundProblem("domain")
+	}
+	err := s.deps.Store.RetireDKIMKey(c.Request().Context(), caller(c).ProjectID, name, strings.ToLower(c.Param("selector")))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return notFoundProblem("active DKIM key")
+	case errors.Is(err, store.ErrLastActiveKey):
+		return newProblem(http.StatusConflict, "last-active-key", "Last active key",
+			"this is the domain's only active key of its algorithm; rotate first, then retire it")
+	case err != nil:
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// The JSON shapes of the domain routes (openapi.yaml Domain, DomainList,
+// DomainVerification).
+
+type dkimKeyView struct {
+	Selector  string  `json:"selector"`
+	Algorithm string  `json:"algorithm"`
+	CreatedAt string  `json:"created_at"`
+	RetiredAt *string `json:"retired_at"`
+}
+
+type dnsRecordView struct {
+	Type  string `json:"type"`
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+type domainView struct {
+	Name       string          `json:"name"`
+	CreatedAt  string          `json:"created_at"`
+	DKIM       []dkimKeyView   `json:"dkim"`
+	DNSRecords []dnsRecordView `json:"dns_records"`
+}
+
+type domainListView struct {
+	Data []domainView `json:"data"`
+}
+
+type checkView struct {
+	Type  string   `json:"type"`
+	Name  string   `json:"name"`
+	Value string   `json:"value"`
+	Found []string `json:"found"`
+	OK    bool     `json:"ok"`
+}
+
+type verifyView struct {
+	Name     string      `json:"name"`
+	Verified bool        `json:"verified"`
+	Records  []checkView `json:"records"`
+}
+
+func (s *Server) toDomainView(d store.Domain) domainView {
+	v := domainView{Name: d.Name, CreatedAt: timeString(d.CreatedAt),
+		DKIM: make([]dkimKeyView, len(d.Keys)), DNSRecords: []dnsRecordView{}}
+	for i, k := range d.Keys {
+		v.DKIM[i] = dkimKeyView{Selector: k.Selector, Algorithm: k.Algorithm,
+			CreatedAt: timeString(k.CreatedAt), RetiredAt: optTime(k.RetiredAt)}
+	}
+	for _, r := range s.dnsRecords(d) {
+		v.DNSRecords = append(v.DNSRecords, dnsRecordView{Type: r.Type, Name: r.Name, Value: r.Value})
+	}
+	return v
+}
+
+// dnsRecords are the records a domain should publish, in this order:
+//   - a DKIM TXT record per active key at <selector>._domainkey.<name>
+//     (retired keys' records may be removed once mail signed with them
+//     is delivered);
+//   - with relay hosts configured, an SPF hint at <name>:
+//     "v=spf1 a:<relay host> … ~all": "a:" authorises the addresses of
+//     the relay hosts themselves (RFC 7208 §5.3), which is right when the
+//     relay is the sending MTA; a provider that publishes its own SPF
+//     record is better included with "include:" (RFC 7208 §5.2), which
+//     verification accepts too as long as the "a:" terms are present;
+//   - a DMARC suggestion at _dmarc.<name>, monitoring only (p=none);
+//   - with a return-path domain and relay hosts configured, the MX of the
+//     return-path domain, pointing at the first relay host: bounces to
+//     b+TOKEN@<return-path domain> must reach the mailbox mailgate reads.
+func (s *Server) dnsRecords(d store.Domain) []dnscheck.Record {
+	var out []dnscheck.Record
+	for _, k := range d.Keys {
+		if k.RetiredAt == nil {
+			out = append(out, dnscheck.Record{Kind: dnscheck.KindDKIM, Type: "TXT",
+				Name: k.Selector + "._domainkey." + d.Name, Value: k.PublicRecord})
+		}
+	}
+	hosts := s.relayHosts()
+	if len(hosts) > 0 {
+		spf := "v=spf1"
+		for _, h := range hosts {
+			spf += " a:" + h
+		}
+		out = append(out, dnscheck.Record{Kind: dnscheck.KindSPF, Type: "TXT", Name: d.Name, Value: spf + " ~all"})
+	}
+	out = append(out, dnscheck.Record{Kind: dnscheck.KindDMARC, Type: "TXT", Name: "_dmarc." + d.Name,
+		Value: "v=DMARC1; p=none; rua=mailto:dmarc@" + d.Name})
+	if rp := strings.ToLower(strings.TrimSuffix(s.cfg.ReturnPathDomain, ".")); rp != "" && len(hosts) > 0 {
+		out = append(out, dnscheck.Record{Kind: dnscheck.KindReturnPath, Type: "MX", Name: rp, Value: "10 " + hosts[0]})
+	}
+	return out
+}
+
+// relayHosts are the configured relay host names, lower case, without
+// duplicates, in order.
+func (s *Server) relayHosts() []string {
+	var out []string
+	for _, h := range s.cfg.RelayHosts {
+		h = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(h), "."))
+		if h != "" && !slices.Contains(out, h) {
+			out = append(out, h)
+		}
+	}
+	return out
+}

@@ -1,0 +1,75 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/mailgate/mailgate/store"
+)
+
+// idemClaim is a claimed Idempotency-Key, or the zero value when the
+// request carried none.
+type idemClaim struct {
+	s     *Server
+	keyID string
+	key   string
+}
+
+// result is the record to finish the claim with, in the commit's
+// transaction; nil without a key.
+func (ic idemClaim) result(code int, body []byte) *store.IdempotencyResult {
+	if ic.key == "" {
+		return nil
+	}
+	return &store.IdempotencyResult{KeyID: ic.keyID, Key: ic.key, ResponseCode: code, ResponseBody: body}
+}
+
+// release frees a claim whose request did not commit, so that a retry is
+// processed afresh (Stripe keeps no result for requests that failed
+// validation or did not run).
+func (ic idemClaim) release(ctx context.Context) {
+	if ic.key == "" {
+		return
+	}
+	if err := ic.s.deps.Store.ReleaseIdempotencyKey(context.WithoutCancel(ctx), ic.keyID, ic.key); err != nil {
+		ic.s.deps.Log.Warn("release idempotency key", "err", err)
+	}
+}
+
+// claimIdempotency implements Stripe's Idempotency-Key semantics, scoped to
+// the API key: a new key is claimed; a finished key with the same request
+// replays the first response (replay true, response written); the same key
+// with another request is 422; a key still in flight is 409.
+func (s *Server) claimIdempotency(c echo.Context, req any) (idemClaim, bool, error) {
+	key := c.Request().Header.Get(idempotencyHeader)
+	if key == "" {
+		return idemClaim{}, false, nil
+	}
+	if len(key) > 255 {
+		return idemClaim{}, false, validationProblem([]FieldError{{Field: "/headers/" + idempotencyHeader,
+			Message: "must be at most 255 characters"}})
+	}
+	apiKey := caller(c)
+	hash := requestHash(c.Request().Method+" "+c.Path(), req)
+	st, err := s.deps.Store.ClaimIdempotencyKey(c.Request().Context(), apiKey.ID, key, hash, s.cfg.IdempotencyStale)
+	if err != nil {
+		return idemClaim{}, false, err
+	}
+	switch {
+	case st.Fresh:
+		return idemClaim{s: s, keyID: apiKey.ID, key: key}, false, nil
+	case st.InFlight:
+		s.metrics.rejected.WithLabelValues("idempotency").Inc()
+		return idemClaim{}, false, newProblem(http.StatusConflict, "idempotency-in-flight",
+			"Request in progress", "a request with this Idempotency-Key is still being processed; retry later")
+	case !bytes.Equal(st.RequestHash, hash):
+		s.metrics.rejected.WithLabelValues("idempotency").Inc()
+		return idemClaim{}, false, newProblem(http.StatusUnprocessableEntity, "idempotency-mismatch",
+			"Idempotency-Key reused", "this Idempotency-Key was used with a different request")
+	}
+	c.Response().Header().Set("Idempotent-Replayed", "true")
+	return idemClaim{}, true, c.JSONBlob(st.ResponseCode, st.ResponseBody)
+}

@@ -1,0 +1,216 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/mailgate/mailgate/store"
+)
+
+// idempotencyHeader is Stripe's header name; its value is ≤ 255 characters.
+const idempotencyHeader = "Idempotency-Key"
+
+// accepted is a validated message ready to commit, with the answer the
+// client gets once it is committed.
+type accepted struct {
+	msg  store.NewMessage
+	view acceptedView
+}
+
+// sendMessage is POST /v1/messages: validate, claim the idempotency key,
+// check the sender and suppressions, commit, enqueue, answer 202. Nothing
+// is answered 202 before the commit.
+func (s *Server) sendMessage(c echo.Context) error {
+	// Once the body is read the request runs to its end: a client that
+	// hangs up must not leave a claimed key or a committed message unqueued.
+	ctx := context.WithoutCancel(c.Request().Context())
+	body, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	req, vm, err := s.validateOne(body, "")
+	if err != nil {
+		return err
+	}
+	claim, replay, err := s.claimIdempotency(c, req)
+	if err != nil || replay {
+		return err
+	}
+	acc, err := s.admit(ctx, caller(c), req, vm, "")
+	if err != nil {
+		claim.release(ctx)
+		return err
+	}
+	out, err := json.Marshal(acc.view)
+	if err != nil {
+		claim.release(ctx)
+		return fmt.Errorf("encode response: %w", err)
+	}
+	if err := s.deps.Store.CreateMessages(ctx, []store.NewMessage{acc.msg}, claim.result(http.StatusAccepted, out)); err != nil {
+		claim.release(ctx)
+		return fmt.Errorf("commit message: %w", err)
+	}
+	s.afterCommit(ctx, acc)
+	return c.JSONBlob(http.StatusAccepted, out)
+}
+
+// readBody returns the request body (the validator left it readable).
+func readBody(c echo.Context) ([]byte, error) {
+	b, err := io.ReadAll(c.Request().Body)
+	if err != nil {
+		var maxErr *http.MaxBytesError
+		if errors.As(err, &maxErr) {
+			return nil, tooLargeProblem("the request body is over the size limit")
+		}
+		return nil, malformedProblem("the request body could not be read")
+	}
+	return b, nil
+}
+
+// validateOne decodes and validates one message; prefix is prepended to
+// the field pointers of its errors.
+func (s *Server) validateOne(raw []byte, prefix string) (*MessageRequest, *ValidMessage, error) {
+	req, ferrs, err := DecodeMessageRequest(raw)
+	if err != nil {
+		s.metrics.rejected.WithLabelValues("malformed").Inc()
+		return nil, nil, malformedProblem(err.Error())
+	}
+	if len(ferrs) > 0 {
+		s.metrics.rejected.WithLabelValues("validation").Inc()
+		return nil, nil, validationProblem(prefixed(prefix, ferrs))
+	}
+	vm, ferrs, err := ValidateMessage(req, s.cfg.Limits, s.cfg.Now(), prefix)
+	if errors.Is(err, ErrTooLarge) {
+		s.metrics.rejected.WithLabelValues("too_large").Inc()
+		return nil, nil, tooLargeProblem(fmt.Sprintf("text, html and attachments exceed %d bytes", s.cfg.Limits.MaxMessageBytes))
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(ferrs) > 0 {
+		s.metrics.rejected.WithLabelValues("validation").Inc()
+		return nil, nil, validationProblem(ferrs)
+	}
+	return req, vm, nil
+}
+
+func prefixed(prefix string, errs []FieldError) []FieldError {
+	if prefix == "" {
+		return errs
+	}
+	out := make([]FieldError, len(errs))
+	for i, e := range errs {
+		out[i] = FieldError{Field: prefix + e.Field, Message: e.Message}
+	}
+	return out
+}
+
+// admit checks the sender domain and the suppression list and prepares the
+// rows to commit.
+func (s *Server) admit(ctx context.Context, key store.APIKey, req *MessageRequest, vm *ValidMessage, prefix string) (accepted, error) {
+	if err := s.checkSenderDomain(ctx, key.ProjectID, vm, prefix); err != nil {
+		return accepted{}, err
+	}
+	emails := make([]string, len(vm.Recipients))
+	for i, r := range vm.Recipients {
+		emails[i] = r.Email
+	}
+	suppressed, err := s.deps.Store.SuppressedAmong(ctx, key.ProjectID, emails)
+	if err != nil {
+		return accepted{}, fmt.Errorf("check suppressions: %w", err)
+	}
+	return s.prepare(key, req, vm, suppressed)
+}
+
+// checkSenderDomain refuses a From domain the project may not send from:
+// one it has not registered (POST /v1/domains) and that is not in
+// AllowedSenderDomains.
+func (s *Server) checkSenderDomain(ctx context.Context, projectID string, vm *ValidMessage, prefix string) error {
+	if s.allowed[vm.From.Domain] {
+		return nil
+	}
+	registered, err := s.deps.Store.DomainRegistered(ctx, projectID, vm.From.Domain)
+	if err != nil {
+		return fmt.Errorf("check sender domain: %w", err)
+	}
+	if registered {
+		return nil
+	}
+	s.metrics.rejected.WithLabelValues("sender_domain").Inc()
+	return validationProblem([]FieldError{{Field: prefix + "/from",
+		Message: fmt.Sprintf("sender domain %s is not registered for this project", vm.From.Domain)}})
+}
+
+// prepare builds the message and recipient rows and the 202 body.
+func (s *Server) prepare(key store.APIKey, req *MessageRequest, vm *ValidMessage, suppressed map[string]bool) (accepted, error) {
+	payload, err := json.Marshal(req)
+	if err != nil {
+		return accepted{}, fmt.Errorf("encode payload: %w", err)
+	}
+	now := s.cfg.Now()
+	msg := store.NewMessage{
+		ID: s.cfg.NewID(), ProjectID: key.ProjectID, KeyID: key.ID,
+		From: req.From, FromDomain: vm.From.Domain, Subject: req.Subject,
+		Tags: req.Tags, Metadata: req.Metadata, SendAt: vm.SendAt,
+		Payload: payload, CreatedAt: now,
+	}
+	view := acceptedView{ID: msg.ID, Recipients: make([]acceptedRecipientView, len(vm.Recipients))}
+	statuses := make([]string, len(vm.Recipients))
+	for i, r := range vm.Recipients {
+		st := initialStatus(vm, suppressed[strings.ToLower(r.Email)])
+		msg.Recipients = append(msg.Recipients, store.NewRecipient{Email: r.Email, Kind: r.Kind, Status: st})
+		view.Recipients[i] = acceptedRecipientView{Email: r.Email, Status: st}
+		statuses[i] = st
+	}
+	view.Status = store.SummarizeStatus(statuses)
+	return accepted{msg: msg, view: view}, nil
+}
+
+func initialStatus(vm *ValidMessage, suppressed bool) string {
+	switch {
+	case suppressed:
+		return store.StatusSuppressed
+	case vm.SendAt != nil:
+		return store.StatusScheduled
+	}
+	return store.StatusQueued
+}
+
+// afterCommit enqueues the send task and counts the message. A failed
+// enqueue is logged and left to the reconciler: the message is committed.
+func (s *Server) afterCommit(ctx context.Context, acc accepted) {
+	s.metrics.accepted.WithLabelValues(s.projectName(ctx, acc.msg.ProjectID), acc.msg.FromDomain).Inc()
+	if acc.view.Status != store.StatusQueued && acc.view.Status != store.StatusScheduled {
+		return
+	}
+	var at time.Time // zero: process now, whatever the clocks of Redis and this host say
+	if acc.msg.SendAt != nil {
+		at = *acc.msg.SendAt
+	}
+	if err := s.deps.Queue.EnqueueSend(ctx, acc.msg.ID, at); err != nil {
+		s.metrics.enqueueFailures.Inc()
+		s.deps.Log.Warn("enqueue after commit failed; the reconciler will retry",
+			"message_id", acc.msg.ID, "err", err)
+	}
+}
+
+// requestHash fingerprints a request for Idempotency-Key comparison: the
+// route and the canonical JSON of the decoded body, so whitespace and key
+// order do not matter.
+func requestHash(route string, req any) []byte {
+	b, _ := json.Marshal(req)
+	h := sha256.New()
+	h.Write([]byte(route))
+	h.Write([]byte{0})
+	h.Write(b)
+	return h.Sum(nil)
+}

@@ -1,0 +1,219 @@
+// Package api is mailgate's HTTP front door: authentication, scopes and
+// per-key rate limits, request validation against openapi.yaml, the
+// idempotent send path (persist, then enqueue, then answer 202) and the
+// read, suppression, key and project routes. It owns the mapping of
+// errors to application/problem+json (problem.go) and nothing below it
+// knows about HTTP. It does not send mail: the worker does.
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+
+	mailgate "github.com/mailgate/mailgate"
+	"github.com/mailgate/mailgate/keyring"
+	"github.com/mailgate/mailgate/ratelimit"
+	"github.com/mailgate/mailgate/store"
+)
+
+// Config configures the API server.
+type Config struct {
+	// Listen is the address to serve on. Default "127.0.0.1:8080".
+	Listen string
+	// Limits are the send limits. Zero fields take their defaults.
+	Limits Limits
+	// RateLimit is the number of requests per second each API key may make,
+	// shared across replicas through Redis; 0 turns the limit off.
+	RateLimit int
+	// AllowedSenderDomains may send without being registered (lower case).
+	AllowedSenderDomains []string
+	// DNSServer is the resolver ("host:port") domain verification asks
+	// (MAILGATE_DNS_SERVER). Default "": the system resolver.
+	// (Added by the domains helper for api/domains.go.)
+	DNSServer string
+	// ReturnPathDomain is the domain of the VERP envelope sender
+	// (MAILGATE_RETURN_PATH_DOMAIN); when set, a domain's dns_records
+	// include its MX. Default "": no return-path record.
+	ReturnPathDomain string
+	// RelayHosts are the host names of the upstream relays (from
+	// MAILGATE_RELAYS), for the SPF hint and the return-path MX. Default
+	// none: no SPF hint.
+	RelayHosts []string
+	// BodyLimit bounds a request body in bytes. Default 40 MiB, enough
+	// for 25 MB of attachments in base64.
+	BodyLimit int64
+	// IdempotencyStale is how long an unfinished Idempotency-Key blocks
+	// others (409) before it may be taken over. Default 1 minute.
+	IdempotencyStale time.Duration
+	// ReadyTimeout bounds each readiness check. Default 2 seconds.
+	ReadyTimeout time.Duration
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+	// NewID makes message ids. Default UUIDv7.
+	NewID func() string
+}
+
+func (c Config) withDefaults() Config {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8080"
+	}
+	c.Limits = c.Limits.WithDefaults()
+	if c.BodyLimit == 0 {
+		c.BodyLimit = 40 << 20
+	}
+	if c.IdempotencyStale == 0 {
+		c.IdempotencyStale = time.Minute
+	}
+	if c.ReadyTimeout == 0 {
+		c.ReadyTimeout = 2 * time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.NewID == nil {
+		c.NewID = func() string { return uuid.Must(uuid.NewV7()).String() }
+	}
+	return c
+}
+
+// Enqueuer schedules send tasks (queue.Client).
+type Enqueuer interface {
+	EnqueueSend(ctx context.Context, messageID string, processAt time.Time) error
+	CancelSend(messageID string) error
+}
+
+// ReadyCheck is one dependency /readyz checks, such as Redis.
+type ReadyCheck struct {
+	Name  string
+	Check func(context.Context) error
+}
+
+// Deps are the API's collaborators.
+type Deps struct {
+	Store   *store.Store
+	Queue   Enqueuer
+	Limiter *ratelimit.Limiter
+	// Keyring seals DKIM private keys (MAILGATE_MASTER_KEY, or a generated
+	// key in development). Without it, creating domains fails.
+	// (Added by the domains helper for api/domains.go.)
+	Keyring *keyring.Keyring
+	// Registry receives the API's metrics; /metrics serves Gatherer.
+	Registry prometheus.Registerer
+	Gatherer prometheus.Gatherer
+	Log      *slog.Logger
+	// Ready are checked by /readyz besides the database.
+	Ready []ReadyCheck
+}
+
+// Server is the HTTP API.
+type Server struct {
+	cfg     Config
+	deps    Deps
+	echo    *echo.Echo
+	metrics *metrics
+	allowed map[string]bool
+	// projectNames caches project id → name for metric labels.
+	projectNames sync.Map
+}
+
+// New builds the server and its routes.
+func New(cfg Config, deps Deps) (*Server, error) {
+	cfg = cfg.withDefaults()
+	if deps.Log == nil {
+		deps.Log = slog.New(slog.DiscardHandler)
+	}
+	m, err := newMetrics(deps.Registry)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, deps: deps, metrics: m, allowed: map[string]bool{}}
+	for _, d := range cfg.AllowedSenderDomains {
+		s.allowed[d] = true
+	}
+	if err := s.routes(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Handler is the server as an http.Handler (for tests and embedding).
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// Run serves until ctx is done, then shuts down gracefully.
+func (s *Server) Run(ctx context.Context) error {
+	srv := &http.Server{
+		Addr:              s.cfg.Listen,
+		Handler:           s.echo,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("api listen %s: %w", s.cfg.Listen, err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("api shutdown: %w", err)
+	}
+	return nil
+}
+
+func (s *Server) routes() error {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = errorHandler(s.deps.Log)
+	e.Use(middleware.Recover())
+	e.Use(middleware.BodyLimit(fmt.Sprintf("%dB", s.cfg.BodyLimit)))
+	if err := s.useHTTPMetrics(e); err != nil {
+		return err
+	}
+	spec, router, err := loadSpec(mailgate.OpenAPI)
+	if err != nil {
+		return fmt.Errorf("load openapi.yaml: %w", err)
+	}
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	e.GET("/metrics", s.metricsHandler())
+	v1 := e.Group("/v1", s.authenticate, s.rateLimit, openAPIValidator(spec, router))
+	s.messageRoutes(v1)
+	s.adminRoutes(v1)
+	s.domainRoutes(v1) // api/domains.go (added by the domains helper)
+	s.echo = e
+	return nil
+}
+
+func (s *Server) messageRoutes(g *echo.Group) {
+	g.POST("/messages", s.sendMessage, requireScope(scopeSend))
+	g.POST("/messages/batch", s.sendBatch, requireScope(scopeSend))
+	g.GET("/messages", s.listMessages, requireScope(scopeRead))
+	g.GET("/messages/:id", s.getMessage, requireScope(scopeRead))
+	g.POST("/messages/:id/cancel", s.cancelMessage, requireScope(scopeSend))
+	g.GET("/events", s.listEvents, requireScope(scopeRead))
+	g.GET("/suppressions", s.listSuppressions, requireScope(scopeSuppressions))
+	g.POST("/suppressions", s.createSuppression, requireScope(scopeSuppressions))
+	g.GET("/suppressions/:email", s.getSuppression, requireScope(scopeSuppressions))
+	g.DELETE("/suppressions/:email", s.deleteSuppression, requireScope(scopeSuppressions))
+}
+
+func (s *Server) adminRoutes(g *echo.Group) {
+	g.POST("/projects", s.createProject, requireScope(scopeAdmin))
+	g.GET("/projects", s.listProjects, requireScope(scopeAdmin))
+	g.POST("/keys", s.createKey, requireScope(scopeAdmin))
+	g.GET("/keys", s.listKeys, requireScope(scopeAdmin))
+	g.GET("/keys/:id", s.getKey, requireScope(scopeAdmin))
+	g.DELETE("/keys/:id", s.revokeKey, requireScope(scopeAdmin))
+}

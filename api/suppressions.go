@@ -1,0 +1,115 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/mailgate/mailgate/store"
+)
+
+type suppressionRequest struct {
+	Email  string `json:"email"`
+	Reason string `json:"reason"`
+	Note   string `json:"note"`
+}
+
+// validReason reports whether r is a suppression reason.
+func validReason(r string) bool {
+	switch r {
+	case store.ReasonHardBounce, store.ReasonComplaint, store.ReasonSoftBounces, store.ReasonManual:
+		return true
+	}
+	return false
+}
+
+// createSuppression is POST /v1/suppressions (reason defaults to manual).
+func (s *Server) createSuppression(c echo.Context) error {
+	var req suppressionRequest
+	if err := decodeStrict(c, &req); err != nil {
+		return err
+	}
+	addr, err := ParseAddress(req.Email)
+	if err != nil || addr.Name != "" {
+		return validationProblem([]FieldError{{Field: "/email", Message: "must be a bare email address"}})
+	}
+	if req.Reason == "" {
+		req.Reason = store.ReasonManual
+	}
+	if !validReason(req.Reason) {
+		return validationProblem([]FieldError{{Field: "/reason",
+			Message: "must be one of hard_bounce, complaint, soft_bounces, manual"}})
+	}
+	sp, err := s.deps.Store.UpsertSuppression(c.Request().Context(), store.Suppression{
+		ProjectID: caller(c).ProjectID, Email: addr.Email, Reason: req.Reason, Note: req.Note,
+		CreatedAt: s.cfg.Now(),
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, toSuppressionView(sp))
+}
+
+// listSuppressions is GET /v1/suppressions, newest first.
+func (s *Server) listSuppressions(c echo.Context) error {
+	q := c.QueryParams()
+	page, err := pageParams(q)
+	if err != nil {
+		return err
+	}
+	list, next, err := s.deps.Store.ListSuppressions(c.Request().Context(), caller(c).ProjectID,
+		store.SuppressionFilter{Reason: q.Get("reason"), Page: page})
+	if err != nil {
+		return listErr(err)
+	}
+	out := listView[suppressionView]{Data: make([]suppressionView, len(list)), NextCursor: cursorPtr(next)}
+	for i, sp := range list {
+		out.Data[i] = toSuppressionView(sp)
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) getSuppression(c echo.Context) error {
+	sp, err := s.deps.Store.GetSuppression(c.Request().Context(), caller(c).ProjectID, pathEmail(c))
+	if errors.Is(err, store.ErrNotFound) {
+		return notFoundProblem("suppression")
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, toSuppressionView(sp))
+}
+
+func (s *Server) deleteSuppression(c echo.Context) error {
+	err := s.deps.Store.DeleteSuppression(c.Request().Context(), caller(c).ProjectID, pathEmail(c))
+	if errors.Is(err, store.ErrNotFound) {
+		return notFoundProblem("suppression")
+	}
+	if err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// pathEmail is the {email} path parameter, percent-decoded.
+func pathEmail(c echo.Context) string {
+	v := c.Param("email")
+	if d, err := url.PathUnescape(v); err == nil {
+		return d
+	}
+	return v
+}
+
+// decodeStrict decodes a small JSON body; unknown fields are refused (the
+// contract validator refuses them first, this is the backstop).
+func decodeStrict(c echo.Context, v any) error {
+	dec := json.NewDecoder(c.Request().Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return malformedProblem("the body is not the JSON object this route takes: " + err.Error())
+	}
+	return nil
+}

@@ -1,0 +1,170 @@
+package bounce
+
+import (
+	"strings"
+)
+
+// classifyDSN reads a message/delivery-status or message/global-delivery-
+// status part (RFC 3464 §2, RFC 6533 §3). A report without any
+// per-recipient block is left to the text heuristics.
+func classifyDSN(m *msg, r *Report) bool {
+	var res []Result
+	var local []bool
+	for i := range m.t.parts {
+		p := &m.t.parts[i]
+		if p.enclosed && !m.looksLikeBounce() {
+			continue // a report forwarded or attached by a person
+		}
+		if p.mediaType == "message/delivery-status" || p.mediaType == "message/global-delivery-status" {
+			r, l := dsnResults(parseDSNFields(p.body))
+			res, local = append(res, r...), append(local, l...)
+		}
+	}
+	if len(res) == 0 {
+		res, local = dsnResults(parseDSNFields(inlineDSN(m.body)))
+	}
+	if len(res) == 0 {
+		return false
+	}
+	text := m.noticeText()
+	lines := m.lines()
+	for i := range res {
+		if res[i].Recipient == "" {
+			res[i].Recipient = m.fallbackRecipient()
+		}
+		if res[i].Diagnostic == "" {
+			res[i].Diagnostic = diagnosticNear(lines, res[i].Recipient)
+		}
+		finishResult(&res[i], text)
+		if local[i] {
+			markMailerError(&res[i])
+		}
+	}
+	r.Results = res
+	r.Kind = kindOf(res)
+	return true
+}
+
+// inlineDSN returns the delivery-status fields of a report whose MIME
+// structure is broken (no top-level Content-Type), where the
+// "Content-Type: message/delivery-status" part header shows up inside the
+// text: the lines after it up to the next boundary line.
+func inlineDSN(body string) []byte {
+	i := strings.Index(strings.ToLower(body), "content-type: message/delivery-status")
+	if i < 0 {
+		return nil
+	}
+	rest := body[i:]
+	if nl := strings.IndexByte(rest, '\n'); nl >= 0 {
+		rest = rest[nl+1:]
+	}
+	if j := strings.Index(rest, "\n--"); j >= 0 {
+		rest = rest[:j]
+	}
+	return []byte(rest)
+}
+
+// markMailerError sets the reason of a failure reported by a local
+// delivery program (procmail, a pipe): a mailer error, unless the program
+// said the mailbox or the system was full or the message too big.
+func markMailerError(x *Result) {
+	if x.Reason == ReasonDelivered || matchAny(strings.ToLower(x.Diagnostic), ReasonMailboxFull, ReasonMesgTooBig, ReasonExceedLimit, ReasonSystemFull) {
+		return
+	}
+	x.Reason = ReasonMailerError
+	x.Hard = IsHard(x.Reason, x.Status)
+}
+
+// kindOf derives the report kind from its results: a failure makes it a
+// bounce, else a delay makes it delayed, else it is a delivery report.
+func kindOf(res []Result) string {
+	delayed, delivered := false, false
+	for _, x := range res {
+		switch x.Action {
+		case "delayed":
+			delayed = true
+		case "delivered", "relayed", "expanded":
+			delivered = true
+		default:
+			return KindBounce
+		}
+	}
+	switch {
+	case delayed:
+		return KindDelayed
+	case delivered:
+		return KindDelivered
+	}
+	return KindBounce
+}
+
+// finishResult fills the status, reply code, reason and hard flag of a
+// result from its diagnostic, falling back on the notice text.
+func finishResult(x *Result, notice string) {
+	if x.ReplyCode == 0 {
+		x.ReplyCode = findReplyCode(x.Diagnostic)
+	}
+	if s := findStatus(x.Diagnostic); s != "" && (x.Status == "" || isVague(x.Status)) && sameClass(s, x.Status) {
+		x.Status = s
+	}
+	switch x.Action {
+	case "delivered", "relayed", "expanded":
+		x.Reason = ReasonDelivered
+		if x.Status == "" {
+			x.Status = "2.0.0"
+		}
+		return
+	}
+	x.Reason = reasonOf(x, notice)
+	if x.Status == "" {
+		x.Status = pseudoStatus(x, notice)
+	}
+	x.Hard = IsHard(x.Reason, x.Status)
+}
+
+// isVague reports whether a status carries only its class (X.0.0).
+func isVague(s string) bool {
+	return len(s) == 5 && s[1:] == ".0.0"
+}
+
+// sameClass reports whether two status codes share the class, or b is
+// empty.
+func sameClass(a, b string) bool {
+	return b == "" || statusClass(a) == statusClass(b)
+}
+
+// pseudoStatus invents a status for a result whose report carried none:
+// class 4 for delays and temporary failures, else 5, with the reply code's
+// class taking precedence.
+func pseudoStatus(x *Result, notice string) string {
+	class := "5"
+	switch {
+	case x.ReplyCode >= 400 && x.ReplyCode < 500:
+		class = "4"
+	case x.ReplyCode >= 500:
+		class = "5"
+	case x.Action == "delayed", isTemporaryNotice(notice):
+		class = "4"
+	}
+	return class + ".0.0"
+}
+
+// isTemporaryNotice reports whether the notice text says delivery is
+// still being tried.
+func isTemporaryNotice(lower string) bool {
+	for _, p := range []string{"will continue", "will be retried", "will keep trying", "still trying", "not yet been delivered", "delivery delayed", "is delayed"} {
+		if strings.Contains(lower, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// fallbackRecipient is the recipient to name when the report names none:
+// X-Failed-Recipients, else the To of the returned original.
+func (m *msg) fallbackRecipient() string {
+	if a := headerAddress(m.h.Get("X-Failed-Recipients")); a != "" {
+		return a
+	}
+	return headerAddress(m.origGet("To"))
+}

@@ -1,0 +1,130 @@
+package bounce
+
+import (
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// hostNotFoundRe matches "host <name> not found" or "<domain> does not
+// exist" (the recipient's domain does not resolve).
+var hostNotFoundRe = regexp.MustCompile(`(?:^|[\s:])(?:host )?[a-z0-9\-]+(?:\.[a-z0-9\-]+)+\.?\s+(?:not found|does not exist)`)
+
+// reasonOf decides the reason from the status code, the diagnostic, the
+// failed SMTP command and, last, the whole notice.
+func reasonOf(x *Result, notice string) string {
+	diag := &textMatcher{text: strings.ToLower(x.Diagnostic)}
+	cmd := failedCommand(notice)
+	if x.Status == "" && strings.HasSuffix(strings.ToLower(x.Recipient), "@googlegroups.com") {
+		return ReasonRejected // Google Groups refusing a post, in any language
+	}
+	byStatus := reasonFromStatus(x.Status)
+	for _, r := range primaryOrder {
+		if primaryHolds(r, byStatus, diag, cmd) {
+			return r
+		}
+	}
+	if r := diag.first(secondaryOrder); r != "" {
+		return r
+	}
+	if x.Action == "delayed" {
+		return ReasonExpired
+	}
+	switch cmd {
+	case cmdMail:
+		return ReasonRejected // RFC 5321 §4.1.1.2: MAIL FROM refused, the sender is the problem
+	case cmdHelo:
+		return ReasonBlocked // refused before any address was given: the client host
+	}
+	if byStatus != "" {
+		return byStatus
+	}
+	whole := &textMatcher{text: notice[:min(len(notice), 8<<10)]}
+	for _, order := range [][]string{primaryOrder, secondaryOrder} {
+		if r := whole.first(order); r != "" {
+			return adjustForCommand(r, cmd)
+		}
+	}
+	if x.ReplyCode >= 500 && x.ReplyCode <= 504 {
+		return ReasonSyntaxError // RFC 5321 §4.2.2: command syntax or sequence
+	}
+	if diag.text != "" {
+		return ReasonOnHold // the server said something, but nothing we can tell
+	}
+	return ReasonUndefined
+}
+
+// primaryHolds tells whether reason r applies given the reason the status
+// code names, the lower-case diagnostic and the failed command. An
+// "unknown user" text counts as such in answer to RCPT TO; in answer to
+// DATA, or when the stage is unknown, the bare "user unknown" is what
+// content filters answer, so it counts as filtered.
+func primaryHolds(r, byStatus string, diag *textMatcher, cmd string) bool {
+	if cmd == cmdMail && (r == ReasonUserUnknown || r == ReasonHostUnknown || r == ReasonFiltered) {
+		return false // MAIL FROM refused: the sender's address is the problem
+	}
+	switch r {
+	case ReasonUserUnknown:
+		if byStatus == ReasonUserUnknown {
+			return !diag.any(ReasonNoRelaying, ReasonBlocked, ReasonMailboxFull, ReasonHasMoved, ReasonRejected, ReasonNotAccept)
+		}
+		if !diag.has(ReasonUserUnknown) || diag.has(ReasonFiltered) {
+			return false
+		}
+		switch cmd {
+		case cmdRcpt:
+			return true
+		case cmdMail:
+			return false
+		}
+		// After DATA, or at an unknown stage, the bare "user unknown" is
+		// what content filters answer (KDDI, NTT docomo, Yahoo! Japan).
+		return !matchAnyPhrase(diag.text, "user unknown", "unknown user") ||
+			matchOther(diag.text, ReasonUserUnknown, "user unknown", "unknown user")
+	case ReasonFiltered:
+		text := diag.any(ReasonFiltered, ReasonUserUnknown)
+		if byStatus == ReasonFiltered {
+			return text
+		}
+		return cmd != cmdRcpt && cmd != cmdMail && text
+	case ReasonHostUnknown:
+		if byStatus != r && matchAnyPhrase(diag.text, "dns error", "dns query failed", "dns type", "name service error") {
+			return false // a failed DNS lookup, not a missing domain
+		}
+		return byStatus == r || diag.has(r) || hostNotFoundRe.MatchString(diag.text)
+	case ReasonContentError:
+		return diag.has(r) // X.6.x alone is too vague to beat the other reasons
+	}
+	return byStatus == r || diag.has(r)
+}
+
+// matchAnyPhrase reports whether text contains any of the phrases.
+func matchAnyPhrase(text string, phrases ...string) bool {
+	for _, p := range phrases {
+		if strings.Contains(text, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// matchOther reports whether text states reason by a phrase other than
+// the given ones.
+func matchOther(text, reason string, except ...string) bool {
+	for _, p := range reasonPhrases[reason] {
+		if strings.Contains(text, p) && !slices.Contains(except, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// matchAny reports whether text states any of the reasons.
+func matchAny(text string, reasons ...string) bool {
+	for _, r := range reasons {
+		if matchReason(r, text) {
+			return true
+		}
+	}
+	return false
+}

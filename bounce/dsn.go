@@ -1,0 +1,182 @@
+package bounce
+
+import (
+	"bytes"
+	"strconv"
+	"strings"
+)
+
+// fields is one block of DSN or ARF fields, keyed by lower-case field name;
+// the first occurrence of a name wins.
+type fields map[string]string
+
+// dsnFields is a parsed message/delivery-status body (RFC 3464 §2.1): the
+// per-message fields and one block per recipient.
+type dsnFields struct {
+	message    fields
+	recipients []fields
+}
+
+// parseDSNFields parses the body of a message/delivery-status or
+// message/global-delivery-status part (RFC 3464 §2.1, RFC 6533 §3). Blocks
+// are separated by blank lines; the fields before the first
+// Final-Recipient or Original-Recipient are per-message fields (§2.2), and
+// each recipient field opens a per-recipient block (§2.3) unless it
+// completes the current one. Some MTAs omit the blank lines between
+// recipients, hence the second rule. Lines that are not fields are ignored.
+// No library decodes these fields, hence this parser.
+func parseDSNFields(body []byte) dsnFields {
+	d := dsnFields{message: fields{}}
+	for _, block := range splitBlocks(body) {
+		var cur fields
+		for _, kv := range parseFieldList(block) {
+			if kv[0] == "final-recipient" || kv[0] == "original-recipient" {
+				if cur == nil || cur[kv[0]] != "" || cur["action"] != "" || cur["status"] != "" {
+					cur = fields{}
+					d.recipients = append(d.recipients, cur)
+				}
+			}
+			target := d.message
+			if cur != nil {
+				target = cur
+			}
+			if _, ok := target[kv[0]]; !ok {
+				target[kv[0]] = kv[1]
+			}
+		}
+	}
+	return d
+}
+
+// splitBlocks splits b at blank lines (LF or CRLF).
+func splitBlocks(b []byte) [][]byte {
+	var blocks [][]byte
+	var cur [][]byte
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		line = bytes.TrimRight(line, "\r")
+		if len(bytes.TrimSpace(line)) == 0 {
+			if len(cur) > 0 {
+				blocks = append(blocks, bytes.Join(cur, []byte("\n")))
+				cur = cur[:0]
+			}
+			continue
+		}
+		cur = append(cur, line)
+	}
+	if len(cur) > 0 {
+		blocks = append(blocks, bytes.Join(cur, []byte("\n")))
+	}
+	return blocks
+}
+
+// parseFieldList parses "Name: value" lines with RFC 5322 §2.2.3 folding
+// into [lower-case name, value] pairs, in order.
+func parseFieldList(block []byte) [][2]string {
+	var out [][2]string
+	for _, raw := range bytes.Split(block, []byte("\n")) {
+		line := string(raw)
+		if (strings.HasPrefix(line, " ") || strings.HasPrefix(line, "\t")) && len(out) > 0 {
+			last := &out[len(out)-1]
+			last[1] = strings.TrimSpace(last[1] + " " + strings.TrimSpace(line))
+			continue
+		}
+		name, value, ok := strings.Cut(line, ":")
+		name = strings.ToLower(strings.TrimSpace(name))
+		if !ok || name == "" || strings.ContainsAny(name, " \t") {
+			continue
+		}
+		out = append(out, [2]string{name, strings.TrimSpace(value)})
+	}
+	return out
+}
+
+// typedValue strips the address-type or diagnostic-type prefix
+// ("rfc822;", "smtp;", "dns;", RFC 3464 §2.3.2, §2.3.6) from a field value,
+// and decodes RFC 6533 §3 utf-8-addr-xtext escapes (\x{HEX}).
+func typedValue(v string) string {
+	if i := strings.IndexByte(v, ';'); i >= 0 && i < 16 && !strings.ContainsAny(v[:i], " <@") {
+		v = v[i+1:]
+	}
+	v = strings.TrimSpace(v)
+	if strings.Contains(v, `\x{`) {
+		v = unescapeXText(v)
+	}
+	return v
+}
+
+// unescapeXText decodes the \x{HEX} escapes of RFC 6533 §3 embedded-unicode.
+func unescapeXText(s string) string {
+	var b strings.Builder
+	for {
+		i := strings.Index(s, `\x{`)
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		j := strings.IndexByte(s[i:], '}')
+		if j < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		b.WriteString(s[:i])
+		n, err := strconv.ParseUint(s[i+3:i+j], 16, 32)
+		if err != nil || n > 0x10FFFF {
+			b.WriteString(s[i : i+j+1])
+		} else {
+			b.WriteRune(rune(n))
+		}
+		s = s[i+j+1:]
+	}
+}
+
+// dsnResults turns the per-recipient blocks into results (RFC 3464 §2.3).
+// Reasons are not set here. local[i] reports that result i failed in a
+// local delivery program (diagnostic type X-Unix, §2.3.6).
+func dsnResults(d dsnFields) (out []Result, local []bool) {
+	for _, f := range d.recipients {
+		rcpt := cleanAddress(typedValue(f["final-recipient"]))
+		if rcpt == "" {
+			rcpt = cleanAddress(typedValue(f["original-recipient"]))
+		}
+		diag := oneLine(typedValue(f["diagnostic-code"]))
+		r := Result{
+			Recipient:  rcpt,
+			Action:     normalizeAction(f["action"]),
+			Status:     findStatus(f["status"]),
+			Diagnostic: diag,
+			RemoteMTA:  typedValue(f["remote-mta"]),
+		}
+		if r.RemoteMTA == "" {
+			r.RemoteMTA = typedValue(d.message["remote-mta"])
+		}
+		r.ReplyCode = findReplyCode(diag)
+		out = append(out, r)
+		local = append(local, strings.HasPrefix(strings.ToLower(strings.TrimSpace(f["diagnostic-code"])), "x-unix"))
+	}
+	return out, local
+}
+
+// normalizeAction lower-cases the action and drops comments such as
+// "failed (bad destination mailbox address)".
+func normalizeAction(a string) string {
+	a = strings.ToLower(strings.TrimSpace(a))
+	if i := strings.IndexAny(a, " (;"); i >= 0 {
+		a = a[:i]
+	}
+	switch a {
+	case "failed", "delayed", "delivered", "relayed", "expanded":
+		return a
+	case "failure", "undeliverable":
+		return "failed"
+	case "deliverable": // Postfix address verification (sendmail -bv)
+		return "delivered"
+	case "":
+		return ""
+	}
+	return a
+}
+
+// oneLine collapses runs of white space into single spaces.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}

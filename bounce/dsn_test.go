@@ -1,0 +1,131 @@
+package bounce
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// TestParseDSNFields covers the layouts of delivery-status bodies met in
+// the wild.
+func TestParseDSNFields(t *testing.T) {
+	tests := []struct {
+		name string
+		body string
+		want dsnFields
+	}{
+		{
+			name: "RFC 3464 blocks",
+			body: "Reporting-MTA: dns; mx.example.net\n\nFinal-Recipient: rfc822; a@example.org\nAction: failed\nStatus: 5.1.1\n\nFinal-Recipient: rfc822; b@example.org\nAction: delayed\nStatus: 4.4.1\n",
+			want: dsnFields{
+				message:    fields{"reporting-mta": "dns; mx.example.net"},
+				recipients: []fields{{"final-recipient": "rfc822; a@example.org", "action": "failed", "status": "5.1.1"}, {"final-recipient": "rfc822; b@example.org", "action": "delayed", "status": "4.4.1"}},
+			},
+		},
+		{
+			name: "no blank lines between recipients, CRLF, folding",
+			body: "Reporting-MTA: dns; mx\r\nFinal-Recipient: rfc822; a@example.org\r\nAction: failed\r\nDiagnostic-Code: smtp; 550 5.2.2\r\n  mailbox full\r\nFinal-Recipient: rfc822; b@example.org\r\nAction: failed\r\n",
+			want: dsnFields{
+				message:    fields{"reporting-mta": "dns; mx"},
+				recipients: []fields{{"final-recipient": "rfc822; a@example.org", "action": "failed", "diagnostic-code": "smtp; 550 5.2.2 mailbox full"}, {"final-recipient": "rfc822; b@example.org", "action": "failed"}},
+			},
+		},
+		{
+			name: "original before final in one block",
+			body: "Original-Recipient: rfc822; A@example.org\nFinal-Recipient: rfc822; a@example.org\nAction: failed\n",
+			want: dsnFields{
+				message:    fields{},
+				recipients: []fields{{"original-recipient": "rfc822; A@example.org", "final-recipient": "rfc822; a@example.org", "action": "failed"}},
+			},
+		},
+		{
+			name: "junk lines ignored",
+			body: "this is not a field\nFinal-Recipient: rfc822; a@example.org\n---\nStatus: 5.0.0\n",
+			want: dsnFields{
+				message:    fields{},
+				recipients: []fields{{"final-recipient": "rfc822; a@example.org", "status": "5.0.0"}},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := parseDSNFields([]byte(tt.body))
+			if diff := cmp.Diff(tt.want, got, cmp.AllowUnexported(dsnFields{})); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestDSNResults checks the per-recipient fields become results (RFC 3464
+// §2.3, RFC 6533 §3).
+func TestDSNResults(t *testing.T) {
+	d := parseDSNFields([]byte("Remote-MTA: dns; mx.example.org\n\n" +
+		"Final-Recipient: utf-8; \\x{7528}\\x{6237}@example.jp\nAction: Failed (permanent)\nStatus: 5.1.1 (bad mailbox)\nDiagnostic-Code: smtp; 550-5.1.1 no such\n user\n\n" +
+		"Final-Recipient: rfc822; pipe@example.org\nAction: deliverable\nStatus: 2.0.0\nDiagnostic-Code: X-Unix; delivered to command\n"))
+	got, local := dsnResults(d)
+	want := []Result{
+		{Recipient: "用户@example.jp", Action: "failed", Status: "5.1.1", ReplyCode: 550, Diagnostic: "550-5.1.1 no such user", RemoteMTA: "mx.example.org"},
+		{Recipient: "pipe@example.org", Action: "delivered", Status: "2.0.0", Diagnostic: "delivered to command", RemoteMTA: "mx.example.org"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("results (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]bool{false, true}, local); diff != "" {
+		t.Errorf("local (-want +got):\n%s", diff)
+	}
+}
+
+// TestStatusScanners checks the RFC 3463 and RFC 5321 code scanners.
+func TestStatusScanners(t *testing.T) {
+	tests := []struct {
+		in     string
+		status string
+		code   int
+	}{
+		{"550 5.1.1 <a@b>: User unknown", "5.1.1", 550},
+		{"smtp;550 5.2.2 mailbox full", "5.2.2", 550},
+		{"452-4.2.2 over quota", "4.2.2", 452},
+		{"lotus smtp mta v4.6.1", "", 0},
+		{"host 192.0.2.153 said", "", 0},
+		{"out: 250 2.1.5 ok out: 451 4.3.0 queue file write error", "4.3.0", 451},
+		{"#5.1.10 null mx", "5.1.10", 0},
+		{"error_code :421, host not reachable", "", 421},
+		{"version 5.1.1.2 beta", "", 0},
+		{"Status: 2.0.0", "2.0.0", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			if got := findStatus(tt.in); got != tt.status {
+				t.Errorf("findStatus = %q, want %q", got, tt.status)
+			}
+			if got := findReplyCode(tt.in); got != tt.code {
+				t.Errorf("findReplyCode = %d, want %d", got, tt.code)
+			}
+		})
+	}
+}
+
+// TestIsHard checks the definition of a hard bounce.
+func TestIsHard(t *testing.T) {
+	tests := []struct {
+		reason, status string
+		want           bool
+	}{
+		{ReasonUserUnknown, "5.1.1", true},
+		{ReasonHostUnknown, "5.1.2", true},
+		{ReasonHasMoved, "5.1.6", true},
+		{ReasonNotAccept, "5.1.10", true},
+		{ReasonNotAccept, "4.0.0", false},
+		{ReasonMailboxFull, "5.2.2", false},
+		{ReasonFiltered, "5.0.0", false},
+		{ReasonSpamDetected, "5.7.1", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.reason+"/"+tt.status, func(t *testing.T) {
+			if got := IsHard(tt.reason, tt.status); got != tt.want {
+				t.Errorf("IsHard = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

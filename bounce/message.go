@@ -1,0 +1,130 @@
+package bounce
+
+import (
+	"strings"
+
+	"github.com/emersion/go-message"
+)
+
+// maxNotice bounds the text read as a bounce notice; notices are short, and
+// the heuristics are linear in it.
+const maxNotice = 256 << 10
+
+// msg is a parsed message with the accessors the classifiers share.
+type msg struct {
+	t        *tree
+	h        message.Header
+	body     string // the human-readable text: first text/plain, else HTML as text
+	notice   string // body in ASCII lower case, cut before the returned original
+	noticeUC string // the same text in its original case (same length)
+	cut      int    // index in body of the returned original's marker, or -1
+	orig     *message.Header
+	reply    *string // cache of rawReplyText
+}
+
+// newMsg prepares the accessors of a parsed tree.
+func newMsg(t *tree) *msg {
+	m := &msg{t: t, h: t.header}
+	m.body = m.mainText()
+	m.cut = originalMarker(m.body)
+	m.notice = m.body
+	if m.cut >= 0 {
+		m.notice = m.body[:m.cut]
+	}
+	m.noticeUC = m.notice[:min(len(m.notice), maxNotice)]
+	m.notice = asciiLower(m.noticeUC)
+	m.orig = m.findOriginal()
+	return m
+}
+
+// get returns a decoded header field of the message.
+func (m *msg) get(name string) string {
+	v, err := m.h.Text(name)
+	if err != nil {
+		return m.h.Get(name)
+	}
+	return v
+}
+
+// mainText returns the first text/plain part not inside a returned original,
+// else the first text/html part converted to text.
+func (m *msg) mainText() string {
+	if p := m.t.first("text/plain"); p != nil {
+		return string(p.body)
+	}
+	if p := m.t.first("text/html"); p != nil {
+		return htmlToText(string(p.body))
+	}
+	return ""
+}
+
+// findOriginal returns the header of the returned original message, from a
+// message/rfc822 or text/rfc822-headers part (RFC 3462 §2), or found inline
+// after a "copy of the message follows" marker in the text.
+func (m *msg) findOriginal() *message.Header {
+	for i := range m.t.parts {
+		p := &m.t.parts[i]
+		if isOriginal(p.mediaType) {
+			h := parseHeaderBlock(trimLeadingBlank(p.body))
+			if h.Len() > 0 {
+				return &h
+			}
+		}
+	}
+	if m.cut >= 0 {
+		rest := m.body[m.cut:]
+		if nl := strings.IndexByte(rest, '\n'); nl >= 0 {
+			h := parseHeaderBlock(trimLeadingBlank([]byte(rest[nl+1:])))
+			if h.Len() > 0 {
+				return &h
+			}
+		}
+	}
+	return nil
+}
+
+// origGet returns a decoded field of the returned original, or "".
+func (m *msg) origGet(name string) string {
+	if m.orig == nil {
+		return ""
+	}
+	v, err := m.orig.Text(name)
+	if err != nil {
+		return m.orig.Get(name)
+	}
+	return v
+}
+
+// asciiLower lower-cases the ASCII letters of s only, so that offsets in
+// the result are offsets in s.
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+// trimLeadingBlank drops leading blank lines and indentation-free junk such
+// as an mbox "From " line.
+func trimLeadingBlank(b []byte) []byte {
+	for len(b) > 0 {
+		switch {
+		case b[0] == '\n':
+			b = b[1:]
+		case len(b) > 1 && b[0] == '\r' && b[1] == '\n':
+			b = b[2:]
+		case len(b) > 5 && string(b[:5]) == "From ":
+			i := strings.IndexByte(string(b[:min(len(b), 1000)]), '\n')
+			if i < 0 {
+				return b
+			}
+			b = b[i+1:]
+		default:
+			return b
+		}
+	}
+	return b
+}

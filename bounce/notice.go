@@ -1,0 +1,165 @@
+package bounce
+
+import (
+	"strings"
+)
+
+// copyMarkers start the copy of the returned original inside the text of a
+// non-standard bounce (lower case).
+var copyMarkers = []string{
+	"------ this is a copy of the message",
+	"--- below this line is a copy of the message",
+	"----- original message -----",
+	"original message follows",
+	"----- unsent message follows",
+	"--- the header of the original message is following",
+	"------ original message headers",
+	"original message headers:",
+	"----- message header follows",
+	"message headers follow",
+	"------- returned message",
+	"----- the following is the header",
+	"a copy of the original message below this line",
+	"--- original message ---",
+	"-----original message-----",
+	"returned message follows",
+	"---- start of returned message",
+	"--- message header follows",
+	"content-type: message/rfc822",
+	"------ this is a copy of your message",
+	"below is a copy of the original message",
+	"the original message was:",
+	"original-message-id",
+	"--- original mail ---",
+}
+
+// originalMarker returns the index in s of the first copy marker, or -1.
+// Only the first 16 KiB are searched: notices are short.
+func originalMarker(s string) int {
+	lower := strings.ToLower(s[:min(len(s), 16<<10)])
+	best, hay := -1, lower
+	for _, mk := range copyMarkers {
+		if i := strings.Index(hay, mk); i >= 0 && (best < 0 || i < best) {
+			best = i
+			hay = lower[:min(len(lower), i+64)] // later markers must start earlier
+		}
+	}
+	return best
+}
+
+// noticeText returns the lower-cased human-readable notice, cut before the
+// copy of the original message.
+func (m *msg) noticeText() string {
+	return m.notice
+}
+
+// lines returns the notice split into lines.
+func (m *msg) lines() noticeLines {
+	return newNoticeLines(m.notice, m.noticeUC)
+}
+
+// noticeLines is a notice split into lines, in lower case for matching and
+// in the original case for quoting.
+type noticeLines struct {
+	lower, orig []string
+}
+
+func newNoticeLines(lower, orig string) noticeLines {
+	return noticeLines{strings.Split(lower, "\n"), strings.Split(orig, "\n")}
+}
+
+// diagnosticNear returns the text of the notice that explains the failure
+// for rcpt: from the first line at or after the recipient's first mention
+// that carries an SMTP reply code or status code, with its continuation
+// lines; else the rest of the recipient's line; else the lines under it.
+func diagnosticNear(n noticeLines, rcpt string) string {
+	start := 0
+	if rcpt != "" {
+		start = mentionLine(n.lower, strings.ToLower(rcpt))
+	}
+	for i := start; i < len(n.lower) && i < start+25; i++ {
+		if l := strings.TrimSpace(n.lower[i]); l != "" && (findReplyCode(l) != 0 || findStatus(l) != "") {
+			return n.continued(i)
+		}
+	}
+	if rcpt == "" {
+		return ""
+	}
+	if rest := n.afterAddress(start, strings.ToLower(rcpt)); len(strings.Fields(rest)) >= 2 && !strings.HasPrefix(strings.ToLower(rest), "on ") {
+		return rest
+	}
+	return n.nextLines(start)
+}
+
+// mentionLine returns the index of the first line naming rcpt, or 0.
+func mentionLine(lines []string, rcpt string) int {
+	for i, l := range lines {
+		if strings.Contains(l, rcpt) {
+			return i
+		}
+	}
+	return 0
+}
+
+// continued returns line i joined with the lines that continue it: the
+// following non-blank lines up to a separator, a new item or four lines.
+func (n noticeLines) continued(i int) string {
+	out := []string{strings.TrimSpace(n.orig[i])}
+	for j := i + 1; j < len(n.lower) && j <= i+3; j++ {
+		l := strings.TrimSpace(n.lower[j])
+		if l == "" || isSeparator(l) || startsNewItem(l) {
+			break
+		}
+		out = append(out, strings.TrimSpace(n.orig[j]))
+	}
+	return oneLine(strings.Join(out, " "))
+}
+
+// startsNewItem reports whether a notice line starts something other than
+// a continuation: an address, a new reply, a transcript line, a rule.
+func startsNewItem(l string) bool {
+	if strings.HasPrefix(l, "<") || strings.HasPrefix(l, "---") || strings.HasPrefix(l, ">>>") {
+		return true
+	}
+	if strings.IndexByte(l, '@') >= 0 {
+		if loc := addrRe.FindStringIndex(l); loc != nil && loc[0] == 0 {
+			return true
+		}
+	}
+	return len(l) > 3 && (l[0] == '4' || l[0] == '5') && isDigit(l[1]) && isDigit(l[2]) && (l[3] == ' ' || l[3] == '-')
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// afterAddress returns what follows rcpt on line i, without the
+// punctuation around an address.
+func (n noticeLines) afterAddress(i int, rcpt string) string {
+	j := strings.Index(n.lower[i], rcpt)
+	if j < 0 {
+		return ""
+	}
+	return oneLine(strings.TrimLeft(n.orig[i][j+len(rcpt):], ">:;,.) \t"))
+}
+
+// isSeparator reports a line made only of decoration (***, ===, ---).
+func isSeparator(l string) bool {
+	return strings.Trim(l, "*=-_# ") == ""
+}
+
+// nextLines returns the first non-empty lines after start that name no
+// address, up to a blank line: the explanation under a recipient.
+func (n noticeLines) nextLines(start int) string {
+	var out []string
+	for i := start + 1; i < len(n.lower) && i < start+8; i++ {
+		l := strings.TrimSpace(n.lower[i])
+		switch {
+		case l == "" && len(out) > 0:
+			return oneLine(strings.Join(out, " "))
+		case l == "", isSeparator(l), len(out) == 0 && strings.IndexByte(l, '@') >= 0 && addrRe.MatchString(l):
+			continue
+		default:
+			out = append(out, strings.TrimSpace(n.orig[i]))
+		}
+	}
+	return oneLine(strings.Join(out, " "))
+}

@@ -1,0 +1,199 @@
+package bounce
+
+import (
+	"strings"
+)
+
+// daemonLocalParts are the local parts bounces come from.
+var daemonLocalParts = map[string]bool{
+	"mailer-daemon": true, "postmaster": true, "mail-daemon": true, "maildaemon": true,
+	"mailerdaemon": true, "mdaemon": true, "mail-delivery-system": true,
+	"mailer_daemon": true, "bounce": true, "bounces": true, "nobody": true,
+}
+
+// bounceSubjects are lower-case subject fragments of delivery failure
+// notices.
+var bounceSubjects = []string{
+	"undeliver", "delivery status notification", "failure notice", "returned mail",
+	"mail delivery failed", "delivery failure", "undelivered mail", "nondeliverable",
+	"non-deliverable", "non remis", "delivery notification", "mail system error",
+	"could not send", "warning: could not", "delivery has failed", "not delivered",
+	"delivery problem", "mail delivery failure", "delivery report", "rejected:",
+	"message delivery has failed", "permanent error", "returned to sender",
+	"delivery final failure", "mail could not be delivered", "unzustellbar",
+	"benachrichtung", "échec", "delayed mail", "delivery delayed", "mail failure",
+	"failed delivery", "delivery error", "message status", "error sending",
+	"mail delivery problem", "notice of delivery failure", "unable to deliver",
+	"unsent message", "returned mail", "mail delivery system", "loop alert", "bounced mail",
+}
+
+// looksLikeBounce reports whether a message without a DSN part is a
+// delivery failure notice: sent by a mailer daemon, titled like one, or
+// naming failed recipients.
+func (m *msg) looksLikeBounce() bool {
+	if m.h.Get("X-Failed-Recipients") != "" {
+		return true
+	}
+	if m.t.mediaType == "multipart/report" {
+		return isDeliveryReport(m.t.params["report-type"])
+	}
+	from := strings.ToLower(m.get("From"))
+	local, _, _ := strings.Cut(headerAddress(from), "@")
+	if daemonLocalParts[local] || strings.Contains(from, "mailer-daemon") || strings.Contains(from, "mail delivery") ||
+		strings.Contains(local, "postmaster") || strings.Contains(local, "post_master") {
+		return true
+	}
+	if m.isPersonalAnswer() {
+		return false // "Re: parcel not delivered" from a person is a reply
+	}
+	subj := strings.ToLower(m.get("Subject"))
+	for _, s := range bounceSubjects {
+		if strings.Contains(subj, s) {
+			return true // also "Fwd: Returned mail": a bounce passed on by hand
+		}
+	}
+	return !m.answers() && !m.hasForwardSubject() && hasBounceOpening(m.noticeText())
+}
+
+// isPersonalAnswer reports a message titled and threaded as an answer
+// ("Re: …" with In-Reply-To or References).
+func (m *msg) isPersonalAnswer() bool {
+	if !m.answers() {
+		return false
+	}
+	subj := strings.ToLower(strings.TrimSpace(m.get("Subject")))
+	for _, p := range replyPrefixes {
+		if strings.HasPrefix(subj, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// bounceOpenings are lower-case sentences that open a failure notice.
+var bounceOpenings = []string{
+	"could not be delivered to", "was not delivered to", "delivery to the following recipient",
+	"couldn't be delivered", "unable to deliver your message", "i wasn't able to deliver",
+	"following address(es) failed", "delivery has failed to these recipients",
+	"message could not be delivered", "the following addresses had permanent fatal errors",
+	"your message was not delivered", "delivery failed", "undeliverable",
+	"konnte nicht zugestellt werden", "nicht zugestellt werden", "n'a pas pu être remis",
+	"impossible de remettre", "ne peut pas être remis", "no se pudo entregar",
+}
+
+// hasBounceOpening reports whether the start of a notice reads like a
+// delivery failure.
+func hasBounceOpening(notice string) bool {
+	head := notice[:min(len(notice), 2000)]
+	for _, s := range bounceOpenings {
+		if strings.Contains(head, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// isDeliveryReport reports whether a multipart/report's report-type
+// (RFC 6522 §3) is about delivery; read receipts (disposition-notification,
+// RFC 8098) and TLS or DMARC reports are not.
+func isDeliveryReport(reportType string) bool {
+	switch strings.ToLower(reportType) {
+	case "", "delivery-status", "global-delivery-status", "delivery-report":
+		return true
+	}
+	return false
+}
+
+// classifyTextBounce handles bounces without a DSN part by reading the
+// notice text: the failed recipients are the addresses it names (other
+// than the sender's), and each one's diagnostic is the nearest line with
+// a reply or status code.
+func classifyTextBounce(m *msg, r *Report) bool {
+	if !m.looksLikeBounce() {
+		return false
+	}
+	notice := m.noticeText()
+	lines := m.lines()
+	rcpts := m.textRecipients(notice)
+	if len(rcpts) == 0 {
+		rcpts = []string{m.fallbackRecipient()}
+	}
+	for _, rcpt := range rcpts {
+		x := Result{Recipient: rcpt, Action: "failed"}
+		x.Diagnostic = diagnosticNear(lines, rcpt)
+		if x.Diagnostic == "" {
+			x.Diagnostic = diagnosticNear(lines, "")
+		}
+		x.Status = findStatus(x.Diagnostic)
+		if isTemporaryNotice(notice) && statusClass(x.Status) != '5' {
+			x.Action = "delayed"
+		}
+		finishResult(&x, notice)
+		r.Results = append(r.Results, x)
+	}
+	r.Kind = kindOf(r.Results)
+	return true
+}
+
+// textRecipients returns the addresses the notice names as recipients, in
+// order, without the bounce's own addresses or the original sender's.
+func (m *msg) textRecipients(notice string) []string {
+	skip := m.ownAddresses()
+	var out []string
+	seen := map[string]bool{}
+	add := func(a string) {
+		a = strings.ToLower(strings.Trim(a, ".-"))
+		if a == "" || skip[a] || seen[a] || isDaemonAddress(a) {
+			return
+		}
+		seen[a] = true
+		out = append(out, a)
+	}
+	for _, a := range headerAddresses(m.h.Get("X-Failed-Recipients")) {
+		add(a)
+	}
+	if len(out) > 0 {
+		return out
+	}
+	for _, line := range strings.Split(notice, "\n") {
+		if strings.IndexByte(line, '@') < 0 || skipLine(line) {
+			continue
+		}
+		for _, a := range addrRe.FindAllString(line, -1) {
+			add(a)
+		}
+	}
+	return out
+}
+
+// ownAddresses are the lower-case addresses that are not failed recipients:
+// the notice's From and To, and the returned original's sender.
+func (m *msg) ownAddresses() map[string]bool {
+	skip := map[string]bool{}
+	for _, v := range []string{m.h.Get("From"), m.h.Get("To"), m.h.Get("Reply-To"),
+		m.origGet("From"), m.origGet("Return-Path"), m.origGet("Sender")} {
+		for _, a := range headerAddresses(v) {
+			skip[strings.ToLower(a)] = true
+		}
+	}
+	return skip
+}
+
+// isDaemonAddress reports whether a is a mailer daemon's address.
+func isDaemonAddress(a string) bool {
+	local, _, _ := strings.Cut(a, "@")
+	return local == "mailer-daemon"
+}
+
+// skipLine reports whether a notice line is a header or trace line whose
+// addresses are message ids or senders, not recipients.
+func skipLine(l string) bool {
+	l = strings.TrimSpace(l)
+	for _, p := range []string{"message-id:", "in-reply-to:", "references:", "received:", "from:",
+		"return-path:", "sender:", "reply-to:", "by ", "id ", "envelope-from", "x-", "dkim", "mail from"} {
+		if strings.HasPrefix(l, p) {
+			return true
+		}
+	}
+	return false
+}

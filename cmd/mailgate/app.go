@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mailgate/mailgate/config"
+	"github.com/mailgate/mailgate/keyring"
+	"github.com/mailgate/mailgate/queue"
+	"github.com/mailgate/mailgate/store"
+)
+
+// app holds what every role shares: configuration, logger, database,
+// Redis and the metrics registry.
+type app struct {
+	cfg   config.Config
+	log   *slog.Logger
+	store *store.Store
+	redis redis.UniversalClient
+	queue *queue.Client
+	reg   *prometheus.Registry
+	// keyring holds the master keys (or, in development without
+	// MAILGATE_MASTER_KEY, an ephemeral one).
+	keyring *keyring.Keyring
+}
+
+// loadConfig reads the configuration from the process environment.
+func loadConfig() (config.Config, error) { return config.Load(os.Environ()) }
+
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// openStore opens the database and, unless disabled, migrates it.
+func openStore(ctx context.Context, cfg config.Config) (*store.Store, error) {
+	st, err := store.Open(ctx, store.Config{URL: cfg.DatabaseURL})
+	if err != nil {
+		return nil, err
+	}
+	if cfg.AutoMigrate {
+		if err := st.MigrateUp(ctx); err != nil {
+			st.Close()
+			return nil, fmt.Errorf("migrate: %w", err)
+		}
+	}
+	return st, nil
+}
+
+// newApp opens everything a server role needs.
+func newApp(ctx context.Context) (*app, error) {
+	cfg, err := loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	a := &app{cfg: cfg, log: newLogger(cfg, os.Stderr), reg: prometheus.NewRegistry()}
+	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if a.keyring, err = openKeyring(cfg, a.log); err != nil {
+		return nil, err
+	}
+	if a.store, err = openStore(ctx, cfg); err != nil {
+		return nil, err
+	}
+	if a.redis, err = queue.OpenRedis(cfg.RedisURL); err != nil {
+		a.close()
+		return nil, err
+	}
+	if err := a.checkRedis(ctx); err != nil {
+		a.close()
+		return nil, err
+	}
+	a.queue = queue.New(queue.Config{}, a.redis)
+	return a, nil
+}
+
+// openKeyring loads MAILGATE_MASTER_KEY. In development without one it
+// makes an ephemeral key: DKIM keys sealed with it cannot be opened after a
+// restart, and bounce tokens stop verifying, so it warns loudly.
+func openKeyring(cfg config.Config, log *slog.Logger) (*keyring.Keyring, error) {
+	if len(cfg.MasterKeys) > 0 {
+		return keyring.New(cfg.MasterKeys)
+	}
+	if cfg.Production() {
+		return nil, errors.New("production mode needs MAILGATE_MASTER_KEY")
+	}
+	log.Warn("MAILGATE_MASTER_KEY is not set: using an ephemeral master key; DKIM keys created now will not open after a restart (set it: openssl rand -base64 32)")
+	return keyring.Generated()
+}
+
+// checkRedis refuses, in production, a Redis that may lose or evict tasks;
+// in development it warns.
+func (a *app) checkRedis(ctx context.Context) error {
+	if err := a.redis.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis: %w", err)
+	}
+	var problems []string
+	if v, err := a.redis.ConfigGet(ctx, "maxmemory-policy").Result(); err == nil && v["maxmemory-policy"] != "" && v["maxmemory-policy"] != "noeviction" {
+		problems = append(problems, "maxmemory-policy is "+v["maxmemory-policy"]+" (want noeviction)")
+	}
+	aof, _ := a.redis.ConfigGet(ctx, "appendonly").Result()
+	save, _ := a.redis.ConfigGet(ctx, "save").Result()
+	if aof["appendonly"] == "no" && save["save"] == "" && (aof != nil || save != nil) {
+		problems = append(problems, "persistence is off (neither AOF nor RDB snapshots)")
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	msg := "redis may lose tasks: " + strings.Join(problems, "; ")
+	if a.cfg.Production() {
+		return fmt.Errorf("%s (refused in production mode)", msg)
+	}
+	a.log.Warn(msg + " (the reconciler re-enqueues from the database, but tasks may be delayed)")
+	return nil
+}
+
+func (a *app) close() {
+	if a.queue != nil {
+		a.queue.Close()
+	}
+	if a.redis != nil {
+		a.redis.Close()
+	}
+	if a.store != nil {
+		a.store.Close()
+	}
+}

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/mailgate/mailgate/mta"
+	"github.com/mailgate/mailgate/ratelimit"
+	"github.com/mailgate/mailgate/verp"
+	"github.com/mailgate/mailgate/worker"
+)
+
+// relayConfigs parses MAILGATE_RELAYS; errors never carry a password.
+func (a *app) relayConfigs() ([]mta.RelayConfig, error) {
+	out := make([]mta.RelayConfig, 0, len(a.cfg.Relays))
+	for i, raw := range a.cfg.Relays {
+		rc, err := mta.ParseRelayURL(raw)
+		if err != nil {
+			return nil, fmt.Errorf("MAILGATE_RELAYS item %d: %w", i+1, err)
+		}
+		if rc.HeloName == "" || rc.HeloName == "localhost" {
+			rc.HeloName = a.cfg.HeloName
+		}
+		out = append(out, rc)
+	}
+	return out, nil
+}
+
+// relayHosts are the relays' host names, for the SPF hint of a domain.
+func (a *app) relayHosts() []string {
+	rcs, err := a.relayConfigs()
+	if err != nil {
+		return nil
+	}
+	hosts := make([]string, len(rcs))
+	for i, rc := range rcs {
+		hosts[i] = rc.Host
+	}
+	return hosts
+}
+
+// deliverer builds the send pipeline, or nil when no relay is configured.
+func (a *app) deliverer(metrics *worker.Metrics) (*worker.Deliverer, error) {
+	rcs, err := a.relayConfigs()
+	if err != nil || len(rcs) == 0 {
+		return nil, err
+	}
+	pools := make([]*mta.Pool, len(rcs))
+	for i, rc := range rcs {
+		if pools[i], err = mta.NewPool(rc, mta.DefaultTimeouts()); err != nil {
+			return nil, fmt.Errorf("relay %s: %w", rc, err)
+		}
+	}
+	policy, err := a.ratePolicy(rcs)
+	if err != nil {
+		return nil, err
+	}
+	returnPath := a.cfg.ReturnPathDomain
+	if returnPath == "" {
+		returnPath = "localhost"
+		a.log.Warn("MAILGATE_RETURN_PATH_DOMAIN is empty: bounces will go to b+…@localhost")
+	}
+	return worker.NewDeliverer(worker.DeliveryConfig{
+		RetryBase: a.cfg.RetryBase, RetryMax: a.cfg.RetryMax, MaxAge: a.cfg.MaxQueueAge,
+	}, worker.DeliveryDeps{
+		Store:      a.store,
+		Relay:      mta.NewRelays(pools),
+		Limits:     policy,
+		RelayName:  pools[0].Name(),
+		ReturnPath: verp.New(a.keyring, returnPath),
+		Keys:       worker.NewStoreKeys(a.store, a.keyring, 0, nil),
+		Signer:     mta.NewSigner(mta.SignerConfig{Observe: metrics.ObserveSign}),
+		Metrics:    metrics,
+		Log:        a.log,
+	}), nil
+}
+
+// ratePolicy is every delivery limit from the configuration.
+func (a *app) ratePolicy(rcs []mta.RelayConfig) (*ratelimit.Policy, error) {
+	pc := ratelimit.PolicyConfig{Relay: map[string][]ratelimit.Limit{},
+		DisableProviderDefaults: !a.cfg.RateProviderDefaults}
+	for _, rc := range rcs {
+		lim, err := ratelimit.ParseRate(rc.Rate)
+		if err != nil {
+			return nil, fmt.Errorf("relay %s rate: %w", rc.Name, err)
+		}
+		if !lim.Off() {
+			pc.Relay[rc.Name] = []ratelimit.Limit{lim}
+		}
+	}
+	var err error
+	if pc.SenderDomain, err = optionalRate(a.cfg.RateSenderDomain); err != nil {
+		return nil, fmt.Errorf("MAILGATE_RATE_SENDER_DOMAIN: %w", err)
+	}
+	if pc.Key, err = optionalRate(a.cfg.RateKey); err != nil {
+		return nil, fmt.Errorf("MAILGATE_RATE_KEY: %w", err)
+	}
+	if pc.RecipientDomains, err = domainRates(a.cfg.RateRecipientDomains); err != nil {
+		return nil, fmt.Errorf("MAILGATE_RATE_RECIPIENT_DOMAINS: %w", err)
+	}
+	p := ratelimit.NewPolicy(pc, ratelimit.New(ratelimit.Config{}, a.redis))
+	return p, p.Register(a.reg)
+}
+
+func optionalRate(s string) ([]ratelimit.Limit, error) {
+	lim, err := ratelimit.ParseRate(s)
+	if err != nil || lim.Off() {
+		return nil, err
+	}
+	return []ratelimit.Limit{lim}, nil
+}
+
+// domainRates parses "gmail.com=20/s;example.org=off".
+func domainRates(s string) (map[string][]ratelimit.Limit, error) {
+	out := map[string][]ratelimit.Limit{}
+	for _, item := range strings.Split(s, ";") {
+		if item = strings.TrimSpace(item); item == "" {
+			continue
+		}
+		domain, rate, ok := strings.Cut(item, "=")
+		if !ok {
+			return nil, fmt.Errorf("want domain=rate, got %q", item)
+		}
+		lims, err := optionalRate(rate)
+		if err != nil {
+			return nil, err
+		}
+		out[strings.ToLower(strings.TrimSpace(domain))] = lims
+	}
+	return out, nil
+}

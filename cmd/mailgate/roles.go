@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/mailgate/mailgate/api"
+	"github.com/mailgate/mailgate/ratelimit"
+	"github.com/mailgate/mailgate/worker"
+)
+
+func serveCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "serve",
+		Short: "run every role in one process (API, worker, poller)",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return runRoles(cmd.Context(), true, true, true) },
+	}
+}
+
+func apiCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "api",
+		Short: "run the HTTP API only",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return runRoles(cmd.Context(), true, false, false) },
+	}
+}
+
+func workerCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "worker",
+		Short: "run the asynq workers (send, reconciler)",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return runRoles(cmd.Context(), false, true, false) },
+	}
+}
+
+func pollerCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "poller",
+		Short: "run the bounce/reply mailbox poller",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return runRoles(cmd.Context(), false, false, true) },
+	}
+}
+
+// runRoles runs the chosen roles until ctx is done. With the API, its port
+// serves /metrics for every role; without it, MAILGATE_METRICS_LISTEN does.
+func runRoles(ctx context.Context, withAPI, withWorker, withPoller bool) error {
+	a, err := newApp(ctx)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	g, ctx := errgroup.WithContext(ctx)
+	if withAPI {
+		srv, err := a.apiServer()
+		if err != nil {
+			return err
+		}
+		a.log.Info("api listening", "addr", a.cfg.Listen)
+		g.Go(func() error { return srv.Run(ctx) })
+	} else {
+		g.Go(func() error { return a.runMetricsServer(ctx) })
+	}
+	if withWorker {
+		w, err := a.worker()
+		if err != nil {
+			return err
+		}
+		g.Go(func() error { return w.Run(ctx) })
+	}
+	if withPoller {
+		g.Go(func() error { return a.runPoller(ctx) })
+	}
+	return g.Wait()
+}
+
+func (a *app) apiServer() (*api.Server, error) {
+	return api.New(api.Config{
+		Listen:               a.cfg.Listen,
+		RateLimit:            a.cfg.APIRateLimit,
+		AllowedSenderDomains: a.cfg.AllowedSenderDomains,
+		Limits:               api.Limits{MaxRecipients: a.cfg.MaxRecipients, MaxMessageBytes: a.cfg.MaxMessageBytes},
+		DNSServer:            a.cfg.DNSServer,
+		ReturnPathDomain:     a.cfg.ReturnPathDomain,
+		RelayHosts:           a.relayHosts(),
+	}, api.Deps{
+		Keyring:  a.keyring,
+		Store:    a.store,
+		Queue:    a.queue,
+		Limiter:  ratelimit.New(ratelimit.Config{}, a.redis),
+		Registry: a.reg,
+		Gatherer: a.reg,
+		Log:      a.log,
+		Ready:    []api.ReadyCheck{{Name: "redis", Check: a.pingRedis}},
+	})
+}
+
+func (a *app) pingRedis(ctx context.Context) error { return a.redis.Ping(ctx).Err() }
+
+func (a *app) worker() (*worker.Worker, error) {
+	metrics := worker.NewMetrics()
+	if err := metrics.Register(a.reg); err != nil {
+		return nil, err
+	}
+	d, err := a.deliverer(metrics)
+	if err != nil {
+		return nil, err
+	}
+	if d == nil {
+		a.log.Warn("MAILGATE_RELAYS is empty: messages are accepted and queued but not sent")
+	}
+	return worker.New(worker.Config{
+		Concurrency:       a.cfg.WorkerConcurrency,
+		ReconcileInterval: a.cfg.ReconcileInterval,
+	}, worker.Deps{Store: a.store, Queue: a.queue, Redis: a.redis, Log: a.log, Deliverer: d, Metrics: metrics}), nil
+}
+
+// runPoller runs the mailbox poller; until mailboxes are configured it
+// only waits, so that `serve` stays one command.
+func (a *app) runPoller(ctx context.Context) error {
+	if len(a.cfg.Mailboxes) == 0 {
+		a.log.Info("poller idle: MAILGATE_MAILBOXES is empty")
+	} else {
+		a.log.Warn("poller: mailbox polling is not built yet; MAILGATE_MAILBOXES is ignored")
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// runMetricsServer serves /healthz, /readyz and /metrics for the worker
+// and poller roles on MAILGATE_METRICS_LISTEN.
+func (a *app) runMetricsServer(ctx context.Context) error {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeHealth(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", a.readyz)
+	srv := &http.Server{Addr: a.cfg.MetricsListen, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	a.log.Info("metrics listening", "addr", a.cfg.MetricsListen)
+	select {
+	case err := <-errc:
+		return fmt.Errorf("metrics listen %s: %w", a.cfg.MetricsListen, err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func (a *app) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	checks := map[string]string{"database": "ok", "redis": "ok"}
+	code, status := http.StatusOK, "ok"
+	if err := a.store.Ping(ctx); err != nil {
+		checks["database"], code, status = "unavailable", http.StatusServiceUnavailable, "unavailable"
+	}
+	if err := a.pingRedis(ctx); err != nil {
+		checks["redis"], code, status = "unavailable", http.StatusServiceUnavailable, "unavailable"
+	}
+	writeHealth(w, code, map[string]any{"status": status, "checks": checks})
+}
+
+func writeHealth(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,170 @@
+// Package dnscheck owns the verification of a sender domain's DNS: it
+// looks up the records mailgate asks a customer to publish (DKIM keys,
+// an SPF hint, a DMARC policy, the return-path MX) and says, record by
+// record, whether what is published does the job.
+//
+// It talks to DNS only through a Resolver, which callers inject: tests
+// point it at a DNS server on loopback; NewResolver builds one for a
+// configured server (MAILGATE_DNS_SERVER). It does not know where the
+// expected records come from (package api builds them).
+package dnscheck
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Kinds of record, each with its own rule for "ok".
+const (
+	// KindDKIM: a DKIM key record (RFC 6376 §3.6.1) at
+	// <selector>._domainkey.<domain>. OK when a TXT record carries every
+	// tag of the expected value with the same value, whitespace ignored
+	// (extra tags such as t=s are allowed).
+	KindDKIM = "dkim"
+	// KindSPF: an SPF hint (RFC 7208) at the domain. OK when exactly one
+	// v=spf1 record exists (RFC 7208 §4.5: more is a permerror) and it
+	// holds every mechanism of the expected value except its "all".
+	KindSPF = "spf"
+	// KindDMARC: a DMARC policy (RFC 7489 §6.1) at _dmarc.<domain>. OK
+	// when any v=DMARC1 record exists, whatever its policy.
+	KindDMARC = "dmarc"
+	// KindReturnPath: the MX of the return-path domain. OK when one
+	// published MX host (priority ignored) equals the expected one.
+	KindReturnPath = "return_path"
+)
+
+// Record is one record a domain should publish.
+type Record struct {
+	// Kind is one of the Kind constants; it picks the rule.
+	Kind string
+	// Type is the DNS type: "TXT" or "MX".
+	Type string
+	// Name is fully qualified, without the trailing dot.
+	Name string
+	// Value is the whole expected value, unquoted: a TXT text, or
+	// "<priority> <host>" for an MX.
+	Value string
+}
+
+// Result is what DNS holds for a Record.
+type Result struct {
+	Record
+	// Found are the values published at Name for Type (TXT strings of
+	// one record concatenated; MX as "<priority> <host>"), none when the
+	// lookup failed.
+	Found []string
+	// OK says whether Found satisfies the Kind's rule.
+	OK bool
+}
+
+// Resolver is the part of *net.Resolver this package uses.
+type Resolver interface {
+	LookupTXT(ctx context.Context, name string) ([]string, error)
+	LookupMX(ctx context.Context, name string) ([]*net.MX, error)
+}
+
+// DefaultTimeout bounds one DNS exchange of NewResolver's resolver.
+const DefaultTimeout = 5 * time.Second
+
+// NewResolver is a resolver asking server ("host:port") over UDP, and
+// TCP for truncated answers, with Go's own stub resolver. An empty server
+// is the system resolver.
+func NewResolver(server string) *net.Resolver {
+	if server == "" {
+		return net.DefaultResolver
+	}
+	d := net.Dialer{Timeout: DefaultTimeout}
+	return &net.Resolver{
+		PreferGo: true,
+		Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return d.DialContext(ctx, network, server)
+		},
+	}
+}
+
+// Check looks every record up and judges it. Lookups that fail (no such
+// name, timeout) leave Found empty and OK false.
+func Check(ctx context.Context, r Resolver, records []Record) []Result {
+	out := make([]Result, len(records))
+	for i, rec := range records {
+		found, err := lookup(ctx, r, rec)
+		if err != nil || found == nil {
+			found = []string{}
+		}
+		out[i] = Result{Record: rec, Found: found, OK: judge(rec, found)}
+	}
+	return out
+}
+
+// AllOK reports whether every result is OK (and there is at least one).
+func AllOK(results []Result) bool {
+	for _, r := range results {
+		if !r.OK {
+			return false
+		}
+	}
+	return len(results) > 0
+}
+
+// errType: a Record of a type this package does not look up.
+var errType = errors.New("unsupported record type")
+
+func lookup(ctx context.Context, r Resolver, rec Record) ([]string, error) {
+	fqdn := strings.TrimSuffix(rec.Name, ".") + "." // rooted: no search list
+	switch rec.Type {
+	case "TXT":
+		// Go joins the strings of one TXT record (RFC 7208 §3.3 asks SPF
+		// readers to do the same; DKIM likewise, RFC 6376 §3.6.2.2).
+		return r.LookupTXT(ctx, fqdn)
+	case "MX":
+		mxs, err := r.LookupMX(ctx, fqdn)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]string, len(mxs))
+		for i, mx := range mxs {
+			out[i] = strconv.Itoa(int(mx.Pref)) + " " + hostName(mx.Host)
+		}
+		return out, nil
+	}
+	return nil, errType
+}
+
+func judge(rec Record, found []string) bool {
+	switch rec.Kind {
+	case KindDKIM:
+		return anyMatch(found, func(f string) bool { return dkimMatches(rec.Value, f) })
+	case KindSPF:
+		return spfMatches(rec.Value, found)
+	case KindDMARC:
+		return anyMatch(found, func(f string) bool { return hasVersion(f, "v=DMARC1") })
+	case KindReturnPath:
+		want := hostName(lastField(rec.Value))
+		return anyMatch(found, func(f string) bool { return hostName(lastField(f)) == want })
+	}
+	return false
+}
+
+func anyMatch(found []string, ok func(string) bool) bool {
+	for _, f := range found {
+		if ok(f) {
+			return true
+		}
+	}
+	return false
+}
+
+// hostName is a host name compared: lower case, without the root dot.
+func hostName(h string) string { return strings.ToLower(strings.TrimSuffix(strings.TrimSpace(h), ".")) }
+
+func lastField(s string) string {
+	f := strings.Fields(s)
+	if len(f) == 0 {
+		return ""
+	}
+	return f[len(f)-1]
+}

@@ -1,0 +1,59 @@
+package mta
+
+import (
+	"context"
+	"errors"
+)
+
+// Relays sends through an ordered list of relays, moving to the next one
+// only when a relay could not take the message at all.
+type Relays struct {
+	pools []*Pool
+}
+
+// NewRelays returns the failover group of pools, first preferred.
+func NewRelays(pools []*Pool) *Relays {
+	return &Relays{pools: pools}
+}
+
+// Pools are the relays in failover order.
+func (r *Relays) Pools() []*Pool { return r.pools }
+
+// Send tries each relay in order and returns the name of the relay that
+// gave the final outcome, with that outcome (nil or *Error). It moves to the
+// next relay when one is unreachable (a network error before the final dot),
+// answers 421 (RFC 5321 §3.8), or cannot be used as configured (Config);
+// any other answer, and an ambiguous end of data, is final.
+func (r *Relays) Send(ctx context.Context, env Envelope, msg []byte) (string, error) {
+	if len(r.pools) == 0 {
+		return "", &Error{Permanent: true, Config: true, Text: "no relay configured"}
+	}
+	var name string
+	var err error
+	for _, p := range r.pools {
+		name, err = p.Name(), p.Send(ctx, env, msg)
+		if err == nil || !failover(ctx, err) {
+			return name, err
+		}
+	}
+	return name, err
+}
+
+// failover reports whether err leaves the message undelivered and the next
+// relay worth trying.
+func failover(ctx context.Context, err error) bool {
+	var e *Error
+	if !errors.As(err, &e) || ctx.Err() != nil || e.Ambiguous {
+		return false
+	}
+	return e.Config || e.Code == 421 || (e.Code == 0 && !e.Permanent)
+}
+
+// Close closes every pool.
+func (r *Relays) Close() error {
+	var errs []error
+	for _, p := range r.pools {
+		errs = append(errs, p.Close())
+	}
+	return errors.Join(errs...)
+}

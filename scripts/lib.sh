@@ -1,0 +1,288 @@
+# shellcheck shell=bash
+# lib.sh: helpers shared by run.sh, test.sh, lint.sh and bench.sh. Source it;
+# it defines functions and variables only (no traps, no side effects).
+#
+# What it owns: installing missing Debian packages (apt-get update at most once
+# per run, no service started by the install), bounded polling, stopping a
+# process, and bringing up the Redis and PostgreSQL the tests run against.
+
+# MG_ROOT is the repository root (the scripts cd there).
+# shellcheck disable=SC2034
+MG_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export DEBIAN_FRONTEND=noninteractive
+# MG_APT_UPDATED is 1 once apt-get update ran in this run (exported so that a
+# child script does not run it again).
+export MG_APT_UPDATED=${MG_APT_UPDATED:-0}
+# MG_INSTALLED lists the packages this process installed.
+MG_INSTALLED=()
+# MG_STARTED_PG says how ensure_test_postgres started PostgreSQL, if it did:
+# "cluster:VERSION/NAME" or "dir:DATADIR". Empty when it was already running.
+MG_STARTED_PG=
+
+log() { printf '==> %s\n' "$*" >&2; }
+warn() { printf 'warning: %s\n' "$*" >&2; }
+die() {
+	printf 'error: %s\n' "$*" >&2
+	exit 1
+}
+
+# as_root runs a command as root: directly when we are root, else with sudo.
+as_root() {
+	if [[ $EUID -eq 0 ]]; then
+		"$@"
+	elif command -v sudo >/dev/null 2>&1; then
+		sudo "$@"
+	else
+		die "need root (or sudo) to run: $*"
+	fi
+}
+
+# require_go makes sure the go tool is on PATH (a non-login CI shell may miss
+# /usr/local/go/bin).
+require_go() {
+	if ! command -v go >/dev/null 2>&1; then
+		local d
+		for d in /usr/local/go/bin "$HOME/go/bin" /usr/lib/go/bin; do
+			[[ -x $d/go ]] && PATH="$d:$PATH" && break
+		done
+	fi
+	command -v go >/dev/null 2>&1 || die "go is not installed (https://go.dev/dl/); mailgate needs Go 1.26"
+	export PATH
+}
+
+# missing_packages prints, one a line, the named Debian packages that are not
+# installed.
+missing_packages() {
+	local p
+	for p in "$@"; do
+		if [[ $(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null) != installed ]]; then
+			printf '%s\n' "$p"
+		fi
+	done
+}
+
+# block_service_starts stops maintainer scripts from starting daemons (a
+# Debian policy-rc.d answering 101), so installing postfix, dovecot,
+# prometheus or redis starts no server. It prints 1 when it created the file.
+block_service_starts() {
+	if [[ -e /usr/sbin/policy-rc.d ]]; then
+		echo 0
+		return
+	fi
+	printf '#!/bin/sh\n# written by mailgate scripts/lib.sh during apt-get install\nexit 101\n' |
+		as_root tee /usr/sbin/policy-rc.d >/dev/null
+	as_root chmod 755 /usr/sbin/policy-rc.d
+	echo 1
+}
+
+# apt_update_once runs apt-get update the first time it is called in a run.
+apt_update_once() {
+	[[ $MG_APT_UPDATED == 1 ]] && return 0
+	log "apt-get update"
+	as_root apt-get -o DPkg::Lock::Timeout=300 update -qq || warn "apt-get update failed; trying the package cache"
+	MG_APT_UPDATED=1
+}
+
+# install_missing installs those of the named Debian packages that are
+# missing, without recommends and without starting their services. postfix is
+# preseeded to "No configuration" first, so no mail server is set up.
+install_missing() {
+	local -a missing
+	mapfile -t missing < <(missing_packages "$@")
+	((${#missing[@]})) || return 0
+	command -v apt-get >/dev/null 2>&1 || die "missing packages: ${missing[*]} (no apt-get here: install them by hand)"
+	log "installing ${missing[*]}"
+	if [[ " ${missing[*]} " == *" postfix "* ]]; then
+		echo "postfix postfix/main_mailer_type select No configuration" | as_root debconf-set-selections
+	fi
+	apt_update_once
+	local created rc=0
+	created=$(block_service_starts)
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
+		--no-install-recommends "${missing[@]}" || rc=$?
+	[[ $created == 1 ]] && as_root rm -f /usr/sbin/policy-rc.d
+	((rc == 0)) || die "apt-get install ${missing[*]} exited with $rc"
+	MG_INSTALLED+=("${missing[@]}")
+}
+
+# install_for_commands CMD:PKG...: installs PKG for each CMD not on PATH (a
+# tool installed another way than apt counts).
+install_for_commands() {
+	local pair
+	local -a pkgs=()
+	for pair in "$@"; do
+		command -v "${pair%%:*}" >/dev/null 2>&1 || pkgs+=("${pair#*:}")
+	done
+	((${#pkgs[@]} == 0)) || install_missing "${pkgs[@]}"
+}
+
+# wait_until TRIES CMD...: runs CMD every 0.1 s until it succeeds, at most
+# TRIES times; fails when it never did.
+wait_until() {
+	local tries=$1 i
+	shift
+	for ((i = 0; i < tries; i++)); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# stop_process PID: SIGTERM, then up to 10 s for it to exit, then SIGKILL.
+stop_process() {
+	local pid=$1
+	[[ -n $pid ]] || return 0
+	kill -0 "$pid" 2>/dev/null || return 0
+	kill -TERM "$pid" 2>/dev/null || true
+	if ! wait_until 100 process_gone "$pid"; then
+		warn "process $pid did not stop within 10 s; killing it"
+		kill -KILL "$pid" 2>/dev/null || true
+	fi
+	wait "$pid" 2>/dev/null || true
+}
+
+process_gone() { ! kill -0 "$1" 2>/dev/null; }
+
+# redis_up PORT: a Redis answers PING on 127.0.0.1:PORT.
+redis_up() {
+	[[ $(redis-cli -h 127.0.0.1 -p "$1" ping 2>/dev/null) == PONG ]]
+}
+
+# ensure_test_redis starts a throwaway Redis (no persistence) on
+# 127.0.0.1:${MAILGATE_TEST_REDIS_PORT:-6379} unless one answers there, and
+# exports MAILGATE_TEST_REDIS_URL (DB 15; tests pick their own DBs). A
+# MAILGATE_TEST_REDIS_URL set by the caller is used as given.
+ensure_test_redis() {
+	if [[ -n ${MAILGATE_TEST_REDIS_URL:-} ]]; then
+		log "Redis: using MAILGATE_TEST_REDIS_URL as given"
+		return 0
+	fi
+	local port=${MAILGATE_TEST_REDIS_PORT:-6379}
+	if redis_up "$port"; then
+		log "Redis: already answering on 127.0.0.1:$port"
+	else
+		log "Redis: starting one on 127.0.0.1:$port"
+		redis-server --daemonize yes --bind 127.0.0.1 --port "$port" --save "" --appendonly no \
+			--dir /tmp --pidfile "/tmp/mailgate-test-redis-$port.pid" \
+			--logfile "/tmp/mailgate-test-redis-$port.log"
+		wait_until 100 redis_up "$port" ||
+			die "Redis did not answer on 127.0.0.1:$port (see /tmp/mailgate-test-redis-$port.log)"
+	fi
+	export MAILGATE_TEST_REDIS_URL="redis://127.0.0.1:$port/15"
+}
+
+pg_ready() { pg_isready -q -h 127.0.0.1 -p "$1"; }
+
+# pg_trusts PORT: the postgres role logs in over TCP without a password.
+pg_trusts() {
+	psql -w -X -q -h 127.0.0.1 -p "$1" -U postgres -d postgres -c 'select 1' >/dev/null 2>&1
+}
+
+# pg_cluster_on PORT prints VERSION/NAME of the Debian cluster set to PORT.
+pg_cluster_on() {
+	command -v pg_lsclusters >/dev/null 2>&1 || return 0
+	pg_lsclusters -h 2>/dev/null | awk -v p="$1" '$3 == p { print $1 "/" $2; exit }'
+}
+
+# pg_bindir prints the directory holding initdb and pg_ctl (newest version).
+pg_bindir() {
+	local initdb
+	if initdb=$(command -v initdb 2>/dev/null); then
+		dirname "$initdb"
+		return
+	fi
+	compgen -G '/usr/lib/postgresql/*/bin/initdb' | sort -V | tail -n 1 | xargs -r dirname
+}
+
+# as_postgres runs a command as the postgres user when we are root (the
+# server refuses to run as root), else as ourselves.
+as_postgres() {
+	if [[ $EUID -eq 0 ]]; then
+		runuser -u postgres -- "$@"
+	else
+		"$@"
+	fi
+}
+
+# start_private_postgres PORT: a cluster of our own in /tmp (trust auth,
+# 127.0.0.1 only), reused by later runs while /tmp keeps it.
+start_private_postgres() {
+	local port=$1 bindir dir=/tmp/mailgate-test-pg-$1
+	bindir=$(pg_bindir)
+	[[ -n $bindir ]] || die "no PostgreSQL server binaries (initdb) found"
+	if [[ ! -f $dir/PG_VERSION ]]; then
+		log "PostgreSQL: creating a private cluster in $dir"
+		rm -rf "$dir"
+		mkdir -p "$dir"
+		[[ $EUID -eq 0 ]] && chown postgres: "$dir"
+		as_postgres "$bindir/initdb" -D "$dir" -U postgres --auth=trust -E UTF8 >/dev/null
+	fi
+	log "PostgreSQL: starting the private cluster on 127.0.0.1:$port"
+	as_postgres "$bindir/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 \
+		-o "-p $port -k $dir -c listen_addresses=127.0.0.1" start >/dev/null
+	MG_STARTED_PG="dir:$dir"
+}
+
+# start_postgres PORT starts the Debian cluster set to PORT, or a private one.
+start_postgres() {
+	local port=$1 cluster
+	cluster=$(pg_cluster_on "$port")
+	if [[ -n $cluster ]]; then
+		log "PostgreSQL: starting cluster $cluster"
+		as_root pg_ctlcluster --skip-systemctl-redirect "${cluster%/*}" "${cluster#*/}" start
+		MG_STARTED_PG="cluster:$cluster"
+	else
+		start_private_postgres "$port"
+	fi
+}
+
+# allow_trust PORT lets the postgres role in over 127.0.0.1 without a
+# password on the Debian cluster at PORT, but only in CI or when this run
+# installed PostgreSQL (a fresh cluster nobody else uses); elsewhere it stops
+# with what to do.
+allow_trust() {
+	local port=$1 cluster
+	cluster=$(pg_cluster_on "$port")
+	if [[ -z $cluster || (${CI:-} != true && " ${MG_INSTALLED[*]} " != *" postgresql "*) ]]; then
+		die "PostgreSQL on 127.0.0.1:$port wants a password for postgres: add 'host all postgres 127.0.0.1/32 trust' to its pg_hba.conf, or set MAILGATE_TEST_POSTGRES_URL"
+	fi
+	local hba=/etc/postgresql/${cluster%/*}/${cluster#*/}/pg_hba.conf
+	log "PostgreSQL: trust auth for 127.0.0.1/32 in $hba"
+	as_root sed -i '1i host all all 127.0.0.1/32 trust' "$hba"
+	as_root pg_ctlcluster --skip-systemctl-redirect "${cluster%/*}" "${cluster#*/}" reload
+	wait_until 100 pg_trusts "$port" || die "PostgreSQL on 127.0.0.1:$port still refuses the postgres role"
+}
+
+# ensure_test_postgres makes a PostgreSQL answer on
+# 127.0.0.1:${MAILGATE_TEST_POSTGRES_PORT:-5432} with trust auth for the
+# postgres role, and exports MAILGATE_TEST_POSTGRES_URL. A
+# MAILGATE_TEST_POSTGRES_URL set by the caller is used as given.
+ensure_test_postgres() {
+	if [[ -n ${MAILGATE_TEST_POSTGRES_URL:-} ]]; then
+		log "PostgreSQL: using MAILGATE_TEST_POSTGRES_URL as given"
+		return 0
+	fi
+	local port=${MAILGATE_TEST_POSTGRES_PORT:-5432}
+	if pg_ready "$port"; then
+		log "PostgreSQL: already answering on 127.0.0.1:$port"
+	else
+		start_postgres "$port"
+		wait_until 600 pg_ready "$port" || die "PostgreSQL did not become ready on 127.0.0.1:$port"
+	fi
+	pg_trusts "$port" || allow_trust "$port"
+	export MAILGATE_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
+}
+
+# stop_started_postgres stops PostgreSQL if ensure_test_postgres started it.
+stop_started_postgres() {
+	case $MG_STARTED_PG in
+	cluster:*)
+		local c=${MG_STARTED_PG#cluster:}
+		as_root pg_ctlcluster --skip-systemctl-redirect "${c%/*}" "${c#*/}" stop || true
+		;;
+	dir:*)
+		as_postgres "$(pg_bindir)/pg_ctl" -D "${MG_STARTED_PG#dir:}" -m fast -w stop >/dev/null || true
+		;;
+	esac
+	MG_STARTED_PG=
+}

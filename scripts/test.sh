@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# test.sh: `make test`, every test. Installs the Debian packages the tests use
+# when missing, starts Redis (127.0.0.1:6379) and PostgreSQL (127.0.0.1:5432)
+# when nothing answers there, runs scripts/lint.sh, then go test.
+#
+# Safe to run again and with the services already up: it starts only what is
+# absent and leaves what it started running for the next run.
+# Environment: CI=true is passed through (a missing service then fails the
+# tests instead of skipping them); MAILGATE_TEST_REDIS_PORT and
+# MAILGATE_TEST_POSTGRES_PORT move the services; MAILGATE_TEST_REDIS_URL and
+# MAILGATE_TEST_POSTGRES_URL, when set, are used as given and nothing is
+# started for them.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$MG_ROOT"
+require_go
+
+# Debian packages the tests rely on: real Redis and PostgreSQL, python3-dkim
+# as an independent DKIM verifier, Dovecot as a real IMAP/POP3 server,
+# promtool for the alert rules, postfix's tools (no mail server: preseeded).
+packages=(redis-server postgresql python3-dkim python3-nacl dovecot-imapd dovecot-pop3d prometheus postfix)
+command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
+install_missing "${packages[@]}"
+
+ensure_test_redis
+ensure_test_postgres
+export MAILGATE_TEST_REDIS_URL MAILGATE_TEST_POSTGRES_URL
+
+bash scripts/lint.sh
+
+log "go test -count=1 -timeout 40m -p 2 ./..."
+go test -count=1 -timeout 40m -p 2 ./...

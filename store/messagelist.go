@@ -1,0 +1,191 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+const messageColumns = `m.id, m.project_id, m.key_id, m.from_header, m.from_domain, m.subject, m.status,
+	m.tags, m.metadata, m.send_at, m.possibly_duplicated, m.created_at, m.updated_at`
+
+// GetMessage loads a message of the project with its recipients. Another
+// project's message is ErrNotFound.
+func (s *Store) GetMessage(ctx context.Context, projectID, id string) (Message, error) {
+	return getMessage(ctx, s.rdb, projectID, id)
+}
+
+func getMessage(ctx context.Context, q querier, projectID, id string) (Message, error) {
+	row := q.QueryRowContext(ctx, `SELECT `+messageColumns+` FROM messages m
+		WHERE m.id = $1 AND m.project_id = $2`, id, projectID)
+	m, err := scanMessage(row)
+	if err != nil {
+		return Message{}, fmt.Errorf("message %s: %w", id, notFound(err))
+	}
+	recips, err := loadRecipients(ctx, q, []string{id})
+	if err != nil {
+		return Message{}, err
+	}
+	m.Recipients = recips[id]
+	return m, nil
+}
+
+// ListMessages lists the project's messages matching f, newest first, with
+// their recipients. The returned cursor fetches the next page; it is ""
+// after the last page. A cursor this store did not hand out wraps
+// ErrBadCursor.
+func (s *Store) ListMessages(ctx context.Context, projectID string, f MessageFilter) ([]Message, string, error) {
+	c, err := messageConds(projectID, f)
+	if err != nil {
+		return nil, "", err
+	}
+	limit := pageLimit(f.Page)
+	q := `SELECT ` + messageColumns + ` FROM messages m` + c.sql() +
+		` ORDER BY m.created_at DESC, m.id DESC LIMIT ` + c.arg(limit+1)
+	msgs, err := queryMessages(ctx, s.rdb, q, c.args)
+	if err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if len(msgs) > limit {
+		msgs = msgs[:limit]
+		last := msgs[limit-1]
+		next = cursor{T: micros(last.CreatedAt), K: last.ID}.encode()
+	}
+	if err := attachRecipients(ctx, s.rdb, msgs); err != nil {
+		return nil, "", err
+	}
+	return msgs, next, nil
+}
+
+// messageConds turns f into WHERE conditions on messages m.
+func messageConds(projectID string, f MessageFilter) (*conds, error) {
+	cur, ok, err := decodeCursor(f.Cursor)
+	if err != nil {
+		return nil, err
+	}
+	c := &conds{}
+	c.add("m.project_id = " + c.arg(projectID))
+	if f.Status != "" {
+		c.add("m.status = " + c.arg(f.Status))
+	}
+	if f.Tag != "" {
+		c.add("m.id IN (SELECT message_id FROM message_tags WHERE tag = " + c.arg(f.Tag) + ")")
+	}
+	if f.Recipient != "" {
+		c.add("m.id IN (SELECT message_id FROM recipients WHERE email_lc = " +
+			c.arg(strings.ToLower(f.Recipient)) + ")")
+	}
+	if f.Since != nil {
+		c.add("m.created_at >= " + c.arg(micros(*f.Since)))
+	}
+	if f.Until != nil {
+		c.add("m.created_at < " + c.arg(micros(*f.Until)))
+	}
+	if ok {
+		c.add("(m.created_at, m.id) < (" + c.arg(cur.T) + ", " + c.arg(cur.K) + ")")
+	}
+	return c, nil
+}
+
+func queryMessages(ctx context.Context, q querier, query string, args []any) ([]Message, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list messages: %w", err)
+	}
+	defer rows.Close()
+	var out []Message
+	for rows.Next() {
+		m, err := scanMessage(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list messages: %w", err)
+		}
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list messages: %w", err)
+	}
+	return out, nil
+}
+
+// attachRecipients loads the recipients of msgs in one query.
+func attachRecipients(ctx context.Context, q querier, msgs []Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	ids := make([]string, len(msgs))
+	for i, m := range msgs {
+		ids[i] = m.ID
+	}
+	recips, err := loadRecipients(ctx, q, ids)
+	if err != nil {
+		return err
+	}
+	for i := range msgs {
+		msgs[i].Recipients = recips[msgs[i].ID]
+	}
+	return nil
+}
+
+// loadRecipients returns the recipients of the messages ids, in position
+// order, keyed by message id.
+func loadRecipients(ctx context.Context, q querier, ids []string) (map[string][]Recipient, error) {
+	out := make(map[string][]Recipient, len(ids))
+	for len(ids) > 0 {
+		n := min(len(ids), 1000)
+		rows, err := q.QueryContext(ctx, `SELECT message_id, email, kind, status, smtp_code, smtp_response, updated_at
+			FROM recipients WHERE message_id IN (`+placeholders(1, n)+`) ORDER BY message_id, position`,
+			stringArgs(ids[:n])...)
+		if err != nil {
+			return nil, fmt.Errorf("load recipients: %w", err)
+		}
+		if err := scanRecipients(rows, out); err != nil {
+			return nil, fmt.Errorf("load recipients: %w", err)
+		}
+		ids = ids[n:]
+	}
+	return out, nil
+}
+
+func scanRecipients(rows *sql.Rows, into map[string][]Recipient) error {
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var r Recipient
+		var code sql.NullInt64
+		var updated int64
+		if err := rows.Scan(&id, &r.Email, &r.Kind, &r.Status, &code, &r.SMTPResponse, &updated); err != nil {
+			return err
+		}
+		if code.Valid {
+			c := int(code.Int64)
+			r.SMTPCode = &c
+		}
+		r.UpdatedAt = fromMicros(updated)
+		into[id] = append(into[id], r)
+	}
+	return rows.Err()
+}
+
+func scanMessage(r scanner) (Message, error) {
+	var m Message
+	var tags, metadata string
+	var sendAt sql.NullInt64
+	var created, updated int64
+	if err := r.Scan(&m.ID, &m.ProjectID, &m.KeyID, &m.From, &m.FromDomain, &m.Subject, &m.Status,
+		&tags, &metadata, &sendAt, &m.PossiblyDuplicated, &created, &updated); err != nil {
+		return Message{}, err
+	}
+	if err := json.Unmarshal([]byte(tags), &m.Tags); err != nil {
+		return Message{}, fmt.Errorf("message %s tags: %w", m.ID, err)
+	}
+	if err := json.Unmarshal([]byte(metadata), &m.Metadata); err != nil {
+		return Message{}, fmt.Errorf("message %s metadata: %w", m.ID, err)
+	}
+	m.SendAt = timePtr(sendAt)
+	m.CreatedAt = fromMicros(created)
+	m.UpdatedAt = fromMicros(updated)
+	return m, nil
+}

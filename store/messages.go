@@ -1,0 +1,182 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Multi-row INSERT heads of CreateMessages and their column counts.
+const (
+	insertMessage = `INSERT INTO messages (id, project_id, key_id, from_header, from_domain, subject,
+		status, tags, metadata, send_at, payload, event_seq, created_at, updated_at)`
+	messageInsertCols = 14
+	insertRecipient   = `INSERT INTO recipients (message_id, position, email, email_lc, kind, status, updated_at)`
+	recipientCols     = 7
+	insertTag         = `INSERT INTO message_tags (message_id, tag)`
+	tagCols           = 2
+)
+
+// batch holds the flattened INSERT arguments of one CreateMessages call.
+type batch struct {
+	messages, recipients, events, tags []any
+}
+
+// CreateMessages commits msgs in one transaction: each message with its
+// recipients (in the given order), one first event per recipient
+// (message.queued, or message.suppressed for suppressed recipients,
+// sequence 1, 2, …) and its tag rows. When idem is not nil the same
+// transaction finishes that idempotency key with idem's response; with no
+// messages it only does that. On any error nothing is written.
+func (s *Store) CreateMessages(ctx context.Context, msgs []NewMessage, idem *IdempotencyResult) error {
+	now := s.now()
+	var b batch
+	for i := range msgs {
+		if err := b.add(&msgs[i], now); err != nil {
+			return err
+		}
+	}
+	if len(msgs) == 0 && idem == nil {
+		return nil
+	}
+	if s.dialect == DialectPostgres {
+		if ok, err := s.createPostgres(ctx, &b, idem, now); ok {
+			return err
+		}
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := b.insert(ctx, s, tx); err != nil {
+			return err
+		}
+		if idem != nil {
+			return finishIdempotency(ctx, tx, idem, now)
+		}
+		return nil
+	})
+}
+
+// add validates m and appends its rows.
+func (b *batch) add(m *NewMessage, now time.Time) error {
+	if m.ID == "" || m.ProjectID == "" {
+		return errors.New("insert message: id and project id are required")
+	}
+	created := m.CreatedAt
+	if created.IsZero() {
+		created = now
+	}
+	statuses := make([]string, len(m.Recipients))
+	for i, r := range m.Recipients {
+		if err := b.addRecipient(m, i, r, created); err != nil {
+			return err
+		}
+		statuses[i] = r.Status
+	}
+	tags, metadata, err := messageJSON(m.Tags, m.Metadata)
+	if err != nil {
+		return fmt.Errorf("insert message %s: %w", m.ID, err)
+	}
+	payload := m.Payload
+	if payload == nil {
+		payload = []byte{}
+	}
+	b.messages = append(b.messages, m.ID, m.ProjectID, m.KeyID, m.From, m.FromDomain, m.Subject,
+		SummarizeStatus(statuses), tags, metadata, nullMicros(m.SendAt), payload,
+		int64(len(m.Recipients)), micros(created), micros(created))
+	for _, tag := range m.Tags {
+		b.tags = append(b.tags, m.ID, tag)
+	}
+	return nil
+}
+
+// addRecipient appends recipient i of m and its first event.
+func (b *batch) addRecipient(m *NewMessage, i int, r NewRecipient, created time.Time) error {
+	typ, data := EventQueued, "{}"
+	switch r.Status {
+	case StatusQueued:
+	case StatusScheduled:
+		if m.SendAt != nil {
+			data = `{"send_at":"` + m.SendAt.UTC().Format(time.RFC3339Nano) + `"}`
+		}
+	case StatusSuppressed:
+		typ = EventSuppressed
+	default:
+		return fmt.Errorf("insert message %s: recipient %d: status %q is not queued, scheduled or suppressed", m.ID, i, r.Status)
+	}
+	b.recipients = append(b.recipients, m.ID, i, r.Email, strings.ToLower(r.Email), r.Kind, r.Status, micros(created))
+	b.events = append(b.events, m.ProjectID, m.ID, r.Email, typ, int64(i+1), data, micros(created))
+	return nil
+}
+
+// insert writes the batch with one multi-row INSERT per table.
+func (b *batch) insert(ctx context.Context, s *Store, tx *sql.Tx) error {
+	steps := []struct {
+		what, head string
+		cols       int
+		args       []any
+		tail       string
+	}{
+		{"messages", insertMessage, messageInsertCols, b.messages, ""},
+		{"recipients", insertRecipient, recipientCols, b.recipients, ""},
+		{"events", insertEvent, eventCols, b.events, ""},
+		{"tags", insertTag, tagCols, b.tags, " ON CONFLICT DO NOTHING"},
+	}
+	for _, st := range steps {
+		if err := s.insertRows(ctx, tx, st.head, st.cols, st.args, st.tail); err != nil {
+			return fmt.Errorf("insert %s: %w", st.what, err)
+		}
+	}
+	return nil
+}
+
+// messageJSON encodes tags and metadata, never as null.
+func messageJSON(tags []string, metadata map[string]string) (string, string, error) {
+	if tags == nil {
+		tags = []string{}
+	}
+	if metadata == nil {
+		metadata = map[string]string{}
+	}
+	t, err := json.Marshal(tags)
+	if err != nil {
+		return "", "", fmt.Errorf("tags: %w", err)
+	}
+	md, err := json.Marshal(metadata)
+	if err != nil {
+		return "", "", fmt.Errorf("metadata: %w", err)
+	}
+	return string(t), string(md), nil
+}
+
+// MessagesAwaitingTask lists up to limit messages still queued or
+// scheduled that were created before createdBefore, oldest first, for the
+// reconciler to enqueue again.
+func (s *Store) MessagesAwaitingTask(ctx context.Context, createdBefore time.Time, limit int) ([]QueuedRef, error) {
+	if limit <= 0 {
+		limit = DefaultPageLimit
+	}
+	rows, err := s.rdb.QueryContext(ctx, `SELECT id, send_at FROM messages
+		WHERE status IN ($1, $2) AND created_at < $3 ORDER BY created_at, id LIMIT $4`,
+		StatusQueued, StatusScheduled, micros(createdBefore), limit)
+	if err != nil {
+		return nil, fmt.Errorf("messages awaiting task: %w", err)
+	}
+	defer rows.Close()
+	var out []QueuedRef
+	for rows.Next() {
+		var ref QueuedRef
+		var sendAt sql.NullInt64
+		if err := rows.Scan(&ref.ID, &sendAt); err != nil {
+			return nil, fmt.Errorf("messages awaiting task: %w", err)
+		}
+		ref.SendAt = timePtr(sendAt)
+		out = append(out, ref)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("messages awaiting task: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,231 @@
+// Package store is mailgate's system of record: projects, API keys,
+// messages and their recipients, the event log (which is also the webhook
+// outbox), suppressions and idempotency records. One implementation serves
+// PostgreSQL (pgx) in production and SQLite (modernc.org/sqlite) as the
+// embedded single-node default; the SQL is shared, times are stored as Unix
+// microseconds and JSON as text so both dialects read the same rows.
+//
+// The store knows nothing of HTTP, Redis or SMTP: callers map its sentinel
+// errors to their own protocol.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+	_ "modernc.org/sqlite"             // database/sql driver "sqlite"
+)
+
+// Sentinel errors. Callers test them with errors.Is.
+var (
+	// ErrNotFound: the row does not exist in the caller's project.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: a unique name or id is already taken.
+	ErrConflict = errors.New("already exists")
+	// ErrNotCancellable: no recipient of the message is queued, scheduled
+	// or deferred any more.
+	ErrNotCancellable = errors.New("message cannot be cancelled")
+	// ErrUnsupportedURL: Config.URL is neither postgres:// nor sqlite:.
+	ErrUnsupportedURL = errors.New("unsupported database URL")
+	// ErrBadCursor: a page cursor was not one this store handed out.
+	ErrBadCursor = errors.New("invalid cursor")
+	// ErrIdempotencyLost: CreateMessages was asked to finish an
+	// idempotency key that is no longer held in flight (purged, or taken
+	// over as stale by another request); nothing was written.
+	ErrIdempotencyLost = errors.New("idempotency key no longer held")
+)
+
+// Dialect names returned by Store.Dialect.
+const (
+	DialectPostgres = "postgres"
+	DialectSQLite   = "sqlite"
+)
+
+// DefaultURL is the database used when Config.URL is empty.
+const DefaultURL = "sqlite:./data/mailgate.db"
+
+// DefaultProjectID is the id the first migration gives the project named
+// DefaultProjectName.
+const DefaultProjectID = "00000000-0000-7000-8000-000000000001"
+
+// Config configures Open.
+type Config struct {
+	// URL is "postgres://…", "postgresql://…" or "sqlite:PATH". Default
+	// DefaultURL ("sqlite:./data/mailgate.db").
+	URL string
+	// MaxOpenConns bounds the PostgreSQL connection pool. Default 32.
+	// SQLite always uses one writer connection and a small reader pool.
+	MaxOpenConns int
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+// Store is the system of record. It is safe for concurrent use.
+type Store struct {
+	dialect string
+	// db takes every write. On SQLite it holds one connection and starts
+	// transactions with BEGIN IMMEDIATE, so writers queue in Go instead of
+	// failing with SQLITE_BUSY.
+	db *sql.DB
+	// rdb serves reads. On PostgreSQL it is db; on SQLite a separate pool
+	// of read-only connections that WAL lets run beside the writer.
+	rdb *sql.DB
+	now func() time.Time
+}
+
+// Open connects to the database named by cfg.URL. It does not migrate; call
+// MigrateUp. For SQLite it creates the database file's directory.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	if cfg.URL == "" {
+		cfg.URL = DefaultURL
+	}
+	if cfg.MaxOpenConns <= 0 {
+		cfg.MaxOpenConns = 32
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	var s *Store
+	var err error
+	switch {
+	case strings.HasPrefix(cfg.URL, "postgres://"), strings.HasPrefix(cfg.URL, "postgresql://"):
+		s, err = openPostgres(cfg)
+	case strings.HasPrefix(cfg.URL, "sqlite:"):
+		s, err = openSQLite(cfg)
+	default:
+		// The URL itself is not echoed: it may carry a password.
+		return nil, fmt.Errorf("%w: want postgres://… or sqlite:PATH", ErrUnsupportedURL)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Ping(ctx); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func openPostgres(cfg Config) (*Store, error) {
+	db, err := sql.Open("pgx", cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	db.SetMaxOpenConns(cfg.MaxOpenConns)
+	db.SetMaxIdleConns(cfg.MaxOpenConns)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	return &Store{dialect: DialectPostgres, db: db, rdb: db, now: cfg.Now}, nil
+}
+
+// sqlitePragmas: WAL so readers run beside the writer, a busy timeout for
+// other processes on the same file, foreign keys on, and synchronous FULL
+// because an accepted message must survive power loss.
+const sqlitePragmas = "_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)" +
+	"&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)"
+
+func openSQLite(cfg Config) (*Store, error) {
+	path := strings.TrimPrefix(strings.TrimPrefix(cfg.URL, "sqlite:"), "//")
+	if path == "" || strings.ContainsAny(path, "?#") || strings.Contains(path, ":memory:") {
+		return nil, fmt.Errorf("%w: sqlite:PATH needs a file path without ? or #", ErrUnsupportedURL)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("create sqlite directory: %w", err)
+	}
+	dsn := "file:" + path + "?" + sqlitePragmas
+	db, err := sql.Open("sqlite", dsn+"&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite: %w", err)
+	}
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxIdleTime(0)
+	rdb, err := sql.Open("sqlite", dsn+"&_pragma=query_only(1)")
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open sqlite: %w", err)
+	}
+	readers := max(4, runtime.GOMAXPROCS(0))
+	rdb.SetMaxOpenConns(readers)
+	rdb.SetMaxIdleConns(readers)
+	return &Store{dialect: DialectSQLite, db: db, rdb: rdb, now: cfg.Now}, nil
+}
+
+// Dialect is "postgres" or "sqlite".
+func (s *Store) Dialect() string { return s.dialect }
+
+// Close closes the connection pools.
+func (s *Store) Close() error {
+	err := s.db.Close()
+	if s.rdb != s.db {
+		err = errors.Join(err, s.rdb.Close())
+	}
+	return err
+}
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping %s: %w", s.dialect, err)
+	}
+	if s.rdb != s.db {
+		if err := s.rdb.PingContext(ctx); err != nil {
+			return fmt.Errorf("ping %s reader: %w", s.dialect, err)
+		}
+	}
+	return nil
+}
+
+// querier is what *sql.DB and *sql.Tx share, so read helpers run inside or
+// outside a transaction.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// inTx runs fn in one write transaction, committing when fn returns nil.
+func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// micros is how times are stored.
+func micros(t time.Time) int64 { return t.UnixMicro() }
+
+// fromMicros reads a stored time back, in UTC.
+func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
+
+// nullMicros stores an optional time.
+func nullMicros(t *time.Time) sql.NullInt64 {
+	if t == nil {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: t.UnixMicro(), Valid: true}
+}
+
+// timePtr reads an optional stored time back.
+func timePtr(n sql.NullInt64) *time.Time {
+	if !n.Valid {
+		return nil
+	}
+	t := fromMicros(n.Int64)
+	return &t
+}

@@ -1,0 +1,279 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/mailgate/mailgate/mta"
+	"github.com/mailgate/mailgate/ratelimit"
+	"github.com/mailgate/mailgate/store"
+)
+
+// DeliveryConfig configures a Deliverer.
+type DeliveryConfig struct {
+	// RetryBase is the first retry delay after a temporary failure; it
+	// doubles each time up to RetryMax. Default 1 minute.
+	RetryBase time.Duration
+	// RetryMax caps the retry delay. Default 1 hour.
+	RetryMax time.Duration
+	// MaxAge is how long a message may wait for delivery (from its
+	// creation, or its send_at); past it pending recipients fail with
+	// reason "expired". Default 72 hours.
+	MaxAge time.Duration
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+func (c DeliveryConfig) withDefaults() DeliveryConfig {
+	if c.RetryBase == 0 {
+		c.RetryBase = time.Minute
+	}
+	if c.RetryMax == 0 {
+		c.RetryMax = time.Hour
+	}
+	if c.MaxAge == 0 {
+		c.MaxAge = 72 * time.Hour
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Relay sends one SMTP transaction (mta.Relays).
+type Relay interface {
+	Send(ctx context.Context, env mta.Envelope, msg []byte) (string, error)
+}
+
+// Limits decides when a send may happen (ratelimit.Policy).
+type Limits interface {
+	Reserve(ctx context.Context, r ratelimit.Request) (ratelimit.Reservation, error)
+	SlowDown(ctx context.Context, relay string) error
+}
+
+// ReturnPath makes the VERP envelope sender of one recipient (verp.Codec).
+type ReturnPath interface {
+	Address(messageID string, recipient int) (string, error)
+}
+
+// KeySource gives the DKIM keys to sign a project's mail from a domain;
+// none means the domain is sent unsigned.
+type KeySource interface {
+	SigningKeys(ctx context.Context, projectID, domain string) ([]mta.DKIMKey, error)
+}
+
+// DeliveryDeps are a Deliverer's collaborators.
+type DeliveryDeps struct {
+	Store  *store.Store
+	Relay  Relay
+	Limits Limits
+	// RelayName is the relay the rate limits are kept for (the first).
+	RelayName  string
+	ReturnPath ReturnPath
+	Keys       KeySource
+	Signer     *mta.Signer
+	Metrics    *Metrics
+	Log        *slog.Logger
+}
+
+// Deliverer runs the send task: one attempt at every pending recipient
+// of one message.
+type Deliverer struct {
+	cfg  DeliveryConfig
+	deps DeliveryDeps
+}
+
+// NewDeliverer returns a Deliverer.
+func NewDeliverer(cfg DeliveryConfig, deps DeliveryDeps) *Deliverer {
+	if deps.Log == nil {
+		deps.Log = slog.New(slog.DiscardHandler)
+	}
+	if deps.Metrics == nil {
+		deps.Metrics = NewMetrics()
+	}
+	return &Deliverer{cfg: cfg.withDefaults(), deps: deps}
+}
+
+// errDeferred: at least one recipient failed temporarily; the task
+// retries on the schedule.
+var errDeferred = errors.New("delivery deferred")
+
+// heldBack is a rate-limit wait: the task is rescheduled for when the
+// limit allows, and that is not a failed attempt.
+type heldBack struct {
+	scope string
+	after time.Duration
+}
+
+func (h *heldBack) Error() string {
+	return fmt.Sprintf("held back by the %s rate limit for %s", h.scope, h.after)
+}
+
+// IsFailure is asynq's IsFailure: rate-limit waits are not failures.
+func IsFailure(err error) bool {
+	var h *heldBack
+	return !errors.As(err, &h)
+}
+
+// RetryDelay is asynq's RetryDelayFunc: a rate-limit wait retries when the
+// limit allows; other errors back off from RetryBase, doubling, to RetryMax.
+func (d *Deliverer) RetryDelay(n int, err error, _ *asynq.Task) time.Duration {
+	var h *heldBack
+	if errors.As(err, &h) {
+		return max(h.after, 10*time.Millisecond)
+	}
+	delay := d.cfg.RetryBase
+	for i := 0; i < n && delay < d.cfg.RetryMax; i++ {
+		delay *= 2
+	}
+	return min(delay, d.cfg.RetryMax)
+}
+
+// Deliver makes one attempt at a message: load, skip what is final,
+// re-check suppressions and record the attempt, build and sign, then per
+// recipient take the rate limits and relay, recording each outcome in its
+// own transaction as soon as it is known. Its error is the retry protocol.
+func (d *Deliverer) Deliver(ctx context.Context, messageID string) error {
+	dl, err := d.deps.Store.LoadDelivery(ctx, messageID)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("deliver %s: %w: %w", messageID, err, asynq.SkipRetry)
+	}
+	if err != nil {
+		return err
+	}
+	if !hasPending(dl.Recipients) {
+		return nil
+	}
+	start, err := d.deps.Store.BeginAttempt(ctx, dl.ProjectID, dl.ID)
+	if err != nil || len(start.Send) == 0 {
+		return err
+	}
+	if d.expired(dl) {
+		return d.expire(ctx, dl, start.Send)
+	}
+	raw, err := d.render(ctx, dl)
+	if err != nil {
+		d.release(ctx, dl, start.Send)
+		return fmt.Errorf("render %s: %w", dl.ID, err)
+	}
+	return d.relayAll(ctx, dl, start.Send, raw)
+}
+
+func hasPending(rs []store.DeliveryRecipient) bool {
+	for _, r := range rs {
+		switch r.Status {
+		case store.StatusQueued, store.StatusScheduled, store.StatusDeferred, store.StatusSending:
+			return true
+		}
+	}
+	return false
+}
+
+// relayAll sends to each recipient in turn. A rate limit stops the round:
+// the rest go back to their status and the task waits for the limit.
+func (d *Deliverer) relayAll(ctx context.Context, dl store.Delivery, rs []store.DeliveryRecipient, raw []byte) error {
+	deferred := false
+	for i, r := range rs {
+		res, err := d.deps.Limits.Reserve(ctx, ratelimit.Request{Relay: d.deps.RelayName,
+			RecipientDomain: domainOf(r.Email), SenderDomain: dl.FromDomain, KeyID: dl.KeyID})
+		if err != nil {
+			d.release(ctx, dl, rs[i:])
+			return fmt.Errorf("rate limit: %w", err)
+		}
+		if !res.Allowed {
+			d.release(ctx, dl, rs[i:])
+			return &heldBack{scope: res.Scope, after: res.RetryAfter}
+		}
+		out := d.relayOne(ctx, dl, r, raw)
+		if err := d.deps.Store.RecordOutcomes(context.WithoutCancel(ctx), dl.ProjectID, dl.ID, []store.Outcome{out}); err != nil {
+			return fmt.Errorf("record outcome of %s: %w", dl.ID, err)
+		}
+		deferred = deferred || out.Status == store.StatusDeferred
+	}
+	if deferred {
+		return errDeferred
+	}
+	return nil
+}
+
+// relayOne runs one SMTP transaction with the recipient's own VERP
+// envelope and turns its result into an outcome.
+func (d *Deliverer) relayOne(ctx context.Context, dl store.Delivery, r store.DeliveryRecipient, raw []byte) store.Outcome {
+	from, err := d.deps.ReturnPath.Address(dl.ID, r.Position)
+	if err != nil {
+		return outcomeOf(r, "", &mta.Error{Permanent: true, Text: "no return path: " + err.Error()})
+	}
+	env := mta.Envelope{From: from, To: r.Email}
+	began := d.cfg.Now()
+	relay, err := d.deps.Relay.Send(ctx, env, raw)
+	d.deps.Metrics.relayDuration.WithLabelValues(relayLabel(relay, d.deps.RelayName)).Observe(time.Since(began).Seconds())
+	out := outcomeOf(r, relay, err)
+	d.deps.Metrics.attempts.WithLabelValues(relayLabel(relay, d.deps.RelayName), out.Status, mta.CodeClass(err)).Inc()
+	if isRateAnswer(err) {
+		if serr := d.deps.Limits.SlowDown(ctx, relayLabel(relay, d.deps.RelayName)); serr != nil {
+			d.deps.Log.Warn("slow down relay", "relay", relay, "err", serr)
+		}
+	}
+	if err != nil {
+		d.deps.Log.Info("delivery attempt", "message_id", dl.ID, "recipient", r.Position,
+			"relay", relay, "status", out.Status, "code", out.SMTPCode)
+	}
+	return out
+}
+
+func relayLabel(got, primary string) string {
+	if got != "" {
+		return got
+	}
+	return primary
+}
+
+// release puts recipients held back without an attempt back to the
+// status they had.
+func (d *Deliverer) release(ctx context.Context, dl store.Delivery, rs []store.DeliveryRecipient) {
+	outs := make([]store.Outcome, len(rs))
+	for i, r := range rs {
+		prev := r.Status
+		if prev == store.StatusSending || prev == store.StatusScheduled {
+			prev = store.StatusQueued
+		}
+		outs[i] = store.Outcome{Position: r.Position, Email: r.Email, Status: prev}
+	}
+	if err := d.deps.Store.RecordOutcomes(context.WithoutCancel(ctx), dl.ProjectID, dl.ID, outs); err != nil {
+		d.deps.Log.Warn("release recipients", "message_id", dl.ID, "err", err)
+	}
+}
+
+// expired reports whether the message has waited longer than MaxAge.
+func (d *Deliverer) expired(dl store.Delivery) bool {
+	from := dl.CreatedAt
+	if dl.SendAt != nil && dl.SendAt.After(from) {
+		from = *dl.SendAt
+	}
+	return d.cfg.Now().Sub(from) > d.cfg.MaxAge
+}
+
+// expire fails the pending recipients with reason "expired".
+func (d *Deliverer) expire(ctx context.Context, dl store.Delivery, rs []store.DeliveryRecipient) error {
+	data, _ := json.Marshal(map[string]string{"reason": "expired",
+		"detail": fmt.Sprintf("not delivered within %s", d.cfg.MaxAge)})
+	outs := make([]store.Outcome, len(rs))
+	for i, r := range rs {
+		outs[i] = store.Outcome{Position: r.Position, Email: r.Email, Status: store.StatusFailed,
+			SMTPResponse: "expired: not delivered within " + d.cfg.MaxAge.String(),
+			Event:        store.EventFailed, EventData: data}
+	}
+	return d.deps.Store.RecordOutcomes(ctx, dl.ProjectID, dl.ID, outs)
+}
+
+func domainOf(email string) string {
+	at := strings.LastIndexByte(email, '@')
+	return strings.ToLower(email[at+1:])
+}

@@ -1,0 +1,104 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/mailgate/mailgate/internal/testsvc"
+	"github.com/mailgate/mailgate/queue"
+	"github.com/mailgate/mailgate/store"
+)
+
+// TestReconcileHealsLostEnqueue: a message committed without its task (a
+// crash between commit and enqueue) gets exactly one task from the
+// reconciler once it is older than the grace period, and a scheduled one
+// keeps its time.
+func TestReconcileHealsLostEnqueue(t *testing.T) {
+	for dialect, url := range testsvc.DatabaseURLs(t) {
+		t.Run(dialect, func(t *testing.T) {
+			ctx := context.Background()
+			rdb, err := queue.OpenRedis(testsvc.RedisURLDB(t, 11))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rdb.Close()
+			if err := rdb.FlushDB(ctx).Err(); err != nil {
+				testsvc.Missing(t, "redis", err)
+			}
+			st, err := store.Open(ctx, store.Config{URL: url})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			if err := st.MigrateUp(ctx); err != nil {
+				t.Fatal(err)
+			}
+			now := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+			sendAt := now.Add(48 * time.Hour)
+			msgs := []store.NewMessage{
+				newMessage("01900000-0000-7000-8000-000000000001", now, nil, store.StatusQueued),
+				newMessage("01900000-0000-7000-8000-000000000002", now, &sendAt, store.StatusScheduled),
+				newMessage("01900000-0000-7000-8000-000000000003", now, nil, store.StatusSuppressed),
+			}
+			if err := st.CreateMessages(ctx, msgs, nil); err != nil {
+				t.Fatal(err)
+			}
+			q := queue.New(queue.Config{}, rdb)
+			clock := now
+			w := New(Config{Now: func() time.Time { return clock }}, Deps{Store: st, Queue: q, Redis: rdb})
+			in := asynq.NewInspectorFromRedisClient(rdb)
+
+			if err := w.ReconcileOnce(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := in.GetTaskInfo(queue.QueueSend, msgs[0].ID); err == nil {
+				t.Fatal("reconciler enqueued a message still inside its grace period")
+			}
+
+			clock = now.Add(2 * time.Minute)
+			for i := 0; i < 2; i++ { // twice: the second pass must not duplicate
+				if err := w.ReconcileOnce(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			info, err := in.GetTaskInfo(queue.QueueSend, msgs[0].ID)
+			if err != nil {
+				t.Fatalf("queued message has no task after reconcile: %v", err)
+			}
+			var p queue.SendPayload
+			if err := json.Unmarshal(info.Payload, &p); err != nil || p.MessageID != msgs[0].ID {
+				t.Fatalf("payload %s, want the message id only", info.Payload)
+			}
+			sched, err := in.GetTaskInfo(queue.QueueSend, msgs[1].ID)
+			if err != nil {
+				t.Fatalf("scheduled message has no task: %v", err)
+			}
+			if !sched.NextProcessAt.Equal(sendAt) {
+				t.Fatalf("scheduled task at %v, want %v", sched.NextProcessAt, sendAt)
+			}
+			if _, err := in.GetTaskInfo(queue.QueueSend, msgs[2].ID); err == nil {
+				t.Fatal("a message with only suppressed recipients got a task")
+			}
+			qi, err := in.GetQueueInfo(queue.QueueSend)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if qi.Size != 2 {
+				t.Fatalf("queue holds %d tasks, want 2", qi.Size)
+			}
+		})
+	}
+}
+
+func newMessage(id string, now time.Time, sendAt *time.Time, status string) store.NewMessage {
+	return store.NewMessage{
+		ID: id, ProjectID: store.DefaultProjectID, KeyID: "k", From: "a@shop.example",
+		FromDomain: "shop.example", Subject: "s", SendAt: sendAt, Payload: []byte(`{}`),
+		Recipients: []store.NewRecipient{{Email: "b@example.org", Kind: store.KindTo, Status: status}},
+		CreatedAt:  now,
+	}
+}

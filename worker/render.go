@@ -1,0 +1,139 @@
+package worker
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/mail"
+	"strings"
+
+	"golang.org/x/net/idna"
+
+	"github.com/mailgate/mailgate/mta"
+	"github.com/mailgate/mailgate/store"
+)
+
+// payload is the request JSON the API stored (api.MessageRequest's wire
+// form); unknown fields are ignored.
+type payload struct {
+	From        string            `json:"from"`
+	To          []string          `json:"to"`
+	Cc          []string          `json:"cc"`
+	ReplyTo     string            `json:"reply_to"`
+	Subject     string            `json:"subject"`
+	Text        string            `json:"text"`
+	HTML        string            `json:"html"`
+	Headers     map[string]string `json:"headers"`
+	Attachments []struct {
+		Filename    string `json:"filename"`
+		ContentType string `json:"content_type"`
+		Content     string `json:"content"`
+		ContentID   string `json:"content_id"`
+	} `json:"attachments"`
+}
+
+// render builds the MIME message of a delivery and signs it with the
+// sender domain's keys; a domain without keys (allowed by configuration
+// but not registered) goes out unsigned, logged and counted.
+func (d *Deliverer) render(ctx context.Context, dl store.Delivery) ([]byte, error) {
+	m, err := d.mimeMessage(dl)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := mta.Build(m)
+	if err != nil {
+		return nil, fmt.Errorf("build: %w", err)
+	}
+	keys, err := d.deps.Keys.SigningKeys(ctx, dl.ProjectID, dl.FromDomain)
+	if err != nil {
+		return nil, fmt.Errorf("signing keys of %s: %w", dl.FromDomain, err)
+	}
+	if len(keys) == 0 {
+		d.deps.Metrics.unsigned.WithLabelValues(dl.FromDomain).Inc()
+		d.deps.Log.Warn("sending unsigned: the sender domain has no DKIM keys", "domain", dl.FromDomain, "message_id", dl.ID)
+		return raw, nil
+	}
+	return d.deps.Signer.Sign(raw, keys)
+}
+
+// mimeMessage turns the stored request into what mta.Build takes.
+func (d *Deliverer) mimeMessage(dl store.Delivery) (*mta.Message, error) {
+	var p payload
+	if err := json.Unmarshal(dl.Payload, &p); err != nil {
+		return nil, fmt.Errorf("decode payload: %w", err)
+	}
+	m := &mta.Message{ID: dl.ID, Subject: p.Subject, Text: p.Text, HTML: p.HTML, Headers: p.Headers,
+		Date: d.cfg.Now(), FeedbackID: feedbackID(dl)}
+	var err error
+	if m.From, err = address(p.From); err != nil {
+		return nil, fmt.Errorf("from: %w", err)
+	}
+	if p.ReplyTo != "" {
+		rt, err := address(p.ReplyTo)
+		if err != nil {
+			return nil, fmt.Errorf("reply_to: %w", err)
+		}
+		m.ReplyTo = &rt
+	}
+	if m.To, err = addresses(p.To); err != nil {
+		return nil, fmt.Errorf("to: %w", err)
+	}
+	if m.Cc, err = addresses(p.Cc); err != nil {
+		return nil, fmt.Errorf("cc: %w", err)
+	}
+	for _, a := range p.Attachments {
+		content, err := base64.StdEncoding.DecodeString(a.Content)
+		if err != nil {
+			return nil, fmt.Errorf("attachment %s: %w", a.Filename, err)
+		}
+		m.Attachments = append(m.Attachments, mta.Attachment{Filename: a.Filename,
+			ContentType: a.ContentType, Content: content, ContentID: a.ContentID})
+	}
+	return m, nil
+}
+
+// feedbackID is the Feedback-ID header (Gmail's feedback loop format
+// "a:b:c:SenderId"): first tag, project id, "mailgate".
+func feedbackID(dl store.Delivery) string {
+	tag := "none"
+	if len(dl.Tags) > 0 {
+		tag = sanitizeFeedbackPart(dl.Tags[0])
+	}
+	return tag + ":" + dl.ProjectID + ":mailgate"
+}
+
+func sanitizeFeedbackPart(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == ':' || r < 0x21 || r > 0x7e {
+			return '_'
+		}
+		return r
+	}, s)
+}
+
+// address parses a validated mailbox; the domain is put in A-label form.
+func address(s string) (mta.Address, error) {
+	a, err := mail.ParseAddress(s)
+	if err != nil {
+		return mta.Address{}, err
+	}
+	at := strings.LastIndexByte(a.Address, '@')
+	domain, err := idna.Lookup.ToASCII(a.Address[at+1:])
+	if err != nil {
+		return mta.Address{}, err
+	}
+	return mta.Address{Name: a.Name, Email: a.Address[:at+1] + strings.ToLower(domain)}, nil
+}
+
+func addresses(in []string) ([]mta.Address, error) {
+	out := make([]mta.Address, 0, len(in))
+	for _, s := range in {
+		a, err := address(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}

@@ -1,0 +1,206 @@
+// Package worker runs mailgate's background work on asynq: the send task
+// (deliver one message) and the reconciler that heals the gap between a
+// database commit and its enqueue. The handler's return value is the retry
+// protocol: nil is done, a plain error retries on the schedule,
+// asynq.SkipRetry ends the task, and a rate-limit wait is rescheduled
+// without counting as a failure.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mailgate/mailgate/queue"
+	"github.com/mailgate/mailgate/store"
+)
+
+// Config configures the worker.
+type Config struct {
+	// Concurrency is the number of tasks run at once. Default 20.
+	Concurrency int
+	// ShutdownTimeout is how long running tasks may finish on shutdown; it
+	// is longer than a whole SMTP transaction. Default 12 minutes.
+	ShutdownTimeout time.Duration
+	// ReconcileInterval is how often the reconciler runs. Default 1 minute.
+	ReconcileInterval time.Duration
+	// ReconcileGrace is how old a queued message must be before the
+	// reconciler enqueues it again (the API enqueues right after commit).
+	// Default 1 minute.
+	ReconcileGrace time.Duration
+	// ReconcileBatch bounds the messages one reconciler pass enqueues.
+	// Default 1000.
+	ReconcileBatch int
+	// IdempotencyTTL is how long Idempotency-Keys are kept. Default 24 hours.
+	IdempotencyTTL time.Duration
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+func (c Config) withDefaults() Config {
+	if c.Concurrency == 0 {
+		c.Concurrency = 20
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 12 * time.Minute
+	}
+	if c.ReconcileInterval == 0 {
+		c.ReconcileInterval = time.Minute
+	}
+	if c.ReconcileGrace == 0 {
+		c.ReconcileGrace = time.Minute
+	}
+	if c.ReconcileBatch == 0 {
+		c.ReconcileBatch = 1000
+	}
+	if c.IdempotencyTTL == 0 {
+		c.IdempotencyTTL = 24 * time.Hour
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Enqueuer is the part of queue.Client the worker uses.
+type Enqueuer interface {
+	EnqueueSend(ctx context.Context, messageID string, processAt time.Time) error
+}
+
+// Deps are the worker's collaborators.
+type Deps struct {
+	Store *store.Store
+	Queue Enqueuer
+	Redis redis.UniversalClient
+	Log   *slog.Logger
+	// Deliverer delivers messages; nil leaves send tasks to retry until a
+	// worker with a relay configured takes them.
+	Deliverer *Deliverer
+	// Metrics, when set, gets the messages-by-status gauge refreshed by
+	// the reconciler.
+	Metrics *Metrics
+}
+
+// Worker runs the asynq server and the reconciler.
+type Worker struct {
+	cfg  Config
+	deps Deps
+}
+
+// errNoDelivery: this worker has no delivery configured.
+var errNoDelivery = errors.New("no delivery configured in this worker")
+
+// New returns a Worker.
+func New(cfg Config, deps Deps) *Worker {
+	if deps.Log == nil {
+		deps.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Worker{cfg: cfg.withDefaults(), deps: deps}
+}
+
+// Run processes tasks and reconciles until ctx is done.
+func (w *Worker) Run(ctx context.Context) error {
+	acfg := asynq.Config{
+		Concurrency:     w.cfg.Concurrency,
+		Queues:          queue.Queues(),
+		ShutdownTimeout: w.cfg.ShutdownTimeout,
+		Logger:          asynqLogger{w.deps.Log},
+		LogLevel:        asynq.WarnLevel,
+		IsFailure:       IsFailure,
+	}
+	if w.deps.Deliverer != nil {
+		acfg.RetryDelayFunc = w.deps.Deliverer.RetryDelay
+	}
+	srv := asynq.NewServerFromRedisClient(w.deps.Redis, acfg)
+	mux := asynq.NewServeMux()
+	mux.HandleFunc(queue.TypeSend, w.handleSend)
+	if err := srv.Start(mux); err != nil {
+		return fmt.Errorf("start asynq server: %w", err)
+	}
+	w.reconcileLoop(ctx)
+	srv.Shutdown()
+	return nil
+}
+
+// handleSend is the send task's handler.
+func (w *Worker) handleSend(ctx context.Context, t *asynq.Task) error {
+	p, err := queue.ParseSendPayload(t.Payload())
+	if err != nil {
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	if w.deps.Deliverer == nil {
+		return errNoDelivery
+	}
+	return w.deps.Deliverer.Deliver(ctx, p.MessageID)
+}
+
+func (w *Worker) reconcileLoop(ctx context.Context) {
+	t := time.NewTicker(w.cfg.ReconcileInterval)
+	defer t.Stop()
+	for {
+		if err := w.ReconcileOnce(ctx); err != nil && ctx.Err() == nil {
+			w.deps.Log.Warn("reconcile", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// ReconcileOnce enqueues the send task of every message that is still
+// queued or scheduled past the grace period (a crash between commit and
+// enqueue, or a lost Redis), and purges expired idempotency keys. Enqueue
+// is idempotent (task id = message id), so a message that has its task
+// is left alone.
+func (w *Worker) ReconcileOnce(ctx context.Context) error {
+	now := w.cfg.Now()
+	refs, err := w.deps.Store.MessagesAwaitingTask(ctx, now.Add(-w.cfg.ReconcileGrace), w.cfg.ReconcileBatch)
+	if err != nil {
+		return fmt.Errorf("list messages awaiting a task: %w", err)
+	}
+	for _, r := range refs {
+		var at time.Time
+		if r.SendAt != nil {
+			at = *r.SendAt
+		}
+		if err := w.deps.Queue.EnqueueSend(ctx, r.ID, at); err != nil {
+			return fmt.Errorf("re-enqueue: %w", err)
+		}
+	}
+	if _, err := w.deps.Store.PurgeIdempotencyKeys(ctx, now.Add(-w.cfg.IdempotencyTTL)); err != nil {
+		return fmt.Errorf("purge idempotency keys: %w", err)
+	}
+	return w.refreshGauges(ctx)
+}
+
+// refreshGauges sets the messages-by-status gauge from the database.
+func (w *Worker) refreshGauges(ctx context.Context) error {
+	if w.deps.Metrics == nil {
+		return nil
+	}
+	counts, err := w.deps.Store.CountMessagesByStatus(ctx)
+	if err != nil {
+		return err
+	}
+	w.deps.Metrics.messages.Reset()
+	for st, n := range counts {
+		w.deps.Metrics.messages.WithLabelValues(st).Set(float64(n))
+	}
+	return nil
+}
+
+// asynqLogger routes asynq's logs to slog.
+type asynqLogger struct{ l *slog.Logger }
+
+func (a asynqLogger) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...)) }
+func (a asynqLogger) Info(args ...any)  { a.l.Info(fmt.Sprint(args...)) }
+func (a asynqLogger) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...)) }
+func (a asynqLogger) Error(args ...any) { a.l.Error(fmt.Sprint(args...)) }
+func (a asynqLogger) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...)) }
