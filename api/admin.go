@@ -202,5 +202,6 @@ func (s *Server) revokeKey(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	s.keyRevoked(c.Request().Context(), c.Param("id"))
 	return c.NoContent(http.StatusNoContent)
 }

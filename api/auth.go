@@ -42,7 +42,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			return unauthorized("invalid API key")
 		}
-		key, err := s.deps.Store.KeyByID(c.Request().Context(), id)
+		key, err := s.lookupKey(c.Request().Context(), id)
 		if errors.Is(err, store.ErrNotFound) {
 			return unauthorized("invalid API key")
 		}

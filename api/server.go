@@ -57,6 +57,9 @@ type Config struct {
 	IdempotencyStale time.Duration
 	// ReadyTimeout bounds each readiness check. Default 2 seconds.
 	ReadyTimeout time.Duration
+	// KeyCacheTTL is how long a key read from the database is reused when
+	// Deps.Revocations is set. Default 5 seconds.
+	KeyCacheTTL time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// NewID makes message ids. Default UUIDv7.
@@ -79,6 +82,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.KeyCacheTTL == 0 {
+		c.KeyCacheTTL = 5 * time.Second
 	}
 	if c.NewID == nil {
 		c.NewID = func() string { return uuid.Must(uuid.NewV7()).String() }
@@ -113,6 +119,8 @@ type Deps struct {
 	Log      *slog.Logger
 	// Ready are checked by /readyz besides the database.
 	Ready []ReadyCheck
+	// Revocations, when set, lets the server cache keys (see keyCache).
+	Revocations Revocations
 }
 
 // Server is the HTTP API.
@@ -124,6 +132,8 @@ type Server struct {
 	allowed map[string]bool
 	// projectNames caches project id → name for metric labels.
 	projectNames sync.Map
+	// keys caches API keys; nil without Deps.Revocations.
+	keys *keyCache
 }
 
 // New builds the server and its routes.
@@ -137,6 +147,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, deps: deps, metrics: m, allowed: map[string]bool{}}
+	if deps.Revocations != nil {
+		s.keys = newKeyCache(cfg.KeyCacheTTL, time.Now)
+	}
 	for _, d := range cfg.AllowedSenderDomains {
 		s.allowed[d] = true
 	}
@@ -157,8 +170,14 @@ func (s *Server) Run(ctx context.Context) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.ListenAndServe() }()
+	ready := make(chan struct{})
+	go func() {
+		if err := s.Listen(ctx, ready); err != nil {
+			s.deps.Log.Warn("key revocation listener stopped; keys are cached for at most the TTL", "err", err)
+		}
+	}()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("api listen %s: %w", s.cfg.Listen, err)
@@ -192,6 +211,7 @@ func (s *Server) routes() error {
 	s.messageRoutes(v1)
 	s.adminRoutes(v1)
 	s.domainRoutes(v1) // api/domains.go (added by the domains helper)
+	s.inboundRoutes(v1)
 	s.echo = e
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"strings"
 	"time"
 
@@ -104,10 +105,22 @@ func Load(environ []string) (Config, error) {
 	}
 	var c Config
 	if err := env.ParseWithOptions(&c, env.Options{Environment: vars}); err != nil {
-		return Config{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+		return Config{}, fmt.Errorf("%w: %s", ErrInvalid, envNames(err.Error()))
 	}
 	c.normalise()
 	return c, c.Check()
+}
+
+// envNames rewrites the struct field names in a parse error as the
+// environment names the user set.
+func envNames(msg string) string {
+	t := reflect.TypeOf(Config{})
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
+		msg = strings.ReplaceAll(msg, `"`+f.Name+`"`, name)
+	}
+	return msg
 }
 
 func toMap(environ []string) map[string]string {

@@ -36,6 +36,10 @@ type Config struct {
 	// ReconcileBatch bounds the messages one reconciler pass enqueues.
 	// Default 1000.
 	ReconcileBatch int
+	// DelayedCheckInterval is how often asynq moves due scheduled and
+	// retry tasks to the queue; it bounds how late a task held back by a
+	// rate limit starts. Default 250 ms.
+	DelayedCheckInterval time.Duration
 	// IdempotencyTTL is how long Idempotency-Keys are kept. Default 24 hours.
 	IdempotencyTTL time.Duration
 	// Now is the clock. Default time.Now.
@@ -57,6 +61,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ReconcileBatch == 0 {
 		c.ReconcileBatch = 1000
+	}
+	if c.DelayedCheckInterval == 0 {
+		c.DelayedCheckInterval = 250 * time.Millisecond
 	}
 	if c.IdempotencyTTL == 0 {
 		c.IdempotencyTTL = 24 * time.Hour
@@ -112,6 +119,8 @@ func (w *Worker) Run(ctx context.Context) error {
 		Logger:          asynqLogger{w.deps.Log},
 		LogLevel:        asynq.WarnLevel,
 		IsFailure:       IsFailure,
+
+		DelayedTaskCheckInterval: w.cfg.DelayedCheckInterval,
 	}
 	if w.deps.Deliverer != nil {
 		acfg.RetryDelayFunc = w.deps.Deliverer.RetryDelay

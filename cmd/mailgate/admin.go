@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"text/tabwriter"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 
 	"github.com/mailgate/mailgate/api"
 	"github.com/mailgate/mailgate/apikey"
+	"github.com/mailgate/mailgate/queue"
 	"github.com/mailgate/mailgate/store"
 )
 
@@ -169,11 +171,34 @@ func keysListCmd() *cobra.Command {
 	return c
 }
 
+// broadcastRevocation tells running API replicas to drop a revoked key
+// from their caches at once. Without Redis they drop it within the cache
+// TTL (seconds).
+func broadcastRevocation(ctx context.Context, id string) error {
+	cfg, err := loadConfig()
+	if err != nil {
+		return err
+	}
+	rdb, err := queue.OpenRedis(cfg.RedisURL)
+	if err != nil {
+		return nil
+	}
+	defer rdb.Close()
+	if err := queue.NewRevocations(rdb).Publish(ctx, id); err != nil {
+		fmt.Fprintln(os.Stderr, "mailgate: warning: could not broadcast the revocation; running API servers refuse the key within seconds:", err)
+	}
+	return nil
+}
+
 func keysRevokeCmd() *cobra.Command {
 	return &cobra.Command{Use: "revoke ID", Short: "revoke a key (refused at once)", Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			return withStore(c.Context(), true, func(st *store.Store) error {
+			err := withStore(c.Context(), true, func(st *store.Store) error {
 				return st.RevokeKey(c.Context(), args[0])
 			})
+			if err != nil {
+				return err
+			}
+			return broadcastRevocation(c.Context(), args[0])
 		}}
 }

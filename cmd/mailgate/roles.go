@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/mailgate/mailgate/api"
+	"github.com/mailgate/mailgate/queue"
 	"github.com/mailgate/mailgate/ratelimit"
 	"github.com/mailgate/mailgate/worker"
 )
@@ -95,14 +96,15 @@ func (a *app) apiServer() (*api.Server, error) {
 		ReturnPathDomain:     a.cfg.ReturnPathDomain,
 		RelayHosts:           a.relayHosts(),
 	}, api.Deps{
-		Keyring:  a.keyring,
-		Store:    a.store,
-		Queue:    a.queue,
-		Limiter:  ratelimit.New(ratelimit.Config{}, a.redis),
-		Registry: a.reg,
-		Gatherer: a.reg,
-		Log:      a.log,
-		Ready:    []api.ReadyCheck{{Name: "redis", Check: a.pingRedis}},
+		Keyring:     a.keyring,
+		Store:       a.store,
+		Queue:       a.queue,
+		Limiter:     ratelimit.New(ratelimit.Config{}, a.redis),
+		Registry:    a.reg,
+		Gatherer:    a.reg,
+		Log:         a.log,
+		Ready:       []api.ReadyCheck{{Name: "redis", Check: a.pingRedis}},
+		Revocations: queue.NewRevocations(a.redis),
 	})
 }
 

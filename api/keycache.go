@@ -1,0 +1,100 @@
+package api
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/mailgate/mailgate/store"
+)
+
+// Revocations broadcasts key revocations between API replicas
+// (queue.Revocations). With it, keys are cached for a moment; without it,
+// every request reads its key from the database.
+type Revocations interface {
+	Publish(ctx context.Context, id string) error
+	Subscribe(ctx context.Context, ready chan<- struct{}, fn func(id string)) error
+}
+
+// keyCache keeps recently used keys for KeyCacheTTL so that the send path
+// does not read its key on every request. A revocation through any replica
+// (API or CLI) evicts the key everywhere at once through Revocations; the
+// TTL bounds how long a change made behind mailgate's back takes.
+type keyCache struct {
+	ttl time.Duration
+	now func() time.Time
+
+	mu   sync.Mutex
+	keys map[string]cachedKey
+}
+
+type cachedKey struct {
+	key     store.APIKey
+	expires time.Time
+}
+
+func newKeyCache(ttl time.Duration, now func() time.Time) *keyCache {
+	return &keyCache{ttl: ttl, now: now, keys: map[string]cachedKey{}}
+}
+
+func (kc *keyCache) get(id string) (store.APIKey, bool) {
+	kc.mu.Lock()
+	defer kc.mu.Unlock()
+	c, ok := kc.keys[id]
+	if !ok || !kc.now().Before(c.expires) {
+		return store.APIKey{}, false
+	}
+	return c.key, true
+}
+
+func (kc *keyCache) put(k store.APIKey) {
+	kc.mu.Lock()
+	defer kc.mu.Unlock()
+	if len(kc.keys) > 10000 {
+		clear(kc.keys)
+	}
+	kc.keys[k.ID] = cachedKey{key: k, expires: kc.now().Add(kc.ttl)}
+}
+
+func (kc *keyCache) evict(id string) {
+	kc.mu.Lock()
+	defer kc.mu.Unlock()
+	delete(kc.keys, id)
+}
+
+// lookupKey reads a key through the cache when revocations are broadcast.
+func (s *Server) lookupKey(ctx context.Context, id string) (store.APIKey, error) {
+	if s.keys != nil {
+		if k, ok := s.keys.get(id); ok {
+			return k, nil
+		}
+	}
+	k, err := s.deps.Store.KeyByID(ctx, id)
+	if err == nil && s.keys != nil && k.RevokedAt == nil {
+		s.keys.put(k)
+	}
+	return k, err
+}
+
+// keyRevoked evicts a key here and tells the other replicas.
+func (s *Server) keyRevoked(ctx context.Context, id string) {
+	if s.keys == nil {
+		return
+	}
+	s.keys.evict(id)
+	if err := s.deps.Revocations.Publish(ctx, id); err != nil {
+		s.deps.Log.Warn("broadcast key revocation; other replicas drop it within the cache TTL", "err", err)
+	}
+}
+
+// Listen keeps the key cache in step with revocations from other
+// replicas until ctx ends. Run it beside Run; ready is closed when it
+// listens.
+func (s *Server) Listen(ctx context.Context, ready chan<- struct{}) error {
+	if s.keys == nil {
+		close(ready)
+		<-ctx.Done()
+		return nil
+	}
+	return s.deps.Revocations.Subscribe(ctx, ready, s.keys.evict)
+}

@@ -1,0 +1,71 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoadDefaults(t *testing.T) {
+	c, err := Load(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DatabaseURL != "sqlite:./data/mailgate.db" || c.Listen != "127.0.0.1:8080" || c.APIRateLimit != 500 ||
+		c.Env != "development" || !c.AutoMigrate || c.RetryBase != time.Minute || c.MaxQueueAge != 72*time.Hour {
+		t.Fatalf("defaults wrong: %+v", c)
+	}
+}
+
+func TestLoadEnvironmentAndFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "mailgate.env")
+	content := "# comment\nMAILGATE_LISTEN=127.0.0.1:9000\nMAILGATE_API_RATE_LIMIT=\"7\"\n"
+	if err := os.WriteFile(file, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load([]string{"MAILGATE_CONFIG_FILE=" + file, "MAILGATE_API_RATE_LIMIT=9",
+		"MAILGATE_ALLOWED_SENDER_DOMAINS= Shop.Example , b.example", "MAILGATE_RELAYS=smtp://a:25?tls=none,smtp://b:25"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "127.0.0.1:9000" {
+		t.Fatalf("file value not used: %s", c.Listen)
+	}
+	if c.APIRateLimit != 9 {
+		t.Fatalf("environment must win over the file: %d", c.APIRateLimit)
+	}
+	if strings.Join(c.AllowedSenderDomains, ",") != "shop.example,b.example" || len(c.Relays) != 2 {
+		t.Fatalf("lists not normalised: %v %v", c.AllowedSenderDomains, c.Relays)
+	}
+}
+
+func TestCheckRefuses(t *testing.T) {
+	key := "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+	tests := []struct {
+		name string
+		env  []string
+		want string
+	}{
+		{"bad env", []string{"MAILGATE_ENV=staging"}, "MAILGATE_ENV"},
+		{"production without master key", []string{"MAILGATE_ENV=production"}, "MAILGATE_MASTER_KEY"},
+		{"short master key", []string{"MAILGATE_MASTER_KEY=c2hvcnQ="}, "item 1"},
+		{"production tls=none", []string{"MAILGATE_ENV=production", "MAILGATE_MASTER_KEY=" + key,
+			"MAILGATE_RELAYS=smtp://127.0.0.1:25?tls=none"}, "tls=none"},
+		{"negative rate", []string{"MAILGATE_API_RATE_LIMIT=-1"}, "RATE_LIMIT"},
+		{"not a number", []string{"MAILGATE_API_RATE_LIMIT=many"}, "MAILGATE_API_RATE_LIMIT"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load(tt.env)
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Load = %v, want ErrInvalid naming %s", err, tt.want)
+			}
+			if strings.Contains(err.Error(), key) {
+				t.Fatal("the error shows the master key")
+			}
+		})
+	}
+}

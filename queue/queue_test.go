@@ -1,0 +1,79 @@
+package queue
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/mailgate/mailgate/internal/testsvc"
+)
+
+func TestEnqueueSendIsIdempotentAndCancellable(t *testing.T) {
+	ctx := context.Background()
+	rdb, err := OpenRedis(testsvc.RedisURLDB(t, 8))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	if err := rdb.FlushDB(ctx).Err(); err != nil {
+		testsvc.Missing(t, "redis", err)
+	}
+	c := New(Config{}, rdb)
+	in := asynq.NewInspectorFromRedisClient(rdb)
+	for i := 0; i < 2; i++ {
+		if err := c.EnqueueSend(ctx, "m1", time.Time{}); err != nil {
+			t.Fatalf("enqueue %d: %v", i, err)
+		}
+	}
+	at := time.Now().Add(time.Hour).Truncate(time.Second)
+	if err := c.EnqueueSend(ctx, "m2", at); err != nil {
+		t.Fatal(err)
+	}
+	qi, err := in.GetQueueInfo(QueueSend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if qi.Pending != 1 || qi.Scheduled != 1 {
+		t.Fatalf("pending %d scheduled %d, want 1 and 1", qi.Pending, qi.Scheduled)
+	}
+	ti, err := in.GetTaskInfo(QueueSend, "m1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err := ParseSendPayload(ti.Payload); err != nil || p.MessageID != "m1" {
+		t.Fatalf("payload %s: %v", ti.Payload, err)
+	}
+	if err := c.CancelSend("m2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CancelSend("m2"); err != nil {
+		t.Fatalf("cancelling a missing task must not fail: %v", err)
+	}
+	if _, err := in.GetTaskInfo(QueueSend, "m2"); err == nil {
+		t.Fatal("cancelled task still there")
+	}
+}
+
+func TestParseSendPayloadRefuses(t *testing.T) {
+	for _, b := range []string{``, `{}`, `{"message_id":""}`, `[1]`} {
+		if _, err := ParseSendPayload([]byte(b)); err == nil {
+			t.Fatalf("ParseSendPayload(%q) accepted", b)
+		}
+	}
+}
+
+func TestOpenRedisHidesPassword(t *testing.T) {
+	for _, u := range []string{"redis://:s3cretpw@127.0.0.1:6379/x", "redis-sentinel://:s3cretpw@h1:1,h2:2",
+		"bogus://:s3cretpw@host"} {
+		_, err := OpenRedis(u)
+		if err == nil {
+			continue
+		}
+		if strings.Contains(err.Error(), "s3cretpw") {
+			t.Fatalf("error shows the password: %v", err)
+		}
+	}
+}
