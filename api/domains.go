@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -399,14 +400,16 @@ func (s *Server) toDomainView(d store.Domain) domainView {
 //     (retired keys' records may be removed once mail signed with them
 //     is delivered);
 //   - with relay hosts configured, an SPF hint at <name>:
-//     "v=spf1 a:<relay host> … ~all": "a:" authorises the addresses of
+//     "v=spf1 a:<relay host> … ~all" (ip4:/ip6: for a relay given as an
+//     address): "a:" authorises the addresses of
 //     the relay hosts themselves (RFC 7208 §5.3), which is right when the
 //     relay is the sending MTA; a provider that publishes its own SPF
 //     record is better included with "include:" (RFC 7208 §5.2), which
 //     verification accepts too as long as the "a:" terms are present;
 //   - a DMARC suggestion at _dmarc.<name>, monitoring only (p=none);
 //   - with a return-path domain and relay hosts configured, the MX of the
-//     return-path domain, pointing at the first relay host: bounces to
+//     return-path domain, pointing at the first relay host when that is a
+//     host name (an MX cannot point at an address): bounces to
 //     b+TOKEN@<return-path domain> must reach the mailbox mailgate reads.
 func (s *Server) dnsRecords(d store.Domain) []dnscheck.Record {
 	var out []dnscheck.Record
@@ -420,16 +423,30 @@ func (s *Server) dnsRecords(d store.Domain) []dnscheck.Record {
 	if len(hosts) > 0 {
 		spf := "v=spf1"
 		for _, h := range hosts {
-			spf += " a:" + h
+			spf += " " + spfMechanism(h)
 		}
 		out = append(out, dnscheck.Record{Kind: dnscheck.KindSPF, Type: "TXT", Name: d.Name, Value: spf + " ~all"})
 	}
 	out = append(out, dnscheck.Record{Kind: dnscheck.KindDMARC, Type: "TXT", Name: "_dmarc." + d.Name,
 		Value: "v=DMARC1; p=none; rua=mailto:dmarc@" + d.Name})
-	if rp := strings.ToLower(strings.TrimSuffix(s.cfg.ReturnPathDomain, ".")); rp != "" && len(hosts) > 0 {
+	if rp := strings.ToLower(strings.TrimSuffix(s.cfg.ReturnPathDomain, ".")); rp != "" && len(hosts) > 0 &&
+		net.ParseIP(hosts[0]) == nil { // an MX names a host, never an address (RFC 2181 §10.3)
 		out = append(out, dnscheck.Record{Kind: dnscheck.KindReturnPath, Type: "MX", Name: rp, Value: "10 " + hosts[0]})
 	}
 	return out
+}
+
+// spfMechanism authorises one relay host: ip4:/ip6: for an address,
+// a:<host> for a name (RFC 7208 §5.3, §5.6).
+func spfMechanism(host string) string {
+	ip := net.ParseIP(host)
+	switch {
+	case ip == nil:
+		return "a:" + host
+	case ip.To4() != nil:
+		return "ip4:" + host
+	}
+	return "ip6:" + host
 }
 
 // relayHosts are the configured relay host names, lower case, without

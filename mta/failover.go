@@ -25,18 +25,33 @@ func (r *Relays) Pools() []*Pool { return r.pools }
 // answers 421 (RFC 5321 §3.8), or cannot be used as configured (Config);
 // any other answer, and an ambiguous end of data, is final.
 func (r *Relays) Send(ctx context.Context, env Envelope, msg []byte) (string, error) {
+	res, err := r.Deliver(ctx, env, msg)
+	return res.Relay, err
+}
+
+// Result is where and how a transaction ended.
+type Result struct {
+	// Relay is the name of the relay that answered last.
+	Relay string
+	// Reply is the text of its 250 reply to the final dot ("" on error).
+	Reply string
+}
+
+// Deliver is Send that also returns the relay's reply text.
+func (r *Relays) Deliver(ctx context.Context, env Envelope, msg []byte) (Result, error) {
 	if len(r.pools) == 0 {
-		return "", &Error{Permanent: true, Config: true, Text: "no relay configured"}
+		return Result{}, &Error{Permanent: true, Config: true, Text: "no relay configured"}
 	}
-	var name string
+	var res Result
 	var err error
 	for _, p := range r.pools {
-		name, err = p.Name(), p.Send(ctx, env, msg)
+		res.Relay = p.Name()
+		res.Reply, err = p.SendReply(ctx, env, msg)
 		if err == nil || !failover(ctx, err) {
-			return name, err
+			return res, err
 		}
 	}
-	return name, err
+	return res, err
 }
 
 // failover reports whether err leaves the message undelivered and the next

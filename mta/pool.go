@@ -69,25 +69,32 @@ func (p *Pool) Config() RelayConfig { return p.cfg }
 // final dot, else an *Error. A caller beyond MaxConns waits for a
 // connection until ctx ends.
 func (p *Pool) Send(ctx context.Context, env Envelope, msg []byte) error {
+	_, err := p.SendReply(ctx, env, msg)
+	return err
+}
+
+// SendReply is Send that also returns the text of the relay's 250 reply
+// to the final dot (RFC 5321 §4.2; relays put their queue id there).
+func (p *Pool) SendReply(ctx context.Context, env Envelope, msg []byte) (string, error) {
 	if strings.ContainsAny(env.From+env.To, "\r\n<>") || env.To == "" {
-		return &Error{Permanent: true, Text: "invalid envelope address"}
+		return "", &Error{Permanent: true, Text: "invalid envelope address"}
 	}
 	select {
 	case p.permits <- struct{}{}:
 	case <-ctx.Done():
-		return &Error{Text: "wait for a connection: " + ctx.Err().Error(), Cause: ctx.Err()}
+		return "", &Error{Text: "wait for a connection: " + ctx.Err().Error(), Cause: ctx.Err()}
 	}
 	defer func() { <-p.permits }()
 	s, err := p.session(ctx)
 	if err != nil {
-		return err
+		return "", err
 	}
-	e := s.send(ctx, p.t, env, msg)
+	reply, e := s.send(ctx, p.t, env, msg)
 	p.release(s, e)
 	if e != nil {
-		return e
+		return "", e
 	}
-	return nil
+	return reply, nil
 }
 
 // session returns an idle connection that answers RSET, or a new one.

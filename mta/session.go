@@ -167,16 +167,16 @@ func (s *session) reset(t Timeouts) error {
 
 // send runs one transaction: MAIL, RCPT, DATA. A cancelled ctx closes the
 // connection.
-func (s *session) send(ctx context.Context, t Timeouts, env Envelope, msg []byte) *Error {
+func (s *session) send(ctx context.Context, t Timeouts, env Envelope, msg []byte) (string, *Error) {
 	stop := context.AfterFunc(ctx, func() { s.tc.Conn.Close() })
 	defer stop()
 	s.sent++
 	if err := s.mail(ctx, t, env, len(msg)); err != nil {
-		return err
+		return "", err
 	}
 	s.tc.timeout = t.Rcpt
 	if err := s.c.Rcpt(env.To, nil); err != nil {
-		return ctxError(ctx, "rcpt to", err)
+		return "", ctxError(ctx, "rcpt to", err)
 	}
 	return s.data(ctx, t, msg)
 }
@@ -201,30 +201,31 @@ func (s *session) mail(ctx context.Context, t Timeouts, env Envelope, n int) *Er
 	return nil
 }
 
-// data sends DATA, the message and the final dot. A failure after the dot
-// was written, with no reply, is Ambiguous (RFC 5321 §6.1 duplicates).
-func (s *session) data(ctx context.Context, t Timeouts, msg []byte) *Error {
+// data sends DATA, the message and the final dot, and returns the text of
+// the 250 reply (often the relay's queue id). A failure after the dot was
+// written, with no reply, is Ambiguous (RFC 5321 §6.1 duplicates).
+func (s *session) data(ctx context.Context, t Timeouts, msg []byte) (string, *Error) {
 	s.tc.timeout = t.DataInit
 	w, err := s.c.Data()
 	if err != nil {
-		return ctxError(ctx, "data", err)
+		return "", ctxError(ctx, "data", err)
 	}
 	s.tc.writeTimeout = t.DataBlock
 	defer func() { s.tc.writeTimeout = 0 }()
 	if _, err := w.Write(msg); err != nil {
-		return ctxError(ctx, "message data", err)
+		return "", ctxError(ctx, "message data", err)
 	}
 	s.tc.timeout = t.DataTerm
 	s.tc.writeErr = nil
-	err = w.Close()
+	resp, err := w.CloseWithResponse()
 	if err == nil {
-		return nil
+		return resp.StatusText, nil
 	}
 	e := ctxError(ctx, "end of data", err)
 	if e.Code == 0 && s.tc.writeErr == nil {
 		e.Ambiguous = true
 	}
-	return e
+	return "", e
 }
 
 // quit ends the session politely (RFC 5321 §4.1.1.10) and closes it.

@@ -9,7 +9,18 @@
 # on 127.0.0.1:8080. The environment it uses is written to ./data/env so a
 # second terminal can `source ./data/env` and run mailgate commands.
 #
-# Ctrl-C stops mailgate, then the private Redis if this script started it
+# Mail goes to Mailpit, a local SMTP sink with an HTTP API (built once into
+# ./.tools/bin by scripts/tools.sh): SMTP on
+# 127.0.0.1:${MAILGATE_RUN_MAILPIT_SMTP_PORT:-1025} (plaintext on loopback:
+# tls=none), API and UI on 127.0.0.1:${MAILGATE_RUN_MAILPIT_HTTP_PORT:-8025},
+# its store in ./data/mailpit. MAILGATE_RELAYS then points at it (a
+# MAILGATE_RELAYS set by the user wins, and no Mailpit is started).
+# MAILGATE_RETURN_PATH_DOMAIN defaults to bounces.example.com. A
+# MAILGATE_MASTER_KEY is generated on the first run and kept in ./data/env
+# (mode 600), so the DKIM keys it seals open after a restart; one set by the
+# user wins.
+#
+# Ctrl-C stops mailgate, then Mailpit, then the private Redis if this script started it
 # (MAILGATE_RUN_KEEP_REDIS=1 leaves it running). A Redis that already answered
 # on the port is used and left alone. MAILGATE_DATABASE_URL, MAILGATE_REDIS_URL
 # (then no private Redis is started), MAILGATE_LISTEN and
@@ -23,6 +34,9 @@ require_go
 redis_port=${MAILGATE_RUN_REDIS_PORT:-6390}
 started_redis=0
 mailgate_pid=
+mailpit_pid=
+mailpit_smtp_port=${MAILGATE_RUN_MAILPIT_SMTP_PORT:-1025}
+mailpit_http_port=${MAILGATE_RUN_MAILPIT_HTTP_PORT:-8025}
 
 # start_private_redis: Redis for the gateway, durable (AOF, fsync every
 # second), never evicting queued work, on loopback only.
@@ -42,12 +56,74 @@ start_private_redis() {
 		die "Redis did not answer on 127.0.0.1:$redis_port (see ./data/redis/redis.log)"
 }
 
-# start_smtp_sink: HOOK for a later step. It will start a local SMTP sink
-# (Mailpit) on loopback and export MAILGATE_RELAYS pointing at it, so that
-# `make run` delivers somewhere visible. Not wired yet: messages stay queued
-# or deferred until a relay is configured.
+# port_taken PORT: something accepts TCP connections on 127.0.0.1:PORT.
+port_taken() {
+	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# mailpit_up: Mailpit's API answers.
+mailpit_up() {
+	curl -fsS -o /dev/null "http://127.0.0.1:$mailpit_http_port/api/v1/messages"
+}
+
+# start_smtp_sink starts Mailpit on loopback (SMTP without TLS or AUTH, API
+# and UI on HTTP), keeping its messages in ./data/mailpit, and points
+# MAILGATE_RELAYS at it. A MAILGATE_RELAYS set by the user is used instead.
 start_smtp_sink() {
-	: # HOOK(mailpit): start Mailpit here and export MAILGATE_RELAYS.
+	if [[ -n ${MAILGATE_RELAYS:-} ]]; then
+		log "Mailpit: not started (MAILGATE_RELAYS is set: using it)"
+		return 0
+	fi
+	bash scripts/tools.sh
+	local port
+	for port in "$mailpit_smtp_port" "$mailpit_http_port"; do
+		! port_taken "$port" ||
+			die "127.0.0.1:$port is in use: stop what listens there, or set MAILGATE_RUN_MAILPIT_SMTP_PORT and MAILGATE_RUN_MAILPIT_HTTP_PORT"
+	done
+	mkdir -p data/mailpit
+	log "Mailpit: SMTP on 127.0.0.1:$mailpit_smtp_port, API and UI on http://127.0.0.1:$mailpit_http_port (log in ./data/mailpit/mailpit.log)"
+	.tools/bin/mailpit --disable-version-check --smtp-disable-rdns \
+		--smtp "127.0.0.1:$mailpit_smtp_port" --listen "127.0.0.1:$mailpit_http_port" \
+		--database data/mailpit/mailpit.db --log-file data/mailpit/mailpit.log &
+	mailpit_pid=$!
+	wait_until 100 mailpit_up ||
+		die "Mailpit did not answer on 127.0.0.1:$mailpit_http_port (see ./data/mailpit/mailpit.log)"
+	export MAILGATE_RELAYS="smtp://127.0.0.1:$mailpit_smtp_port?tls=none"
+}
+
+# valid_master_keys KEYS: KEYS is a comma-separated list of standard base64
+# encodings of 32 bytes.
+valid_master_keys() {
+	local k
+	local -a keys
+	IFS=, read -ra keys <<<"$1"
+	((${#keys[@]})) || return 1
+	for k in "${keys[@]}"; do
+		[[ $(printf '%s' "$k" | base64 -d 2>/dev/null | wc -c) -eq 32 ]] || return 1
+	done
+}
+
+# ensure_master_key exports MAILGATE_MASTER_KEY: the user's, else the one a
+# previous run kept in ./data/env, else a new one (32 random bytes, standard
+# base64), which write_env then keeps. A kept key that does not parse stops
+# the run rather than being replaced (the DKIM keys it sealed would be lost).
+ensure_master_key() {
+	if [[ -n ${MAILGATE_MASTER_KEY:-} ]]; then
+		return 0
+	fi
+	local key=
+	if [[ -f data/env ]]; then
+		key=$(sed -n 's/^export MAILGATE_MASTER_KEY=//p' data/env | tail -n 1 | tr -d "\"'\\\\")
+	fi
+	if [[ -n $key ]]; then
+		valid_master_keys "$key" ||
+			die "./data/env holds a MAILGATE_MASTER_KEY that is not base64 of 32 bytes: fix that line (or remove it and lose the DKIM keys sealed with it)"
+		log "MAILGATE_MASTER_KEY: the one kept in ./data/env"
+	else
+		log "MAILGATE_MASTER_KEY: generating one, kept in ./data/env (DKIM keys sealed with it survive restarts)"
+		key=$(head -c 32 /dev/urandom | base64 | tr -d '\n')
+	fi
+	export MAILGATE_MASTER_KEY=$key
 }
 
 # write_env records the gateway's environment in ./data/env.
@@ -56,10 +132,13 @@ write_env() {
 		echo "# Written by scripts/run.sh: the environment of the gateway 'make run' started."
 		echo "# Use it with: source ./data/env"
 		local name
-		for name in MAILGATE_DATABASE_URL MAILGATE_REDIS_URL MAILGATE_LISTEN MAILGATE_ALLOWED_SENDER_DOMAINS; do
-			printf 'export %s=%q\n' "$name" "${!name}"
+		for name in MAILGATE_DATABASE_URL MAILGATE_REDIS_URL MAILGATE_LISTEN MAILGATE_ALLOWED_SENDER_DOMAINS \
+			MAILGATE_RELAYS MAILGATE_RETURN_PATH_DOMAIN MAILGATE_MASTER_KEY; do
+			printf 'export %s=%q\n' "$name" "${!name:-}"
 		done
-	} >data/env
+	} >data/env.tmp
+	chmod 600 data/env.tmp # it holds the master key
+	mv data/env.tmp data/env
 }
 
 # print_first_steps shows how to create a key and send the first message.
@@ -71,7 +150,7 @@ mailgate serve is starting on $base (Ctrl-C stops it).
 In another terminal, create an API key and send your first message:
 
   cd $MG_ROOT && source ./data/env
-  KEY=\$(./bin/mailgate keys create --name first --scope messages:send --scope messages:read)
+  KEY=\$(./bin/mailgate keys create --name first --scope messages:send --scope messages:read --scope domains)
   curl -sS -X POST $base/v1/messages \\
     -H "Authorization: Bearer \$KEY" -H 'Content-Type: application/json' \\
     -d '{"from": "Shop <orders@example.com>", "to": ["ann@example.org"],
@@ -79,6 +158,18 @@ In another terminal, create an API key and send your first message:
 
   # the answer is 202 {"id": "ID", "status": "queued", ...}; then read its status:
   curl -sS -H "Authorization: Bearer \$KEY" $base/v1/messages/ID
+
+EOF
+	[[ -n $mailpit_pid ]] || return 0
+	local mp="http://127.0.0.1:$mailpit_http_port"
+	cat <<EOF
+Sent mail lands in Mailpit ($MAILGATE_RELAYS). See it with its API:
+
+  curl -s $mp/api/v1/messages | python3 -m json.tool   # ID, From, To, Subject of each
+  curl -s $mp/api/v1/message/MAILPIT_ID/raw            # one message as sent, DKIM-Signature included
+
+or its web UI at $mp/ (a Mailpit built with go install may lack the UI's
+JavaScript bundle; the API always works). A walkthrough: docs/walkthrough.md
 
 EOF
 }
@@ -100,6 +191,11 @@ on_signal() {
 # cleanup stops what this script started.
 cleanup() {
 	stop_process "$mailgate_pid"
+	if [[ -n $mailpit_pid ]]; then
+		log "Mailpit: stopping (its messages stay in ./data/mailpit)"
+		stop_process "$mailpit_pid"
+		mailpit_pid=
+	fi
 	if [[ $started_redis == 1 && ${MAILGATE_RUN_KEEP_REDIS:-0} != 1 ]]; then
 		log "Redis: stopping the private Redis on $redis_port (its AOF stays in ./data/redis)"
 		redis-cli -h 127.0.0.1 -p "$redis_port" shutdown >/dev/null 2>&1 || true
@@ -118,6 +214,8 @@ main() {
 	export MAILGATE_DATABASE_URL=${MAILGATE_DATABASE_URL:-sqlite:./data/mailgate.db}
 	export MAILGATE_LISTEN=${MAILGATE_LISTEN:-127.0.0.1:8080}
 	export MAILGATE_ALLOWED_SENDER_DOMAINS=${MAILGATE_ALLOWED_SENDER_DOMAINS:-example.com}
+	export MAILGATE_RETURN_PATH_DOMAIN=${MAILGATE_RETURN_PATH_DOMAIN:-bounces.example.com}
+	ensure_master_key
 	start_smtp_sink
 
 	log "go build -o ./bin/mailgate ./cmd/mailgate"

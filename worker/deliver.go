@@ -49,7 +49,7 @@ func (c DeliveryConfig) withDefaults() DeliveryConfig {
 
 // Relay sends one SMTP transaction (mta.Relays).
 type Relay interface {
-	Send(ctx context.Context, env mta.Envelope, msg []byte) (string, error)
+	Deliver(ctx context.Context, env mta.Envelope, msg []byte) (mta.Result, error)
 }
 
 // Limits decides when a send may happen (ratelimit.Policy).
@@ -208,13 +208,14 @@ func (d *Deliverer) relayAll(ctx context.Context, dl store.Delivery, rs []store.
 func (d *Deliverer) relayOne(ctx context.Context, dl store.Delivery, r store.DeliveryRecipient, raw []byte) store.Outcome {
 	from, err := d.deps.ReturnPath.Address(dl.ID, r.Position)
 	if err != nil {
-		return outcomeOf(r, "", &mta.Error{Permanent: true, Text: "no return path: " + err.Error()})
+		return outcomeOf(r, mta.Result{}, &mta.Error{Permanent: true, Text: "no return path: " + err.Error()})
 	}
 	env := mta.Envelope{From: from, To: r.Email}
 	began := d.cfg.Now()
-	relay, err := d.deps.Relay.Send(ctx, env, raw)
+	res, err := d.deps.Relay.Deliver(ctx, env, raw)
+	relay := res.Relay
 	d.deps.Metrics.relayDuration.WithLabelValues(relayLabel(relay, d.deps.RelayName)).Observe(time.Since(began).Seconds())
-	out := outcomeOf(r, relay, err)
+	out := outcomeOf(r, res, err)
 	d.deps.Metrics.attempts.WithLabelValues(relayLabel(relay, d.deps.RelayName), out.Status, mta.CodeClass(err)).Inc()
 	if isRateAnswer(err) {
 		if serr := d.deps.Limits.SlowDown(ctx, relayLabel(relay, d.deps.RelayName)); serr != nil {

@@ -173,6 +173,9 @@ func TestDeliverOutcomes(t *testing.T) {
 			if rc.Status != tt.wantStatus || m.Status != tt.wantStatus {
 				t.Fatalf("recipient %s message %s, want %s", rc.Status, m.Status, tt.wantStatus)
 			}
+			if tt.wantStatus == store.StatusSent && !strings.HasPrefix(rc.SMTPResponse, "250 ") || len(rc.SMTPResponse) < 5 {
+				t.Fatalf("smtp_response %q does not carry the relay's reply", rc.SMTPResponse)
+			}
 			if code := 0; rc.SMTPCode != nil {
 				code = *rc.SMTPCode
 				if code != tt.wantCode {

@@ -16,12 +16,13 @@ import (
 // answer to the final dot deferred (the last also flags the message
 // possibly_duplicated); 5xx failed, and a 5xx saying the mailbox does not
 // exist also suppresses the address.
-func outcomeOf(r store.DeliveryRecipient, relay string, err error) store.Outcome {
+func outcomeOf(r store.DeliveryRecipient, res mta.Result, err error) store.Outcome {
 	out := store.Outcome{Position: r.Position, Email: r.Email}
+	relay := res.Relay
 	if err == nil {
 		out.Status, out.Event, out.SMTPCode = store.StatusSent, store.EventSent, 250
-		out.SMTPResponse = "250 accepted by " + relay
-		out.EventData = eventData(map[string]any{"relay": relay, "smtp_code": 250})
+		out.SMTPResponse = strings.TrimSpace("250 " + res.Reply)
+		out.EventData = eventData(map[string]any{"relay": relay, "smtp_code": 250, "smtp_response": out.SMTPResponse})
 		return out
 	}
 	var me *mta.Error
