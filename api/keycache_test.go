@@ -4,8 +4,8 @@ import (
 	"context"
 	"net/http"
 	"runtime"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/mailgate/mailgate/apikey"
 	"github.com/mailgate/mailgate/queue"

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,6 +19,7 @@ import (
 	"github.com/mailgate/mailgate/keyring"
 	"github.com/mailgate/mailgate/queue"
 	"github.com/mailgate/mailgate/store"
+	"github.com/mailgate/mailgate/worker"
 )
 
 // app holds what every role shares: configuration, logger, database,
@@ -84,6 +87,9 @@ func newApp(ctx context.Context) (*app, error) {
 		return nil, err
 	}
 	a.queue = queue.New(queue.Config{}, a.redis)
+	a.reg.MustRegister(
+		worker.NewQueueCollector(a.redis, slices.Sorted(maps.Keys(queue.Queues()))),
+		worker.NewSuppressionCollector(a.store))
 	return a, nil
 }
 
