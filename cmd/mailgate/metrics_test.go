@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/mailgate/mailgate/api"
+	"github.com/mailgate/mailgate/inbound"
 	"github.com/mailgate/mailgate/internal/testsvc"
 	"github.com/mailgate/mailgate/queue"
 	"github.com/mailgate/mailgate/ratelimit"
@@ -101,7 +102,8 @@ func exposition(t *testing.T) ([]byte, []string) {
 	wm := worker.NewMetrics()
 	wm.ObserveSign("ed25519", time.Millisecond)
 	policy := ratelimit.NewPolicy(ratelimit.PolicyConfig{}, ratelimit.New(ratelimit.Config{}, rdb))
-	for _, register := range []func(prometheus.Registerer) error{wm.Register, policy.Register} {
+	im := inbound.NewMetrics()
+	for _, register := range []func(prometheus.Registerer) error{wm.Register, policy.Register, im.Register} {
 		if err := register(reg); err != nil {
 			t.Fatalf("register: %v", err)
 		}

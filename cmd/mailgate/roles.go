@@ -128,18 +128,6 @@ func (a *app) worker() (*worker.Worker, error) {
 	}, worker.Deps{Store: a.store, Queue: a.queue, Redis: a.redis, Log: a.log, Deliverer: d, Metrics: metrics}), nil
 }
 
-// runPoller runs the mailbox poller; until mailboxes are configured it
-// only waits, so that `serve` stays one command.
-func (a *app) runPoller(ctx context.Context) error {
-	if len(a.cfg.Mailboxes) == 0 {
-		a.log.Info("poller idle: MAILGATE_MAILBOXES is empty")
-	} else {
-		a.log.Warn("poller: mailbox polling is not built yet; MAILGATE_MAILBOXES is ignored")
-	}
-	<-ctx.Done()
-	return nil
-}
-
 // runMetricsServer serves /healthz, /readyz and /metrics for the worker
 // and poller roles on MAILGATE_METRICS_LISTEN.
 func (a *app) runMetricsServer(ctx context.Context) error {

@@ -1,0 +1,244 @@
+package inbound
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/mailgate/mailgate/store"
+)
+
+func TestHardBounceByVERP(t *testing.T) {
+	engines(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		id := e.sentMessage("ann@example.org", "bob@example.net")
+		raw := e.fixture("dsn-userunknown", id, 1, "bob@example.net")
+		src := newFakeSource("bounces", Message{ID: "1:101", Raw: raw})
+		p := e.poller(Config{}, src)
+		n, err := p.Batch(ctx, src)
+		if err != nil || n != 1 {
+			t.Fatalf("batch = %d, %v; want 1, nil", n, err)
+		}
+		if !src.isDone("1:101") {
+			t.Errorf("message not marked done")
+		}
+		if got := e.recipientStatus(id, 1); got != store.StatusBounced {
+			t.Errorf("recipient 1 status %q, want bounced", got)
+		}
+		if got := e.recipientStatus(id, 0); got != store.StatusSent {
+			t.Errorf("recipient 0 status %q, want sent", got)
+		}
+		want := []string{`message.bounced bob@example.net {"type":"hard","reason":"userunknown","status":"5.1.1",` +
+			`"diagnostic":"550 5.1.1 \u003cbob@example.net\u003e: Recipient address rejected: User unknown in virtual mailbox table",` +
+			`"reply_code":550}`}
+		if diff := cmp.Diff(want, e.events(id)); diff != "" {
+			t.Errorf("events (-want +got):\n%s", diff)
+		}
+		if got := e.suppression("bob@example.net"); got != store.ReasonHardBounce {
+			t.Errorf("suppression %q, want hard_bounce", got)
+		}
+		if got := testutil.ToFloat64(e.metrics.bounces.WithLabelValues("shop.example", "hard", "userunknown")); got != 1 {
+			t.Errorf("bounces metric = %v, want 1", got)
+		}
+		if got := testutil.ToFloat64(e.metrics.messages.WithLabelValues("bounces", "bounce")); got != 1 {
+			t.Errorf("inbound messages metric = %v, want 1", got)
+		}
+		list, _, err := e.store.ListInbound(ctx, store.InboundFilter{ProjectID: store.DefaultProjectID})
+		if err != nil || len(list) != 1 {
+			t.Fatalf("inbound rows = %v, %v", list, err)
+		}
+		row := list[0]
+		if !row.Matched || row.MessageID != id || row.Recipient != "bob@example.net" || row.Kind != "bounce" ||
+			row.RawSize != int64(len(raw)) || !strings.Contains(string(row.Summary), `"reason":"userunknown"`) {
+			t.Errorf("inbound row %+v", row)
+		}
+	})
+}
+
+func TestForgedVERPChangesNothing(t *testing.T) {
+	engines(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		id := e.sentMessage("ann@example.org")
+		addr, err := e.codec.Address(id, 0)
+		if err != nil {
+			t.Fatalf("address: %v", err)
+		}
+		// Change one character of the MAC (the token's last character).
+		at := strings.IndexByte(addr, '@')
+		forged := addr[:at-1] + flip(addr[at-1]) + addr[at:]
+		raw := strings.ReplaceAll(string(e.fixture("dsn-userunknown", id, 0, "ann@example.org")), addr, forged)
+		src := newFakeSource("bounces", Message{ID: "7", Raw: []byte(raw)})
+		p := e.poller(Config{}, src)
+		if _, err := p.Batch(ctx, src); err != nil {
+			t.Fatalf("batch: %v", err)
+		}
+		if got := e.recipientStatus(id, 0); got != store.StatusSent {
+			t.Errorf("status %q, want sent", got)
+		}
+		if evs := e.events(id); len(evs) != 0 {
+			t.Errorf("events %v, want none", evs)
+		}
+		if got := e.suppression("ann@example.org"); got != "" {
+			t.Errorf("suppressed with %q", got)
+		}
+		if got := testutil.ToFloat64(e.metrics.unmatched.WithLabelValues("bounces")); got != 1 {
+			t.Errorf("unmatched metric = %v, want 1", got)
+		}
+		no := false
+		list, _, err := e.store.ListInbound(ctx, store.InboundFilter{IncludeUnmatched: true, Matched: &no})
+		if err != nil || len(list) != 1 || list[0].ProjectID != "" || list[0].MessageID != "" || list[0].Kind != "bounce" {
+			t.Errorf("unmatched rows = %+v, %v", list, err)
+		}
+		if !src.isDone("7") {
+			t.Errorf("unmatched message not marked done")
+		}
+	})
+}
+
+// flip changes a token character to another valid one.
+func flip(c byte) string {
+	if c == 'a' {
+		return "b"
+	}
+	return "a"
+}
+
+func TestComplaint(t *testing.T) {
+	engines(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		id := e.sentMessage("ann@example.org")
+		src := newFakeSource("fbl", Message{ID: "c1", Raw: e.fixture("arf-complaint", id, 0, "ann@example.org")})
+		if _, err := e.poller(Config{}, src).Batch(ctx, src); err != nil {
+			t.Fatalf("batch: %v", err)
+		}
+		if got := e.recipientStatus(id, 0); got != store.StatusComplained {
+			t.Errorf("status %q, want complained", got)
+		}
+		want := []string{`message.complained ann@example.org {"feedback_type":"abuse"}`}
+		if diff := cmp.Diff(want, e.events(id)); diff != "" {
+			t.Errorf("events (-want +got):\n%s", diff)
+		}
+		if got := e.suppression("ann@example.org"); got != store.ReasonComplaint {
+			t.Errorf("suppression %q, want complaint", got)
+		}
+		if got := testutil.ToFloat64(e.metrics.complaints.WithLabelValues("shop.example")); got != 1 {
+			t.Errorf("complaints metric = %v, want 1", got)
+		}
+	})
+}
+
+func TestSoftBouncesSuppressAfterLimit(t *testing.T) {
+	engines(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		src := newFakeSource("bounces")
+		p := e.poller(Config{}, src)
+		for i, wantSuppression := range []string{"", "", store.ReasonSoftBounces} {
+			id := e.sentMessage("full@example.org")
+			msg := Message{ID: id, Raw: e.fixture("dsn-mailboxfull", id, 0, "full@example.org")}
+			if _, err := p.Process(ctx, "bounces", msg); err != nil {
+				t.Fatalf("process %d: %v", i, err)
+			}
+			if got := e.recipientStatus(id, 0); got != store.StatusBounced {
+				t.Errorf("bounce %d: status %q, want bounced", i, got)
+			}
+			if got := e.suppression("full@example.org"); got != wantSuppression {
+				t.Errorf("after bounce %d: suppression %q, want %q", i, got, wantSuppression)
+			}
+			if i == 0 {
+				want := []string{`message.bounced full@example.org {"type":"soft","reason":"mailboxfull","status":"5.2.2",` +
+					`"diagnostic":"552 5.2.2 \u003cfull@example.org\u003e: Recipient address rejected: Mailbox full: quota exceeded for this account",` +
+					`"reply_code":552}`}
+				if diff := cmp.Diff(want, e.events(id)); diff != "" {
+					t.Errorf("events (-want +got):\n%s", diff)
+				}
+			}
+		}
+		if got := testutil.ToFloat64(e.metrics.bounces.WithLabelValues("shop.example", "soft", "mailboxfull")); got != 3 {
+			t.Errorf("soft bounces metric = %v, want 3", got)
+		}
+	})
+}
+
+func TestRepliesByReferences(t *testing.T) {
+	engines(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		id := e.sentMessage("other@example.com", "ann@example.org")
+		src := newFakeSource("replies",
+			Message{ID: "a1", Raw: e.fixture("autoreply", id, 1, "ann@example.org")},
+			Message{ID: "r1", Raw: e.fixture("reply", id, 1, "ann@example.org")})
+		if _, err := e.poller(Config{}, src).Batch(ctx, src); err != nil {
+			t.Fatalf("batch: %v", err)
+		}
+		want := []string{
+			`message.auto_replied ann@example.org {"from":"ann@example.org","subject":"Automatic reply: Your order #1234",` +
+				`"text":"I am out of the office until Monday and will answer then.\n\nAnn"}`,
+			`message.replied ann@example.org {"from":"ann@example.org","subject":"Re: Your order #1234",` +
+				`"text":"Hello, can you send it to my office address instead?\n\nThanks, Anna",` +
+				`"in_reply_to":"` + id + `@shop.example",` +
+				`"attachments":[{"filename":"address.pdf","content_type":"application/pdf","size":54}]}`,
+		}
+		if diff := cmp.Diff(want, e.events(id)); diff != "" {
+			t.Errorf("events (-want +got):\n%s", diff)
+		}
+		if got := e.recipientStatus(id, 1); got != store.StatusSent {
+			t.Errorf("status %q, want sent (replies change no status)", got)
+		}
+		for _, kind := range []string{"reply", "auto_reply"} {
+			if got := testutil.ToFloat64(e.metrics.replies.WithLabelValues(kind)); got != 1 {
+				t.Errorf("replies{kind=%s} = %v, want 1", kind, got)
+			}
+		}
+	})
+}
+
+func TestCrashBeforeDoneMakesOneEvent(t *testing.T) {
+	engines(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		id := e.sentMessage("ann@example.org")
+		src := newFakeSource("bounces", Message{ID: "9", Raw: e.fixture("dsn-userunknown", id, 0, "ann@example.org")})
+		src.failDone = true
+		p := e.poller(Config{}, src)
+		if _, err := p.Batch(ctx, src); err == nil {
+			t.Fatal("batch with a failing Done returned nil")
+		}
+		src.failDone = false
+		n, err := p.Batch(ctx, src)
+		if err != nil || n != 1 {
+			t.Fatalf("second batch = %d, %v; want 1 skipped, nil", n, err)
+		}
+		if !src.isDone("9") {
+			t.Errorf("message not marked done on the second pass")
+		}
+		// And processing the same mailbox message directly again is a duplicate.
+		res, err := p.Process(ctx, "bounces", src.msgs[0])
+		if err != nil || !res.Duplicate {
+			t.Errorf("process again = %+v, %v; want duplicate", res, err)
+		}
+		if evs := e.events(id); len(evs) != 1 {
+			t.Errorf("events %v, want exactly one", evs)
+		}
+		if got := testutil.ToFloat64(e.metrics.messages.WithLabelValues("bounces", "bounce")); got != 1 {
+			t.Errorf("inbound messages metric = %v, want 1", got)
+		}
+	})
+}
+
+func TestUnparseableMailIsKept(t *testing.T) {
+	engines(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		src := newFakeSource("bounces", Message{ID: "e", Raw: nil})
+		if _, err := e.poller(Config{}, src).Batch(ctx, src); err != nil {
+			t.Fatalf("batch: %v", err)
+		}
+		list, _, err := e.store.ListInbound(ctx, store.InboundFilter{IncludeUnmatched: true})
+		if err != nil || len(list) != 1 || list[0].Kind != "unknown" || !strings.Contains(string(list[0].Summary), `"error"`) {
+			t.Errorf("rows = %+v, %v", list, err)
+		}
+		if !src.isDone("e") {
+			t.Errorf("not marked done")
+		}
+	})
+}
