@@ -26,6 +26,9 @@ type Config struct {
 	SoftBounceLimit int
 	// BatchSize is the most messages one Fetch returns. Default 50.
 	BatchSize int
+	// Concurrency is how many messages of a batch are classified and
+	// committed at once (each in its own transaction). Default 4.
+	Concurrency int
 	// LockTTL is the expiry of a mailbox's Redis lock; the holder renews
 	// it every LockTTL/3, and a crashed poller's mailbox is taken over
 	// within LockTTL. Default 30s.
@@ -55,6 +58,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.BatchSize <= 0 {
 		c.BatchSize = 50
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 4
 	}
 	if c.LockTTL <= 0 {
 		c.LockTTL = 30 * time.Second
@@ -229,23 +235,43 @@ func (p *Poller) Batch(ctx context.Context, src Source) (int, error) {
 		return 0, fmt.Errorf("fetch from mailbox %s: %w", name, err)
 	}
 	n := len(done) + len(msgs)
-	var perr error
-	for _, m := range msgs {
-		res, err := p.Process(ctx, name, m)
-		if err != nil {
-			perr = err
-			break
-		}
-		p.deps.Log.Debug("inbound processed", "mailbox", name, "id", m.ID, "kind", res.Kind,
-			"matched", res.Matched, "message_id", res.MessageID, "duplicate", res.Duplicate)
-		done = append(done, m.ID)
-	}
+	processed, perr := p.processAll(ctx, name, msgs)
+	done = append(done, processed...)
 	if len(done) > 0 {
 		if err := src.Done(ctx, done); err != nil {
 			return n, errors.Join(perr, fmt.Errorf("mark done in mailbox %s: %w", name, err))
 		}
 	}
 	return n, perr
+}
+
+// processAll processes msgs, Concurrency at a time, and returns the ids
+// of those committed; a failed one is left for the next batch.
+func (p *Poller) processAll(ctx context.Context, name string, msgs []Message) ([]string, error) {
+	var mu sync.Mutex
+	var ids []string
+	var errs []error
+	sem := make(chan struct{}, p.cfg.Concurrency)
+	var wg sync.WaitGroup
+	for _, m := range msgs {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			res, err := p.Process(ctx, name, m)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+				return
+			}
+			p.deps.Log.Debug("inbound processed", "mailbox", name, "id", m.ID, "kind", res.Kind,
+				"matched", res.Matched, "message_id", res.MessageID, "duplicate", res.Duplicate)
+			ids = append(ids, m.ID)
+		}()
+	}
+	wg.Wait()
+	return ids, errors.Join(errs...)
 }
 
 // sleep waits d or until ctx ends; false when ctx ended.
