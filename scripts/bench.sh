@@ -12,10 +12,22 @@
 # (bench/post_message.lua). Results go to ./data/bench/; everything the script
 # started is stopped on exit. The bench database is kept for inspection.
 #
+# Then the end-to-end delivery benchmark (bench/e2e): for each engine and
+# each signing choice (dual RSA-2048 + Ed25519, Ed25519 only) on a fresh
+# database, `mailgate serve` relays to an in-process sink with every limit
+# off; n messages of 10 KB are POSTed (batches of 100, then single POSTs
+# from 32 clients) and messages/s is measured from the first POST to the
+# n-th message at the sink. A CPU profile of the server is taken during
+# each first mode (data/bench/cpu-*.prof, top functions in cpu-*.txt),
+# and the DKIM sign rate alone comes from mta's BenchmarkSign*. Summary:
+# data/bench/e2e-summary.txt (JSON lines in e2e.jsonl).
+#
 # Environment: MAILGATE_BENCH_ENGINES (default "postgres sqlite"),
 # MAILGATE_BENCH_DURATION (wrk -d, default 20s), MAILGATE_BENCH_THREADS
 # (default 2), MAILGATE_BENCH_CONNECTIONS (default 64), MAILGATE_BENCH_GO=0
-# skips the Go micro benchmarks. The PostgreSQL server is the one `make test`
+# skips the Go micro benchmarks, MAILGATE_BENCH_E2E=0 the end-to-end one,
+# MAILGATE_BENCH_E2E_N (default 20000) and MAILGATE_BENCH_E2E_MODES
+# (default "batch,single") size it. The PostgreSQL server is the one `make test`
 # uses (MAILGATE_TEST_POSTGRES_URL / MAILGATE_TEST_POSTGRES_PORT).
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
@@ -162,6 +174,48 @@ bench_engine() {
 	summarize "$engine" "$out/wrk-$engine.txt" >>"$out/summary.txt"
 }
 
+# e2e_one ENGINE ALGORITHMS: one end-to-end run on a fresh database.
+e2e_one() {
+	local engine=$1 algs=$2 tag
+	tag=$engine-${algs/,/+}
+	log "[$tag] end-to-end: POST → sink, ${MAILGATE_BENCH_E2E_N:-20000} messages per mode"
+	./bin/bench-e2e -bin ./bin/mailgate -db "$(database_url "$engine")" \
+		-redis "redis://127.0.0.1:$redis_port/0" -algorithms "$algs" -label "$engine" \
+		-n "${MAILGATE_BENCH_E2E_N:-20000}" -modes "${MAILGATE_BENCH_E2E_MODES:-batch,single}" \
+		-cpuprofile "$out/cpu-$tag.prof" -profile-seconds 10 -logdir "$out" \
+		-out "$out/e2e.jsonl" | tee -a "$out/e2e-summary.txt" ||
+		die "[$tag] end-to-end benchmark failed (server log: $out/serve-$engine.log)"
+	go tool pprof -top -nodecount=40 ./bin/mailgate "$out/cpu-$tag.prof" >"$out/cpu-$tag.txt" 2>/dev/null || true
+	go tool pprof -top -cum -nodecount=60 ./bin/mailgate "$out/cpu-$tag.prof" >"$out/cpu-$tag-cum.txt" 2>/dev/null || true
+}
+
+# dkim_sign_rate: mta's sign benchmarks alone, as signatures per second.
+dkim_sign_rate() {
+	log "DKIM sign rate: go test -run '^\$' -bench 'BenchmarkSign' ./mta"
+	env -u MAILGATE_DATABASE_URL -u MAILGATE_REDIS_URL \
+		go test -run '^$' -bench 'BenchmarkSign' -benchtime 2s ./mta >"$out/dkim-sign.txt" 2>&1 ||
+		{ warn "mta sign benchmarks failed (see $out/dkim-sign.txt)"; return 0; }
+	awk '/^BenchmarkSign/ { for (i = 1; i < NF; i++) if ($(i + 1) == "ns/op")
+		printf "%-28s %8.0f messages signed/s (1 core)\n", $1, 1e9 / $i }' \
+		"$out/dkim-sign.txt" | tee -a "$out/e2e-summary.txt"
+}
+
+# e2e_benchmarks: every engine × {dual, ed25519}, then the sign rate.
+e2e_benchmarks() {
+	local engine algs
+	log "go build -o ./bin/bench-e2e ./bench/e2e"
+	go build -o ./bin/bench-e2e ./bench/e2e
+	printf '%-9s %-12s %-7s %6s %10s %11s %8s  %s\n' engine algorithms mode n 'accepted/s' 'delivered/s' seconds verdict \
+		>"$out/e2e-summary.txt"
+	: >"$out/e2e.jsonl"
+	for engine in $engines; do
+		for algs in rsa,ed25519 ed25519; do
+			e2e_one "$engine" "$algs"
+		done
+	done
+	dkim_sign_rate
+}
+
 # go_benchmarks runs every Go benchmark (no tests) one package at a time, so
 # packages do not compete for the two cores.
 go_benchmarks() {
@@ -197,13 +251,49 @@ main() {
 	for engine in $engines; do
 		bench_engine "$engine"
 	done
+	if [[ ${MAILGATE_BENCH_E2E:-1} != 0 ]]; then
+		e2e_benchmarks
+	fi
 	if [[ ${MAILGATE_BENCH_GO:-1} != 0 ]]; then
 		go_benchmarks || status=$?
 	fi
 	printf '\nPOST /v1/messages, wrk -t%s -c%s -d%s, %s cores (also in %s):\n' \
 		"$threads" "$connections" "$duration" "$(nproc)" "$out/summary.txt"
 	cat "$out/summary.txt"
+	if [[ ${MAILGATE_BENCH_E2E:-1} != 0 ]]; then
+		printf '\nEnd to end, POST → received at the sink, %s B bodies, %s cores (also in %s):\n' \
+			10240 "$(nproc)" "$out/e2e-summary.txt"
+		cat "$out/e2e-summary.txt"
+	fi
 	return "$status"
 }
 
 main "$@"
+
+# --- inbound (issue 4): poller throughput and bounce classification --------
+# Runs after main: BenchmarkPollerDovecot (bounces in a private Dovecot →
+# committed events over IMAP, 2000 messages, SQLite and PostgreSQL; target
+# >= 300 msgs/s) and bounce's BenchmarkParseCorpus on one core (target >=
+# 5,000 msgs/s). Raw output in data/bench/inbound.txt; the figures are
+# appended to data/bench/summary.txt. MAILGATE_BENCH_INBOUND=0 skips it.
+inbound_benchmarks() {
+	local out=$MG_ROOT/data/bench
+	[[ ${MAILGATE_BENCH_INBOUND:-1} != 0 ]] || return 0
+	mkdir -p "$out"
+	log "inbound: go test -run '^\$' -bench PollerDovecot -benchtime 2000x ./inbound/ and -bench ParseCorpus -cpu 1 ./bounce/"
+	: >"$out/inbound.txt"
+	env -u MAILGATE_DATABASE_URL -u MAILGATE_REDIS_URL \
+		go test -run '^$' -bench 'PollerDovecot' -benchtime 2000x ./inbound/ >>"$out/inbound.txt" 2>&1 ||
+		warn "inbound poller benchmark failed (see $out/inbound.txt)"
+	env -u MAILGATE_DATABASE_URL -u MAILGATE_REDIS_URL \
+		go test -run '^$' -bench 'ParseCorpus' -cpu 1 ./bounce/ >>"$out/inbound.txt" 2>&1 ||
+		warn "bounce corpus benchmark failed (see $out/inbound.txt)"
+	{
+		printf '\nInbound (%s cores):\n' "$(nproc)"
+		awk '/^Benchmark(PollerDovecot|ParseCorpus)/ { for (i = 1; i < NF; i++) if ($(i + 1) == "msgs/s") {
+			target = ($1 ~ /ParseCorpus/) ? 5000 : 300
+			printf "%-40s %10.0f msgs/s  %s\n", $1, $i, ($i >= target) ? "target met" : "target missed (>= " target "/s)" } }' \
+			"$out/inbound.txt"
+	} | tee -a "$out/summary.txt"
+}
+inbound_benchmarks

@@ -85,6 +85,11 @@ func (a *app) ratePolicy(rcs []mta.RelayConfig) (*ratelimit.Policy, error) {
 			return nil, fmt.Errorf("relay %s rate: %w", rc.Name, err)
 		}
 		if !lim.Off() {
+			// Burst 1: "rate=N/s" means at most N sends (+1 of GCRA
+			// tolerance) in any one period. The default burst of N would
+			// let almost 2N through in one second (an idle bucket spent at
+			// once, then N more); the e2e test counts this at the sink.
+			lim.Burst = 1
 			pc.Relay[rc.Name] = []ratelimit.Limit{lim}
 		}
 	}

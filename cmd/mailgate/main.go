@@ -20,7 +20,10 @@ var version = "dev"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := rootCmd().ExecuteContext(ctx)
+	err := startPprof(ctx)
+	if err == nil {
+		err = rootCmd().ExecuteContext(ctx)
+	}
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "mailgate:", err)
