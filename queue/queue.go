@@ -43,8 +43,10 @@ type Config struct {
 	// enforces the real 72-hour lifetime itself, so this only needs to be
 	// large. Default 1000.
 	MaxRetry int
-	// Timeout bounds one run of a send task; it must be longer than a
-	// whole SMTP transaction. Default 15 minutes.
+	// Timeout bounds one run of a send task; it is longer than a whole
+	// SMTP transaction under RFC 5321 §4.5.3.2's timeouts (about 31
+	// minutes at worst). A run cut short is retried like any deferral.
+	// Default 1 hour.
 	Timeout time.Duration
 }
 
@@ -53,7 +55,7 @@ func (c Config) withDefaults() Config {
 		c.MaxRetry = 1000
 	}
 	if c.Timeout == 0 {
-		c.Timeout = 15 * time.Minute
+		c.Timeout = time.Hour
 	}
 	return c
 }
