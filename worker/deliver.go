@@ -136,22 +136,16 @@ func (d *Deliverer) RetryDelay(n int, err error, _ *asynq.Task) time.Duration {
 	return min(delay, d.cfg.RetryMax)
 }
 
-// Deliver makes one attempt at a message: load, skip what is final,
-// re-check suppressions and record the attempt, build and sign, then per
+// Deliver makes one attempt at a message: load it, skip what is final,
+// re-check suppressions and record the attempt (one transaction,
+// store.StartDelivery), build and sign, then per
 // recipient take the rate limits and relay, recording each outcome in its
 // own transaction as soon as it is known. Its error is the retry protocol.
 func (d *Deliverer) Deliver(ctx context.Context, messageID string) error {
-	dl, err := d.deps.Store.LoadDelivery(ctx, messageID)
+	dl, start, err := d.deps.Store.StartDelivery(ctx, messageID)
 	if errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("deliver %s: %w: %w", messageID, err, asynq.SkipRetry)
 	}
-	if err != nil {
-		return err
-	}
-	if !hasPending(dl.Recipients) {
-		return nil
-	}
-	start, err := d.deps.Store.BeginAttempt(ctx, dl.ProjectID, dl.ID)
 	if err != nil || len(start.Send) == 0 {
 		return err
 	}
@@ -164,16 +158,6 @@ func (d *Deliverer) Deliver(ctx context.Context, messageID string) error {
 		return fmt.Errorf("render %s: %w", dl.ID, err)
 	}
 	return d.relayAll(ctx, dl, start.Send, raw)
-}
-
-func hasPending(rs []store.DeliveryRecipient) bool {
-	for _, r := range rs {
-		switch r.Status {
-		case store.StatusQueued, store.StatusScheduled, store.StatusDeferred, store.StatusSending:
-			return true
-		}
-	}
-	return false
 }
 
 // relayAll sends to each recipient in turn. A rate limit stops the round:
@@ -192,7 +176,8 @@ func (d *Deliverer) relayAll(ctx context.Context, dl store.Delivery, rs []store.
 			return &heldBack{scope: res.Scope, after: res.RetryAfter}
 		}
 		out := d.relayOne(ctx, dl, r, raw)
-		if err := d.deps.Store.RecordOutcomes(context.WithoutCancel(ctx), dl.ProjectID, dl.ID, []store.Outcome{out}); err != nil {
+		if err := d.deps.Store.RecordAttemptOutcomes(context.WithoutCancel(ctx), dl.ProjectID, dl.ID,
+			len(dl.Recipients), []store.Outcome{out}); err != nil {
 			return fmt.Errorf("record outcome of %s: %w", dl.ID, err)
 		}
 		deferred = deferred || out.Status == store.StatusDeferred

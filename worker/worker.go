@@ -25,7 +25,8 @@ type Config struct {
 	// Concurrency is the number of tasks run at once. Default 20.
 	Concurrency int
 	// ShutdownTimeout is how long running tasks may finish on shutdown; it
-	// is longer than a whole SMTP transaction. Default 12 minutes.
+	// is longer than a whole SMTP transaction under RFC 5321 §4.5.3.2's
+	// timeouts (about 31 minutes at worst). Default 35 minutes.
 	ShutdownTimeout time.Duration
 	// ReconcileInterval is how often the reconciler runs. Default 1 minute.
 	ReconcileInterval time.Duration
@@ -40,6 +41,12 @@ type Config struct {
 	// retry tasks to the queue; it bounds how late a task held back by a
 	// rate limit starts. Default 250 ms.
 	DelayedCheckInterval time.Duration
+	// TaskCheckInterval is how long an idle asynq processor waits before
+	// it polls the queues again once they were found empty; it bounds how
+	// late a newly enqueued task starts when the workers were idle. asynq's
+	// own default (1 s) leaves most of the workers asleep under a steady
+	// stream. Default 100 ms.
+	TaskCheckInterval time.Duration
 	// IdempotencyTTL is how long Idempotency-Keys are kept. Default 24 hours.
 	IdempotencyTTL time.Duration
 	// Now is the clock. Default time.Now.
@@ -51,7 +58,7 @@ func (c Config) withDefaults() Config {
 		c.Concurrency = 20
 	}
 	if c.ShutdownTimeout == 0 {
-		c.ShutdownTimeout = 12 * time.Minute
+		c.ShutdownTimeout = 35 * time.Minute
 	}
 	if c.ReconcileInterval == 0 {
 		c.ReconcileInterval = time.Minute
@@ -64,6 +71,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DelayedCheckInterval == 0 {
 		c.DelayedCheckInterval = 250 * time.Millisecond
+	}
+	if c.TaskCheckInterval == 0 {
+		c.TaskCheckInterval = 100 * time.Millisecond
 	}
 	if c.IdempotencyTTL == 0 {
 		c.IdempotencyTTL = 24 * time.Hour
@@ -121,6 +131,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		IsFailure:       IsFailure,
 
 		DelayedTaskCheckInterval: w.cfg.DelayedCheckInterval,
+		TaskCheckInterval:        w.cfg.TaskCheckInterval,
 	}
 	if w.deps.Deliverer != nil {
 		acfg.RetryDelayFunc = w.deps.Deliverer.RetryDelay
