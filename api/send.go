@@ -45,22 +45,70 @@ func (s *Server) sendMessage(c echo.Context) error {
 	if err != nil || replay {
 		return err
 	}
-	acc, err := s.admit(ctx, caller(c), req, vm, "")
+	acc, out, err := s.commitOne(ctx, caller(c), req, vm, claim)
 	if err != nil {
 		claim.release(ctx)
 		return err
 	}
-	out, err := json.Marshal(acc.view)
-	if err != nil {
-		claim.release(ctx)
-		return fmt.Errorf("encode response: %w", err)
-	}
-	if err := s.deps.Store.CreateMessages(ctx, []store.NewMessage{acc.msg}, claim.result(http.StatusAccepted, out)); err != nil {
-		claim.release(ctx)
-		return fmt.Errorf("commit message: %w", err)
-	}
 	s.afterCommit(ctx, acc)
 	return c.JSONBlob(http.StatusAccepted, out)
+}
+
+// commitOne checks the sender domain and commits one message, finishing
+// claim, in one database round trip in the usual case: the message is
+// prepared as if no recipient were suppressed and the store checks that in
+// the commit's own statement. When a recipient is suppressed nothing was
+// written; the statuses are then looked up and the message committed with
+// them (same ID). It returns the committed message and the 202 body.
+func (s *Server) commitOne(ctx context.Context, key store.APIKey, req *MessageRequest, vm *ValidMessage, claim idemClaim) (accepted, []byte, error) {
+	if err := s.checkSenderDomain(ctx, key.ProjectID, vm, ""); err != nil {
+		return accepted{}, nil, err
+	}
+	id := s.cfg.NewID()
+	acc, out, err := s.prepareOne(key, req, vm, id, nil)
+	if err != nil {
+		return accepted{}, nil, err
+	}
+	err = s.deps.Store.CreateUnsuppressedMessages(ctx, []store.NewMessage{acc.msg}, claim.result(http.StatusAccepted, out))
+	if !errors.Is(err, store.ErrSuppressedRecipient) {
+		if err != nil {
+			return accepted{}, nil, fmt.Errorf("commit message: %w", err)
+		}
+		return acc, out, nil
+	}
+	suppressed, err := s.deps.Store.SuppressedAmong(ctx, key.ProjectID, recipientEmails(vm))
+	if err != nil {
+		return accepted{}, nil, fmt.Errorf("check suppressions: %w", err)
+	}
+	if acc, out, err = s.prepareOne(key, req, vm, id, suppressed); err != nil {
+		return accepted{}, nil, err
+	}
+	if err := s.deps.Store.CreateMessages(ctx, []store.NewMessage{acc.msg}, claim.result(http.StatusAccepted, out)); err != nil {
+		return accepted{}, nil, fmt.Errorf("commit message: %w", err)
+	}
+	return acc, out, nil
+}
+
+// prepareOne is prepare with the message ID given, plus the 202 body.
+func (s *Server) prepareOne(key store.APIKey, req *MessageRequest, vm *ValidMessage, id string, suppressed map[string]bool) (accepted, []byte, error) {
+	acc, err := s.prepareID(key, req, vm, id, suppressed)
+	if err != nil {
+		return accepted{}, nil, err
+	}
+	out, err := json.Marshal(acc.view)
+	if err != nil {
+		return accepted{}, nil, fmt.Errorf("encode response: %w", err)
+	}
+	return acc, out, nil
+}
+
+// recipientEmails lists the addresses of vm's recipients.
+func recipientEmails(vm *ValidMessage) []string {
+	emails := make([]string, len(vm.Recipients))
+	for i, r := range vm.Recipients {
+		emails[i] = r.Email
+	}
+	return emails
 }
 
 // readBody returns the request body (the validator left it readable).
@@ -120,11 +168,7 @@ func (s *Server) admit(ctx context.Context, key store.APIKey, req *MessageReques
 	if err := s.checkSenderDomain(ctx, key.ProjectID, vm, prefix); err != nil {
 		return accepted{}, err
 	}
-	emails := make([]string, len(vm.Recipients))
-	for i, r := range vm.Recipients {
-		emails[i] = r.Email
-	}
-	suppressed, err := s.deps.Store.SuppressedAmong(ctx, key.ProjectID, emails)
+	suppressed, err := s.deps.Store.SuppressedAmong(ctx, key.ProjectID, recipientEmails(vm))
 	if err != nil {
 		return accepted{}, fmt.Errorf("check suppressions: %w", err)
 	}
@@ -152,13 +196,18 @@ func (s *Server) checkSenderDomain(ctx context.Context, projectID string, vm *Va
 
 // prepare builds the message and recipient rows and the 202 body.
 func (s *Server) prepare(key store.APIKey, req *MessageRequest, vm *ValidMessage, suppressed map[string]bool) (accepted, error) {
+	return s.prepareID(key, req, vm, s.cfg.NewID(), suppressed)
+}
+
+// prepareID is prepare for the message ID id.
+func (s *Server) prepareID(key store.APIKey, req *MessageRequest, vm *ValidMessage, id string, suppressed map[string]bool) (accepted, error) {
 	payload, err := json.Marshal(req)
 	if err != nil {
 		return accepted{}, fmt.Errorf("encode payload: %w", err)
 	}
 	now := s.cfg.Now()
 	msg := store.NewMessage{
-		ID: s.cfg.NewID(), ProjectID: key.ProjectID, KeyID: key.ID,
+		ID: id, ProjectID: key.ProjectID, KeyID: key.ID,
 		From: req.From, FromDomain: vm.From.Domain, Subject: req.Subject,
 		Tags: req.Tags, Metadata: req.Metadata, SendAt: vm.SendAt,
 		Payload: payload, CreatedAt: now,

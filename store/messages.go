@@ -22,9 +22,18 @@ const (
 )
 
 // batch holds the flattened INSERT arguments of one CreateMessages call.
+// When checkSuppressed is set, unchecked lists, per project, the lower-cased
+// addresses of recipients not already marked suppressed.
 type batch struct {
 	messages, recipients, events, tags []any
+	checkSuppressed                    bool
+	unchecked                          map[string][]string
 }
+
+// ErrSuppressedRecipient is returned by CreateUnsuppressedMessages when a
+// recipient it was to write as queued or scheduled is on its project's
+// suppression list; nothing was written.
+var ErrSuppressedRecipient = errors.New("a recipient is on the suppression list")
 
 // CreateMessages commits msgs in one transaction: each message with its
 // recipients (in the given order), one first event per recipient
@@ -33,8 +42,21 @@ type batch struct {
 // transaction finishes that idempotency key with idem's response; with no
 // messages it only does that. On any error nothing is written.
 func (s *Store) CreateMessages(ctx context.Context, msgs []NewMessage, idem *IdempotencyResult) error {
+	return s.createMessages(ctx, &batch{}, msgs, idem)
+}
+
+// CreateUnsuppressedMessages is CreateMessages for recipients not yet
+// checked against the suppression list: in the same transaction it checks
+// every recipient not already marked suppressed, and when one is on its
+// project's list it writes nothing and returns ErrSuppressedRecipient (the
+// caller then looks the statuses up with SuppressedAmong and uses
+// CreateMessages). On PostgreSQL the check costs no extra round trip.
+func (s *Store) CreateUnsuppressedMessages(ctx context.Context, msgs []NewMessage, idem *IdempotencyResult) error {
+	return s.createMessages(ctx, &batch{checkSuppressed: true, unchecked: map[string][]string{}}, msgs, idem)
+}
+
+func (s *Store) createMessages(ctx context.Context, b *batch, msgs []NewMessage, idem *IdempotencyResult) error {
 	now := s.now()
-	var b batch
 	for i := range msgs {
 		if err := b.add(&msgs[i], now); err != nil {
 			return err
@@ -44,11 +66,14 @@ func (s *Store) CreateMessages(ctx context.Context, msgs []NewMessage, idem *Ide
 		return nil
 	}
 	if s.dialect == DialectPostgres {
-		if ok, err := s.createPostgres(ctx, &b, idem, now); ok {
+		if ok, err := s.createPostgres(ctx, b, idem, now); ok {
 			return err
 		}
 	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := b.checkUnsuppressed(ctx, tx); err != nil {
+			return err
+		}
 		if err := b.insert(ctx, s, tx); err != nil {
 			return err
 		}
@@ -107,6 +132,9 @@ func (b *batch) addRecipient(m *NewMessage, i int, r NewRecipient, created time.
 		return fmt.Errorf("insert message %s: recipient %d: status %q is not queued, scheduled or suppressed", m.ID, i, r.Status)
 	}
 	b.recipients = append(b.recipients, m.ID, i, r.Email, strings.ToLower(r.Email), r.Kind, r.Status, micros(created))
+	if b.checkSuppressed && r.Status != StatusSuppressed {
+		b.unchecked[m.ProjectID] = append(b.unchecked[m.ProjectID], normEmail(r.Email))
+	}
 	b.events = append(b.events, m.ProjectID, m.ID, r.Email, typ, int64(i+1), data, micros(created))
 	return nil
 }
@@ -127,6 +155,22 @@ func (b *batch) insert(ctx context.Context, s *Store, tx *sql.Tx) error {
 	for _, st := range steps {
 		if err := s.insertRows(ctx, tx, st.head, st.cols, st.args, st.tail); err != nil {
 			return fmt.Errorf("insert %s: %w", st.what, err)
+		}
+	}
+	return nil
+}
+
+// checkUnsuppressed returns ErrSuppressedRecipient when the batch checks
+// suppressions and one of its unchecked recipients is suppressed, reading
+// inside tx.
+func (b *batch) checkUnsuppressed(ctx context.Context, tx *sql.Tx) error {
+	for projectID, emails := range b.unchecked {
+		found, err := suppressedAmong(ctx, tx, projectID, emails)
+		if err != nil {
+			return err
+		}
+		if len(found) > 0 {
+			return ErrSuppressedRecipient
 		}
 	}
 	return nil

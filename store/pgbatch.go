@@ -2,8 +2,11 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -13,6 +16,14 @@ import (
 // pgDivisionByZero is the SQLSTATE the batch statement raises on purpose
 // when the idempotency key is no longer held (see pgBatchStatement).
 const pgDivisionByZero = "22012"
+
+// pgInvalidText is the SQLSTATE the batch statement raises on purpose, by
+// casting suppressedMarker to an integer, when a recipient it checks is
+// suppressed (see suppressionGuard).
+const (
+	pgInvalidText    = "22P02"
+	suppressedMarker = "suppressed recipient"
+)
 
 // createPostgres commits a batch on PostgreSQL as ONE statement of
 // data-modifying CTEs: a single statement is atomic on its own, so a
@@ -25,13 +36,17 @@ func (s *Store) createPostgres(ctx context.Context, b *batch, idem *IdempotencyR
 		return false, nil
 	}
 	var one int
-	err = s.db.QueryRowContext(ctx, q, args...).Scan(&one)
+	var guard sql.NullInt64
+	err = s.db.QueryRowContext(ctx, q, args...).Scan(&one, &guard)
 	var pgErr *pgconn.PgError
 	switch {
 	case err == nil:
 		return true, nil
 	case idem != nil && errors.As(err, &pgErr) && pgErr.Code == pgDivisionByZero:
 		return true, fmt.Errorf("finish idempotency key: %w", ErrIdempotencyLost)
+	case b.checkSuppressed && errors.As(err, &pgErr) && pgErr.Code == pgInvalidText &&
+		strings.Contains(pgErr.Message, suppressedMarker):
+		return true, ErrSuppressedRecipient
 	default:
 		return true, fmt.Errorf("insert messages: %w", err)
 	}
@@ -43,6 +58,9 @@ func (s *Store) createPostgres(ctx context.Context, b *batch, idem *IdempotencyR
 // key that is no longer in flight aborts the whole statement.
 func (b *batch) pgStatement(idem *IdempotencyResult, now time.Time) (string, []any, bool) {
 	total := len(b.messages) + len(b.recipients) + len(b.events) + len(b.tags) + 7
+	for _, emails := range b.unchecked {
+		total += 1 + len(emails)
+	}
 	if total > maxParams {
 		return "", nil, false
 	}
@@ -67,6 +85,7 @@ func (b *batch) pgStatement(idem *IdempotencyResult, now time.Time) (string, []a
 	add("e", insertEvent, eventCols, b.events, "")
 	add("t", insertTag, tagCols, b.tags, " ON CONFLICT DO NOTHING")
 	final := "SELECT 1"
+	guard := b.suppressionGuard(c)
 	if idem != nil {
 		body := idem.ResponseBody
 		if body == nil {
@@ -78,8 +97,33 @@ func (b *batch) pgStatement(idem *IdempotencyResult, now time.Time) (string, []a
 			" AND idem_key = "+c.arg(idem.Key)+" AND state = "+c.arg(idemInFlight)+" RETURNING 1)")
 		final = "SELECT 1 / (SELECT count(*)::int FROM u)"
 	}
+	final += ", " + guard
 	if len(ctes) == 0 {
-		return final, nil, true
+		return final, c.args, true
 	}
 	return "WITH " + strings.Join(ctes, ", ") + " " + final, c.args, true
+}
+
+// suppressionGuard is the statement's second result column: NULL, or,
+// when the batch checks suppressions and one of its unchecked recipients
+// is on its project's list, an error (suppressedMarker cast to an
+// integer) that aborts the whole statement. PostgreSQL has no RAISE in
+// plain SQL, and the cast of a subquery's value runs only at execution.
+// The lookup uses the suppressions primary key (project_id, email).
+func (b *batch) suppressionGuard(c *conds) string {
+	if len(b.unchecked) == 0 {
+		return "NULL::int"
+	}
+	projects := slices.Sorted(maps.Keys(b.unchecked)) // stable SQL text
+	terms := make([]string, len(projects))
+	for i, p := range projects {
+		emails := b.unchecked[p]
+		ph := make([]string, len(emails))
+		for j, e := range emails {
+			ph[j] = c.arg(e)
+		}
+		terms[i] = "(project_id = " + c.arg(p) + " AND email IN (" + strings.Join(ph, ", ") + "))"
+	}
+	return "(SELECT '" + suppressedMarker + "' FROM suppressions WHERE " +
+		strings.Join(terms, " OR ") + " LIMIT 1)::int"
 }

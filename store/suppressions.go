@@ -15,6 +15,11 @@ func normEmail(email string) string { return strings.ToLower(strings.TrimSpace(e
 // SuppressedAmong returns which of emails the project suppresses, keyed by
 // lower-cased address, in one query.
 func (s *Store) SuppressedAmong(ctx context.Context, projectID string, emails []string) (map[string]bool, error) {
+	return suppressedAmong(ctx, s.rdb, projectID, emails)
+}
+
+// suppressedAmong is SuppressedAmong reading through q (a pool or a transaction).
+func suppressedAmong(ctx context.Context, q querier, projectID string, emails []string) (map[string]bool, error) {
 	out := map[string]bool{}
 	if len(emails) == 0 {
 		return out, nil
@@ -24,7 +29,7 @@ func (s *Store) SuppressedAmong(ctx context.Context, projectID string, emails []
 	for _, e := range emails {
 		args = append(args, normEmail(e))
 	}
-	rows, err := s.rdb.QueryContext(ctx, `SELECT email FROM suppressions WHERE project_id = $1 AND email IN (`+
+	rows, err := q.QueryContext(ctx, `SELECT email FROM suppressions WHERE project_id = $1 AND email IN (`+
 		placeholders(2, len(emails))+`)`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("suppressed among: %w", err)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -18,7 +19,18 @@ import (
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
 
+// defaultGCPercent replaces the Go runtime's GOGC=100 when the GOGC
+// environment variable is unset. The API allocates a lot per request
+// (JSON decoding twice, validation, SQL arguments) and little of it lives
+// on, so collecting half as often trades a few MB of heap for CPU (an
+// earlier run with GOGC=400 accepted ~10 % more messages/s on 2 cores; 200
+// keeps the heap smaller). Set GOGC to override.
+const defaultGCPercent = 200
+
 func main() {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(defaultGCPercent)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := startPprof(ctx)
 	if err == nil {
