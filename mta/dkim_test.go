@@ -3,7 +3,6 @@ package mta
 import (
 	"bytes"
 	"crypto"
-	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/emersion/go-msgauth/dkim"
 	"github.com/google/go-cmp/cmp"
+	"github.com/mailgate/mailgate/dkimkey"
 	"github.com/mailgate/mailgate/internal/testsvc"
 )
 
@@ -31,15 +31,15 @@ func fixtureKey(t testing.TB, alg string) crypto.Signer {
 	if k, ok := fixtureKeys.Load(alg); ok {
 		return k.(crypto.Signer)
 	}
-	gen, err := GenerateKey(alg)
+	gen, err := dkimkey.GenerateKey(alg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := MarshalPrivateKey(gen)
+	b, err := dkimkey.MarshalPrivateKey(gen)
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, err := ParsePrivateKey(b)
+	k, err := dkimkey.ParsePrivateKey(b)
 	if err != nil {
 		t.Fatalf("parse %s key: %v", alg, err)
 	}
@@ -58,12 +58,12 @@ func newKeySet(t testing.TB, algs ...string) keySet {
 	ks := keySet{records: map[string]string{}}
 	for _, alg := range algs {
 		k := DKIMKey{Domain: "xn--bckerei-mller-6ib.example", Selector: "mg-" + alg, Signer: fixtureKey(t, alg)}
-		v, err := DNSRecordValue(k.Signer.Public())
+		v, err := dkimkey.DNSRecordValue(k.Signer.Public())
 		if err != nil {
 			t.Fatal(err)
 		}
 		ks.keys = append(ks.keys, k)
-		ks.records[DNSRecordName(k.Selector, k.Domain)] = v
+		ks.records[k.Selector+"._domainkey."+k.Domain] = v
 	}
 	return ks
 }
@@ -269,68 +269,5 @@ func TestSignOptions(t *testing.T) {
 	}
 	if _, err := s.Sign(raw, []DKIMKey{{Domain: "x.example", Selector: "s"}}); err == nil {
 		t.Error("Sign with a key without a signer succeeded")
-	}
-}
-
-func TestKeys(t *testing.T) {
-	for _, alg := range []string{"rsa", "ed25519"} {
-		t.Run(alg, func(t *testing.T) {
-			k, err := GenerateKey(alg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := KeyAlgorithm(k); got != alg {
-				t.Errorf("KeyAlgorithm = %q", got)
-			}
-			pemBytes, err := MarshalPrivateKey(k)
-			if err != nil {
-				t.Fatal(err)
-			}
-			back, err := ParsePrivateKey(pemBytes)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !back.Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(k.Public()) {
-				t.Error("parsed key differs from the generated one")
-			}
-			rec, err := DNSRecordValue(k.Public())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if prefix := "v=DKIM1; k=" + alg + "; p="; !strings.HasPrefix(rec, prefix) || strings.ContainsAny(rec, "\"\n") {
-				t.Errorf("DNS record %q, want %q… unquoted", rec, prefix)
-			}
-			if alg == "rsa" && k.(*rsa.PrivateKey).N.BitLen() != 2048 {
-				t.Errorf("rsa key has %d bits", k.(*rsa.PrivateKey).N.BitLen())
-			}
-			if alg == "ed25519" && len(rec) != len("v=DKIM1; k=ed25519; p=")+44 {
-				t.Errorf("ed25519 record %q does not carry the raw 32-byte key", rec)
-			}
-		})
-	}
-}
-
-func TestParsePrivateKeyRejects(t *testing.T) {
-	tests := map[string][]byte{
-		"garbage":   []byte("-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n"),
-		"empty":     nil,
-		"not a pem": []byte("hello"),
-	}
-	for name, in := range tests {
-		t.Run(name, func(t *testing.T) {
-			_, err := ParsePrivateKey(in)
-			if err == nil {
-				t.Fatal("accepted")
-			}
-			if strings.Contains(err.Error(), "bm90") {
-				t.Errorf("error %q echoes key material", err)
-			}
-		})
-	}
-	if _, err := GenerateKey("dsa"); err == nil {
-		t.Error("GenerateKey(dsa) succeeded")
-	}
-	if _, err := DNSRecordValue(struct{}{}); err == nil {
-		t.Error("DNSRecordValue accepted an unknown key type")
 	}
 }

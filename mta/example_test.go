@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-msgauth/dkim"
+	"github.com/mailgate/mailgate/dkimkey"
 	"github.com/mailgate/mailgate/mta"
 )
 
@@ -53,10 +54,10 @@ func ExampleBuild() {
 }
 
 func ExampleSigner_Sign() {
-	// In production the key comes from mta.GenerateKey and is stored
+	// In production the key comes from dkimkey.GenerateKey and is stored
 	// sealed; here a fixed seed keeps the example self-contained.
 	key := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, ed25519.SeedSize))
-	record, _ := mta.DNSRecordValue(key.Public())
+	record, _ := dkimkey.DNSRecordValue(key.Public())
 	raw := []byte("From: orders@shop.example\r\nTo: ann@example.org\r\nSubject: hi\r\n\r\nHello.\r\n")
 
 	signer := mta.NewSigner(mta.SignerConfig{})

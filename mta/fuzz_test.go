@@ -33,21 +33,6 @@ func FuzzParseRelayURL(f *testing.F) {
 	})
 }
 
-func FuzzParsePrivateKey(f *testing.F) {
-	for _, alg := range []string{"rsa", "ed25519"} {
-		k := fixtureKey(f, alg)
-		b, _ := MarshalPrivateKey(k)
-		f.Add(b)
-	}
-	f.Add([]byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		k, err := ParsePrivateKey(b)
-		if err == nil && KeyAlgorithm(k) == "" {
-			t.Fatalf("accepted a %T", k)
-		}
-	})
-}
-
 // FuzzBuild checks that any header text either is refused or yields a
 // message with CRLF lines of at most 998 octets that parses back.
 func FuzzBuild(f *testing.F) {
