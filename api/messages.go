@@ -120,7 +120,9 @@ func listErr(err error) error {
 func queryField(name string) string { return "query:" + name }
 
 func queryProblem(name, msg string) *Problem {
-	return validationProblem([]FieldError{{Field: queryField(name), Message: msg}})
+	p := validationProblem([]FieldError{{Field: queryField(name), Message: msg}})
+	p.Detail = "the request has invalid parameters; see errors"
+	return p
 }
 
 // pageParams reads limit (1..100, default 50) and cursor.
