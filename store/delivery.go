@@ -37,47 +37,10 @@ type Delivery struct {
 	Recipients []DeliveryRecipient
 }
 
-// LoadDelivery reads a message, its payload and its recipients for the
-// worker. ErrNotFound when the message does not exist.
-func (s *Store) LoadDelivery(ctx context.Context, id string) (Delivery, error) {
-	var d Delivery
-	var tags, metadata string
-	var sendAt sql.NullInt64
-	var created int64
-	err := s.rdb.QueryRowContext(ctx, `SELECT id, project_id, key_id, from_domain, tags, metadata,
-		send_at, created_at, possibly_duplicated, attempts, payload FROM messages WHERE id = $1`, id).
-		Scan(&d.ID, &d.ProjectID, &d.KeyID, &d.FromDomain, &tags, &metadata, &sendAt, &created,
-			&d.PossiblyDuplicated, &d.Attempts, &d.Payload)
-	if err != nil {
-		return Delivery{}, fmt.Errorf("load delivery %s: %w", id, notFound(err))
-	}
-	if err := json.Unmarshal([]byte(tags), &d.Tags); err != nil {
-		return Delivery{}, fmt.Errorf("load delivery %s tags: %w", id, err)
-	}
-	if err := json.Unmarshal([]byte(metadata), &d.Metadata); err != nil {
-		return Delivery{}, fmt.Errorf("load delivery %s metadata: %w", id, err)
-	}
-	d.SendAt, d.CreatedAt = timePtr(sendAt), fromMicros(created)
-	d.Recipients, err = deliveryRecipients(ctx, s.rdb, id, "")
-	if err != nil {
-		return Delivery{}, err
-	}
-	return d, nil
-}
-
-// pendingStatuses may still be sent.
-func pendingStatuses() []string {
-	return []string{StatusQueued, StatusScheduled, StatusDeferred, StatusSending}
-}
-
-func deliveryRecipients(ctx context.Context, q querier, id string, onlyPending string) ([]DeliveryRecipient, error) {
-	query := `SELECT position, email, kind, status FROM recipients WHERE message_id = $1`
-	args := []any{id}
-	if onlyPending != "" {
-		query += ` AND status IN (` + placeholders(2, len(pendingStatuses())) + `)`
-		args = append(args, stringArgs(pendingStatuses())...)
-	}
-	rows, err := q.QueryContext(ctx, query+` ORDER BY position`, args...)
+// deliveryRecipients reads a message's recipients in position order.
+func deliveryRecipients(ctx context.Context, q querier, id string) ([]DeliveryRecipient, error) {
+	rows, err := q.QueryContext(ctx, `SELECT position, email, kind, status FROM recipients
+		WHERE message_id = $1 ORDER BY position`, id)
 	if err != nil {
 		return nil, fmt.Errorf("recipients of %s: %w", id, err)
 	}
@@ -125,7 +88,7 @@ func (s *Store) StartDelivery(ctx context.Context, id string) (Delivery, Attempt
 		if d, err = bumpAttempt(ctx, tx, id, now); err != nil {
 			return err
 		}
-		if d.Recipients, err = deliveryRecipients(ctx, tx, id, ""); err != nil {
+		if d.Recipients, err = deliveryRecipients(ctx, tx, id); err != nil {
 			return err
 		}
 		if !anyPending(d.Recipients) {
@@ -199,7 +162,7 @@ func (s *Store) BeginAttempt(ctx context.Context, projectID, id string) (Attempt
 			WHERE id = $1`, id, micros(now)); err != nil {
 			return fmt.Errorf("begin attempt %s: %w", id, err)
 		}
-		all, err := deliveryRecipients(ctx, tx, id, "")
+		all, err := deliveryRecipients(ctx, tx, id)
 		if err != nil {
 			return err
 		}

@@ -141,7 +141,7 @@ func (s *Store) LoadInboundTarget(ctx context.Context, messageID string) (Inboun
 	if err != nil {
 		return InboundTarget{}, fmt.Errorf("inbound target %s: %w", messageID, notFound(err))
 	}
-	t.Recipients, err = deliveryRecipients(ctx, s.rdb, messageID, "")
+	t.Recipients, err = deliveryRecipients(ctx, s.rdb, messageID)
 	if err != nil {
 		return InboundTarget{}, err
 	}
