@@ -69,7 +69,7 @@ func (s *Server) commitOne(ctx context.Context, key store.APIKey, req *MessageRe
 	if err != nil {
 		return accepted{}, nil, err
 	}
-	err = s.deps.Store.CreateUnsuppressedMessages(ctx, []store.NewMessage{acc.msg}, claim.result(http.StatusAccepted, out))
+	err = s.deps.Store.CommitMessage(ctx, acc.msg, claim.result(http.StatusAccepted, out))
 	if !errors.Is(err, store.ErrSuppressedRecipient) {
 		if err != nil {
 			return accepted{}, nil, fmt.Errorf("commit message: %w", err)

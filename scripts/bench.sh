@@ -24,7 +24,7 @@
 #
 # Environment: MAILGATE_BENCH_ENGINES (default "postgres sqlite"),
 # MAILGATE_BENCH_DURATION (wrk -d, default 20s), MAILGATE_BENCH_THREADS
-# (default 2), MAILGATE_BENCH_CONNECTIONS (default 64), MAILGATE_BENCH_GO=0
+# (default 2), MAILGATE_BENCH_CONNECTIONS (default 32), MAILGATE_BENCH_GO=0
 # skips the Go micro benchmarks, MAILGATE_BENCH_E2E=0 the end-to-end one,
 # MAILGATE_BENCH_E2E_N (default 20000) and MAILGATE_BENCH_E2E_MODES
 # (default "batch,single") size it. The PostgreSQL server is the one `make test`
@@ -40,7 +40,7 @@ listen=127.0.0.1:8089
 engines=${MAILGATE_BENCH_ENGINES:-postgres sqlite}
 duration=${MAILGATE_BENCH_DURATION:-20s}
 threads=${MAILGATE_BENCH_THREADS:-2}
-connections=${MAILGATE_BENCH_CONNECTIONS:-64}
+connections=${MAILGATE_BENCH_CONNECTIONS:-32}
 out=$MG_ROOT/data/bench
 work=
 api_pid=

@@ -42,7 +42,7 @@ var ErrSuppressedRecipient = errors.New("a recipient is on the suppression list"
 // transaction finishes that idempotency key with idem's response; with no
 // messages it only does that. On any error nothing is written.
 func (s *Store) CreateMessages(ctx context.Context, msgs []NewMessage, idem *IdempotencyResult) error {
-	return s.createMessages(ctx, &batch{}, msgs, idem)
+	return s.createMessages(ctx, &batch{}, msgs, idemList(idem))
 }
 
 // CreateUnsuppressedMessages is CreateMessages for recipients not yet
@@ -52,21 +52,37 @@ func (s *Store) CreateMessages(ctx context.Context, msgs []NewMessage, idem *Ide
 // caller then looks the statuses up with SuppressedAmong and uses
 // CreateMessages). On PostgreSQL the check costs no extra round trip.
 func (s *Store) CreateUnsuppressedMessages(ctx context.Context, msgs []NewMessage, idem *IdempotencyResult) error {
-	return s.createMessages(ctx, &batch{checkSuppressed: true, unchecked: map[string][]string{}}, msgs, idem)
+	return s.createMessages(ctx, newCheckedBatch(), msgs, idemList(idem))
 }
 
-func (s *Store) createMessages(ctx context.Context, b *batch, msgs []NewMessage, idem *IdempotencyResult) error {
+// newCheckedBatch is a batch that checks its recipients against the
+// suppression list.
+func newCheckedBatch() *batch {
+	return &batch{checkSuppressed: true, unchecked: map[string][]string{}}
+}
+
+// idemList is the one idempotency key to finish, or none.
+func idemList(idem *IdempotencyResult) []*IdempotencyResult {
+	if idem == nil {
+		return nil
+	}
+	return []*IdempotencyResult{idem}
+}
+
+// createMessages commits msgs and finishes every key of idems in one
+// transaction (one statement on PostgreSQL when it fits).
+func (s *Store) createMessages(ctx context.Context, b *batch, msgs []NewMessage, idems []*IdempotencyResult) error {
 	now := s.now()
 	for i := range msgs {
 		if err := b.add(&msgs[i], now); err != nil {
 			return err
 		}
 	}
-	if len(msgs) == 0 && idem == nil {
+	if len(msgs) == 0 && len(idems) == 0 {
 		return nil
 	}
 	if s.dialect == DialectPostgres {
-		if ok, err := s.createPostgres(ctx, b, idem, now); ok {
+		if ok, err := s.createPostgres(ctx, b, idems, now); ok {
 			return err
 		}
 	}
@@ -77,8 +93,10 @@ func (s *Store) createMessages(ctx context.Context, b *batch, msgs []NewMessage,
 		if err := b.insert(ctx, s, tx); err != nil {
 			return err
 		}
-		if idem != nil {
-			return finishIdempotency(ctx, tx, idem, now)
+		for _, idem := range idems {
+			if err := finishIdempotency(ctx, tx, idem, now); err != nil {
+				return err
+			}
 		}
 		return nil
 	})

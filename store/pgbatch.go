@@ -30,8 +30,8 @@ const (
 // request costs one round trip and one commit instead of BEGIN, four
 // INSERTs, an UPDATE and COMMIT. ok is false when the batch is too large
 // for one statement's parameters; the caller then uses a transaction.
-func (s *Store) createPostgres(ctx context.Context, b *batch, idem *IdempotencyResult, now time.Time) (ok bool, err error) {
-	q, args, ok := b.pgStatement(idem, now)
+func (s *Store) createPostgres(ctx context.Context, b *batch, idems []*IdempotencyResult, now time.Time) (ok bool, err error) {
+	q, args, ok := b.pgStatement(idems, now)
 	if !ok {
 		return false, nil
 	}
@@ -42,7 +42,7 @@ func (s *Store) createPostgres(ctx context.Context, b *batch, idem *IdempotencyR
 	switch {
 	case err == nil:
 		return true, nil
-	case idem != nil && errors.As(err, &pgErr) && pgErr.Code == pgDivisionByZero:
+	case len(idems) > 0 && errors.As(err, &pgErr) && pgErr.Code == pgDivisionByZero:
 		return true, fmt.Errorf("finish idempotency key: %w", ErrIdempotencyLost)
 	case b.checkSuppressed && errors.As(err, &pgErr) && pgErr.Code == pgInvalidText &&
 		strings.Contains(pgErr.Message, suppressedMarker):
@@ -53,11 +53,12 @@ func (s *Store) createPostgres(ctx context.Context, b *batch, idem *IdempotencyR
 }
 
 // pgStatement builds the single-statement form of the batch. Without a
-// RETURNING clause the CTEs still run to completion. When idem is set, the
-// final SELECT divides by the number of idempotency rows finished, so a
-// key that is no longer in flight aborts the whole statement.
-func (b *batch) pgStatement(idem *IdempotencyResult, now time.Time) (string, []any, bool) {
-	total := len(b.messages) + len(b.recipients) + len(b.events) + len(b.tags) + 7
+// RETURNING clause the CTEs still run to completion. When idems is not
+// empty, the final SELECT divides by whether every one of those keys was
+// finished, so a key that is no longer in flight aborts the whole
+// statement.
+func (b *batch) pgStatement(idems []*IdempotencyResult, now time.Time) (string, []any, bool) {
+	total := len(b.messages) + len(b.recipients) + len(b.events) + len(b.tags) + 3 + 4*len(idems)
 	for _, emails := range b.unchecked {
 		total += 1 + len(emails)
 	}
@@ -70,15 +71,7 @@ func (b *batch) pgStatement(idem *IdempotencyResult, now time.Time) (string, []a
 		if len(vals) == 0 {
 			return
 		}
-		rows := make([]string, 0, len(vals)/cols)
-		for r := 0; r < len(vals); r += cols {
-			ph := make([]string, cols)
-			for i := range cols {
-				ph[i] = c.arg(vals[r+i])
-			}
-			rows = append(rows, "("+strings.Join(ph, ", ")+")")
-		}
-		ctes = append(ctes, name+" AS ("+head+" VALUES "+strings.Join(rows, ", ")+tail+")")
+		ctes = append(ctes, name+" AS ("+head+" VALUES "+c.rows(cols, vals)+tail+")")
 	}
 	add("m", insertMessage, messageInsertCols, b.messages, "")
 	add("r", insertRecipient, recipientCols, b.recipients, "")
@@ -86,22 +79,47 @@ func (b *batch) pgStatement(idem *IdempotencyResult, now time.Time) (string, []a
 	add("t", insertTag, tagCols, b.tags, " ON CONFLICT DO NOTHING")
 	final := "SELECT 1"
 	guard := b.suppressionGuard(c)
-	if idem != nil {
-		body := idem.ResponseBody
-		if body == nil {
-			body = []byte{}
-		}
-		ctes = append(ctes, "u AS (UPDATE idempotency_keys SET state = "+c.arg(idemDone)+
-			", response_code = "+c.arg(idem.ResponseCode)+", response_body = "+c.arg(body)+
-			", finished_at = "+c.arg(micros(now))+" WHERE key_id = "+c.arg(idem.KeyID)+
-			" AND idem_key = "+c.arg(idem.Key)+" AND state = "+c.arg(idemInFlight)+" RETURNING 1)")
-		final = "SELECT 1 / (SELECT count(*)::int FROM u)"
+	if len(idems) > 0 {
+		ctes = append(ctes, idemUpdate(c, idems, now))
+		final = "SELECT 1 / (SELECT (count(*) = " + c.arg(len(idems)) + ")::int FROM u)"
 	}
 	final += ", " + guard
 	if len(ctes) == 0 {
 		return final, c.args, true
 	}
 	return "WITH " + strings.Join(ctes, ", ") + " " + final, c.args, true
+}
+
+// rows is the VALUES list of vals, cols values per row, as placeholders.
+func (c *conds) rows(cols int, vals []any) string {
+	rows := make([]string, 0, len(vals)/cols)
+	ph := make([]string, cols)
+	for r := 0; r < len(vals); r += cols {
+		for i := range cols {
+			ph[i] = c.arg(vals[r+i])
+		}
+		rows = append(rows, "("+strings.Join(ph, ", ")+")")
+	}
+	return strings.Join(rows, ", ")
+}
+
+// idemUpdate is the CTE u that finishes every key of idems that is still
+// in flight, returning one row per key finished.
+func idemUpdate(c *conds, idems []*IdempotencyResult, now time.Time) string {
+	vals := make([]string, len(idems))
+	for i, r := range idems {
+		body := r.ResponseBody
+		if body == nil {
+			body = []byte{}
+		}
+		vals[i] = "(" + c.arg(r.KeyID) + "::text, " + c.arg(r.Key) + "::text, " +
+			c.arg(r.ResponseCode) + "::int, " + c.arg(body) + "::bytea)"
+	}
+	return "u AS (UPDATE idempotency_keys k SET state = " + c.arg(idemDone) +
+		", response_code = v.code, response_body = v.body, finished_at = " + c.arg(micros(now)) +
+		" FROM (VALUES " + strings.Join(vals, ", ") + ") AS v (key_id, idem_key, code, body)" +
+		" WHERE k.key_id = v.key_id AND k.idem_key = v.idem_key AND k.state = " + c.arg(idemInFlight) +
+		" RETURNING 1)"
 }
 
 // suppressionGuard is the statement's second result column: NULL, or,

@@ -66,6 +66,13 @@ type Config struct {
 	MaxOpenConns int
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// CommitGroup bounds how many concurrent CommitMessage calls are
+	// written in one statement or transaction. Default 64; 1 writes each
+	// message on its own.
+	CommitGroup int
+	// CommitWriters bounds how many CommitMessage groups are written at
+	// once. Default 4 on PostgreSQL, 1 on SQLite (one writer connection).
+	CommitWriters int
 }
 
 // Store is the system of record. It is safe for concurrent use.
@@ -79,6 +86,8 @@ type Store struct {
 	// of read-only connections that WAL lets run beside the writer.
 	rdb *sql.DB
 	now func() time.Time
+	// groups gathers concurrent CommitMessage calls (groupcommit.go).
+	groups *grouper
 }
 
 // Open connects to the database named by cfg.URL. It does not migrate; call
@@ -107,11 +116,29 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.groups = newGrouper(s, cfg.commitGroup(), cfg.commitWriters(s.dialect))
 	if err := s.Ping(ctx); err != nil {
 		_ = s.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+func (c Config) commitGroup() int {
+	if c.CommitGroup <= 0 {
+		return 64
+	}
+	return c.CommitGroup
+}
+
+func (c Config) commitWriters(dialect string) int {
+	switch {
+	case c.CommitWriters > 0:
+		return c.CommitWriters
+	case dialect == DialectSQLite:
+		return 1
+	}
+	return 4
 }
 
 func openPostgres(cfg Config) (*Store, error) {

@@ -37,7 +37,9 @@ func TestReconcileHealsLostEnqueue(t *testing.T) {
 			if err := st.MigrateUp(ctx); err != nil {
 				t.Fatal(err)
 			}
-			now := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+			// asynq schedules by Redis's real clock: send_at must lie in
+			// the real future (whole seconds: asynq keeps Unix seconds).
+			now := time.Now().UTC().Truncate(time.Second)
 			sendAt := now.Add(48 * time.Hour)
 			msgs := []store.NewMessage{
 				newMessage("01900000-0000-7000-8000-000000000001", now, nil, store.StatusQueued),

@@ -1,0 +1,107 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestGroupWrite checks one group holding a clean message, a message with
+// a suppressed recipient, one whose idempotency key is no longer in
+// flight and one finishing a live key: the bad ones get their own errors
+// and write nothing, the others are committed with their keys finished.
+func TestGroupWrite(t *testing.T) {
+	engines(t, func(t *testing.T, s *Store, clk *clock) {
+		ctx := context.Background()
+		if _, err := s.UpsertSuppression(ctx, Suppression{ProjectID: DefaultProjectID, Email: "gone@example.com", Reason: "manual"}); err != nil {
+			t.Fatalf("suppress: %v", err)
+		}
+		if _, err := s.ClaimIdempotencyKey(ctx, "k1", "live", []byte("h"), time.Minute); err != nil {
+			t.Fatalf("claim: %v", err)
+		}
+		live := &IdempotencyResult{KeyID: "k1", Key: "live", ResponseCode: 202, ResponseBody: []byte(`{"id":"live"}`)}
+		lost := &IdempotencyResult{KeyID: "k1", Key: "never-claimed", ResponseCode: 202, ResponseBody: []byte(`{}`)}
+		reqs := []struct {
+			msg     NewMessage
+			idem    *IdempotencyResult
+			wantErr error
+		}{
+			{newMsg("clean", clk.Now(), "a@example.org"), nil, nil},
+			{newMsg("suppressed", clk.Now(), "b@example.org", "Gone@Example.com"), nil, ErrSuppressedRecipient},
+			{newMsg("lost", clk.Now(), "c@example.org"), lost, ErrIdempotencyLost},
+			{newMsg("live", clk.Now(), "d@example.org"), live, nil},
+		}
+		group := make([]*commitRequest, len(reqs))
+		for i, r := range reqs {
+			group[i] = &commitRequest{msg: r.msg, idem: r.idem, done: make(chan error, 1)}
+		}
+		s.groups.write(ctx, group)
+		for i, r := range reqs {
+			t.Run(r.msg.ID, func(t *testing.T) {
+				if err := <-group[i].done; !errors.Is(err, r.wantErr) {
+					t.Fatalf("commit = %v, want %v", err, r.wantErr)
+				}
+				_, getErr := s.GetMessage(ctx, DefaultProjectID, r.msg.ID)
+				if written := getErr == nil; written != (r.wantErr == nil) {
+					t.Errorf("message written = %v (%v), want %v", written, getErr, r.wantErr == nil)
+				}
+			})
+		}
+		got, err := s.ClaimIdempotencyKey(ctx, "k1", "live", []byte("h"), time.Minute)
+		if err != nil {
+			t.Fatalf("claim again: %v", err)
+		}
+		if got.Fresh || got.InFlight || got.ResponseCode != 202 || string(got.ResponseBody) != `{"id":"live"}` {
+			t.Errorf("live key = %+v, want finished with the response", got)
+		}
+	})
+}
+
+// TestCommitMessageConcurrent commits many messages from concurrent
+// callers, each finishing its own idempotency key: every one is committed
+// once with its recipients and events, and every key is finished with its
+// own response, however the calls were grouped.
+func TestCommitMessageConcurrent(t *testing.T) {
+	engines(t, func(t *testing.T, s *Store, clk *clock) {
+		ctx := context.Background()
+		const n = 120
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			key := fmt.Sprintf("key-%03d", i)
+			if _, err := s.ClaimIdempotencyKey(ctx, "k1", key, []byte("h"), time.Minute); err != nil {
+				t.Fatalf("claim: %v", err)
+			}
+			wg.Go(func() {
+				msg := newMsg(fmt.Sprintf("m-%03d", i), clk.Now(), "a@example.org", fmt.Sprintf("r%d@example.net", i))
+				errs[i] = s.CommitMessage(ctx, msg, &IdempotencyResult{KeyID: "k1", Key: key, ResponseCode: 202,
+					ResponseBody: []byte(msg.ID)})
+			})
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("commit %d: %v", i, err)
+			}
+			id := fmt.Sprintf("m-%03d", i)
+			m, err := s.GetMessage(ctx, DefaultProjectID, id)
+			if err != nil {
+				t.Fatalf("get %s: %v", id, err)
+			}
+			if len(m.Recipients) != 2 || m.Status != StatusQueued {
+				t.Errorf("%s: %d recipients, status %s; want 2, queued", id, len(m.Recipients), m.Status)
+			}
+			k, err := s.ClaimIdempotencyKey(ctx, "k1", fmt.Sprintf("key-%03d", i), []byte("h"), time.Minute)
+			if err != nil || k.Fresh || k.InFlight || string(k.ResponseBody) != id {
+				t.Errorf("key %d = %+v, %v; want finished with %s", i, k, err, id)
+			}
+			events, _, err := s.ListEvents(ctx, DefaultProjectID, EventFilter{MessageID: id, Page: Page{Limit: 10}})
+			if err != nil || len(events) != 2 {
+				t.Errorf("%s: %d events (%v), want 2 message.queued", id, len(events), err)
+			}
+		}
+	})
+}
