@@ -34,6 +34,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$MG_ROOT"
 require_go
+use_openssl
 
 redis_port=6391
 listen=127.0.0.1:8089

@@ -50,6 +50,16 @@ require_go() {
 	export PATH
 }
 
+# use_openssl makes the go builds and tests that follow use the "openssl"
+# tag: RSA DKIM signatures through the system's libcrypto, about four times
+# faster than Go's (mta/rsa_openssl.go). It installs gcc and libssl-dev when
+# missing. MAILGATE_OPENSSL=0 keeps Go's RSA (a pure-Go build).
+use_openssl() {
+	[[ ${MAILGATE_OPENSSL:-1} == 0 ]] && return 0
+	install_missing gcc libc6-dev libssl-dev
+	export CGO_ENABLED=1 GOFLAGS="${GOFLAGS:+$GOFLAGS }-tags=openssl"
+}
+
 # missing_packages prints, one a line, the named Debian packages that are not
 # installed.
 missing_packages() {

@@ -30,6 +30,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$MG_ROOT"
 require_go
+use_openssl
 
 redis_port=${MAILGATE_RUN_REDIS_PORT:-6390}
 started_redis=0

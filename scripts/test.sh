@@ -16,6 +16,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$MG_ROOT"
 require_go
+use_openssl
 
 # Debian packages the tests rely on: real Redis and PostgreSQL, python3-dkim
 # as an independent DKIM verifier, Dovecot as a real IMAP/POP3 server,

@@ -81,7 +81,7 @@ func (k *StoreKeys) load(ctx context.Context, projectID, domain string) ([]mta.D
 		if err != nil {
 			return nil, fmt.Errorf("parse dkim key %s of %s: %w", r.Selector, domain, err)
 		}
-		out = append(out, mta.DKIMKey{Domain: domain, Selector: r.Selector, Signer: signer})
+		out = append(out, mta.DKIMKey{Domain: domain, Selector: r.Selector, Signer: mta.AccelerateKey(signer)})
 	}
 	return out, nil
 }

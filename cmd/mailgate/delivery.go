@@ -60,6 +60,7 @@ func (a *app) deliverer(metrics *worker.Metrics) (*worker.Deliverer, error) {
 		returnPath = "localhost"
 		a.log.Warn("MAILGATE_RETURN_PATH_DOMAIN is empty: bounces will go to b+…@localhost")
 	}
+	a.log.Info("DKIM signing", "rsa_backend", mta.RSABackend())
 	return worker.NewDeliverer(worker.DeliveryConfig{
 		RetryBase: a.cfg.RetryBase, RetryMax: a.cfg.RetryMax, MaxAge: a.cfg.MaxQueueAge,
 	}, worker.DeliveryDeps{
