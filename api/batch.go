@@ -75,30 +75,75 @@ func (s *Server) sendBatch(c echo.Context) error {
 	return c.JSONBlob(http.StatusOK, out)
 }
 
-// admitBatch validates and admits each item on its own.
+// admitBatch validates and prepares every item. The store is asked once
+// per sender domain and once for the suppressions of all the items'
+// recipients, not once per item.
 func (s *Server) admitBatch(ctx context.Context, key store.APIKey, items []json.RawMessage) ([]batchResult, []accepted) {
 	results := make([]batchResult, len(items))
-	var accs []accepted
+	domains := map[string]bool{}
+	var valid []validItem
+	var emails []string
 	for i, raw := range items {
 		results[i].Index = i
-		acc, err := s.admitItem(ctx, key, raw, "/messages/"+strconv.Itoa(i))
+		prefix := "/messages/" + strconv.Itoa(i)
+		req, vm, err := s.validateOne(raw, prefix)
+		if err == nil {
+			err = s.checkSenderDomainOnce(ctx, key.ProjectID, vm, prefix, domains)
+		}
 		if err != nil {
-			results[i].Error = problemFor(err)
-			if results[i].Error.Status >= 500 {
-				s.deps.Log.Error("batch item", "index", i, "err", err)
-			}
+			s.failItem(&results[i], err)
 			continue
 		}
-		results[i].ID, results[i].Status, results[i].Recipients = acc.view.ID, acc.view.Status, acc.view.Recipients
+		valid = append(valid, validItem{index: i, req: req, vm: vm})
+		emails = append(emails, recipientEmails(vm)...)
+	}
+	suppressed, err := s.deps.Store.SuppressedAmong(ctx, key.ProjectID, emails)
+	if err != nil {
+		err = fmt.Errorf("check suppressions: %w", err)
+	}
+	var accs []accepted
+	for _, v := range valid {
+		var acc accepted
+		if err == nil {
+			acc, err = s.prepare(key, v.req, v.vm, suppressed)
+		}
+		if err != nil {
+			s.failItem(&results[v.index], err)
+			continue
+		}
+		r := &results[v.index]
+		r.ID, r.Status, r.Recipients = acc.view.ID, acc.view.Status, acc.view.Recipients
 		accs = append(accs, acc)
 	}
 	return results, accs
 }
 
-func (s *Server) admitItem(ctx context.Context, key store.APIKey, raw json.RawMessage, prefix string) (accepted, error) {
-	req, vm, err := s.validateOne(raw, prefix)
-	if err != nil {
-		return accepted{}, err
+// validItem is a batch item that passed validation and the sender check.
+type validItem struct {
+	index int
+	req   *MessageRequest
+	vm    *ValidMessage
+}
+
+// failItem records an item's error (logging server-side ones).
+func (s *Server) failItem(r *batchResult, err error) {
+	r.Error = problemFor(err)
+	if r.Error.Status >= 500 {
+		s.deps.Log.Error("batch item", "index", r.Index, "err", err)
 	}
-	return s.admit(ctx, key, req, vm, prefix)
+}
+
+// checkSenderDomainOnce is checkSenderDomain asking the store once per
+// domain of a batch: seen holds the verdicts already looked up.
+func (s *Server) checkSenderDomainOnce(ctx context.Context, projectID string, vm *ValidMessage, prefix string,
+	seen map[string]bool) error {
+	ok, found := seen[vm.From.Domain]
+	if !found {
+		var err error
+		if ok, err = s.senderDomainAllowed(ctx, projectID, vm.From.Domain); err != nil {
+			return err
+		}
+		seen[vm.From.Domain] = ok
+	}
+	return s.senderDomainVerdict(ok, vm, prefix)
 }

@@ -162,31 +162,33 @@ func prefixed(prefix string, errs []FieldError) []FieldError {
 	return out
 }
 
-// admit checks the sender domain and the suppression list and prepares the
-// rows to commit.
-func (s *Server) admit(ctx context.Context, key store.APIKey, req *MessageRequest, vm *ValidMessage, prefix string) (accepted, error) {
-	if err := s.checkSenderDomain(ctx, key.ProjectID, vm, prefix); err != nil {
-		return accepted{}, err
-	}
-	suppressed, err := s.deps.Store.SuppressedAmong(ctx, key.ProjectID, recipientEmails(vm))
-	if err != nil {
-		return accepted{}, fmt.Errorf("check suppressions: %w", err)
-	}
-	return s.prepare(key, req, vm, suppressed)
-}
-
 // checkSenderDomain refuses a From domain the project may not send from:
 // one it has not registered (POST /v1/domains) and that is not in
 // AllowedSenderDomains.
 func (s *Server) checkSenderDomain(ctx context.Context, projectID string, vm *ValidMessage, prefix string) error {
-	if s.allowed[vm.From.Domain] {
-		return nil
-	}
-	registered, err := s.deps.Store.DomainRegistered(ctx, projectID, vm.From.Domain)
+	ok, err := s.senderDomainAllowed(ctx, projectID, vm.From.Domain)
 	if err != nil {
-		return fmt.Errorf("check sender domain: %w", err)
+		return err
 	}
-	if registered {
+	return s.senderDomainVerdict(ok, vm, prefix)
+}
+
+// senderDomainAllowed reports whether the project may send from domain.
+func (s *Server) senderDomainAllowed(ctx context.Context, projectID, domain string) (bool, error) {
+	if s.allowed[domain] {
+		return true, nil
+	}
+	registered, err := s.deps.Store.DomainRegistered(ctx, projectID, domain)
+	if err != nil {
+		return false, fmt.Errorf("check sender domain: %w", err)
+	}
+	return registered, nil
+}
+
+// senderDomainVerdict is nil for an allowed domain, else the 422 naming
+// the from field (under prefix).
+func (s *Server) senderDomainVerdict(allowed bool, vm *ValidMessage, prefix string) error {
+	if allowed {
 		return nil
 	}
 	s.metrics.rejected.WithLabelValues("sender_domain").Inc()

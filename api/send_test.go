@@ -535,6 +535,50 @@ func TestSendBatch(t *testing.T) {
 	})
 }
 
+// TestSendBatchSenderDomainsAndSuppressions: a batch asks the store once per
+// sender domain and once for all suppressions, yet each item still gets
+// its own verdict: both items from an unregistered domain fail naming
+// their own from field, and only the item to a suppressed address has
+// that recipient suppressed.
+func TestSendBatchSenderDomainsAndSuppressions(t *testing.T) {
+	engines(t, func(t *testing.T, engine string) {
+		e := newEnv(t, engine)
+		wantCode(t, e.post(t, "/v1/suppressions", e.sender, map[string]any{"email": "blocked@example.org"}), http.StatusCreated)
+		items := []any{
+			with(message(), "from", "x@elsewhere.example"),
+			with(message(), "to", []string{"ann@example.org"}),
+			with(message(), "from", "y@elsewhere.example"),
+			with(message(), "to", []string{"Blocked@Example.org", "bob@example.org"}),
+		}
+		r := e.post(t, "/v1/messages/batch", e.sender, map[string]any{"messages": items})
+		wantCode(t, r, http.StatusOK)
+		var b batchBody
+		r.decode(t, &b)
+		if len(b.Results) != len(items) {
+			t.Fatalf("%d results, want %d", len(b.Results), len(items))
+		}
+		for _, i := range []int{0, 2} {
+			if res := b.Results[i]; res.Error == nil || !res.Error.hasField(fmt.Sprintf("/messages/%d/from", i)) {
+				t.Errorf("results[%d] = %+v, want a problem naming /messages/%d/from", i, res, i)
+			}
+		}
+		want := map[int][]string{1: {"queued"}, 3: {"suppressed", "queued"}}
+		for i, statuses := range want {
+			res := b.Results[i]
+			if res.Error != nil || res.ID == "" {
+				t.Fatalf("results[%d] = %+v, want accepted", i, res)
+			}
+			var got []string
+			for _, rc := range e.getMessage(t, e.sender, res.ID).Recipients {
+				got = append(got, rc.Status)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(statuses) {
+				t.Errorf("results[%d] recipients %v, want %v", i, got, statuses)
+			}
+		}
+	})
+}
+
 func TestSendBatchItemBreakingTheSchemaFailsAlone(t *testing.T) {
 	e := newEnv(t, store.DialectSQLite)
 	cases := map[string]map[string]any{

@@ -139,7 +139,7 @@ func (bp *benchParts) sentMessages(b *testing.B, n int) []string {
 		}
 	}
 	for i, id := range ids {
-		if _, err := bp.st.BeginAttempt(ctx, store.DefaultProjectID, id); err != nil {
+		if _, _, err := bp.st.StartDelivery(ctx, id); err != nil {
 			b.Fatalf("begin attempt: %v", err)
 		}
 		out := store.Outcome{Position: 0, Email: benchRcpt(i), Status: store.StatusSent, SMTPCode: 250, Event: store.EventSent}

@@ -127,7 +127,7 @@ func (e *env) sentMessage(rcpts ...string) string {
 	if err := e.store.CreateMessages(ctx, []store.NewMessage{m}, nil); err != nil {
 		e.t.Fatalf("create message: %v", err)
 	}
-	start, err := e.store.BeginAttempt(ctx, store.DefaultProjectID, id)
+	_, start, err := e.store.StartDelivery(ctx, id)
 	if err != nil {
 		e.t.Fatalf("begin attempt: %v", err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -56,7 +55,7 @@ func deliveryRecipients(ctx context.Context, q querier, id string) ([]DeliveryRe
 	return out, rows.Err()
 }
 
-// AttemptStart is what BeginAttempt decided.
+// AttemptStart is what StartDelivery decided.
 type AttemptStart struct {
 	// Send are the recipients to relay now, marked sending; Status holds
 	// the status each had before (to restore it when held back).
@@ -69,65 +68,88 @@ type AttemptStart struct {
 	Interrupted bool
 }
 
-// errNothingPending ends StartDelivery's transaction without a change.
-var errNothingPending = errors.New("no pending recipient")
-
 // StartDelivery loads a message for sending and, when a recipient is still
-// pending, records the attempt exactly as BeginAttempt does, all in one
-// transaction: the attempt count is bumped first (which locks the message
-// row on PostgreSQL), so the recipients are read once under that lock.
-// With no pending recipient nothing changes and the AttemptStart is empty.
-// The Delivery holds the attempt count and the recipients' statuses from
-// before the attempt. ErrNotFound when the message does not exist.
+// pending, records the attempt, all in one transaction: the message row is
+// locked first (SELECT … FOR UPDATE on PostgreSQL; SQLite's write
+// transaction is exclusive), so the recipients are read once under that
+// lock; pending recipients now on the suppression list become suppressed
+// (with a message.suppressed event), the others sending, and the message's
+// attempt count grows. With no pending recipient nothing changes and the
+// AttemptStart is empty. The Delivery holds the attempt count and the
+// recipients' statuses from before the attempt. ErrNotFound when the
+// message does not exist. Concurrent calls are written together
+// (deliverybatch.go).
 func (s *Store) StartDelivery(ctx context.Context, id string) (Delivery, AttemptStart, error) {
+	r := &startRequest{id: id, done: make(chan struct{})}
+	s.starts.submit(ctx, r)
+	<-r.done
+	return r.d, r.out, r.err
+}
+
+// startOne is StartDelivery in a transaction of its own.
+func (s *Store) startOne(ctx context.Context, id string) (Delivery, AttemptStart, error) {
 	var d Delivery
 	var out AttemptStart
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		now := s.now()
 		var err error
-		if d, err = bumpAttempt(ctx, tx, id, now); err != nil {
-			return err
-		}
-		if d.Recipients, err = deliveryRecipients(ctx, tx, id); err != nil {
-			return err
-		}
-		if !anyPending(d.Recipients) {
-			return errNothingPending
-		}
-		out, err = s.markAttempt(ctx, tx, d.ProjectID, id, d.Recipients, now)
+		d, out, err = s.startInTx(ctx, tx, id)
 		return err
 	})
-	if errors.Is(err, errNothingPending) {
-		return d, AttemptStart{}, nil
-	}
 	if err != nil {
 		return Delivery{}, AttemptStart{}, err
 	}
 	return d, out, nil
 }
 
-// bumpAttempt grows the attempt count and returns the message as it was
-// before (UPDATE … RETURNING: one round trip that also takes the row lock).
-func bumpAttempt(ctx context.Context, tx *sql.Tx, id string, now time.Time) (Delivery, error) {
+// startInTx is StartDelivery's work inside tx.
+func (s *Store) startInTx(ctx context.Context, tx *sql.Tx, id string) (Delivery, AttemptStart, error) {
+	d, err := s.lockDelivery(ctx, tx, id)
+	if err != nil {
+		return Delivery{}, AttemptStart{}, err
+	}
+	if d.Recipients, err = deliveryRecipients(ctx, tx, id); err != nil {
+		return Delivery{}, AttemptStart{}, err
+	}
+	if !anyPending(d.Recipients) {
+		return d, AttemptStart{}, nil
+	}
+	out, err := s.markAttempt(ctx, tx, d.ProjectID, id, d.Recipients, s.now())
+	return d, out, err
+}
+
+// deliveryColumns are the messages columns scanDelivery reads.
+const deliveryColumns = `id, project_id, key_id, from_domain, tags, metadata, send_at, created_at,
+	possibly_duplicated, attempts, payload`
+
+// lockDelivery reads a message for sending, locking its row on PostgreSQL.
+func (s *Store) lockDelivery(ctx context.Context, tx *sql.Tx, id string) (Delivery, error) {
+	q := `SELECT ` + deliveryColumns + ` FROM messages WHERE id = $1`
+	if s.dialect == DialectPostgres {
+		q += ` FOR UPDATE`
+	}
+	d, err := scanDelivery(tx.QueryRowContext(ctx, q, id))
+	if err != nil {
+		return Delivery{}, fmt.Errorf("begin attempt %s: %w", id, notFound(err))
+	}
+	return d, nil
+}
+
+// scanDelivery scans deliveryColumns.
+func scanDelivery(row interface{ Scan(...any) error }) (Delivery, error) {
 	var d Delivery
 	var tags, metadata string
 	var sendAt sql.NullInt64
 	var created int64
-	err := tx.QueryRowContext(ctx, `UPDATE messages SET attempts = attempts + 1, updated_at = $2 WHERE id = $1
-		RETURNING id, project_id, key_id, from_domain, tags, metadata, send_at, created_at,
-		possibly_duplicated, attempts, payload`, id, micros(now)).
-		Scan(&d.ID, &d.ProjectID, &d.KeyID, &d.FromDomain, &tags, &metadata, &sendAt, &created,
-			&d.PossiblyDuplicated, &d.Attempts, &d.Payload)
-	if err != nil {
-		return Delivery{}, fmt.Errorf("begin attempt %s: %w", id, notFound(err))
+	if err := row.Scan(&d.ID, &d.ProjectID, &d.KeyID, &d.FromDomain, &tags, &metadata, &sendAt, &created,
+		&d.PossiblyDuplicated, &d.Attempts, &d.Payload); err != nil {
+		return Delivery{}, err
 	}
 	if err := json.Unmarshal([]byte(tags), &d.Tags); err != nil {
-		return Delivery{}, fmt.Errorf("load delivery %s tags: %w", id, err)
+		return Delivery{}, fmt.Errorf("load delivery %s tags: %w", d.ID, err)
 	}
 	if err := json.Unmarshal([]byte(metadata), &d.Metadata); err != nil {
-		return Delivery{}, fmt.Errorf("load delivery %s metadata: %w", id, err)
+		return Delivery{}, fmt.Errorf("load delivery %s metadata: %w", d.ID, err)
 	}
-	d.Attempts--
 	d.SendAt, d.CreatedAt = timePtr(sendAt), fromMicros(created)
 	return d, nil
 }
@@ -148,28 +170,6 @@ func isPending(status string) bool {
 		return true
 	}
 	return false
-}
-
-// BeginAttempt records a delivery attempt before anything is dialled, in
-// one transaction: pending recipients now on the suppression list become
-// suppressed (with a message.suppressed event), the others become sending,
-// the message's attempt count grows and its status is recomputed.
-func (s *Store) BeginAttempt(ctx context.Context, projectID, id string) (AttemptStart, error) {
-	var out AttemptStart
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		now := s.now()
-		if _, err := tx.ExecContext(ctx, `UPDATE messages SET attempts = attempts + 1, updated_at = $2
-			WHERE id = $1`, id, micros(now)); err != nil {
-			return fmt.Errorf("begin attempt %s: %w", id, err)
-		}
-		all, err := deliveryRecipients(ctx, tx, id)
-		if err != nil {
-			return err
-		}
-		out, err = s.markAttempt(ctx, tx, projectID, id, all, now)
-		return err
-	})
-	return out, err
 }
 
 // suppressedIn maps the suppressed addresses among rs to their reason.
@@ -198,7 +198,7 @@ func suppressedIn(ctx context.Context, tx *sql.Tx, projectID string, rs []Delive
 	return out, rows.Err()
 }
 
-// markAttempt applies BeginAttempt's decisions to the rows: all are every
+// markAttempt applies StartDelivery's decisions to the rows: all are every
 // recipient of the message (read under the row lock); the pending ones
 // become sending or suppressed, and the message status follows from the
 // new statuses without reading them back.
@@ -232,7 +232,7 @@ func (s *Store) markAttempt(ctx context.Context, tx *sql.Tx, projectID, id strin
 }
 
 // applyAttempt writes the recipients' new statuses (positions by status)
-// and the message's. On PostgreSQL that is one statement (the recipients'
+// and the message's, and counts the attempt. On PostgreSQL that is one statement (the recipients'
 // UPDATEs as data-modifying CTEs) unless there are many positions.
 func (s *Store) applyAttempt(ctx context.Context, tx *sql.Tx, id string, byStatus map[string][]int, status string,
 	dup bool, now time.Time) error {
@@ -243,6 +243,10 @@ func (s *Store) applyAttempt(ctx context.Context, tx *sql.Tx, id string, byStatu
 		if err := markRecipients(ctx, tx, id, byStatus[st], st, now); err != nil {
 			return err
 		}
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE messages SET attempts = attempts + 1, updated_at = $2 WHERE id = $1`,
+		id, micros(now)); err != nil {
+		return fmt.Errorf("begin attempt %s: %w", id, err)
 	}
 	return setMessageStatus(ctx, tx, id, status, dup)
 }
@@ -263,7 +267,7 @@ func applyAttemptPostgres(ctx context.Context, tx *sql.Tx, id string, byStatus m
 		ctes = append(ctes, fmt.Sprintf(`r%d AS (UPDATE recipients SET status = %s, updated_at = %s
 			WHERE message_id = %s AND position IN (%s))`, len(ctes), c.arg(st), at, idArg, strings.Join(ph, ", ")))
 	}
-	q := `UPDATE messages SET status = ` + c.arg(status)
+	q := `UPDATE messages SET attempts = attempts + 1, updated_at = ` + at + `, status = ` + c.arg(status)
 	if dup {
 		q += `, possibly_duplicated = ` + c.arg(true)
 	}
@@ -362,36 +366,52 @@ func (s *Store) RecordOutcomes(ctx context.Context, projectID, messageID string,
 // unknown). When every one of them changed status here, the message status
 // follows from outs without reading the recipients back.
 func (s *Store) RecordAttemptOutcomes(ctx context.Context, projectID, messageID string, total int, outs []Outcome) error {
-	if s.dialect == DialectPostgres && total == 1 && len(outs) == 1 {
-		return s.recordOnlyOutcomePostgres(ctx, projectID, messageID, outs[0])
+	r := &outcomeRequest{projectID: projectID, messageID: messageID, total: total, outs: outs, done: make(chan struct{})}
+	if s.dialect == DialectPostgres && !r.single() {
+		return s.recordOutcomesAlone(ctx, r)
 	}
-	return s.inTx(ctx, func(tx *sql.Tx) error {
-		now := s.now()
-		var evs []eventInput
-		var statuses []string
-		dup := false
-		for _, o := range outs {
-			changed, err := recordOutcome(ctx, tx, projectID, messageID, o, now)
-			if err != nil {
-				return err
-			}
-			if !changed {
-				continue
-			}
-			statuses = append(statuses, o.Status)
-			dup = dup || o.PossiblyDuplicated
-			if o.Event != "" {
-				evs = append(evs, eventInput{Recipient: o.Email, Type: o.Event, Data: o.EventData})
-			}
+	s.outcomes.submit(ctx, r)
+	<-r.done
+	return r.err
+}
+
+// recordOutcomesAlone is RecordAttemptOutcomes in a transaction (or on
+// PostgreSQL for a single recipient, a statement) of its own.
+func (s *Store) recordOutcomesAlone(ctx context.Context, r *outcomeRequest) error {
+	if s.dialect == DialectPostgres && r.single() {
+		return s.recordOnlyOutcomePostgres(ctx, r.projectID, r.messageID, r.outs[0])
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error { return s.recordOutcomesInTx(ctx, tx, r) })
+}
+
+// recordOutcomesInTx is RecordAttemptOutcomes's work inside tx.
+func (s *Store) recordOutcomesInTx(ctx context.Context, tx *sql.Tx, r *outcomeRequest) error {
+	projectID, messageID, total := r.projectID, r.messageID, r.total
+	now := s.now()
+	var evs []eventInput
+	var statuses []string
+	dup := false
+	for _, o := range r.outs {
+		changed, err := recordOutcome(ctx, tx, projectID, messageID, o, now)
+		if err != nil {
+			return err
 		}
-		if total == 0 || len(statuses) != total {
-			var err error
-			if statuses, err = allRecipientStatuses(ctx, tx, messageID); err != nil {
-				return err
-			}
+		if !changed {
+			continue
 		}
-		return s.finishOutcomes(ctx, tx, projectID, messageID, SummarizeStatus(statuses), dup, evs, now)
-	})
+		statuses = append(statuses, o.Status)
+		dup = dup || o.PossiblyDuplicated
+		if o.Event != "" {
+			evs = append(evs, eventInput{Recipient: o.Email, Type: o.Event, Data: o.EventData})
+		}
+	}
+	if total == 0 || len(statuses) != total {
+		var err error
+		if statuses, err = allRecipientStatuses(ctx, tx, messageID); err != nil {
+			return err
+		}
+	}
+	return s.finishOutcomes(ctx, tx, projectID, messageID, SummarizeStatus(statuses), dup, evs, now)
 }
 
 // recordOnlyOutcomePostgres records the outcome of a message's only

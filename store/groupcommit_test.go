@@ -38,7 +38,7 @@ func TestGroupWrite(t *testing.T) {
 		for i, r := range reqs {
 			group[i] = &commitRequest{msg: r.msg, idem: r.idem, done: make(chan error, 1)}
 		}
-		s.groups.write(ctx, group)
+		s.writeCommits(ctx, group)
 		for i, r := range reqs {
 			t.Run(r.msg.ID, func(t *testing.T) {
 				if err := <-group[i].done; !errors.Is(err, r.wantErr) {

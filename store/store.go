@@ -66,11 +66,12 @@ type Config struct {
 	MaxOpenConns int
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
-	// CommitGroup bounds how many concurrent CommitMessage calls are
-	// written in one statement or transaction. Default 64; 1 writes each
-	// message on its own.
+	// CommitGroup bounds how many concurrent calls of one kind
+	// (CommitMessage, StartDelivery, a single recipient's
+	// RecordAttemptOutcomes) are written in one statement or transaction.
+	// Default 64; 1 writes each call on its own.
 	CommitGroup int
-	// CommitWriters bounds how many CommitMessage groups are written at
+	// CommitWriters bounds how many groups of one kind are written at
 	// once. Default 4 on PostgreSQL, 1 on SQLite (one writer connection).
 	CommitWriters int
 }
@@ -85,9 +86,34 @@ type Store struct {
 	// rdb serves reads. On PostgreSQL it is db; on SQLite a separate pool
 	// of read-only connections that WAL lets run beside the writer.
 	rdb *sql.DB
-	now func() time.Time
-	// groups gathers concurrent CommitMessage calls (groupcommit.go).
-	groups *grouper
+	// bulk runs the set-based statements of grouped delivery writes
+	// (deliverybatch.go). On PostgreSQL its sessions plan with
+	// enable_seqscan off: those statements join a few rows given as arrays
+	// to large tables by their keys, and a planner without fresh
+	// statistics (a new database, autovacuum off) would otherwise scan the
+	// whole table for them. On SQLite it is db.
+	bulk *sql.DB
+	now  func() time.Time
+	// commits, starts and outcomes gather concurrent CommitMessage,
+	// StartDelivery and single-outcome calls (batcher.go).
+	commits  *batcher[*commitRequest]
+	starts   *batcher[*startRequest]
+	outcomes *batcher[*outcomeRequest]
+}
+
+// bulkConns bounds the PostgreSQL connections of grouped delivery writes:
+// each batcher of StartDelivery and outcome calls writes at most
+// CommitWriters groups at once, and a failed group retries call by call.
+const bulkConns = 8
+
+// withRuntimeParam adds a PostgreSQL run-time parameter to a URL (pgx
+// passes unknown query parameters to the server as run-time parameters).
+func withRuntimeParam(url, name, value string) string {
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	return url + sep + name + "=" + value
 }
 
 // Open connects to the database named by cfg.URL. It does not migrate; call
@@ -116,7 +142,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.groups = newGrouper(s, cfg.commitGroup(), cfg.commitWriters(s.dialect))
+	group, writers := cfg.commitGroup(), cfg.commitWriters(s.dialect)
+	s.commits = newBatcher(group, writers, s.writeCommits)
+	s.starts = newBatcher(group, (writers+1)/2, s.writeStarts)
+	s.outcomes = newBatcher(group, (writers+1)/2, s.writeOutcomes)
 	if err := s.Ping(ctx); err != nil {
 		_ = s.Close()
 		return nil, err
@@ -149,7 +178,15 @@ func openPostgres(cfg Config) (*Store, error) {
 	db.SetMaxOpenConns(cfg.MaxOpenConns)
 	db.SetMaxIdleConns(cfg.MaxOpenConns)
 	db.SetConnMaxIdleTime(5 * time.Minute)
-	return &Store{dialect: DialectPostgres, db: db, rdb: db, now: cfg.Now}, nil
+	bulk, err := sql.Open("pgx", withRuntimeParam(cfg.URL, "enable_seqscan", "off"))
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	bulk.SetMaxOpenConns(bulkConns)
+	bulk.SetMaxIdleConns(bulkConns)
+	bulk.SetConnMaxIdleTime(5 * time.Minute)
+	return &Store{dialect: DialectPostgres, db: db, rdb: db, bulk: bulk, now: cfg.Now}, nil
 }
 
 // sqlitePragmas: WAL so readers run beside the writer, a busy timeout for
@@ -182,7 +219,7 @@ func openSQLite(cfg Config) (*Store, error) {
 	readers := max(4, runtime.GOMAXPROCS(0))
 	rdb.SetMaxOpenConns(readers)
 	rdb.SetMaxIdleConns(readers)
-	return &Store{dialect: DialectSQLite, db: db, rdb: rdb, now: cfg.Now}, nil
+	return &Store{dialect: DialectSQLite, db: db, rdb: rdb, bulk: db, now: cfg.Now}, nil
 }
 
 // Dialect is "postgres" or "sqlite".
@@ -191,6 +228,9 @@ func (s *Store) Dialect() string { return s.dialect }
 // Close closes the connection pools.
 func (s *Store) Close() error {
 	err := s.db.Close()
+	if s.bulk != s.db {
+		err = errors.Join(err, s.bulk.Close())
+	}
 	if s.rdb != s.db {
 		err = errors.Join(err, s.rdb.Close())
 	}
@@ -201,6 +241,11 @@ func (s *Store) Close() error {
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.db.PingContext(ctx); err != nil {
 		return fmt.Errorf("ping %s: %w", s.dialect, err)
+	}
+	if s.bulk != s.db {
+		if err := s.bulk.PingContext(ctx); err != nil {
+			return fmt.Errorf("ping %s: %w", s.dialect, err)
+		}
 	}
 	if s.rdb != s.db {
 		if err := s.rdb.PingContext(ctx); err != nil {
@@ -220,7 +265,12 @@ type querier interface {
 
 // inTx runs fn in one write transaction, committing when fn returns nil.
 func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	return inTxOn(ctx, s.db, fn)
+}
+
+// inTxOn is inTx on the pool db.
+func inTxOn(ctx context.Context, db *sql.DB, fn func(tx *sql.Tx) error) error {
+	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}

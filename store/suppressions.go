@@ -18,12 +18,26 @@ func (s *Store) SuppressedAmong(ctx context.Context, projectID string, emails []
 	return suppressedAmong(ctx, s.rdb, projectID, emails)
 }
 
-// suppressedAmong is SuppressedAmong reading through q (a pool or a transaction).
+// suppressedChunk bounds the addresses of one query (the parameter limits:
+// 65,535 on PostgreSQL, 32,766 on SQLite).
+const suppressedChunk = 1000
+
+// suppressedAmong is SuppressedAmong reading through q (a pool or a
+// transaction), in chunks of suppressedChunk addresses.
 func suppressedAmong(ctx context.Context, q querier, projectID string, emails []string) (map[string]bool, error) {
 	out := map[string]bool{}
-	if len(emails) == 0 {
-		return out, nil
+	for len(emails) > 0 {
+		n := min(len(emails), suppressedChunk)
+		if err := suppressedChunkAmong(ctx, q, projectID, emails[:n], out); err != nil {
+			return nil, err
+		}
+		emails = emails[n:]
 	}
+	return out, nil
+}
+
+// suppressedChunkAmong adds the suppressed ones of emails to out.
+func suppressedChunkAmong(ctx context.Context, q querier, projectID string, emails []string, out map[string]bool) error {
 	args := make([]any, 0, len(emails)+1)
 	args = append(args, projectID)
 	for _, e := range emails {
@@ -32,20 +46,20 @@ func suppressedAmong(ctx context.Context, q querier, projectID string, emails []
 	rows, err := q.QueryContext(ctx, `SELECT email FROM suppressions WHERE project_id = $1 AND email IN (`+
 		placeholders(2, len(emails))+`)`, args...)
 	if err != nil {
-		return nil, fmt.Errorf("suppressed among: %w", err)
+		return fmt.Errorf("suppressed among: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var e string
 		if err := rows.Scan(&e); err != nil {
-			return nil, fmt.Errorf("suppressed among: %w", err)
+			return fmt.Errorf("suppressed among: %w", err)
 		}
 		out[e] = true
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("suppressed among: %w", err)
+		return fmt.Errorf("suppressed among: %w", err)
 	}
-	return out, nil
+	return nil
 }
 
 // UpsertSuppression adds an address (lower-cased) to the project's list,

@@ -1,0 +1,252 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+)
+
+// startedAlone starts a message's delivery outside any group.
+func startedAlone(t *testing.T, s *Store, id string) AttemptStart {
+	t.Helper()
+	_, out, err := s.startOne(context.Background(), id)
+	if err != nil {
+		t.Fatalf("start %s: %v", id, err)
+	}
+	return out
+}
+
+// eventTypes lists a message's event types in sequence order, checking the
+// sequence numbers run 1, 2, 3…
+func eventTypes(t *testing.T, s *Store, id string) []string {
+	t.Helper()
+	evs, err := s.MessageEvents(context.Background(), DefaultProjectID, id)
+	if err != nil {
+		t.Fatalf("events of %s: %v", id, err)
+	}
+	var out []string
+	for i, ev := range evs {
+		if ev.Sequence != int64(i+1) {
+			t.Errorf("%s event %d has sequence %d", id, i, ev.Sequence)
+		}
+		out = append(out, ev.Type+" "+ev.Recipient)
+	}
+	return out
+}
+
+func storedStatuses(t *testing.T, s *Store, id string) (string, []string) {
+	t.Helper()
+	m, err := s.GetMessage(context.Background(), DefaultProjectID, id)
+	if err != nil {
+		t.Fatalf("get %s: %v", id, err)
+	}
+	var rs []string
+	for _, r := range m.Recipients {
+		rs = append(rs, r.Status)
+	}
+	return m.Status, rs
+}
+
+// TestStartTogether starts one group holding a fresh message, one with a
+// recipient suppressed since acceptance, one already delivered, one whose
+// last attempt never finished, and an id that does not exist: each gets
+// what StartDelivery alone gives it, in one transaction.
+func TestStartTogether(t *testing.T) {
+	engines(t, func(t *testing.T, s *Store, clk *clock) {
+		ctx := context.Background()
+		msgs := []NewMessage{
+			newMsg("fresh", clk.Now(), "a@example.org"),
+			newMsg("partly", clk.Now(), "b@example.org", "Gone@Example.com", "c@example.org"),
+			newMsg("done", clk.Now(), "d@example.org"),
+			newMsg("cut", clk.Now(), "e@example.org"),
+		}
+		if err := s.CreateMessages(ctx, msgs, nil); err != nil {
+			t.Fatalf("create: %v", err)
+		}
+		if _, err := s.UpsertSuppression(ctx, Suppression{ProjectID: DefaultProjectID, Email: "gone@example.com", Reason: "hard_bounce"}); err != nil {
+			t.Fatalf("suppress: %v", err)
+		}
+		startedAlone(t, s, "done")
+		if err := s.RecordAttemptOutcomes(ctx, DefaultProjectID, "done", 1, []Outcome{{Position: 0,
+			Email: "d@example.org", Status: StatusSent, SMTPCode: 250, Event: EventSent}}); err != nil {
+			t.Fatalf("record: %v", err)
+		}
+		startedAlone(t, s, "cut")
+
+		ids := []string{"fresh", "partly", "done", "cut", "missing"}
+		group := make([]*startRequest, len(ids))
+		for i, id := range ids {
+			group[i] = &startRequest{id: id, done: make(chan struct{})}
+		}
+		if err := s.startTogether(ctx, group); err != nil {
+			t.Fatalf("start together: %v", err)
+		}
+		want := []struct {
+			send        int
+			suppressed  []string
+			interrupted bool
+			attempts    int
+			err         error
+			status      string
+			recipients  []string
+			events      []string
+			dup         bool
+		}{
+			{send: 1, status: StatusSending, recipients: []string{StatusSending},
+				events: []string{"message.queued a@example.org"}},
+			{send: 2, suppressed: []string{"Gone@Example.com"}, status: StatusSending,
+				recipients: []string{StatusSending, StatusSuppressed, StatusSending},
+				events: []string{"message.queued b@example.org", "message.queued Gone@Example.com",
+					"message.queued c@example.org", "message.suppressed Gone@Example.com"}},
+			{attempts: 1, status: StatusSent, recipients: []string{StatusSent},
+				events: []string{"message.queued d@example.org", "message.sent d@example.org"}},
+			{send: 1, interrupted: true, attempts: 1, status: StatusSending, recipients: []string{StatusSending},
+				events: []string{"message.queued e@example.org"}, dup: true},
+			{err: ErrNotFound},
+		}
+		for i, id := range ids {
+			t.Run(id, func(t *testing.T) {
+				r, w := group[i], want[i]
+				if !errors.Is(r.err, w.err) {
+					t.Fatalf("err = %v, want %v", r.err, w.err)
+				}
+				if w.err != nil {
+					return
+				}
+				if len(r.out.Send) != w.send || fmt.Sprint(r.out.Suppressed) != fmt.Sprint(w.suppressed) ||
+					r.out.Interrupted != w.interrupted || r.d.Attempts != w.attempts {
+					t.Errorf("start = send %d suppressed %v interrupted %v attempts %d, want %d %v %v %d",
+						len(r.out.Send), r.out.Suppressed, r.out.Interrupted, r.d.Attempts,
+						w.send, w.suppressed, w.interrupted, w.attempts)
+				}
+				status, rs := storedStatuses(t, s, id)
+				if status != w.status || fmt.Sprint(rs) != fmt.Sprint(w.recipients) {
+					t.Errorf("stored %s %v, want %s %v", status, rs, w.status, w.recipients)
+				}
+				if got := eventTypes(t, s, id); fmt.Sprint(got) != fmt.Sprint(w.events) {
+					t.Errorf("events %q, want %q", got, w.events)
+				}
+				m, _ := s.GetMessage(ctx, DefaultProjectID, id)
+				if m.PossiblyDuplicated != w.dup {
+					t.Errorf("possibly duplicated = %v, want %v", m.PossiblyDuplicated, w.dup)
+				}
+			})
+		}
+	})
+}
+
+// TestRecordTogether records one group of single-recipient outcomes: sent,
+// a hard failure that suppresses the address, a deferral flagged possibly
+// duplicated, and an outcome for a recipient no longer sending (ignored).
+func TestRecordTogether(t *testing.T) {
+	engines(t, func(t *testing.T, s *Store, clk *clock) {
+		ctx := context.Background()
+		ids := []string{"sent", "bounced", "deferred", "stale"}
+		for i, id := range ids {
+			if err := s.CreateMessages(ctx, []NewMessage{newMsg(id, clk.Now(), fmt.Sprintf("r%d@example.org", i))}, nil); err != nil {
+				t.Fatalf("create: %v", err)
+			}
+			startedAlone(t, s, id)
+		}
+		if err := s.RecordAttemptOutcomes(ctx, DefaultProjectID, "stale", 1, []Outcome{{Position: 0,
+			Email: "r3@example.org", Status: StatusSent, SMTPCode: 250, Event: EventSent}}); err != nil {
+			t.Fatalf("record: %v", err)
+		}
+		outs := []Outcome{
+			{Email: "r0@example.org", Status: StatusSent, SMTPCode: 250, SMTPResponse: "250 2.0.0 ok", Event: EventSent},
+			{Email: "r1@example.org", Status: StatusFailed, SMTPCode: 550, SMTPResponse: "550 5.1.1 no such user",
+				Event: EventFailed, EventData: []byte(`{"reason":"hard_bounce"}`), Suppress: "hard_bounce"},
+			{Email: "r2@example.org", Status: StatusDeferred, Event: EventDeferred, PossiblyDuplicated: true},
+			{Email: "r3@example.org", Status: StatusFailed, SMTPCode: 550, Event: EventFailed, Suppress: "hard_bounce"},
+		}
+		group := make([]*outcomeRequest, len(ids))
+		for i, id := range ids {
+			group[i] = &outcomeRequest{projectID: DefaultProjectID, messageID: id, total: 1,
+				outs: []Outcome{outs[i]}, done: make(chan struct{})}
+		}
+		if err := s.recordTogether(ctx, group); err != nil {
+			t.Fatalf("record together: %v", err)
+		}
+		want := []struct {
+			status     string
+			events     []string
+			suppressed bool
+			dup        bool
+		}{
+			{StatusSent, []string{"message.queued r0@example.org", "message.sent r0@example.org"}, false, false},
+			{StatusFailed, []string{"message.queued r1@example.org", "message.failed r1@example.org"}, true, false},
+			{StatusDeferred, []string{"message.queued r2@example.org", "message.deferred r2@example.org"}, false, true},
+			{StatusSent, []string{"message.queued r3@example.org", "message.sent r3@example.org"}, false, false},
+		}
+		for i, id := range ids {
+			t.Run(id, func(t *testing.T) {
+				w := want[i]
+				status, rs := storedStatuses(t, s, id)
+				if status != w.status || fmt.Sprint(rs) != fmt.Sprint([]string{w.status}) {
+					t.Errorf("stored %s %v, want %s", status, rs, w.status)
+				}
+				if got := eventTypes(t, s, id); fmt.Sprint(got) != fmt.Sprint(w.events) {
+					t.Errorf("events %q, want %q", got, w.events)
+				}
+				_, err := s.GetSuppression(ctx, DefaultProjectID, outs[i].Email)
+				if (err == nil) != w.suppressed {
+					t.Errorf("suppressed = %v (%v), want %v", err == nil, err, w.suppressed)
+				}
+				m, _ := s.GetMessage(ctx, DefaultProjectID, id)
+				if m.PossiblyDuplicated != w.dup {
+					t.Errorf("possibly duplicated = %v, want %v", m.PossiblyDuplicated, w.dup)
+				}
+			})
+		}
+		m, _ := s.GetMessage(ctx, DefaultProjectID, "bounced")
+		if c := m.Recipients[0].SMTPCode; c == nil || *c != 550 || m.Recipients[0].SMTPResponse != "550 5.1.1 no such user" {
+			t.Errorf("bounced recipient code %v response %q", c, m.Recipients[0].SMTPResponse)
+		}
+	})
+}
+
+// TestDeliveryConcurrent runs many deliveries at once through the
+// batchers: every message is started once and ends sent, with its two
+// events numbered 1 and 2.
+func TestDeliveryConcurrent(t *testing.T) {
+	engines(t, func(t *testing.T, s *Store, clk *clock) {
+		ctx := context.Background()
+		const n = 80
+		var msgs []NewMessage
+		for i := range n {
+			msgs = append(msgs, newMsg(fmt.Sprintf("m%03d", i), clk.Now(), fmt.Sprintf("r%d@example.org", i)))
+		}
+		if err := s.CreateMessages(ctx, msgs, nil); err != nil {
+			t.Fatalf("create: %v", err)
+		}
+		var wg sync.WaitGroup
+		errs := make(chan error, n)
+		for _, m := range msgs {
+			wg.Go(func() {
+				d, start, err := s.StartDelivery(ctx, m.ID)
+				if err != nil || len(start.Send) != 1 || d.Attempts != 0 {
+					errs <- fmt.Errorf("start %s: %v, send %d, attempts %d", m.ID, err, len(start.Send), d.Attempts)
+					return
+				}
+				r := start.Send[0]
+				errs <- s.RecordAttemptOutcomes(ctx, d.ProjectID, d.ID, len(d.Recipients), []Outcome{{Position: r.Position,
+					Email: r.Email, Status: StatusSent, SMTPCode: 250, Event: EventSent}})
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, m := range msgs {
+			status, _ := storedStatuses(t, s, m.ID)
+			if evs := eventTypes(t, s, m.ID); status != StatusSent || len(evs) != 2 {
+				t.Errorf("%s: %s, events %q", m.ID, status, evs)
+			}
+		}
+	})
+}
