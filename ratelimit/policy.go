@@ -73,6 +73,7 @@ type Policy struct {
 	recipient map[string][]Limit
 	providers map[string]provider
 	delays    *prometheus.CounterVec
+	slow      slowCache
 }
 
 // NewPolicy returns the Policy of cfg on l.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -35,6 +36,12 @@ type SlowDownConfig struct {
 	// Unlimited is the rate a relay without configured limits is treated as
 	// having when it gets slowed down (halved from there). Default 50/s.
 	Unlimited Limit
+	// StateCache is how long a Policy reuses a relay's slow-down state
+	// read from Redis before reading it again, so that a send does not pay
+	// a Redis round trip for it; another worker's halving reaches this one
+	// within that time (its own at once). Measured on the wall clock, not
+	// PolicyConfig.Now. Default 100 ms; negative reads Redis on every send.
+	StateCache time.Duration
 }
 
 // withDefaults fills the zero fields of c.
@@ -55,7 +62,59 @@ func (c SlowDownConfig) withDefaults() SlowDownConfig {
 	if c.Unlimited.Off() {
 		c.Unlimited = PerSecond(50)
 	}
+	if c.StateCache == 0 {
+		c.StateCache = 100 * time.Millisecond
+	}
 	return c
+}
+
+// slowCache holds the slow-down states a Policy read lately, by relay.
+type slowCache struct {
+	mu     sync.Mutex
+	states map[string]cachedSlow
+}
+
+type cachedSlow struct {
+	st    slowState
+	until time.Time // wall clock
+}
+
+// get returns relay's state when it was read less than ttl ago.
+func (c *slowCache) get(relay string, now time.Time) (slowState, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.states[relay]
+	if !ok || !now.Before(e.until) {
+		return slowState{}, false
+	}
+	return e.st, true
+}
+
+// put remembers relay's state until now+ttl.
+func (c *slowCache) put(relay string, st slowState, now time.Time, ttl time.Duration) {
+	if ttl <= 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.states == nil {
+		c.states = map[string]cachedSlow{}
+	}
+	c.states[relay] = cachedSlow{st: st, until: now.Add(ttl)}
+}
+
+// cachedSlow is loadSlow through the Policy's cache.
+func (p *Policy) cachedSlow(ctx context.Context, relay string) (slowState, error) {
+	now := time.Now()
+	if st, ok := p.slow.get(relay, now); ok {
+		return st, nil
+	}
+	st, err := p.loadSlow(ctx, relay)
+	if err != nil {
+		return slowState{}, err
+	}
+	p.slow.put(relay, st, now, p.cfg.SlowDown.StateCache)
+	return st, nil
 }
 
 // rateAnswerText matches the wording relays and mailbox providers use when
@@ -151,6 +210,7 @@ func (p *Policy) SlowDown(ctx context.Context, relay string) error {
 	if err != nil {
 		return fmt.Errorf("slow down relay %s: %w", relay, err)
 	}
+	p.slow.put(relay, next, time.Now(), c.StateCache)
 	return nil
 }
 
@@ -163,7 +223,7 @@ func (p *Policy) RelayLimits(ctx context.Context, relay string) ([]Limit, error)
 	if p.cfg.SlowDown.Disabled {
 		return base, nil
 	}
-	st, err := p.loadSlow(ctx, relay)
+	st, err := p.cachedSlow(ctx, relay)
 	if err != nil {
 		return nil, err
 	}

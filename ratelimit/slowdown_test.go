@@ -144,3 +144,48 @@ func TestIsRateAnswer(t *testing.T) {
 		})
 	}
 }
+
+// TestSlowDownStateCache: a worker reuses the slow-down state it read for
+// StateCache, so another worker's halving reaches it only once that has
+// passed; with the cache off it sees the halving at once.
+func TestSlowDownStateCache(t *testing.T) {
+	base := []Limit{perHour(10)}
+	for _, tc := range []struct {
+		name  string
+		cache time.Duration
+		want  []Limit
+	}{
+		{"cached for an hour", time.Hour, base},
+		{"not cached", -1, []Limit{perHour(5)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			sd := testSlowDown()
+			sd.StateCache = tc.cache
+			cfg := PolicyConfig{Relay: map[string][]Limit{"r1": base}, SlowDown: sd}
+			p, clock := newTestPolicy(t, cfg)
+			cfg.Now = clock.Now
+			other := NewPolicy(cfg, New(Config{}, newRedis(t, false)))
+			if _, err := other.RelayLimits(ctx, "r1"); err != nil {
+				t.Fatalf("RelayLimits: %v", err)
+			}
+			if err := p.SlowDown(ctx, "r1"); err != nil {
+				t.Fatalf("SlowDown: %v", err)
+			}
+			got, err := other.RelayLimits(ctx, "r1")
+			if err != nil {
+				t.Fatalf("RelayLimits: %v", err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("limits on the other worker (-want +got):\n%s", diff)
+			}
+			own, err := p.RelayLimits(ctx, "r1")
+			if err != nil {
+				t.Fatalf("RelayLimits: %v", err)
+			}
+			if diff := cmp.Diff([]Limit{perHour(5)}, own); diff != "" {
+				t.Errorf("limits on the worker that slowed down (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
