@@ -250,3 +250,23 @@ func TestDeliveryConcurrent(t *testing.T) {
 		}
 	})
 }
+
+// TestBulkPoolPlansWithoutSeqScans: the sessions of the grouped delivery
+// writes plan without sequential scans on PostgreSQL.
+func TestBulkPoolPlansWithoutSeqScans(t *testing.T) {
+	engines(t, func(t *testing.T, s *Store, _ *clock) {
+		if s.Dialect() != DialectPostgres {
+			if s.bulk != s.db {
+				t.Error("SQLite's grouped writes do not share the writer connection")
+			}
+			return
+		}
+		var got string
+		if err := s.bulk.QueryRowContext(context.Background(), "SHOW enable_seqscan").Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != "off" {
+			t.Errorf("bulk pool enable_seqscan = %s, want off", got)
+		}
+	})
+}

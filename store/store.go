@@ -20,8 +20,9 @@ import (
 	"strings"
 	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
-	_ "modernc.org/sqlite"             // database/sql driver "sqlite"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib" // also the database/sql driver "pgx"
+	_ "modernc.org/sqlite"           // database/sql driver "sqlite"
 )
 
 // Sentinel errors. Callers test them with errors.Is.
@@ -106,14 +107,18 @@ type Store struct {
 // CommitWriters groups at once, and a failed group retries call by call.
 const bulkConns = 8
 
-// withRuntimeParam adds a PostgreSQL run-time parameter to a URL (pgx
-// passes unknown query parameters to the server as run-time parameters).
-func withRuntimeParam(url, name, value string) string {
-	sep := "?"
-	if strings.Contains(url, "?") {
-		sep = "&"
+// openPlannedPool opens the bulk pool: every session turns sequential
+// scans off with SET when it connects (a SET, not a startup parameter, so
+// that poolers such as PgBouncer accept it).
+func openPlannedPool(url string) (*sql.DB, error) {
+	cc, err := pgx.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres: %w", err)
 	}
-	return url + sep + name + "=" + value
+	return stdlib.OpenDB(*cc, stdlib.OptionAfterConnect(func(ctx context.Context, c *pgx.Conn) error {
+		_, err := c.Exec(ctx, "SET enable_seqscan = off")
+		return err
+	})), nil
 }
 
 // Open connects to the database named by cfg.URL. It does not migrate; call
@@ -178,10 +183,10 @@ func openPostgres(cfg Config) (*Store, error) {
 	db.SetMaxOpenConns(cfg.MaxOpenConns)
 	db.SetMaxIdleConns(cfg.MaxOpenConns)
 	db.SetConnMaxIdleTime(5 * time.Minute)
-	bulk, err := sql.Open("pgx", withRuntimeParam(cfg.URL, "enable_seqscan", "off"))
+	bulk, err := openPlannedPool(cfg.URL)
 	if err != nil {
 		_ = db.Close()
-		return nil, fmt.Errorf("open postgres: %w", err)
+		return nil, err
 	}
 	bulk.SetMaxOpenConns(bulkConns)
 	bulk.SetMaxIdleConns(bulkConns)
