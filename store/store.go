@@ -72,8 +72,10 @@ type Config struct {
 	// RecordAttemptOutcomes) are written in one statement or transaction.
 	// Default 64; 1 writes each call on its own.
 	CommitGroup int
-	// CommitWriters bounds how many groups of one kind are written at
-	// once. Default 4 on PostgreSQL, 1 on SQLite (one writer connection).
+	// CommitWriters bounds how many CommitMessage groups are written at
+	// once; delivery starts and outcomes each get half as many (at least
+	// one), so that their groups grow under load. Default 4 on PostgreSQL,
+	// 1 on SQLite (one writer connection).
 	CommitWriters int
 }
 
@@ -102,9 +104,9 @@ type Store struct {
 	outcomes *batcher[*outcomeRequest]
 }
 
-// bulkConns bounds the PostgreSQL connections of grouped delivery writes:
-// each batcher of StartDelivery and outcome calls writes at most
-// CommitWriters groups at once, and a failed group retries call by call.
+// bulkConns bounds the PostgreSQL connections of grouped delivery writes
+// (the start and outcome batchers' writers, with room for a failed group
+// retried call by call).
 const bulkConns = 8
 
 // openPlannedPool opens the bulk pool: every session turns sequential
