@@ -215,6 +215,17 @@ func (s *Store) markAttempt(ctx context.Context, tx *sql.Tx, projectID, id strin
 		return AttemptStart{}, err
 	}
 	out, evs, byStatus := decideAttempt(pending, suppressed)
+	status := SummarizeStatus(statusesAfterAttempt(all, suppressed))
+	if err := s.applyAttempt(ctx, tx, id, byStatus, status, out.Interrupted, now); err != nil {
+		return out, err
+	}
+	return out, s.appendEvents(ctx, tx, projectID, id, evs, now)
+}
+
+// statusesAfterAttempt is every recipient's status once an attempt has
+// begun: pending ones become sending, or suppressed when their address
+// (lower case) is in suppressed.
+func statusesAfterAttempt(all []DeliveryRecipient, suppressed map[string]string) []string {
 	statuses := make([]string, len(all))
 	for i, r := range all {
 		statuses[i] = r.Status
@@ -225,10 +236,7 @@ func (s *Store) markAttempt(ctx context.Context, tx *sql.Tx, projectID, id strin
 			}
 		}
 	}
-	if err := s.applyAttempt(ctx, tx, id, byStatus, SummarizeStatus(statuses), out.Interrupted, now); err != nil {
-		return out, err
-	}
-	return out, s.appendEvents(ctx, tx, projectID, id, evs, now)
+	return statuses
 }
 
 // applyAttempt writes the recipients' new statuses (positions by status)

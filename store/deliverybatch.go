@@ -33,6 +33,18 @@ type startRequest struct {
 // is run call by call so that the second sees the first's writes.
 var errDuplicateInGroup = errors.New("message twice in one group")
 
+// distinct reports whether no two requests of group name the same message.
+func distinct[R any](group []R, message func(R) string) bool {
+	seen := make(map[string]bool, len(group))
+	for _, r := range group {
+		if seen[message(r)] {
+			return false
+		}
+		seen[message(r)] = true
+	}
+	return true
+}
+
 // writeStarts starts the deliveries of group.
 func (s *Store) writeStarts(ctx context.Context, group []*startRequest) {
 	if len(group) > 1 && s.startTogether(ctx, group) == nil {
@@ -50,12 +62,8 @@ func (s *Store) writeStarts(ctx context.Context, group []*startRequest) {
 // startTogether starts every request of group in one transaction and
 // sets each request's result; on error none is set and nothing is written.
 func (s *Store) startTogether(ctx context.Context, group []*startRequest) error {
-	seen := make(map[string]bool, len(group))
-	for _, r := range group {
-		if seen[r.id] {
-			return errDuplicateInGroup
-		}
-		seen[r.id] = true
+	if !distinct(group, func(r *startRequest) string { return r.id }) {
+		return errDuplicateInGroup
 	}
 	type result struct {
 		d   Delivery
@@ -227,17 +235,8 @@ func planStarts(ds map[string]Delivery, suppressed map[string]string) map[string
 				mine[normEmail(r.Email)] = reason
 			}
 		}
-		p := &startPlan{d: d, statuses: make([]string, len(d.Recipients))}
+		p := &startPlan{d: d, statuses: statusesAfterAttempt(d.Recipients, mine)}
 		p.out, p.evs, p.byStatus = decideAttempt(pending, mine)
-		for i, r := range d.Recipients {
-			p.statuses[i] = r.Status
-			if isPending(r.Status) {
-				p.statuses[i] = StatusSending
-				if _, ok := mine[normEmail(r.Email)]; ok {
-					p.statuses[i] = StatusSuppressed
-				}
-			}
-		}
 		plans[id] = p
 	}
 	return plans
@@ -343,12 +342,8 @@ func (s *Store) writeOutcomes(ctx context.Context, group []*outcomeRequest) {
 // recordTogether records every request of group in one statement
 // (PostgreSQL, single-recipient outcomes only) or one transaction.
 func (s *Store) recordTogether(ctx context.Context, group []*outcomeRequest) error {
-	seen := make(map[string]bool, len(group))
-	for _, r := range group {
-		if seen[r.messageID] {
-			return errDuplicateInGroup
-		}
-		seen[r.messageID] = true
+	if !distinct(group, func(r *outcomeRequest) string { return r.messageID }) {
+		return errDuplicateInGroup
 	}
 	if s.dialect == DialectPostgres {
 		return s.recordOnlyOutcomesPostgres(ctx, group)
