@@ -36,6 +36,10 @@ type Error struct {
 	// Cause is the underlying error (a *smtp.SMTPError, a net.Error, a
 	// context error, a TLS error), if any.
 	Cause error
+
+	// stale marks a MAIL FROM on a reused connection that found the
+	// connection closed by the server; the pool retries on a new one.
+	stale bool
 }
 
 // Error formats the outcome as "smtp 550 5.1.1: text",

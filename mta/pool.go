@@ -9,8 +9,12 @@ import (
 )
 
 // Pool sends through one upstream relay over at most MaxConns connections,
-// reusing idle ones (LIFO) and resetting them with RSET between
-// transactions. It is safe for concurrent use.
+// reusing idle ones (LIFO). A connection whose last transaction ended with
+// the reply to the final dot goes straight on to the next MAIL FROM; one
+// left inside a transaction (a refused RCPT or DATA) is reset with RSET
+// first. A reused connection the server closed while idle is noticed at
+// MAIL FROM, before anything of the message was sent, and replaced. It is
+// safe for concurrent use.
 type Pool struct {
 	cfg     RelayConfig
 	t       Timeouts
@@ -85,19 +89,25 @@ func (p *Pool) SendReply(ctx context.Context, env Envelope, msg []byte) (string,
 		return "", &Error{Text: "wait for a connection: " + ctx.Err().Error(), Cause: ctx.Err()}
 	}
 	defer func() { <-p.permits }()
-	s, err := p.session(ctx)
-	if err != nil {
-		return "", err
-	}
-	reply, e := s.send(ctx, p.t, env, msg)
-	p.release(s, e)
-	if e != nil {
+	for {
+		s, err := p.session(ctx)
+		if err != nil {
+			return "", err
+		}
+		reply, e := s.send(ctx, p.t, env, msg)
+		p.release(s, e)
+		switch {
+		case e == nil:
+			return reply, nil
+		case e.stale:
+			continue
+		}
 		return "", e
 	}
-	return reply, nil
 }
 
-// session returns an idle connection that answers RSET, or a new one.
+// session returns an idle connection, reset when its last transaction was
+// left open, or a new one.
 func (p *Pool) session(ctx context.Context) (*session, *Error) {
 	for {
 		s, closed := p.popIdle()
@@ -145,7 +155,7 @@ func (p *Pool) popIdle() (*session, bool) {
 // closes the channel, RFC 5321 §3.8), used up, or the pool is closed. A
 // Config error (SMTPUTF8 not offered) leaves the connection usable.
 func (p *Pool) release(s *session, e *Error) {
-	if e != nil && (e.Code == 421 || (e.Code == 0 && !e.Config)) {
+	if e != nil && (e.stale || e.Code == 421 || (e.Code == 0 && !e.Config)) {
 		s.c.Close()
 		return
 	}

@@ -132,17 +132,93 @@ func TestPoolSendFaults(t *testing.T) {
 }
 
 func TestPoolSendDelivers(t *testing.T) {
-	s := newTestServer(t, serverOptions{maxBytes: 1 << 20})
-	p := newTestPool(t, s.relay(TLSNone, nil), testTimeouts())
-	msg := []byte("Subject: x\r\n\r\n.leading dot\r\nlast line without CRLF")
-	if err := p.Send(context.Background(), env, msg); err != nil {
-		t.Fatalf("Send: %v", err)
+	pki := newTestPKI(t)
+	// big is several times the 64 KiB gathered into one write during DATA,
+	// with lines that need dot-stuffing (RFC 5321 §4.5.2) across its pieces.
+	var big bytes.Buffer
+	big.WriteString("Subject: big\r\n\r\n")
+	for i := 0; big.Len() < 300<<10; i++ {
+		fmt.Fprintf(&big, ".line %d %s\r\n", i, strings.Repeat("x", i%900))
 	}
-	got := s.messages()
-	want := []received{{from: env.From, to: env.To, size: int64(len(msg)),
-		data: []byte("Subject: x\r\n\r\n.leading dot\r\nlast line without CRLF\r\n")}}
-	if diff := cmp.Diff(want, got, cmp.AllowUnexported(received{})); diff != "" {
-		t.Errorf("received (-want +got):\n%s", diff)
+	tests := []struct {
+		name string
+		tls  string
+		msg  []byte
+		want []byte
+	}{
+		{name: "last line without CRLF", tls: TLSNone,
+			msg:  []byte("Subject: x\r\n\r\n.leading dot\r\nlast line without CRLF"),
+			want: []byte("Subject: x\r\n\r\n.leading dot\r\nlast line without CRLF\r\n")},
+		{name: "larger than one write", tls: TLSNone, msg: big.Bytes(), want: big.Bytes()},
+		{name: "larger than one write over STARTTLS", tls: TLSStartTLS, msg: big.Bytes(), want: big.Bytes()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			opts := serverOptions{maxBytes: 1 << 20}
+			if tt.tls != TLSNone {
+				opts.tls, opts.cert = tt.tls, pki.cert
+			}
+			s := newTestServer(t, opts)
+			p := newTestPool(t, s.relay(tt.tls, pki.roots), testTimeouts())
+			for i := range 2 { // the second send reuses the connection
+				if err := p.Send(context.Background(), env, tt.msg); err != nil {
+					t.Fatalf("Send %d: %v", i, err)
+				}
+			}
+			got := s.messages()
+			for i := range got {
+				if !bytes.Equal(got[i].data, tt.want) {
+					t.Errorf("message %d: server received %d bytes that differ from the %d sent", i, len(got[i].data), len(tt.want))
+				}
+				got[i].data = nil
+			}
+			want := received{from: env.From, to: env.To, size: int64(len(tt.msg)), tls: tt.tls != TLSNone}
+			if diff := cmp.Diff([]received{want, want}, got, cmp.AllowUnexported(received{})); diff != "" {
+				t.Errorf("received (-want +got):\n%s", diff)
+			}
+			if got := s.connections(); got != 1 {
+				t.Errorf("server saw %d connections, want 1", got)
+			}
+		})
+	}
+}
+
+// TestPoolReplacesConnectionClosedWhileIdle: the pool does not probe an
+// idle connection before reusing it; a server that closed it meanwhile is
+// found at MAIL FROM, before any of the message was sent, and the message
+// goes out on a new connection without an error.
+func TestPoolReplacesConnectionClosedWhileIdle(t *testing.T) {
+	tests := []struct {
+		name  string
+		opts  serverOptions
+		close func(s *testServer)
+	}{
+		{name: "421 idle timeout, then closed", opts: serverOptions{idleTimeout: 50 * time.Millisecond}},
+		{name: "closed without a reply", close: (*testServer).dropAll},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := newTestServer(t, tt.opts)
+			p := newTestPool(t, s.relay(TLSNone, nil), testTimeouts())
+			if err := p.Send(context.Background(), env, testMessage("1")); err != nil {
+				t.Fatalf("first Send: %v", err)
+			}
+			if tt.close != nil {
+				tt.close(s)
+			}
+			s.waitClosed(t, 1)
+			if err := p.Send(context.Background(), env, testMessage("2")); err != nil {
+				t.Fatalf("Send after the server closed the idle connection: %v", err)
+			}
+			if got := len(s.messages()); got != 2 {
+				t.Errorf("server received %d messages, want 2", got)
+			}
+			if got := s.connections(); got != 2 {
+				t.Errorf("server saw %d connections, want 2", got)
+			}
+		})
 	}
 }
 
@@ -213,7 +289,7 @@ func TestPoolConnectionLifecycle(t *testing.T) {
 		{name: "sequential sends share one connection", sends: 5, wantConns: 1},
 		{name: "broken connection is not reused", first: drop, sends: 3, wantConns: 2},
 		{name: "421 connection is not reused", first: reply421, sends: 3, wantConns: 2},
-		{name: "550 keeps the connection", first: reply550, sends: 3, wantConns: 1},
+		{name: "550 at RCPT keeps the connection (RSET before the next MAIL)", first: reply550, sends: 3, wantConns: 1},
 		{name: "max messages per connection", maxMsgs: 3, sends: 7, wantConns: 3},
 		{name: "idle timeout", advance: time.Minute, sends: 3, wantConns: 3},
 	}

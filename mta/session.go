@@ -38,6 +38,13 @@ type session struct {
 	tc       *timedConn
 	lastUsed time.Time
 	sent     int // transactions attempted on this connection
+	// open is true while a mail transaction may be open on the server: MAIL
+	// was accepted and no reply to the final dot has come back since
+	// (a refused RCPT or DATA). Such a connection needs RSET before the
+	// next transaction (RFC 5321 §4.1.1.5); after the reply to the final
+	// dot the server has already cleared its state (§4.1.1.4), so the next
+	// MAIL may follow at once.
+	open bool
 }
 
 // dialSession connects, greets, secures and authenticates per cfg. The
@@ -158,11 +165,18 @@ func orAny(mech string) string {
 	return mech
 }
 
-// reset sends RSET (RFC 5321 §4.1.1.5) before reusing the connection; it
-// is also the probe that finds a connection the server has closed.
+// reset sends RSET (RFC 5321 §4.1.1.5) when the last transaction on the
+// connection was left open. go-smtp says EHLO again after RSET.
 func (s *session) reset(t Timeouts) error {
+	if !s.open {
+		return nil
+	}
 	s.tc.timeout = t.Mail
-	return s.c.Reset()
+	if err := s.c.Reset(); err != nil {
+		return err
+	}
+	s.open = false
+	return nil
 }
 
 // send runs one transaction: MAIL, RCPT, DATA. A cancelled ctx closes the
@@ -174,6 +188,7 @@ func (s *session) send(ctx context.Context, t Timeouts, env Envelope, msg []byte
 	if err := s.mail(ctx, t, env, len(msg)); err != nil {
 		return "", err
 	}
+	s.open = true
 	s.tc.timeout = t.Rcpt
 	if err := s.c.Rcpt(env.To, nil); err != nil {
 		return "", ctxError(ctx, "rcpt to", err)
@@ -182,7 +197,9 @@ func (s *session) send(ctx context.Context, t Timeouts, env Envelope, msg []byte
 }
 
 // mail sends MAIL FROM with SIZE (RFC 1870) and SMTPUTF8 (RFC 6531) when
-// the server offers them.
+// the server offers them. On a reused connection, a MAIL FROM that gets no
+// reply or 421 is marked Stale: the server had closed the connection
+// while it was idle, and nothing of this message was sent.
 func (s *session) mail(ctx context.Context, t Timeouts, env Envelope, n int) *Error {
 	utf8 := env.SMTPUTF8 || !isASCII(env.From) || !isASCII(env.To)
 	if ok, _ := s.c.Extension("SMTPUTF8"); utf8 && !ok {
@@ -196,7 +213,9 @@ func (s *session) mail(ctx context.Context, t Timeouts, env Envelope, n int) *Er
 	}
 	s.tc.timeout = t.Mail
 	if err := s.c.Mail(env.From, opts); err != nil {
-		return ctxError(ctx, "mail from", err)
+		e := ctxError(ctx, "mail from", err)
+		e.stale = s.sent > 1 && (e.Code == 0 || e.Code == 421) && ctx.Err() == nil
+		return e
 	}
 	return nil
 }
@@ -210,8 +229,8 @@ func (s *session) data(ctx context.Context, t Timeouts, msg []byte) (string, *Er
 	if err != nil {
 		return "", ctxError(ctx, "data", err)
 	}
-	s.tc.writeTimeout = t.DataBlock
-	defer func() { s.tc.writeTimeout = 0 }()
+	s.tc.startData(t.DataBlock)
+	defer s.tc.endData()
 	if _, err := w.Write(msg); err != nil {
 		return "", ctxError(ctx, "message data", err)
 	}
@@ -219,9 +238,13 @@ func (s *session) data(ctx context.Context, t Timeouts, msg []byte) (string, *Er
 	s.tc.writeErr = nil
 	resp, err := w.CloseWithResponse()
 	if err == nil {
+		s.open = false
 		return resp.StatusText, nil
 	}
 	e := ctxError(ctx, "end of data", err)
+	if e.Code != 0 {
+		s.open = false
+	}
 	if e.Code == 0 && s.tc.writeErr == nil {
 		e.Ambiguous = true
 	}

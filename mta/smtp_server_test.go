@@ -52,6 +52,9 @@ type serverOptions struct {
 	maxBytes int64
 	// smtputf8 offers SMTPUTF8.
 	smtputf8 bool
+	// idleTimeout, when set, makes the server answer 421 and close a
+	// connection that stays silent that long (go-smtp's ReadTimeout).
+	idleTimeout time.Duration
 }
 
 // received is one message accepted by the test server.
@@ -72,10 +75,12 @@ type testServer struct {
 	opts    serverOptions
 	release chan struct{} // closed when the test ends: stalls return
 	stalls  chan string   // a stage name each time a stall begins
+	closed  chan struct{} // a value each time a connection is closed
 
 	mu       sync.Mutex
 	fault    fault
 	conns    int
+	open     []net.Conn // accepted connections, for dropAll
 	auths    []string
 	authOK   int
 	received []received
@@ -88,13 +93,15 @@ func newTestServer(t testing.TB, opts serverOptions) *testServer {
 	if err != nil {
 		t.Fatalf("listen: %v", err)
 	}
-	s := &testServer{opts: opts, release: make(chan struct{}), stalls: make(chan string, 100)}
+	s := &testServer{opts: opts, release: make(chan struct{}), stalls: make(chan string, 100),
+		closed: make(chan struct{}, 100)}
 	addr := ln.Addr().(*net.TCPAddr)
 	s.host, s.port = addr.IP.String(), addr.Port
 	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
 	srv.Domain = "sink.test"
 	srv.MaxMessageBytes = opts.maxBytes
 	srv.EnableSMTPUTF8 = opts.smtputf8
+	srv.ReadTimeout = opts.idleTimeout
 	srv.AllowInsecureAuth = opts.tls == "" || opts.tls == "none"
 	srv.ErrorLog = log.New(io.Discard, "", 0)
 	var l net.Listener = &countingListener{Listener: ln, s: s}
@@ -144,6 +151,31 @@ func (s *testServer) stall(stage string) {
 	<-s.release
 }
 
+// waitClosed waits until the server has closed (or seen closed) n
+// connections.
+func (s *testServer) waitClosed(t *testing.T, n int) {
+	t.Helper()
+	for range n {
+		select {
+		case <-s.closed:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the server never closed the connection")
+		}
+	}
+}
+
+// dropAll closes every accepted connection without a word, as a server
+// restarting would.
+func (s *testServer) dropAll() {
+	s.mu.Lock()
+	conns := s.open
+	s.open = nil
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
 func (s *testServer) connections() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -175,8 +207,10 @@ func (l *countingListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
+		c = &closeSignal{Conn: c, closed: l.s.closed}
 		l.s.mu.Lock()
 		l.s.conns++
+		l.s.open = append(l.s.open, c)
 		hold := l.s.fault.stage == "greeting"
 		if hold {
 			l.s.held = append(l.s.held, c)
@@ -187,6 +221,19 @@ func (l *countingListener) Accept() (net.Conn, error) {
 		}
 		l.s.stalls <- "greeting"
 	}
+}
+
+// closeSignal reports the first Close of a server connection.
+type closeSignal struct {
+	net.Conn
+	closed chan<- struct{}
+	once   sync.Once
+}
+
+func (c *closeSignal) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() { c.closed <- struct{}{} })
+	return err
 }
 
 func (s *testServer) newSession(c *smtp.Conn) (smtp.Session, error) {
@@ -252,6 +299,11 @@ func (ts *testSession) Mail(from string, opts *smtp.MailOptions) error {
 	}
 	if err := ts.fault("mail"); err != nil {
 		return err
+	}
+	if ts.from != "" {
+		// As Postfix does: a transaction is open (RFC 5321 §4.1.4: MAIL
+		// only after RSET or the end of the previous transaction).
+		return &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "nested MAIL command"}
 	}
 	ts.from, ts.opts = from, opts
 	return nil

@@ -60,12 +60,24 @@ func (t Timeouts) withDefaults() Timeouts {
 // remembers whether a write failed, which tells a lost final dot from a
 // lost reply. Deadlines are wall-clock times: the injected clock of the
 // pool is not used here.
+//
+// During DATA it also gathers the message: go-smtp hands the dot-stuffed
+// data over in 4 KiB pieces, and each would be a system call of its own.
+// The pieces are kept (up to dataChunk bytes) and written together when
+// the buffer is full or before the next read, which is the wait for the
+// reply to the final dot.
 type timedConn struct {
 	net.Conn
 	timeout      time.Duration // the current step's reply timeout
 	writeTimeout time.Duration // per write during DATA; 0 otherwise
 	writeErr     error         // the last write error since it was cleared
+	gather       bool          // DATA: keep writes in pending until a read
+	pending      []byte
 }
+
+// dataChunk bounds the data gathered into one write; each write gets the
+// data-block timeout (RFC 5321 §4.5.3.2.5).
+const dataChunk = 64 << 10
 
 // SetDeadline applies the current step's timeout instead of go-smtp's
 // value; a zero time (go-smtp clearing its deadline) passes through.
@@ -76,9 +88,58 @@ func (c *timedConn) SetDeadline(t time.Time) error {
 	return c.Conn.SetDeadline(time.Now().Add(c.timeout))
 }
 
-// Write bounds each block of data by writeTimeout when set, and records
-// the failure of a write.
+// startData begins the DATA phase: writes are gathered and each real
+// write is bounded by block.
+func (c *timedConn) startData(block time.Duration) {
+	c.writeTimeout, c.gather = block, true
+}
+
+// endData ends the DATA phase; anything still gathered (the reply never
+// was read) is dropped with the connection's state unknown, which the
+// caller already treats as an error.
+func (c *timedConn) endData() {
+	c.writeTimeout, c.gather, c.pending = 0, false, c.pending[:0]
+}
+
+// Write gathers during DATA, else writes at once.
 func (c *timedConn) Write(b []byte) (int, error) {
+	if !c.gather {
+		return c.write(b)
+	}
+	if len(c.pending)+len(b) > dataChunk {
+		if err := c.flush(); err != nil {
+			return 0, err
+		}
+		if len(b) > dataChunk {
+			return c.write(b)
+		}
+	}
+	c.pending = append(c.pending, b...)
+	return len(b), nil
+}
+
+// Read sends what was gathered first: a reply is only awaited after the
+// data it answers.
+func (c *timedConn) Read(b []byte) (int, error) {
+	if err := c.flush(); err != nil {
+		return 0, err
+	}
+	return c.Conn.Read(b)
+}
+
+// flush writes the gathered data.
+func (c *timedConn) flush() error {
+	if len(c.pending) == 0 {
+		return nil
+	}
+	_, err := c.write(c.pending)
+	c.pending = c.pending[:0]
+	return err
+}
+
+// write bounds each block of data by writeTimeout when set, and records
+// the failure of a write.
+func (c *timedConn) write(b []byte) (int, error) {
 	if c.writeTimeout > 0 {
 		c.Conn.SetWriteDeadline(time.Now().Add(c.writeTimeout))
 	}
