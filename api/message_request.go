@@ -70,14 +70,24 @@ var ErrMalformedJSON = errors.New("malformed JSON")
 // member names match case-insensitively, a later duplicate wins and null
 // leaves a field empty.
 //
-// A valid body is decoded in one pass (json.Decoder holds a copy of the
-// body meanwhile, so peak memory is about twice the body plus the decoded
-// strings); only a body with bad fields is decoded a second time,
+// A body with exact member names is decoded once by the fast path
+// (decodeExact); others by a json.Decoder (which holds a copy of the body
+// meanwhile, so peak memory is about twice the body plus the decoded
+// strings); only a body with bad fields is decoded once more,
 // generically, to name every bad field.
 func DecodeMessageRequest(body []byte) (*MessageRequest, []FieldError, error) {
 	if trimmed := bytes.TrimLeft(body, " \t\r\n"); len(trimmed) == 0 || trimmed[0] != '{' {
 		return nil, nil, fmt.Errorf("%w: the body must be a JSON object", ErrMalformedJSON)
 	}
+	var req MessageRequest
+	if decodeExact(body, &req) == nil {
+		return &req, nil, nil
+	}
+	return decodeMessageRequestV1(body)
+}
+
+// decodeMessageRequestV1 is DecodeMessageRequest with encoding/json alone.
+func decodeMessageRequestV1(body []byte) (*MessageRequest, []FieldError, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	var req MessageRequest

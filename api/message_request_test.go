@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -204,11 +205,20 @@ func FuzzDecodeMessageRequest(f *testing.F) {
 		}
 	}
 	for _, s := range []string{`{}`, `{"to":"a@b"}`, `{"to":[1]}`, `{"bogus":1}`, `{"subject":5}`, `[]`, `null`,
-		`{"attachments":[{"x":1},null,3]}`, `{"headers":{"a":null,"b":[]}}`, `{} {}`, `{"FROM":"x"}`, `{"text":1e999}`} {
+		`{"attachments":[{"x":1},null,3]}`, `{"headers":{"a":null,"b":[]}}`, `{} {}`, `{"FROM":"x"}`, `{"text":1e999}`,
+		`{"subject":"a","subject":"b"}`, "{\"subject\":\"caf\xe9\"}", `{"subject":"\ud800"}`, `{"reply-to":"a@b"}`,
+		`{"replyto":"a@b"}`, `{"to":null,"cc":[null],"headers":{"X-A":null},"attachments":[null]}`, ` {"from":"a@b"} `} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		req, fes, err := DecodeMessageRequest(body)
+		// The fast path (decodeExact) never changes the outcome.
+		req1, fes1, err1 := decodeMessageRequestV1(body)
+		if bytes.HasPrefix(bytes.TrimLeft(body, " \t\r\n"), []byte("{")) {
+			if diff := cmp.Diff(fmt.Sprint(req1, fes1, err1), fmt.Sprint(req, fes, err)); diff != "" {
+				t.Fatalf("DecodeMessageRequest differs from encoding/json alone (-v1 +got):\n%s", diff)
+			}
+		}
 		outcomes := 0
 		for _, ok := range []bool{req != nil, fes != nil, err != nil} {
 			if ok {
@@ -241,5 +251,33 @@ func BenchmarkDecodeMessageRequest(b *testing.B) {
 		if _, fes, err := DecodeMessageRequest(body); err != nil || fes != nil {
 			b.Fatal(fes, err)
 		}
+	}
+}
+
+// TestDecodeBatchMatchesEncodingJSON: the batch body is split as
+// encoding/json splits it, whichever path decodes it.
+func TestDecodeBatchMatchesEncodingJSON(t *testing.T) {
+	for _, body := range []string{
+		`{"messages":[{"from":"a@b"},{"to":["c@d"]}]}`,
+		`{"messages":[ {"from" : "a@b"} , null, 3, "x", [1]]}`,
+		`{"Messages":[{}]}`,
+		`{"messages":[{}],"messages":[{},{}]}`,
+		`{"messages":[{}],"other":1}`,
+		"{\"messages\":[{\"subject\":\"caf\xe9\"}]}",
+		`{"messages":null}`,
+		`{"messages":{}}`,
+		`{"messages":[{}]} x`,
+	} {
+		t.Run(body, func(t *testing.T) {
+			var want batchRequest
+			wantErr := json.Unmarshal([]byte(body), &want)
+			got, err := decodeBatch([]byte(body))
+			if (err != nil) != (wantErr != nil) {
+				t.Fatalf("decodeBatch error %v, encoding/json error %v", err, wantErr)
+			}
+			if diff := cmp.Diff(want, got, cmp.AllowUnexported(batchRequest{})); diff != "" {
+				t.Errorf("decodeBatch differs from encoding/json (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

@@ -1,15 +1,19 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"net/http"
 	"net/url"
 	"regexp"
 	"slices"
 	"strings"
+
+	jsonv2 "github.com/go-json-experiment/json"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -111,12 +115,7 @@ func loadRequestView(doc []byte) (*openapi3.T, error) {
 // schema says). Routes not in the contract pass through. Authentication is
 // not done here. The body is read once and put back for the handler.
 func openAPIValidator(spec *openapi3.T, router routers.Router) echo.MiddlewareFunc {
-	opts := &openapi3filter.Options{
-		MultiError:              true,
-		AuthenticationFunc:      openapi3filter.NoopAuthenticationFunc,
-		SkipSettingDefaults:     true, // handlers apply defaults; the body stays as sent
-		SchemaValidationOptions: spec.GetSchemaValidationOptions(),
-	}
+	v := newRequestValidator(spec)
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			req := c.Request()
@@ -129,14 +128,95 @@ func openAPIValidator(spec *openapi3.T, router routers.Router) echo.MiddlewareFu
 					"Unsupported media type", "send the body as application/json")
 			}
 			input := &openapi3filter.RequestValidationInput{
-				Request: req, PathParams: params, Route: route, Options: opts,
+				Request: req, PathParams: params, Route: route,
 			}
-			if err := openapi3filter.ValidateRequest(req.Context(), input); err != nil {
+			if err := v.validate(req.Context(), input); err != nil {
 				return requestProblem(err)
 			}
 			return next(c)
 		}
 	}
+}
+
+// requestValidator runs openapi3filter's request validation, with the
+// JSON body decoded by the fast path (decodeExact's decoder) when it can:
+// openapi3filter decodes bodies with encoding/json into generic values, which
+// took a third of the API's time on 10 KB messages.
+type requestValidator struct {
+	params *openapi3filter.Options           // everything but the body
+	all    *openapi3filter.Options           // the body too: openapi3filter's own way
+	schema []openapi3.SchemaValidationOption // the body's schema check, as openapi3filter does it
+}
+
+func newRequestValidator(spec *openapi3.T) *requestValidator {
+	all := &openapi3filter.Options{
+		MultiError:              true,
+		AuthenticationFunc:      openapi3filter.NoopAuthenticationFunc,
+		SkipSettingDefaults:     true, // handlers apply defaults; the body stays as sent
+		SchemaValidationOptions: spec.GetSchemaValidationOptions(),
+	}
+	params := *all
+	params.ExcludeRequestBody = true
+	schema := append([]openapi3.SchemaValidationOption{openapi3.VisitAsRequest(), openapi3.MultiErrors()},
+		spec.GetSchemaValidationOptions()...)
+	return &requestValidator{params: &params, all: all, schema: schema}
+}
+
+// validate is openapi3filter.ValidateRequest with all's options: the
+// parameters' errors and the body's, together.
+func (v *requestValidator) validate(ctx context.Context, input *openapi3filter.RequestValidationInput) error {
+	input.Options = v.params
+	var errs openapi3.MultiError
+	if err := openapi3filter.ValidateRequest(ctx, input); err != nil {
+		errs = appendErrors(errs, err)
+	}
+	if rb := input.Route.Operation.RequestBody; rb != nil && rb.Value != nil {
+		if err := v.validateBody(ctx, input, rb.Value); err != nil {
+			errs = appendErrors(errs, err)
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return errs
+}
+
+// validateBody checks a JSON body against its schema. The body is read
+// once and put back for the handler. A body the fast decoder refuses
+// (not JSON, a repeated name, invalid UTF-8, a number out of range) and
+// any case out of the ordinary go to openapi3filter.ValidateRequestBody,
+// so its verdicts and messages stay openapi3filter's own.
+func (v *requestValidator) validateBody(ctx context.Context, input *openapi3filter.RequestValidationInput, rb *openapi3.RequestBody) error {
+	req := input.Request
+	media := rb.Content.Get(req.Header.Get(echo.HeaderContentType))
+	if req.Body == nil || req.Body == http.NoBody || media == nil || media.Schema == nil || media.Schema.Value == nil {
+		input.Options = v.all
+		return openapi3filter.ValidateRequestBody(ctx, input, rb)
+	}
+	data, err := io.ReadAll(req.Body)
+	req.Body.Close()
+	req.Body = io.NopCloser(bytes.NewReader(data))
+	if err != nil {
+		return &openapi3filter.RequestError{Input: input, RequestBody: rb, Reason: "reading failed", Err: err}
+	}
+	var value any
+	if len(data) == 0 || jsonv2.Unmarshal(data, &value) != nil {
+		input.Options = v.all
+		return openapi3filter.ValidateRequestBody(ctx, input, rb)
+	}
+	if err := media.Schema.Value.VisitJSON(value, v.schema...); err != nil {
+		return &openapi3filter.RequestError{Input: input, RequestBody: rb, Reason: "doesn't match schema", Err: err}
+	}
+	return nil
+}
+
+// appendErrors adds err to errs; a MultiError (not one inside a
+// RequestError) adds its members.
+func appendErrors(errs openapi3.MultiError, err error) openapi3.MultiError {
+	if me, ok := err.(openapi3.MultiError); ok {
+		return append(errs, me...)
+	}
+	return append(errs, err)
 }
 
 // isJSON reports whether a Content-Type header names application/json

@@ -330,3 +330,68 @@ func BenchmarkOpenAPIValidator(b *testing.B) {
 		}
 	}
 }
+
+// TestRequestValidatorAgreesWithOpenapi3filter: the validator, which
+// decodes JSON bodies by the fast path, reaches the verdicts and
+// messages of openapi3filter.ValidateRequest decoding them itself.
+func TestRequestValidatorAgreesWithOpenapi3filter(t *testing.T) {
+	spec, router, err := loadSpec(mailgate.OpenAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := newRequestValidator(spec)
+	message := string(readFixture(t, "message.json"))
+	tests := []struct{ target, body string }{
+		{"/v1/messages", message},
+		{"/v1/messages", ``},
+		{"/v1/messages", `{"from": "a@b.c",`},
+		{"/v1/messages", `{"from":"a@b.c","to":"x","bogus":1,"tags":[1,""],"subject":5}`},
+		{"/v1/messages", `{"from":"a@b.c","subject":"a","subject":7}`},
+		{"/v1/messages", "{\"from\":\"a@b.c\",\"subject\":\"caf\xe9\"}"},
+		{"/v1/messages", `{"from":"a@b.c","text":1e999}`},
+		{"/v1/messages", `{"FROM":"a@b.c","text":"x"}`},
+		{"/v1/messages", `[1]`},
+		{"/v1/messages", `{"from":"a@b.c"} trailing`},
+		{"/v1/messages", `{"from":"a@b.c","attachments":[{"filename":"a","content_type":"a/b","content":"AA==","extra":1},{"filename":"b"}]}`},
+		{"/v1/messages?x=1", `{"from":"a@b.c","headers":{"X/Y~":1}}`},
+		{"/v1/messages/batch", batchOf(3)},
+		{"/v1/messages/batch", batchOf(501)},
+		{"/v1/messages/batch", `{"messages":[{"from":"a@b.c"},1,null]}`},
+		{"/v1/messages/batch", `{"messages":[]}`},
+		{"/v1/domains", `{"name":"shop.example","dkim":{"algorithms":["rsa","ed25519"],"selector":"s1"}}`},
+		{"/v1/domains", `{"name":5,"dkim":{"algorithms":["dsa"]}}`},
+		{"/v1/suppressions", `{"email":"a@b.c","reason":"manual"}`},
+		{"/v1/suppressions", `{"email":1,"reason":"lost","x":null}`},
+		{"/v1/keys", `{"name":"k","scopes":["messages:send"],"rate_limit":12345678901234567890}`},
+		{"/v1/keys", `{"name":"k","scopes":["nope"],"rate_limit":-1.5}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.target+" "+string(truncate([]byte(tt.body), 60)), func(t *testing.T) {
+			outcome := func(fast bool) string {
+				req := httptest.NewRequest("POST", tt.target, strings.NewReader(tt.body))
+				req.Header.Set(echo.HeaderContentType, "application/json")
+				route, params, err := router.FindRoute(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				input := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route, Options: v.all}
+				if fast {
+					err = v.validate(req.Context(), input)
+				} else {
+					err = openapi3filter.ValidateRequest(req.Context(), input)
+				}
+				rest, _ := io.ReadAll(req.Body)
+				if string(rest) != tt.body {
+					t.Errorf("the body was not put back for the handler")
+				}
+				if err == nil {
+					return "valid"
+				}
+				return fmt.Sprintf("%+v", requestProblem(err))
+			}
+			if diff := cmp.Diff(outcome(false), outcome(true)); diff != "" {
+				t.Errorf("verdicts differ (-openapi3filter +validator):\n%s", diff)
+			}
+		})
+	}
+}

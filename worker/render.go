@@ -8,6 +8,7 @@ import (
 	"net/mail"
 	"strings"
 
+	jsonv2 "github.com/go-json-experiment/json"
 	"golang.org/x/net/idna"
 
 	"github.com/mailgate/mailgate/mta"
@@ -15,11 +16,14 @@ import (
 )
 
 // payload is the request JSON the API stored (api.MessageRequest's wire
-// form); unknown fields are ignored.
+// form). Bcc, Tags, Metadata and SendAt are not used here; they are named
+// so that the fast decoder knows every member the API writes
+// (decodePayload).
 type payload struct {
 	From        string            `json:"from"`
 	To          []string          `json:"to"`
 	Cc          []string          `json:"cc"`
+	Bcc         []string          `json:"bcc"`
 	ReplyTo     string            `json:"reply_to"`
 	Subject     string            `json:"subject"`
 	Text        string            `json:"text"`
@@ -31,6 +35,9 @@ type payload struct {
 		Content     string `json:"content"`
 		ContentID   string `json:"content_id"`
 	} `json:"attachments"`
+	Tags     []string          `json:"tags"`
+	Metadata map[string]string `json:"metadata"`
+	SendAt   string            `json:"send_at"`
 }
 
 // render builds the MIME message of a delivery and signs it with the
@@ -57,15 +64,29 @@ func (d *Deliverer) render(ctx context.Context, dl store.Delivery) ([]byte, erro
 	return d.deps.Signer.Sign(raw, keys)
 }
 
+// decodePayload reads the stored request. The API wrote it with exact
+// member names, each once, in valid UTF-8. The JSON v2 decoder, about
+// three times faster than encoding/json on a 10 KB body, is strict in
+// those three ways and refuses unknown members too; what it accepts,
+// encoding/json reads the same. Anything else is read by encoding/json.
+func decodePayload(b []byte) (payload, error) {
+	var p payload
+	if jsonv2.Unmarshal(b, &p, jsonv2.RejectUnknownMembers(true)) == nil {
+		return p, nil
+	}
+	p = payload{}
+	err := json.Unmarshal(b, &p)
+	return p, err
+}
+
 // mimeMessage turns the stored request into what mta.Build takes.
 func (d *Deliverer) mimeMessage(dl store.Delivery) (*mta.Message, error) {
-	var p payload
-	if err := json.Unmarshal(dl.Payload, &p); err != nil {
+	p, err := decodePayload(dl.Payload)
+	if err != nil {
 		return nil, fmt.Errorf("decode payload: %w", err)
 	}
 	m := &mta.Message{ID: dl.ID, Subject: p.Subject, Text: p.Text, HTML: p.HTML, Headers: p.Headers,
 		Date: d.cfg.Now(), FeedbackID: feedbackID(dl)}
-	var err error
 	if m.From, err = address(p.From); err != nil {
 		return nil, fmt.Errorf("from: %w", err)
 	}

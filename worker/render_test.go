@@ -1,0 +1,42 @@
+package worker
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// TestDecodePayloadAgreesWithEncodingJSON: the fast path and its fallback
+// read every stored payload as encoding/json does, including ones the
+// API would not write (other case, repeated members, invalid UTF-8).
+func TestDecodePayloadAgreesWithEncodingJSON(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+	}{
+		{"as the API writes it", `{"from":"A <a@shop.example>","to":["b@example.org"],"subject":"Hi","text":"line\nline","html":"<p>x</p>","headers":{"X-A":"1"},"tags":["t"],"attachments":[{"filename":"a.txt","content_type":"text/plain","content":"aGk="}]}`},
+		{"member names in another case", `{"From":"a@shop.example","TO":["b@example.org"],"Subject":"Hi"}`},
+		{"a repeated member: the last wins", `{"from":"a@shop.example","subject":"one","subject":"two"}`},
+		{"invalid UTF-8 is replaced", "{\"from\":\"a@shop.example\",\"subject\":\"caf\xe9\"}"},
+		{"unknown members are ignored", `{"from":"a@shop.example","bcc":["c@example.org"],"metadata":{"k":"v"},"send_at":"2026-12-01T09:00:00Z"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var want payload
+			if err := json.Unmarshal([]byte(tt.in), &want); err != nil {
+				t.Fatalf("encoding/json: %v", err)
+			}
+			got, err := decodePayload([]byte(tt.in))
+			if err != nil {
+				t.Fatalf("decodePayload: %v", err)
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("decodePayload differs from encoding/json (-want +got):\n%s", diff)
+			}
+		})
+	}
+	if _, err := decodePayload([]byte(`{"from":`)); err == nil {
+		t.Error("decodePayload accepted a truncated payload")
+	}
+}
