@@ -42,12 +42,12 @@ func ExampleBuild() {
 	//
 	// --b1
 	// Content-Type: text/plain; charset=utf-8
-	// Content-Transfer-Encoding: quoted-printable
+	// Content-Transfer-Encoding: 7bit
 	//
 	// Thanks for your order.
 	// --b1
 	// Content-Type: text/html; charset=utf-8
-	// Content-Transfer-Encoding: quoted-printable
+	// Content-Transfer-Encoding: 7bit
 	//
 	// <p>Thanks for your order.</p>
 	// --b1--

@@ -29,7 +29,8 @@ func Build(m *Message) ([]byte, error) { return Builder{}.Build(m) }
 
 // Build produces the message: CRLF line endings, no line over 998 octets
 // (RFC 5322 §2.1.1), RFC 2047 encoded words for UTF-8 header text and file
-// names, quoted-printable text and HTML, base64 attachments. The body is
+// names, text and HTML as they are when they are 7bit data and
+// quoted-printable otherwise, base64 attachments. The body is
 // text/plain, text/html, or multipart/alternative when both are set; inline
 // attachments wrap the HTML in multipart/related (RFC 2387); attachments put
 // everything in multipart/mixed, outermost.
@@ -109,14 +110,54 @@ func (b Builder) multipart(sub string, params map[string]string, parts []*entity
 	return e
 }
 
-// textPart is a UTF-8 text leaf in quoted-printable (RFC 2045 §6.7), which
-// also turns bare LF into CRLF and keeps lines at 76 octets.
+// textPart is a UTF-8 text leaf. Text that is already 7bit data (RFC 2045
+// §2.7: US-ASCII without NUL, lines of at most 998 octets) goes as it is,
+// with its line breaks made CRLF; anything else in quoted-printable (RFC
+// 2045 §6.7), which also turns bare LF into CRLF and keeps lines at 76
+// octets.
 func textPart(sub, text string) *entity {
-	e := &entity{body: []byte(text)}
+	e := &entity{}
+	cte := "quoted-printable"
+	if body, ok := sevenBit(text); ok {
+		e.body, cte = body, "7bit"
+	} else {
+		e.body = []byte(text)
+	}
 	// Added last to first: go-message writes fields in reverse.
-	e.header.Set("Content-Transfer-Encoding", "quoted-printable")
+	e.header.Set("Content-Transfer-Encoding", cte)
 	e.header.SetContentType("text/"+sub, map[string]string{"charset": "utf-8"})
 	return e
+}
+
+// maxLine is the longest line RFC 5322 §2.1.1 allows, without its CRLF.
+const maxLine = 998
+
+// sevenBit returns text with CRLF line breaks when it is 7bit data: ASCII
+// without NUL, CR only before LF, no line over maxLine octets.
+func sevenBit(text string) ([]byte, bool) {
+	out := make([]byte, 0, len(text)+len(text)/32)
+	line := 0
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		switch {
+		case c == 0 || c >= 0x80:
+			return nil, false
+		case c == '\r':
+			if i+1 == len(text) || text[i+1] != '\n' {
+				return nil, false
+			}
+			continue
+		case c == '\n':
+			out = append(out, '\r', '\n')
+			line = 0
+			continue
+		}
+		if line++; line > maxLine {
+			return nil, false
+		}
+		out = append(out, c)
+	}
+	return out, true
 }
 
 // attachmentParts makes base64 leaves with Content-Disposition disp (RFC

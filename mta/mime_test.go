@@ -310,7 +310,7 @@ func counterBoundaries() func() string {
 func TestBuildGolden(t *testing.T) {
 	m := baseMessage()
 	m.Subject = "Ihre Bestellung – Grüße"
-	m.HTML = `<p>Thanks! <img src="cid:logo"></p>`
+	m.HTML = `<p>Thanks! Grüße <img src="cid:logo"></p>` // quoted-printable; the text is 7bit
 	m.Headers = map[string]string{"X-Order": "1234"}
 	m.Attachments = []Attachment{
 		{Filename: "logo.png", ContentType: "image/png", Content: []byte("\x89PNG fake"), ContentID: "logo"},
@@ -332,5 +332,59 @@ func TestBuildGolden(t *testing.T) {
 	}
 	if diff := cmp.Diff(string(want), string(raw)); diff != "" {
 		t.Errorf("built message differs from %s (-want +got):\n%s", path, diff)
+	}
+}
+
+// TestBuildTextTransferEncoding: text that is 7bit data goes as it is
+// (CRLF line breaks); anything else is quoted-printable. Either way the
+// decoded body is the text with CRLF line breaks and no line of the
+// message is over 998 octets.
+func TestBuildTextTransferEncoding(t *testing.T) {
+	long := strings.Repeat("x", 998)
+	tests := []struct {
+		name, text, want string
+	}{
+		{"ascii with LF", "one\ntwo\n", "7bit"},
+		{"ascii with CRLF", "one\r\ntwo", "7bit"},
+		{"line of 998 octets", long + "\nend", "7bit"},
+		{"line of 999 octets", long + "x\nend", "quoted-printable"},
+		{"utf-8", "Grüße\n", "quoted-printable"},
+		{"bare CR", "one\rtwo", "quoted-printable"},
+		{"NUL", "one\x00two", "quoted-printable"},
+		{"dot and From lines", ".\nFrom here\n..\n", "7bit"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := baseMessage()
+			m.Text = tt.text
+			raw, err := Build(m)
+			if err != nil {
+				t.Fatalf("Build: %v", err)
+			}
+			for _, line := range strings.Split(string(raw), "\r\n") {
+				if len(line) > 998 || strings.ContainsAny(line, "\r\n") {
+					t.Fatalf("line of %d octets or with a bare CR/LF: %.40q", len(line), line)
+				}
+			}
+			e, err := message.Read(bytes.NewReader(raw))
+			if err != nil {
+				t.Fatalf("read built message: %v", err)
+			}
+			if got := e.Header.Get("Content-Transfer-Encoding"); got != tt.want {
+				t.Errorf("Content-Transfer-Encoding %q, want %q", got, tt.want)
+			}
+			body, err := io.ReadAll(e.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Every line break, a bare CR included, becomes CRLF.
+			want := strings.NewReplacer("\r\n", "\r\n", "\r", "\r\n", "\n", "\r\n").Replace(tt.text)
+			if !strings.HasSuffix(want, "\r\n") {
+				want += "\r\n" // Build ends the message with a line break
+			}
+			if diff := cmp.Diff(want, string(body)); diff != "" {
+				t.Errorf("decoded body (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
