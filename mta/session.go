@@ -198,7 +198,7 @@ func (s *session) send(ctx context.Context, t Timeouts, env Envelope, msg []byte
 
 // mail sends MAIL FROM with SIZE (RFC 1870) and SMTPUTF8 (RFC 6531) when
 // the server offers them. On a reused connection, a MAIL FROM that gets no
-// reply or 421 is marked Stale: the server had closed the connection
+// reply or 421 is marked stale: the server had closed the connection
 // while it was idle, and nothing of this message was sent.
 func (s *session) mail(ctx context.Context, t Timeouts, env Envelope, n int) *Error {
 	utf8 := env.SMTPUTF8 || !isASCII(env.From) || !isASCII(env.To)

@@ -71,12 +71,17 @@ func (d *Deliverer) render(ctx context.Context, dl store.Delivery) ([]byte, erro
 // encoding/json reads the same. Anything else is read by encoding/json.
 func decodePayload(b []byte) (payload, error) {
 	var p payload
-	if jsonv2.Unmarshal(b, &p, jsonv2.RejectUnknownMembers(true)) == nil {
+	if decodePayloadExact(b, &p) == nil {
 		return p, nil
 	}
 	p = payload{}
 	err := json.Unmarshal(b, &p)
 	return p, err
+}
+
+// decodePayloadExact is decodePayload's fast path alone.
+func decodePayloadExact(b []byte, p *payload) error {
+	return jsonv2.Unmarshal(b, p, jsonv2.RejectUnknownMembers(true))
 }
 
 // mimeMessage turns the stored request into what mta.Build takes.

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/mailgate/mailgate/api"
 )
 
 // TestDecodePayloadAgreesWithEncodingJSON: the fast path and its fallback
@@ -38,5 +40,25 @@ func TestDecodePayloadAgreesWithEncodingJSON(t *testing.T) {
 	}
 	if _, err := decodePayload([]byte(`{"from":`)); err == nil {
 		t.Error("decodePayload accepted a truncated payload")
+	}
+}
+
+// TestPayloadFastPathKnowsEveryMember: a payload as the API writes it,
+// every member set, takes the fast path; a member added to
+// api.MessageRequest without being named in payload would silently send
+// every payload to encoding/json.
+func TestPayloadFastPathKnowsEveryMember(t *testing.T) {
+	req := api.MessageRequest{From: "a@shop.example", To: []string{"b@example.org"}, Cc: []string{"c@example.org"},
+		Bcc: []string{"d@example.org"}, ReplyTo: "r@shop.example", Subject: "s", Text: "t", HTML: "<p>h</p>",
+		Headers: map[string]string{"X-A": "1"}, Tags: []string{"t"}, Metadata: map[string]string{"k": "v"},
+		SendAt:      "2026-12-01T09:00:00Z",
+		Attachments: []api.AttachmentRequest{{Filename: "a.png", ContentType: "image/png", Content: "aGk=", ContentID: "logo"}}}
+	b, err := json.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p payload
+	if err := decodePayloadExact(b, &p); err != nil {
+		t.Fatalf("the fast path refused the API's payload %s: %v", b, err)
 	}
 }
