@@ -5,16 +5,15 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 )
 
 // Delivery writes in groups (batcher.go): concurrent StartDelivery calls
 // are started in one transaction, and concurrent outcomes of
 // single-recipient messages recorded together. On PostgreSQL a group of
-// starts is a fixed number of set-based statements (lock the messages,
-// read their recipients, read their suppressions, write), not five per
-// message; a group of outcomes is one statement. On SQLite a group shares
+// starts is one transaction of two pipelined round trips whatever its size
+// (startpipeline.go), not five statements per message; a group of outcomes
+// is one statement. On SQLite a group shares
 // one write transaction (one WAL sync). When a group fails as a whole
 // (a deadlock between two groups, a lost connection) nothing of it was
 // written and each call is run on its own, so one call's failure is never
@@ -47,7 +46,10 @@ func distinct[R any](group []R, message func(R) string) bool {
 
 // writeStarts starts the deliveries of group.
 func (s *Store) writeStarts(ctx context.Context, group []*startRequest) {
-	if len(group) > 1 && s.startTogether(ctx, group) == nil {
+	// On PostgreSQL even one start goes the grouped way: two round trips
+	// instead of startOne's six.
+	together := len(group) > 1 || s.dialect == DialectPostgres
+	if together && s.startTogether(ctx, group) == nil {
 		for _, r := range group {
 			close(r.done)
 		}
@@ -71,21 +73,22 @@ func (s *Store) startTogether(ctx context.Context, group []*startRequest) error 
 		err error
 	}
 	results := make([]result, len(group))
-	err := inTxOn(ctx, s.bulk, func(tx *sql.Tx) error {
-		if s.dialect == DialectPostgres {
-			return s.startGroupPostgres(ctx, tx, group, func(i int, d Delivery, out AttemptStart, err error) {
-				results[i] = result{d, out, err}
-			})
-		}
-		for i, r := range group {
-			d, out, err := s.startInTx(ctx, tx, r.id)
-			if err != nil && !errors.Is(err, ErrNotFound) {
-				return err
+	record := func(i int, d Delivery, out AttemptStart, err error) { results[i] = result{d, out, err} }
+	var err error
+	if s.dialect == DialectPostgres {
+		err = s.startGroupPostgres(ctx, group, record)
+	} else {
+		err = inTxOn(ctx, s.bulk, func(tx *sql.Tx) error {
+			for i, r := range group {
+				d, out, err := s.startInTx(ctx, tx, r.id)
+				if err != nil && !errors.Is(err, ErrNotFound) {
+					return err
+				}
+				record(i, d, out, err)
 			}
-			results[i] = result{d, out, err}
-		}
-		return nil
-	})
+			return nil
+		})
+	}
 	if err != nil {
 		return err
 	}
@@ -102,118 +105,6 @@ type startPlan struct {
 	evs      []eventInput
 	statuses []string // every recipient's status after the attempt
 	byStatus map[string][]int
-}
-
-// startGroupPostgres is startInTx for a whole group in set-based
-// statements: the message rows are locked in id order (so two groups never
-// wait on each other in a cycle), and the recipients and suppressions read
-// after the locks are held.
-func (s *Store) startGroupPostgres(ctx context.Context, tx *sql.Tx, group []*startRequest,
-	set func(i int, d Delivery, out AttemptStart, err error)) error {
-	ids := make([]string, len(group))
-	for i, r := range group {
-		ids[i] = r.id
-	}
-	ds, err := lockDeliveries(ctx, tx, ids)
-	if err != nil {
-		return err
-	}
-	if err := groupRecipients(ctx, tx, ids, ds); err != nil {
-		return err
-	}
-	suppressed, err := groupSuppressions(ctx, tx, ds)
-	if err != nil {
-		return err
-	}
-	plans := planStarts(ds, suppressed)
-	if err := s.writeStartPlans(ctx, tx, plans); err != nil {
-		return err
-	}
-	for i, id := range ids {
-		d, ok := ds[id]
-		switch {
-		case !ok:
-			set(i, Delivery{}, AttemptStart{}, fmt.Errorf("begin attempt %s: %w", id, ErrNotFound))
-		case plans[id] != nil:
-			set(i, d, plans[id].out, nil)
-		default:
-			set(i, d, AttemptStart{}, nil)
-		}
-	}
-	return nil
-}
-
-// lockDeliveries reads and locks the messages of ids (missing ones are
-// absent from the map).
-func lockDeliveries(ctx context.Context, tx *sql.Tx, ids []string) (map[string]Delivery, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT `+deliveryColumns+` FROM messages WHERE id = ANY($1)
-		ORDER BY id FOR UPDATE`, ids)
-	if err != nil {
-		return nil, fmt.Errorf("begin attempts: %w", err)
-	}
-	defer rows.Close()
-	out := make(map[string]Delivery, len(ids))
-	for rows.Next() {
-		d, err := scanDelivery(rows)
-		if err != nil {
-			return nil, fmt.Errorf("begin attempts: %w", err)
-		}
-		out[d.ID] = d
-	}
-	return out, rows.Err()
-}
-
-// groupRecipients reads the recipients of the messages of ids into ds.
-func groupRecipients(ctx context.Context, tx *sql.Tx, ids []string, ds map[string]Delivery) error {
-	rows, err := tx.QueryContext(ctx, `SELECT message_id, position, email, kind, status FROM recipients
-		WHERE message_id = ANY($1) ORDER BY message_id, position`, ids)
-	if err != nil {
-		return fmt.Errorf("recipients: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id string
-		var r DeliveryRecipient
-		if err := rows.Scan(&id, &r.Position, &r.Email, &r.Kind, &r.Status); err != nil {
-			return fmt.Errorf("recipients: %w", err)
-		}
-		if d, ok := ds[id]; ok {
-			d.Recipients = append(d.Recipients, r)
-			ds[id] = d
-		}
-	}
-	return rows.Err()
-}
-
-// groupSuppressions maps "project\x00email" to the reason for every
-// pending recipient of ds on its project's suppression list.
-func groupSuppressions(ctx context.Context, tx *sql.Tx, ds map[string]Delivery) (map[string]string, error) {
-	var projects, emails []string
-	for _, d := range ds {
-		for _, r := range d.Recipients {
-			if isPending(r.Status) {
-				projects, emails = append(projects, d.ProjectID), append(emails, normEmail(r.Email))
-			}
-		}
-	}
-	out := map[string]string{}
-	if len(emails) == 0 {
-		return out, nil
-	}
-	rows, err := tx.QueryContext(ctx, `SELECT project_id, email, reason FROM suppressions
-		WHERE (project_id, email) IN (SELECT * FROM unnest($1::text[], $2::text[]))`, projects, emails)
-	if err != nil {
-		return nil, fmt.Errorf("suppressions: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var project, email, reason string
-		if err := rows.Scan(&project, &email, &reason); err != nil {
-			return nil, fmt.Errorf("suppressions: %w", err)
-		}
-		out[project+"\x00"+email] = reason
-	}
-	return out, rows.Err()
 }
 
 // planStarts decides, per message with a pending recipient, what
@@ -240,75 +131,6 @@ func planStarts(ds map[string]Delivery, suppressed map[string]string) map[string
 		plans[id] = p
 	}
 	return plans
-}
-
-// writeStartPlans writes the plans in one statement (the recipients'
-// UPDATE as a data-modifying CTE; the message row's attempt count,
-// status, flag and event numbers in the same UPDATE), then the events of
-// suppressed recipients.
-func (s *Store) writeStartPlans(ctx context.Context, tx *sql.Tx, plans map[string]*startPlan) error {
-	if len(plans) == 0 {
-		return nil
-	}
-	ids := make([]string, 0, len(plans))
-	for id := range plans {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	var rIDs, rStatuses, mStatuses []string
-	var rPositions, mEvents []int
-	var mDups []bool
-	for _, id := range ids {
-		p := plans[id]
-		for _, st := range []string{StatusSending, StatusSuppressed} {
-			for _, pos := range p.byStatus[st] {
-				rIDs, rPositions, rStatuses = append(rIDs, id), append(rPositions, pos), append(rStatuses, st)
-			}
-		}
-		mStatuses = append(mStatuses, SummarizeStatus(p.statuses))
-		mDups, mEvents = append(mDups, p.out.Interrupted), append(mEvents, len(p.evs))
-	}
-	now := micros(s.now())
-	rows, err := tx.QueryContext(ctx, `WITH v AS (SELECT * FROM unnest($1::text[], $2::int[], $3::text[]) AS v(mid, pos, st)),
-		r AS (UPDATE recipients SET status = v.st, updated_at = $4 FROM v
-			WHERE recipients.message_id = v.mid AND recipients.position = v.pos)
-		UPDATE messages SET attempts = attempts + 1, updated_at = $4, status = w.st,
-			possibly_duplicated = possibly_duplicated OR w.dup, event_seq = event_seq + w.nev
-		FROM unnest($5::text[], $6::text[], $7::bool[], $8::int[]) AS w(mid, st, dup, nev)
-		WHERE messages.id = w.mid RETURNING messages.id, messages.event_seq`,
-		rIDs, rPositions, rStatuses, now, ids, mStatuses, mDups, mEvents)
-	if err != nil {
-		return fmt.Errorf("mark attempts: %w", err)
-	}
-	last, err := scanSequences(rows)
-	if err != nil {
-		return fmt.Errorf("mark attempts: %w", err)
-	}
-	for _, id := range ids {
-		p := plans[id]
-		if len(p.evs) == 0 {
-			continue
-		}
-		if err := s.insertEvents(ctx, tx, p.d.ProjectID, id, p.evs, last[id]-int64(len(p.evs)), s.now()); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// scanSequences reads (message id, event_seq) rows.
-func scanSequences(rows *sql.Rows) (map[string]int64, error) {
-	defer rows.Close()
-	out := map[string]int64{}
-	for rows.Next() {
-		var id string
-		var seq int64
-		if err := rows.Scan(&id, &seq); err != nil {
-			return nil, err
-		}
-		out[id] = seq
-	}
-	return out, rows.Err()
 }
 
 // outcomeRequest is one RecordAttemptOutcomes call waiting for its group.

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // startedAlone starts a message's delivery outside any group.
@@ -269,4 +271,74 @@ func TestBulkPoolPlansWithoutSeqScans(t *testing.T) {
 			t.Errorf("bulk pool enable_seqscan = %s, want off", got)
 		}
 	})
+}
+
+// TestStartGroupFailureWritesNothing: a group start is one transaction
+// (on PostgreSQL two pipelined round trips). When its write fails, nothing
+// of the group is written, no connection is left in a transaction, and the
+// next group on the same pool goes through; on PostgreSQL the same when
+// the first round trip fails, more times than the pool has connections.
+func TestStartGroupFailureWritesNothing(t *testing.T) {
+	engines(t, func(t *testing.T, s *Store, clk *clock) {
+		ctx := context.Background()
+		if err := s.CreateMessages(ctx, []NewMessage{newMsg("blocked", clk.Now(), "a@example.org", "Gone@Example.com")}, nil); err != nil {
+			t.Fatalf("create: %v", err)
+		}
+		if _, err := s.UpsertSuppression(ctx, Suppression{ProjectID: DefaultProjectID, Email: "gone@example.com", Reason: "hard_bounce"}); err != nil {
+			t.Fatalf("suppress: %v", err)
+		}
+		// The message.suppressed event will take sequence 3 (after the two
+		// message.queued): a row already holding it makes the write fail.
+		if _, err := s.db.ExecContext(ctx, `INSERT INTO events (project_id, message_id, recipient, type, sequence, data, created_at)
+			VALUES ($1, 'blocked', '', 'test.block', 3, '{}', 0)`, DefaultProjectID); err != nil {
+			t.Fatalf("block sequence: %v", err)
+		}
+		group := []*startRequest{{id: "blocked", done: make(chan struct{})}}
+		if err := s.startTogether(ctx, group); err == nil {
+			t.Fatal("start together succeeded over a taken event sequence")
+		}
+		if status, rs := storedStatuses(t, s, "blocked"); status != StatusQueued || fmt.Sprint(rs) != "[queued queued]" {
+			t.Errorf("after the failed group: status %s, recipients %v; want queued, [queued queued]", status, rs)
+		}
+		if s.dialect == DialectPostgres {
+			failFirstRoundTrip(t, s)
+		}
+		if _, err := s.db.ExecContext(ctx, `DELETE FROM events WHERE type = 'test.block'`); err != nil {
+			t.Fatalf("unblock: %v", err)
+		}
+		if err := s.startTogether(ctx, group); err != nil {
+			t.Fatalf("start together after the failures: %v", err)
+		}
+		if got := group[0].out; len(got.Send) != 1 || fmt.Sprint(got.Suppressed) != "[Gone@Example.com]" {
+			t.Errorf("start = %+v, want one to send and Gone@Example.com suppressed", got)
+		}
+		if status, rs := storedStatuses(t, s, "blocked"); status != StatusSending || fmt.Sprint(rs) != "[sending suppressed]" {
+			t.Errorf("after the group: status %s, recipients %v; want sending, [sending suppressed]", status, rs)
+		}
+	})
+}
+
+// failFirstRoundTrip makes the first round trip of more PostgreSQL group
+// starts fail (an id that is not UTF-8, refused by the server after BEGIN)
+// than the bulk pool has connections, then checks that no session of the
+// database is left in a transaction.
+func failFirstRoundTrip(t *testing.T, s *Store) {
+	t.Helper()
+	ctx := context.Background()
+	for i := range bulkConns + 2 {
+		bad := []*startRequest{{id: fmt.Sprintf("bad-\xff-%d", i), done: make(chan struct{})}}
+		err := s.startTogether(ctx, bad)
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "22021" {
+			t.Fatalf("start together of an id that is not UTF-8: %v, want the server's 22021", err)
+		}
+	}
+	var open int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity
+		WHERE datname = current_database() AND state LIKE 'idle in transaction%'`).Scan(&open); err != nil {
+		t.Fatalf("sessions: %v", err)
+	}
+	if open != 0 {
+		t.Errorf("%d sessions left idle in a transaction", open)
+	}
 }
