@@ -55,7 +55,7 @@ type Config struct {
 	// LogFormat is text (default) or json.
 	LogFormat string `env:"MAILGATE_LOG_FORMAT" envDefault:"text"`
 	// WorkerConcurrency is how many tasks a worker runs at once.
-	WorkerConcurrency int `env:"MAILGATE_WORKER_CONCURRENCY" envDefault:"20"`
+	WorkerConcurrency int `env:"MAILGATE_WORKER_CONCURRENCY" envDefault:"64"`
 	// ReconcileInterval is how often the reconciler looks for lost enqueues.
 	ReconcileInterval time.Duration `env:"MAILGATE_RECONCILE_INTERVAL" envDefault:"1m"`
 	// MaxRecipients and the other send limits (DESIGN.md "Limits").

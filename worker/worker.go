@@ -22,7 +22,9 @@ import (
 
 // Config configures the worker.
 type Config struct {
-	// Concurrency is the number of tasks run at once. Default 20.
+	// Concurrency is the number of tasks run at once. A task mostly waits
+	// (on the database, the rate limits, the relay), so it is well above
+	// the number of cores. Default 64.
 	Concurrency int
 	// ShutdownTimeout is how long running tasks may finish on shutdown; it
 	// is longer than a whole SMTP transaction under RFC 5321 §4.5.3.2's
@@ -55,7 +57,7 @@ type Config struct {
 
 func (c Config) withDefaults() Config {
 	if c.Concurrency == 0 {
-		c.Concurrency = 20
+		c.Concurrency = 64
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 35 * time.Minute
