@@ -53,7 +53,9 @@ func newGateway(o options, relayPort int) (*gateway, error) {
 		"MAILGATE_API_RATE_LIMIT=0",
 		"MAILGATE_RATE_PROVIDER_DEFAULTS=false",
 		"MAILGATE_LOG_LEVEL=warn",
-		fmt.Sprintf("MAILGATE_WORKER_CONCURRENCY=%d", o.workers),
+	}
+	if o.workers > 0 {
+		g.env = append(g.env, fmt.Sprintf("MAILGATE_WORKER_CONCURRENCY=%d", o.workers))
 	}
 	if o.cpuProfile != "" {
 		if g.pprofAddr, err = freeAddr(); err != nil {

@@ -28,10 +28,10 @@ import (
 
 // options are the command-line flags.
 type options struct {
-	bin, db, redis, algorithms, modes, out, cpuProfile, logDir, label string
-	n, size, concurrency, batchConcurrency, workers, relayConns       int
-	profileSeconds                                                    int
-	timeout                                                           time.Duration
+	bin, db, redis, algorithms, modes, out, cpuProfile, logDir, label, sink string
+	n, size, concurrency, batchConcurrency, workers, relayConns             int
+	profileSeconds                                                          int
+	timeout, profileAfter                                                   time.Duration
 }
 
 func parseFlags() options {
@@ -41,14 +41,16 @@ func parseFlags() options {
 	flag.StringVar(&o.redis, "redis", "", "MAILGATE_REDIS_URL of a private Redis; its database is FLUSHED (required)")
 	flag.StringVar(&o.algorithms, "algorithms", "rsa,ed25519", `DKIM algorithms of the sender domain: "rsa,ed25519" or "ed25519"`)
 	flag.StringVar(&o.modes, "modes", "batch,single", "client modes to run in turn: batch (100 per request), single")
+	flag.StringVar(&o.sink, "sink", "go", `the relay: "go" (an in-process go-smtp sink) or the path of Postfix's smtp-sink`)
 	flag.IntVar(&o.n, "n", 20000, "messages per mode")
 	flag.IntVar(&o.size, "size", 10240, "approximate size of each message's text body in bytes")
 	flag.IntVar(&o.concurrency, "concurrency", 32, "concurrent clients in single mode")
 	flag.IntVar(&o.batchConcurrency, "batch-concurrency", 4, "concurrent batch requests in batch mode")
-	flag.IntVar(&o.workers, "workers", 20, "MAILGATE_WORKER_CONCURRENCY")
+	flag.IntVar(&o.workers, "workers", 0, "MAILGATE_WORKER_CONCURRENCY (0: the server's default)")
 	flag.IntVar(&o.relayConns, "relay-conns", 10, "max_conns of the relay")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the server, taken during the first mode, to this file")
 	flag.IntVar(&o.profileSeconds, "profile-seconds", 10, "length of the CPU profile")
+	flag.DurationVar(&o.profileAfter, "profile-after", 0, "start the CPU profile this long after the first mode starts (e.g. to profile delivery alone once the POSTs are done)")
 	flag.StringVar(&o.out, "out", "", "append one JSON line per mode to this file")
 	flag.StringVar(&o.logDir, "logdir", os.TempDir(), "directory for the server's log")
 	flag.StringVar(&o.label, "label", "", "a label for the result lines (e.g. the engine)")
@@ -105,7 +107,7 @@ func run(ctx context.Context, o options) error {
 	if err := flushRedis(ctx, o.redis); err != nil {
 		return fmt.Errorf("flush redis: %w", err)
 	}
-	s, err := startSink()
+	s, err := newSink(ctx, o.sink)
 	if err != nil {
 		return err
 	}
@@ -139,6 +141,14 @@ func run(ctx context.Context, o options) error {
 	return nil
 }
 
+// newSink starts the sink -sink names.
+func newSink(ctx context.Context, which string) (*sink, error) {
+	if which == "go" || which == "" {
+		return startSink()
+	}
+	return startPostfixSink(ctx, which)
+}
+
 // runMode posts n messages in one client mode and waits for the n-th at
 // the sink.
 func runMode(ctx context.Context, o options, g *gateway, s *sink, token, mode string, profile bool) (result, error) {
@@ -151,7 +161,10 @@ func runMode(ctx context.Context, o options, g *gateway, s *sink, token, mode st
 	reached := s.expect(int64(o.n))
 	profErr := make(chan error, 1)
 	if profile {
-		go func() { profErr <- g.profileCPU(o.cpuProfile, o.profileSeconds) }()
+		go func() {
+			time.Sleep(o.profileAfter)
+			profErr <- g.profileCPU(o.cpuProfile, o.profileSeconds)
+		}()
 	}
 	gen := newGenerator(o.size)
 	start := time.Now()
@@ -216,9 +229,13 @@ func report(o options, r result) error {
 	if r.DeliverRate < float64(r.Target) {
 		verdict = fmt.Sprintf("target missed (>= %d/s)", r.Target)
 	}
-	fmt.Printf("%-9s %-12s %-7s %6d %10.0f %11.0f %8.1f  %-26s drain %.0f/s after accept (%d sent by then), %d B/msg, attempts %v\n",
+	size := "size not counted by the sink"
+	if r.WireBytes > 0 {
+		size = fmt.Sprintf("%d B/msg", r.WireBytes)
+	}
+	fmt.Printf("%-9s %-12s %-7s %6d %10.0f %11.0f %8.1f  %-26s drain %.0f/s after accept (%d sent by then), %s, attempts %v\n",
 		r.Label, r.Algorithms, r.Mode, r.N, r.AcceptRate, r.DeliverRate, r.TotalSecs, verdict,
-		r.DrainRate, r.AtAccepted, r.WireBytes, r.Attempts)
+		r.DrainRate, r.AtAccepted, size, r.Attempts)
 	if o.out == "" {
 		return nil
 	}

@@ -23,6 +23,7 @@ type sink struct {
 	mu      sync.Mutex
 	target  int64
 	reached chan time.Time
+	stop    func()
 }
 
 func startSink() (*sink, error) {
@@ -32,6 +33,7 @@ func startSink() (*sink, error) {
 	}
 	s := &sink{addr: ln.Addr().(*net.TCPAddr)}
 	s.srv = smtp.NewServer(sinkBackend{s})
+	s.stop = func() { _ = s.srv.Close() }
 	s.srv.Domain = "sink.localhost"
 	s.srv.ReadTimeout, s.srv.WriteTimeout = time.Minute, time.Minute
 	s.srv.MaxMessageBytes = 64 << 20
@@ -62,7 +64,7 @@ func (s *sink) accepted(size int64) {
 	s.mu.Unlock()
 }
 
-func (s *sink) close() { _ = s.srv.Close() }
+func (s *sink) close() { s.stop() }
 
 type sinkBackend struct{ s *sink }
 
