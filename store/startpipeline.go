@@ -102,9 +102,12 @@ func readStartGroup(ctx context.Context, pc *pgx.Conn, ids []string) (map[string
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
 	b.Queue(`SELECT `+deliveryColumns+` FROM messages WHERE id = ANY($1) ORDER BY id FOR UPDATE`, ids)
-	b.Queue(`SELECT r.message_id, r.position, r.email, r.kind, r.status, s.reason
+	// The suppression is a correlated subquery, one primary-key probe per
+	// recipient: a join would let a generic plan chosen while the list was
+	// small read the whole suppression list once it is large.
+	b.Queue(`SELECT r.message_id, r.position, r.email, r.kind, r.status,
+			(SELECT s.reason FROM suppressions s WHERE s.project_id = m.project_id AND s.email = r.email_lc)
 		FROM recipients r JOIN messages m ON m.id = r.message_id
-		LEFT JOIN suppressions s ON s.project_id = m.project_id AND s.email = r.email_lc
 		WHERE r.message_id = ANY($1) ORDER BY r.message_id, r.position`, ids)
 	br := pc.SendBatch(ctx, b)
 	ds, suppressed, err := scanStartGroup(br, len(ids))
