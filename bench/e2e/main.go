@@ -1,7 +1,8 @@
 // Command e2e is mailgate's end-to-end delivery benchmark (`make bench`
-// runs it through scripts/bench.sh; it is not a test). It starts an
-// in-process SMTP sink on 127.0.0.1, starts `mailgate serve` (the built
-// binary) with that sink as its only relay and every limit off, registers
+// runs it through scripts/bench.sh; it is not a test). It starts an SMTP
+// sink on 127.0.0.1 (-sink: an in-process go-smtp server, or Postfix's
+// smtp-sink, which scripts/bench.sh uses), starts `mailgate serve` (the
+// built binary) with that sink as its only relay and every limit off, registers
 // a sender domain with the chosen DKIM algorithms, POSTs n messages of
 // about -size bytes, and measures sustained messages per second from the
 // first POST to the n-th message received at the sink. Each client mode
