@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -149,7 +148,7 @@ func (b *batch) addRecipient(m *NewMessage, i int, r NewRecipient, created time.
 	default:
 		return fmt.Errorf("insert message %s: recipient %d: status %q is not queued, scheduled or suppressed", m.ID, i, r.Status)
 	}
-	b.recipients = append(b.recipients, m.ID, i, r.Email, strings.ToLower(r.Email), r.Kind, r.Status, micros(created))
+	b.recipients = append(b.recipients, m.ID, i, r.Email, normEmail(r.Email), r.Kind, r.Status, micros(created))
 	if b.checkSuppressed && r.Status != StatusSuppressed {
 		b.unchecked[m.ProjectID] = append(b.unchecked[m.ProjectID], normEmail(r.Email))
 	}
