@@ -225,13 +225,15 @@ func (s *Server) deleteDomain(c echo.Context) error {
 	if !ok {
 		return notFoundProblem("domain")
 	}
-	err := s.deps.Store.DeleteDomain(c.Request().Context(), caller(c).ProjectID, name)
+	projectID := caller(c).ProjectID
+	err := s.deps.Store.DeleteDomain(c.Request().Context(), projectID, name)
 	if errors.Is(err, store.ErrNotFound) {
 		return notFoundProblem("domain")
 	}
 	if err != nil {
 		return err
 	}
+	s.domainDeleted(c.Request().Context(), projectID, name)
 	return c.NoContent(http.StatusNoContent)
 }
 

@@ -6,10 +6,12 @@ import (
 	"crypto/ed25519"
 	"crypto/rsa"
 	"net/http"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -17,6 +19,7 @@ import (
 	"github.com/mailgate/mailgate/dkimkey"
 	"github.com/mailgate/mailgate/dnscheck/dnstest"
 	"github.com/mailgate/mailgate/keyring"
+	"github.com/mailgate/mailgate/queue"
 	"github.com/mailgate/mailgate/store"
 )
 
@@ -400,4 +403,46 @@ func TestSendNeedsRegisteredDomain(t *testing.T) {
 	wantCode(t, e.del(t, "/v1/domains/brand.example", e.domains), http.StatusNoContent)
 	wantProblem(t, e.post(t, "/v1/messages", e.sender, with(message(), "from", "news@brand.example")),
 		http.StatusUnprocessableEntity, "validation", "/from")
+}
+
+// TestCachedDomainDeletedOnEveryReplica: with caching on, a sender domain
+// deleted through one replica is refused there at once and by another
+// replica on its next requests, and a domain added is usable on every
+// replica at once (only "registered" is cached).
+func TestCachedDomainDeletedOnEveryReplica(t *testing.T) {
+	a := newDomainEnv(t, store.DialectSQLite)
+	a.srv.deps.Revocations = queue.NewRevocations(a.rdb)
+	a.srv.keys = newKeyCache(time.Minute, time.Now)
+	a.srv.domains = newDomainCache(time.Minute, time.Now)
+	b, err := New(Config{KeyCacheTTL: time.Minute}, Deps{Store: a.store, Queue: a.queue,
+		Revocations: queue.NewRevocations(a.rdb)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan struct{})
+	go func() { _ = b.Listen(ctx, ready) }()
+	<-ready
+	replicaB := &testEnv{t: t, handler: b.Handler()}
+	fromBrand := with(message(), "from", "Brand <news@brand.example>")
+	replicas := []*testEnv{a.testEnv, replicaB}
+
+	a.createDomain(t, map[string]any{"name": "brand.example", "dkim": map[string]any{"algorithms": []string{"ed25519"}}})
+	for _, e := range replicas { // both replicas cache the domain
+		wantCode(t, e.post(t, "/v1/messages", a.sender, fromBrand), http.StatusAccepted)
+	}
+	wantCode(t, a.del(t, "/v1/domains/brand.example", a.domains), http.StatusNoContent)
+	wantProblem(t, a.post(t, "/v1/messages", a.sender, fromBrand), http.StatusUnprocessableEntity, "validation", "/from")
+	deadline := time.Now().Add(5 * time.Second)
+	for replicaB.post(t, "/v1/messages", a.sender, fromBrand).Code != http.StatusUnprocessableEntity { // the broadcast is asynchronous
+		if time.Now().After(deadline) {
+			t.Fatal("replica B still accepts mail from a domain deleted through replica A")
+		}
+		runtime.Gosched()
+	}
+	a.createDomain(t, map[string]any{"name": "brand.example", "dkim": map[string]any{"algorithms": []string{"ed25519"}}})
+	for _, e := range replicas {
+		wantCode(t, e.post(t, "/v1/messages", a.sender, fromBrand), http.StatusAccepted)
+	}
 }

@@ -87,7 +87,8 @@ func (s *Server) keyRevoked(ctx context.Context, id string) {
 	}
 }
 
-// Listen keeps the key cache in step with revocations from other
+// Listen keeps the key and domain caches in step with revocations and
+// domain deletions from other
 // replicas until ctx ends. Run it beside Run; ready is closed when it
 // listens.
 func (s *Server) Listen(ctx context.Context, ready chan<- struct{}) error {
@@ -96,5 +97,5 @@ func (s *Server) Listen(ctx context.Context, ready chan<- struct{}) error {
 		<-ctx.Done()
 		return nil
 	}
-	return s.deps.Revocations.Subscribe(ctx, ready, s.keys.evict)
+	return s.deps.Revocations.Subscribe(ctx, ready, s.revoked)
 }

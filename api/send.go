@@ -175,12 +175,15 @@ func (s *Server) checkSenderDomain(ctx context.Context, projectID string, vm *Va
 
 // senderDomainAllowed reports whether the project may send from domain.
 func (s *Server) senderDomainAllowed(ctx context.Context, projectID, domain string) (bool, error) {
-	if s.allowed[domain] {
+	if s.allowed[domain] || (s.domains != nil && s.domains.registered(projectID, domain)) {
 		return true, nil
 	}
 	registered, err := s.deps.Store.DomainRegistered(ctx, projectID, domain)
 	if err != nil {
 		return false, fmt.Errorf("check sender domain: %w", err)
+	}
+	if registered && s.domains != nil {
+		s.domains.put(projectID, domain)
 	}
 	return registered, nil
 }

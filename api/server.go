@@ -57,8 +57,9 @@ type Config struct {
 	IdempotencyStale time.Duration
 	// ReadyTimeout bounds each readiness check. Default 2 seconds.
 	ReadyTimeout time.Duration
-	// KeyCacheTTL is how long a key read from the database is reused when
-	// Deps.Revocations is set. Default 5 seconds.
+	// KeyCacheTTL is how long a key, or a sender domain found registered,
+	// read from the database is reused when Deps.Revocations is set.
+	// Default 5 seconds.
 	KeyCacheTTL time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
@@ -132,6 +133,9 @@ type Server struct {
 	allowed map[string]bool
 	// projectNames caches project id → name for metric labels.
 	projectNames sync.Map
+	// domains caches registered sender domains; nil without
+	// Deps.Revocations.
+	domains *domainCache
 	// keys caches API keys; nil without Deps.Revocations.
 	keys *keyCache
 }
@@ -149,6 +153,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s := &Server{cfg: cfg, deps: deps, metrics: m, allowed: map[string]bool{}}
 	if deps.Revocations != nil {
 		s.keys = newKeyCache(cfg.KeyCacheTTL, time.Now)
+		s.domains = newDomainCache(cfg.KeyCacheTTL, time.Now)
 	}
 	for _, d := range cfg.AllowedSenderDomains {
 		s.allowed[d] = true
