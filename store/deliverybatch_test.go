@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/mailgate/mailgate/internal/testsvc"
 )
 
 // startedAlone starts a message's delivery outside any group.
@@ -340,5 +343,52 @@ func failFirstRoundTrip(t *testing.T, s *Store) {
 	}
 	if open != 0 {
 		t.Errorf("%d sessions left idle in a transaction", open)
+	}
+}
+
+// TestGroupStartPlansProbeByKey: the bulk pool plans each statement once
+// per session (generic plans), possibly on an empty database. The group
+// start's reads must then still find every row by a key probe, never scan
+// a whole table: a plan chosen on empty tables stays for the session.
+func TestGroupStartPlansProbeByKey(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t, testsvc.PostgresURL(t), newClock())
+	if err := s.MigrateUp(ctx); err != nil {
+		t.Fatalf("migrate up: %v", err)
+	}
+	conn, err := s.bulk.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var mode string
+	if err := conn.QueryRowContext(ctx, "SHOW plan_cache_mode").Scan(&mode); err != nil || mode != "force_generic_plan" {
+		t.Fatalf("bulk session plan_cache_mode = %q (%v), want force_generic_plan", mode, err)
+	}
+	for name, q := range map[string]string{"lock": lockStartGroup, "recipients": readStartGroupRecipients} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := conn.ExecContext(ctx, "PREPARE plan_"+name+" AS "+q); err != nil {
+				t.Fatalf("prepare: %v", err)
+			}
+			rows, err := conn.QueryContext(ctx, "EXPLAIN EXECUTE plan_"+name+"('{a,b,c}')")
+			if err != nil {
+				t.Fatalf("explain: %v", err)
+			}
+			defer rows.Close()
+			var plan []string
+			for rows.Next() {
+				var line string
+				if err := rows.Scan(&line); err != nil {
+					t.Fatal(err)
+				}
+				plan = append(plan, line)
+			}
+			text := strings.Join(plan, "\n")
+			for _, bad := range []string{"Seq Scan", "Hash Join", "Merge Join", "_created_idx"} {
+				if strings.Contains(text, bad) {
+					t.Errorf("generic plan on an empty database has %q:\n%s", bad, text)
+				}
+			}
+		})
 	}
 }

@@ -95,20 +95,29 @@ func rollback(pc *pgx.Conn) {
 	_, _ = pc.Exec(context.Background(), "ROLLBACK")
 }
 
+// The first round trip's statements. The bulk pool plans once per session
+// (generic plans), possibly while the tables are still empty, so their
+// shape must not depend on statistics: every row is found by a key probe.
+// The suppression is a correlated subquery, one primary-key probe per
+// recipient, and so is the message's project inside it; a join to
+// messages or suppressions could be planned, on an empty database, as a
+// scan of the whole table hashed, and kept so on that session for good.
+const (
+	lockStartGroup           = `SELECT ` + deliveryColumns + ` FROM messages WHERE id = ANY($1) ORDER BY id FOR UPDATE`
+	readStartGroupRecipients = `SELECT r.message_id, r.position, r.email, r.kind, r.status,
+			(SELECT s.reason FROM suppressions s WHERE s.email = r.email_lc
+				AND s.project_id = (SELECT m.project_id FROM messages m WHERE m.id = r.message_id))
+		FROM recipients r WHERE r.message_id = ANY($1) ORDER BY r.message_id, r.position`
+)
+
 // readStartGroup is the first round trip: it opens the transaction, locks
 // the messages of ids (missing ones are absent from the map) and reads
 // their recipients, returning the suppression reasons of "project\x00email".
 func readStartGroup(ctx context.Context, pc *pgx.Conn, ids []string) (map[string]Delivery, map[string]string, error) {
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
-	b.Queue(`SELECT `+deliveryColumns+` FROM messages WHERE id = ANY($1) ORDER BY id FOR UPDATE`, ids)
-	// The suppression is a correlated subquery, one primary-key probe per
-	// recipient: a join would let a generic plan chosen while the list was
-	// small read the whole suppression list once it is large.
-	b.Queue(`SELECT r.message_id, r.position, r.email, r.kind, r.status,
-			(SELECT s.reason FROM suppressions s WHERE s.project_id = m.project_id AND s.email = r.email_lc)
-		FROM recipients r JOIN messages m ON m.id = r.message_id
-		WHERE r.message_id = ANY($1) ORDER BY r.message_id, r.position`, ids)
+	b.Queue(lockStartGroup, ids)
+	b.Queue(readStartGroupRecipients, ids)
 	br := pc.SendBatch(ctx, b)
 	ds, suppressed, err := scanStartGroup(br, len(ids))
 	if cerr := br.Close(); err == nil && cerr != nil {
