@@ -180,6 +180,23 @@ func (s *Store) recordTogether(ctx context.Context, group []*outcomeRequest) err
 	})
 }
 
+// groupOutcomesStatement is recordOnlyOutcomesPostgres's statement.
+const groupOutcomesStatement = `WITH v AS (SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::int[], $5::text[], $6::text[],
+			$7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bool[])
+			AS v(mid, pos, st, code, resp, proj, email, lc, ev, data, sup, note, dup)),
+		r AS (UPDATE recipients SET status = v.st, smtp_code = v.code, smtp_response = v.resp, updated_at = $14
+			FROM v WHERE recipients.message_id = v.mid AND recipients.position = v.pos
+			AND recipients.status = '` + StatusSending + `' RETURNING recipients.message_id),
+		s AS (INSERT INTO suppressions (project_id, email, reason, note, created_at, updated_at)
+			SELECT v.proj, v.lc, v.sup, v.note, $14, $14 FROM v JOIN r ON r.message_id = v.mid
+			WHERE v.sup <> '' ON CONFLICT (project_id, email) DO NOTHING),
+		m AS (UPDATE messages SET event_seq = event_seq + CASE WHEN v.ev <> '' THEN 1 ELSE 0 END, status = v.st,
+			possibly_duplicated = possibly_duplicated OR v.dup
+			FROM v JOIN r ON r.message_id = v.mid WHERE messages.id = v.mid RETURNING messages.id, messages.event_seq),
+		e AS (` + insertEvent + ` SELECT v.proj, v.mid, v.email, v.ev, m.event_seq, v.data, $14
+			FROM m JOIN v ON v.mid = m.id WHERE v.ev <> '')
+		SELECT count(*) FROM m`
+
 // recordOnlyOutcomesPostgres is recordOnlyOutcomePostgres for several
 // messages in ONE statement: the recipients still sending are updated (and
 // locked) first; for each of them the message takes the recipient's status
@@ -210,21 +227,7 @@ func (s *Store) recordOnlyOutcomesPostgres(ctx context.Context, group []*outcome
 			notes[i] = "delivery " + r.messageID + ": " + truncate(o.SMTPResponse, 200)
 		}
 	}
-	q := `WITH v AS (SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::int[], $5::text[], $6::text[],
-			$7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bool[])
-			AS v(mid, pos, st, code, resp, proj, email, lc, ev, data, sup, note, dup)),
-		r AS (UPDATE recipients SET status = v.st, smtp_code = v.code, smtp_response = v.resp, updated_at = $14
-			FROM v WHERE recipients.message_id = v.mid AND recipients.position = v.pos
-			AND recipients.status = '` + StatusSending + `' RETURNING recipients.message_id),
-		s AS (INSERT INTO suppressions (project_id, email, reason, note, created_at, updated_at)
-			SELECT v.proj, v.lc, v.sup, v.note, $14, $14 FROM v JOIN r ON r.message_id = v.mid
-			WHERE v.sup <> '' ON CONFLICT (project_id, email) DO NOTHING),
-		m AS (UPDATE messages SET event_seq = event_seq + CASE WHEN v.ev <> '' THEN 1 ELSE 0 END, status = v.st,
-			possibly_duplicated = possibly_duplicated OR v.dup
-			FROM v JOIN r ON r.message_id = v.mid WHERE messages.id = v.mid RETURNING messages.id, messages.event_seq),
-		e AS (` + insertEvent + ` SELECT v.proj, v.mid, v.email, v.ev, m.event_seq, v.data, $14
-			FROM m JOIN v ON v.mid = m.id WHERE v.ev <> '')
-		SELECT count(*) FROM m`
+	q := groupOutcomesStatement
 	var changed int
 	err := s.bulk.QueryRowContext(ctx, q, mids, positions, statuses, codes, responses, projects, emails, lcEmails,
 		events, datas, suppress, notes, dups, micros(s.now())).Scan(&changed)

@@ -175,6 +175,19 @@ func scanStartGroup(br pgx.BatchResults, n int) (map[string]Delivery, map[string
 	return ds, suppressed, rows.Err()
 }
 
+// startPlansSQL is startPlansStatement's statement.
+const startPlansSQL = `WITH v AS (SELECT * FROM unnest($1::text[], $2::int[], $3::text[]) AS v(mid, pos, st)),
+		r AS (UPDATE recipients SET status = v.st, updated_at = $4 FROM v
+			WHERE recipients.message_id = v.mid AND recipients.position = v.pos),
+		m AS (UPDATE messages SET attempts = attempts + 1, updated_at = $4, status = w.st,
+			possibly_duplicated = possibly_duplicated OR w.dup, event_seq = event_seq + w.nev
+			FROM unnest($5::text[], $6::text[], $7::bool[], $8::int[]) AS w(mid, st, dup, nev)
+			WHERE messages.id = w.mid RETURNING messages.id, messages.event_seq),
+		e AS (` + insertEvent + ` SELECT x.proj, x.mid, x.rcpt, x.typ, m.event_seq - x.back, x.data, $4
+			FROM unnest($9::text[], $10::text[], $11::text[], $12::text[], $13::int[], $14::text[])
+				AS x(mid, proj, rcpt, typ, back, data) JOIN m ON m.id = x.mid)
+		SELECT count(*) FROM m`
+
 // startPlansStatement writes the plans in one statement of data-modifying
 // CTEs: the recipients' statuses; each message row's attempt count,
 // status, flag and event_seq (advanced by its number of events); the
@@ -206,17 +219,7 @@ func (s *Store) startPlansStatement(plans map[string]*startPlan) (string, []any)
 			eTypes, eData, eBack = append(eTypes, ev.Type), append(eData, data), append(eBack, len(p.evs)-1-i)
 		}
 	}
-	q := `WITH v AS (SELECT * FROM unnest($1::text[], $2::int[], $3::text[]) AS v(mid, pos, st)),
-		r AS (UPDATE recipients SET status = v.st, updated_at = $4 FROM v
-			WHERE recipients.message_id = v.mid AND recipients.position = v.pos),
-		m AS (UPDATE messages SET attempts = attempts + 1, updated_at = $4, status = w.st,
-			possibly_duplicated = possibly_duplicated OR w.dup, event_seq = event_seq + w.nev
-			FROM unnest($5::text[], $6::text[], $7::bool[], $8::int[]) AS w(mid, st, dup, nev)
-			WHERE messages.id = w.mid RETURNING messages.id, messages.event_seq),
-		e AS (` + insertEvent + ` SELECT x.proj, x.mid, x.rcpt, x.typ, m.event_seq - x.back, x.data, $4
-			FROM unnest($9::text[], $10::text[], $11::text[], $12::text[], $13::int[], $14::text[])
-				AS x(mid, proj, rcpt, typ, back, data) JOIN m ON m.id = x.mid)
-		SELECT count(*) FROM m`
+	q := startPlansSQL
 	return q, []any{rIDs, rPositions, rStatuses, micros(s.now()), ids, mStatuses, mDups, mEvents,
 		eIDs, eProjects, eRecipients, eTypes, eBack, eData}
 }
