@@ -1,8 +1,12 @@
 package e2e
 
 import (
+	"context"
+	"database/sql"
 	"testing"
 	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
 
 	"github.com/mailgate/mailgate/internal/smtptest"
 	"github.com/mailgate/mailgate/internal/testsvc"
@@ -30,7 +34,8 @@ func slowAccept(string, string, []byte) smtptest.Action {
 func TestWorkerKilledMidBatch(t *testing.T) {
 	const n = 300
 	sink := startSink(t, slowAccept)
-	g := newGateway(t, testsvc.PostgresURL(t), "MAILGATE_RELAYS="+relayURL(sink.Port, ""),
+	dbURL := testsvc.PostgresURL(t)
+	g := newGateway(t, dbURL, "MAILGATE_RELAYS="+relayURL(sink.Port, ""),
 		"MAILGATE_ALLOWED_SENDER_DOMAINS=allowed.example", "MAILGATE_WORKER_CONCURRENCY=4",
 		"MAILGATE_RETRY_BASE=1s")
 	token := g.createKey("messages:send", "messages:read")
@@ -46,6 +51,7 @@ func TestWorkerKilledMidBatch(t *testing.T) {
 		t.Fatalf("sink has %d messages before the kill, want ≥ 30", len(sink.Messages()))
 	}
 	worker.kill()
+	waitStatementsDone(t, dbURL)
 	inFlight := c.listMessages("sending")
 	t.Logf("killed the worker with %d messages at the sink and %d in flight", len(sink.Messages()), len(inFlight))
 	if len(inFlight) == 0 {
@@ -57,6 +63,29 @@ func TestWorkerKilledMidBatch(t *testing.T) {
 		return len(copiesByID(t, sink.Messages())) == n && len(c.listMessages("sent")) == n
 	})
 	checkCopies(t, c, ids, inFlight, copiesByID(t, sink.Messages()))
+}
+
+// waitStatementsDone waits until no session of the database is running a
+// statement or holding a transaction open (the API is idle at that point):
+// a statement the killed worker sent just before the kill, such as the
+// outcome of a message it had sent, still runs to its end on the server,
+// and the messages "in flight at the kill" are only known once it has.
+func waitStatementsDone(t *testing.T, url string) {
+	t.Helper()
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatalf("open %s: %v", url, err)
+	}
+	defer db.Close()
+	waitFor(t, 30*time.Second, "the killed worker's statements to end", func() bool {
+		var busy int
+		err := db.QueryRowContext(context.Background(), `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND pid <> pg_backend_pid() AND state <> 'idle'`).Scan(&busy)
+		if err != nil {
+			t.Fatalf("pg_stat_activity: %v", err)
+		}
+		return busy == 0
+	})
 }
 
 // checkCopies: one copy per message, two at most for flagged ones, and
