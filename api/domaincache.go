@@ -82,7 +82,9 @@ func (s *Server) domainDeleted(ctx context.Context, projectID, domain string) {
 // revoked applies one broadcast: a deleted domain or a revoked key id.
 func (s *Server) revoked(payload string) {
 	if projectID, domain, ok := parseDomainRevocation(payload); ok {
-		s.domains.evict(projectID, domain)
+		if s.domains != nil {
+			s.domains.evict(projectID, domain)
+		}
 		return
 	}
 	s.keys.evict(payload)

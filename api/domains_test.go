@@ -19,7 +19,6 @@ import (
 	"github.com/mailgate/mailgate/dkimkey"
 	"github.com/mailgate/mailgate/dnscheck/dnstest"
 	"github.com/mailgate/mailgate/keyring"
-	"github.com/mailgate/mailgate/queue"
 	"github.com/mailgate/mailgate/store"
 )
 
@@ -411,20 +410,8 @@ func TestSendNeedsRegisteredDomain(t *testing.T) {
 // replica at once (only "registered" is cached).
 func TestCachedDomainDeletedOnEveryReplica(t *testing.T) {
 	a := newDomainEnv(t, store.DialectSQLite)
-	a.srv.deps.Revocations = queue.NewRevocations(a.rdb)
-	a.srv.keys = newKeyCache(time.Minute, time.Now)
-	a.srv.domains = newDomainCache(time.Minute, time.Now)
-	b, err := New(Config{KeyCacheTTL: time.Minute}, Deps{Store: a.store, Queue: a.queue,
-		Revocations: queue.NewRevocations(a.rdb)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ready := make(chan struct{})
-	go func() { _ = b.Listen(ctx, ready) }()
-	<-ready
-	replicaB := &testEnv{t: t, handler: b.Handler()}
+	cacheWithBroadcast(a.testEnv)
+	replicaB := startReplica(t, a.testEnv, Config{})
 	fromBrand := with(message(), "from", "Brand <news@brand.example>")
 	replicas := []*testEnv{a.testEnv, replicaB}
 

@@ -16,19 +16,8 @@ import (
 // through one replica is refused by another on its very next request.
 func TestCachedKeyRevokedOnEveryReplica(t *testing.T) {
 	a := newEnv(t, store.DialectSQLite)
-	a.srv.deps.Revocations = queue.NewRevocations(a.rdb)
-	a.srv.keys = newKeyCache(time.Minute, time.Now)
-	b, err := New(Config{AllowedSenderDomains: []string{"shop.example"}, KeyCacheTTL: time.Minute}, Deps{Store: a.store, Queue: a.queue,
-		Revocations: queue.NewRevocations(a.rdb)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ready := make(chan struct{})
-	go func() { _ = b.Listen(ctx, ready) }()
-	<-ready
-	replicaB := &testEnv{t: t, handler: b.Handler()}
+	cacheWithBroadcast(a)
+	replicaB := startReplica(t, a, Config{AllowedSenderDomains: []string{"shop.example"}})
 
 	token := a.key(store.DefaultProjectID, apikey.ScopeRead)
 	id, _, _ := apikey.Parse(token)
@@ -44,4 +33,31 @@ func TestCachedKeyRevokedOnEveryReplica(t *testing.T) {
 		}
 		runtime.Gosched()
 	}
+}
+
+// cacheWithBroadcast turns e's key and domain caches on (one minute, so
+// that only a broadcast or a local eviction can drop an entry) with
+// revocations broadcast over e's Redis.
+func cacheWithBroadcast(e *testEnv) {
+	e.srv.deps.Revocations = queue.NewRevocations(e.rdb)
+	e.srv.keys = newKeyCache(time.Minute, time.Now)
+	e.srv.domains = newDomainCache(time.Minute, time.Now)
+}
+
+// startReplica is a second API server on a's database, queue and
+// broadcast channel, caching for a minute and listening for broadcasts
+// until the test ends.
+func startReplica(t *testing.T, a *testEnv, cfg Config) *testEnv {
+	t.Helper()
+	cfg.KeyCacheTTL = time.Minute
+	b, err := New(cfg, Deps{Store: a.store, Queue: a.queue, Revocations: queue.NewRevocations(a.rdb)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	ready := make(chan struct{})
+	go func() { _ = b.Listen(ctx, ready) }()
+	<-ready
+	return &testEnv{t: t, handler: b.Handler()}
 }
