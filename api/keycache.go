@@ -87,10 +87,9 @@ func (s *Server) keyRevoked(ctx context.Context, id string) {
 	}
 }
 
-// Listen keeps the key and domain caches in step with revocations and
-// domain deletions from other
-// replicas until ctx ends. Run it beside Run; ready is closed when it
-// listens.
+// Listen keeps the key and domain caches in step with key revocations
+// and domain deletions from other replicas until ctx ends. Run it beside
+// Run; ready is closed when it listens.
 func (s *Server) Listen(ctx context.Context, ready chan<- struct{}) error {
 	if s.keys == nil {
 		close(ready)
