@@ -81,7 +81,7 @@ type AttemptStart struct {
 // (deliverybatch.go).
 func (s *Store) StartDelivery(ctx context.Context, id string) (Delivery, AttemptStart, error) {
 	r := &startRequest{id: id, done: make(chan struct{})}
-	s.starts.submit(ctx, r)
+	s.deliveries.submit(ctx, deliveryOp{start: r})
 	<-r.done
 	return r.d, r.out, r.err
 }
@@ -378,7 +378,7 @@ func (s *Store) RecordAttemptOutcomes(ctx context.Context, projectID, messageID 
 	if s.dialect == DialectPostgres && !r.single() {
 		return s.recordOutcomesAlone(ctx, r)
 	}
-	s.outcomes.submit(ctx, r)
+	s.deliveries.submit(ctx, deliveryOp{outcome: r})
 	<-r.done
 	return r.err
 }

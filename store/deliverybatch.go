@@ -9,15 +9,73 @@ import (
 )
 
 // Delivery writes in groups (batcher.go): concurrent StartDelivery calls
-// are started in one transaction, and concurrent outcomes of
-// single-recipient messages recorded together. On PostgreSQL a group of
-// starts is one transaction of two pipelined round trips whatever its size
-// (startpipeline.go), not five statements per message; a group of outcomes
-// is one statement. On SQLite a group shares
-// one write transaction (one WAL sync). When a group fails as a whole
-// (a deadlock between two groups, a lost connection) nothing of it was
-// written and each call is run on its own, so one call's failure is never
+// and outcomes (on PostgreSQL those of single-recipient messages) go to
+// one writer, which writes each group it takes in one transaction. On
+// PostgreSQL that is two pipelined round trips whatever the group's size
+// (startpipeline.go), not five statements per message: the starts'
+// statement and the outcomes' statement share the second one and its
+// COMMIT. On SQLite the group shares one write transaction (one WAL sync,
+// and each hot page written to the WAL once). When a group fails as a
+// whole (a deadlock, a lost connection) nothing of it was written: its
+// starts are then written together, its outcomes together, and if that
+// fails too each call on its own, so one call's failure is never
 // another's.
+
+// deliveryOp is one call waiting for the delivery writer: a start or an
+// outcome.
+type deliveryOp struct {
+	start   *startRequest
+	outcome *outcomeRequest
+}
+
+// writeDeliveries writes group: all of it in one transaction when it
+// holds both kinds, else (or when that fails) each kind apart.
+func (s *Store) writeDeliveries(ctx context.Context, group []deliveryOp) {
+	var starts []*startRequest
+	var outcomes []*outcomeRequest
+	for _, op := range group {
+		if op.start != nil {
+			starts = append(starts, op.start)
+		} else {
+			outcomes = append(outcomes, op.outcome)
+		}
+	}
+	if len(starts) > 0 && len(outcomes) > 0 && s.writeBoth(ctx, starts, outcomes) == nil {
+		return
+	}
+	if len(starts) > 0 {
+		s.writeStarts(ctx, starts)
+	}
+	if len(outcomes) > 0 {
+		s.writeOutcomes(ctx, outcomes)
+	}
+}
+
+// writeBoth starts starts and records outcomes in one transaction and
+// answers every request; on error nothing was written and none is
+// answered.
+func (s *Store) writeBoth(ctx context.Context, starts []*startRequest, outcomes []*outcomeRequest) error {
+	ids := make([]string, 0, len(starts)+len(outcomes))
+	for _, r := range starts {
+		ids = append(ids, r.id)
+	}
+	for _, r := range outcomes {
+		ids = append(ids, r.messageID)
+	}
+	if !distinct(ids, func(id string) string { return id }) {
+		return errDuplicateInGroup
+	}
+	if err := s.startTogether(ctx, starts, outcomes); err != nil {
+		return err
+	}
+	for _, r := range starts {
+		close(r.done)
+	}
+	for _, r := range outcomes {
+		close(r.done)
+	}
+	return nil
+}
 
 // startRequest is one StartDelivery call waiting for its group.
 type startRequest struct {
@@ -49,7 +107,7 @@ func (s *Store) writeStarts(ctx context.Context, group []*startRequest) {
 	// On PostgreSQL even one start goes the grouped way: two round trips
 	// instead of startOne's six.
 	together := len(group) > 1 || s.dialect == DialectPostgres
-	if together && s.startTogether(ctx, group) == nil {
+	if together && s.startTogether(ctx, group, nil) == nil {
 		for _, r := range group {
 			close(r.done)
 		}
@@ -63,7 +121,10 @@ func (s *Store) writeStarts(ctx context.Context, group []*startRequest) {
 
 // startTogether starts every request of group in one transaction and
 // sets each request's result; on error none is set and nothing is written.
-func (s *Store) startTogether(ctx context.Context, group []*startRequest) error {
+// The outcomes, if any, are recorded in the same transaction (on
+// PostgreSQL they must all be single()); their requests are not answered
+// here.
+func (s *Store) startTogether(ctx context.Context, group []*startRequest, outcomes []*outcomeRequest) error {
 	if !distinct(group, func(r *startRequest) string { return r.id }) {
 		return errDuplicateInGroup
 	}
@@ -76,7 +137,7 @@ func (s *Store) startTogether(ctx context.Context, group []*startRequest) error 
 	record := func(i int, d Delivery, out AttemptStart, err error) { results[i] = result{d, out, err} }
 	var err error
 	if s.dialect == DialectPostgres {
-		err = s.startGroupPostgres(ctx, group, record)
+		err = s.startGroupPostgres(ctx, group, outcomes, record)
 	} else {
 		err = inTxOn(ctx, s.bulk, func(tx *sql.Tx) error {
 			for i, r := range group {
@@ -86,7 +147,7 @@ func (s *Store) startTogether(ctx context.Context, group []*startRequest) error 
 				}
 				record(i, d, out, err)
 			}
-			return nil
+			return s.recordAllInTx(ctx, tx, outcomes)
 		})
 	}
 	if err != nil {
@@ -170,14 +231,17 @@ func (s *Store) recordTogether(ctx context.Context, group []*outcomeRequest) err
 	if s.dialect == DialectPostgres {
 		return s.recordOnlyOutcomesPostgres(ctx, group)
 	}
-	return s.inTx(ctx, func(tx *sql.Tx) error {
-		for _, r := range group {
-			if err := s.recordOutcomesInTx(ctx, tx, r); err != nil {
-				return err
-			}
+	return s.inTx(ctx, func(tx *sql.Tx) error { return s.recordAllInTx(ctx, tx, group) })
+}
+
+// recordAllInTx records every request of group inside tx.
+func (s *Store) recordAllInTx(ctx context.Context, tx *sql.Tx, group []*outcomeRequest) error {
+	for _, r := range group {
+		if err := s.recordOutcomesInTx(ctx, tx, r); err != nil {
+			return err
 		}
-		return nil
-	})
+	}
+	return nil
 }
 
 // groupOutcomesStatement is recordOnlyOutcomesPostgres's statement.
@@ -203,6 +267,25 @@ const groupOutcomesStatement = `WITH v AS (SELECT * FROM unnest($1::text[], $2::
 // and the event its next sequence number, and a suppression is added when
 // asked.
 func (s *Store) recordOnlyOutcomesPostgres(ctx context.Context, group []*outcomeRequest) error {
+	var changed int
+	err := s.bulk.QueryRowContext(ctx, groupOutcomesStatement, s.groupOutcomesArgs(group)...).Scan(&changed)
+	if err != nil {
+		return fmt.Errorf("record outcomes of %s…: %w", outcomeIDs(group), err)
+	}
+	return nil
+}
+
+// outcomeIDs names the first few messages of group, for errors.
+func outcomeIDs(group []*outcomeRequest) string {
+	ids := make([]string, 0, 3)
+	for _, r := range group[:min(3, len(group))] {
+		ids = append(ids, r.messageID)
+	}
+	return strings.Join(ids, ", ")
+}
+
+// groupOutcomesArgs are groupOutcomesStatement's arguments for group.
+func (s *Store) groupOutcomesArgs(group []*outcomeRequest) []any {
 	n := len(group)
 	var (
 		mids, statuses, responses, projects, emails = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
@@ -227,12 +310,6 @@ func (s *Store) recordOnlyOutcomesPostgres(ctx context.Context, group []*outcome
 			notes[i] = "delivery " + r.messageID + ": " + truncate(o.SMTPResponse, 200)
 		}
 	}
-	q := groupOutcomesStatement
-	var changed int
-	err := s.bulk.QueryRowContext(ctx, q, mids, positions, statuses, codes, responses, projects, emails, lcEmails,
-		events, datas, suppress, notes, dups, micros(s.now())).Scan(&changed)
-	if err != nil {
-		return fmt.Errorf("record outcomes of %s…: %w", strings.Join(mids[:min(3, n)], ", "), err)
-	}
-	return nil
+	return []any{mids, positions, statuses, codes, responses, projects, emails, lcEmails,
+		events, datas, suppress, notes, dups, micros(s.now())}
 }

@@ -85,7 +85,7 @@ func TestStartTogether(t *testing.T) {
 		for i, id := range ids {
 			group[i] = &startRequest{id: id, done: make(chan struct{})}
 		}
-		if err := s.startTogether(ctx, group); err != nil {
+		if err := s.startTogether(ctx, group, nil); err != nil {
 			t.Fatalf("start together: %v", err)
 		}
 		want := []struct {
@@ -297,7 +297,7 @@ func TestStartGroupFailureWritesNothing(t *testing.T) {
 			t.Fatalf("block sequence: %v", err)
 		}
 		group := []*startRequest{{id: "blocked", done: make(chan struct{})}}
-		if err := s.startTogether(ctx, group); err == nil {
+		if err := s.startTogether(ctx, group, nil); err == nil {
 			t.Fatal("start together succeeded over a taken event sequence")
 		}
 		if status, rs := storedStatuses(t, s, "blocked"); status != StatusQueued || fmt.Sprint(rs) != "[queued queued]" {
@@ -309,7 +309,7 @@ func TestStartGroupFailureWritesNothing(t *testing.T) {
 		if _, err := s.db.ExecContext(ctx, `DELETE FROM events WHERE type = 'test.block'`); err != nil {
 			t.Fatalf("unblock: %v", err)
 		}
-		if err := s.startTogether(ctx, group); err != nil {
+		if err := s.startTogether(ctx, group, nil); err != nil {
 			t.Fatalf("start together after the failures: %v", err)
 		}
 		if got := group[0].out; len(got.Send) != 1 || fmt.Sprint(got.Suppressed) != "[Gone@Example.com]" {
@@ -330,7 +330,7 @@ func failFirstRoundTrip(t *testing.T, s *Store) {
 	ctx := context.Background()
 	for i := range bulkConns + 2 {
 		bad := []*startRequest{{id: fmt.Sprintf("bad-\xff-%d", i), done: make(chan struct{})}}
-		err := s.startTogether(ctx, bad)
+		err := s.startTogether(ctx, bad, nil)
 		var pgErr *pgconn.PgError
 		if !errors.As(err, &pgErr) || pgErr.Code != "22021" {
 			t.Fatalf("start together of an id that is not UTF-8: %v, want the server's 22021", err)
@@ -429,4 +429,75 @@ func nodeHas(rest []string, want string) bool {
 		}
 	}
 	return false
+}
+
+// TestDeliveryGroupSharesOneTransaction: a group holding starts and
+// outcomes is written in one transaction (on PostgreSQL the rows carry the
+// same xmin). When the outcomes' part fails, nothing of the group is
+// written by it, and each kind is then written apart: the start goes
+// through once, only the outcome fails.
+func TestDeliveryGroupSharesOneTransaction(t *testing.T) {
+	engines(t, func(t *testing.T, s *Store, clk *clock) {
+		ctx := context.Background()
+		msgs := []NewMessage{
+			newMsg("start1", clk.Now(), "a@example.org"), newMsg("done1", clk.Now(), "b@example.org"),
+			newMsg("start2", clk.Now(), "c@example.org"), newMsg("done2", clk.Now(), "d@example.org"),
+		}
+		if err := s.CreateMessages(ctx, msgs, nil); err != nil {
+			t.Fatalf("create: %v", err)
+		}
+		startedAlone(t, s, "done1")
+		startedAlone(t, s, "done2")
+		group := func(start, done, email string) ([]deliveryOp, *startRequest, *outcomeRequest) {
+			sr := &startRequest{id: start, done: make(chan struct{})}
+			or := &outcomeRequest{projectID: DefaultProjectID, messageID: done, total: 1, done: make(chan struct{}),
+				outs: []Outcome{{Position: 0, Email: email, Status: StatusSent, SMTPCode: 250, Event: EventSent}}}
+			return []deliveryOp{{start: sr}, {outcome: or}}, sr, or
+		}
+
+		ops, sr, or := group("start1", "done1", "b@example.org")
+		s.writeDeliveries(ctx, ops)
+		<-sr.done
+		<-or.done
+		if sr.err != nil || len(sr.out.Send) != 1 || or.err != nil {
+			t.Fatalf("start %+v, %v; outcome %v", sr.out, sr.err, or.err)
+		}
+		if st, _ := storedStatuses(t, s, "start1"); st != StatusSending {
+			t.Errorf("start1 %s, want sending", st)
+		}
+		if st, _ := storedStatuses(t, s, "done1"); st != StatusSent {
+			t.Errorf("done1 %s, want sent", st)
+		}
+		if s.dialect == DialectPostgres {
+			var xmins int
+			if err := s.db.QueryRowContext(ctx, `SELECT count(DISTINCT xmin::text) FROM messages
+				WHERE id IN ('start1', 'done1')`).Scan(&xmins); err != nil || xmins != 1 {
+				t.Errorf("start1 and done1 written by %d transactions (%v), want 1", xmins, err)
+			}
+		}
+
+		// done2's message.sent will take sequence 2 (after message.queued):
+		// a row already holding it makes the outcome fail.
+		if _, err := s.db.ExecContext(ctx, `INSERT INTO events (project_id, message_id, recipient, type, sequence, data, created_at)
+			VALUES ($1, 'done2', '', 'test.block', 2, '{}', 0)`, DefaultProjectID); err != nil {
+			t.Fatalf("block sequence: %v", err)
+		}
+		ops, sr, or = group("start2", "done2", "d@example.org")
+		s.writeDeliveries(ctx, ops)
+		<-sr.done
+		<-or.done
+		if sr.err != nil || len(sr.out.Send) != 1 || sr.out.Interrupted {
+			t.Errorf("start2 = %+v, %v; want one to send, not interrupted", sr.out, sr.err)
+		}
+		if or.err == nil {
+			t.Error("done2's outcome succeeded over a taken event sequence")
+		}
+		var attempts int
+		if err := s.db.QueryRowContext(ctx, `SELECT attempts FROM messages WHERE id = 'start2'`).Scan(&attempts); err != nil || attempts != 1 {
+			t.Errorf("start2 attempts = %d, %v; want 1", attempts, err)
+		}
+		if st, rs := storedStatuses(t, s, "done2"); st != StatusSending || fmt.Sprint(rs) != "[sending]" {
+			t.Errorf("done2 %s %v, want sending [sending]", st, rs)
+		}
+	})
 }

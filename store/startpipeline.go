@@ -22,16 +22,17 @@ import (
 //     the locks are held, as if they were separate round trips.
 //  2. One statement writing every plan (recipients, message rows, the
 //     events of suppressed recipients numbered from the message's
-//     event_seq), then COMMIT.
+//     event_seq), the outcomes' statement when outcomes share the group
+//     (deliverybatch.go), then COMMIT.
 //
 // database/sql has no pipelines, so this runs on the pgx connection under
 // the pool's (sql.Conn.Raw). Any error rolls back; a connection left in a
 // transaction is dropped by the pool (pgx's stdlib ResetSession).
 
-// startGroupPostgres starts every request of group, calling set for each
-// once the transaction has committed; on error nothing is written and set
-// is not called.
-func (s *Store) startGroupPostgres(ctx context.Context, group []*startRequest,
+// startGroupPostgres starts every request of group and records outcomes
+// (all single()) in the same transaction, calling set for each start once
+// it has committed; on error nothing is written and set is not called.
+func (s *Store) startGroupPostgres(ctx context.Context, group []*startRequest, outcomes []*outcomeRequest,
 	set func(i int, d Delivery, out AttemptStart, err error)) error {
 	ids := make([]string, len(group))
 	for i, r := range group {
@@ -47,7 +48,7 @@ func (s *Store) startGroupPostgres(ctx context.Context, group []*startRequest,
 	err = conn.Raw(func(driverConn any) error {
 		pc := driverConn.(*stdlib.Conn).Conn()
 		var err error
-		if ds, plans, err = s.startPipelined(ctx, pc, ids); err != nil {
+		if ds, plans, err = s.startPipelined(ctx, pc, ids, outcomes); err != nil {
 			rollback(pc)
 			return err
 		}
@@ -71,7 +72,8 @@ func (s *Store) startGroupPostgres(ctx context.Context, group []*startRequest,
 }
 
 // startPipelined runs the two round trips on pc.
-func (s *Store) startPipelined(ctx context.Context, pc *pgx.Conn, ids []string) (map[string]Delivery, map[string]*startPlan, error) {
+func (s *Store) startPipelined(ctx context.Context, pc *pgx.Conn, ids []string,
+	outcomes []*outcomeRequest) (map[string]Delivery, map[string]*startPlan, error) {
 	ds, suppressed, err := readStartGroup(ctx, pc, ids)
 	if err != nil {
 		return nil, nil, err
@@ -81,6 +83,9 @@ func (s *Store) startPipelined(ctx context.Context, pc *pgx.Conn, ids []string) 
 	if len(plans) > 0 {
 		q, args := s.startPlansStatement(plans)
 		b.Queue(q, args...)
+	}
+	if len(outcomes) > 0 {
+		b.Queue(groupOutcomesStatement, s.groupOutcomesArgs(outcomes)...)
 	}
 	b.Queue("COMMIT")
 	if err := pc.SendBatch(ctx, b).Close(); err != nil {

@@ -73,9 +73,8 @@ type Config struct {
 	// Default 64; 1 writes each call on its own.
 	CommitGroup int
 	// CommitWriters bounds how many CommitMessage groups are written at
-	// once; delivery starts and outcomes each get half as many (at least
-	// one), so that their groups grow under load. Default 4 on PostgreSQL,
-	// 1 on SQLite (one writer connection).
+	// once. Default 4 on PostgreSQL, 1 on SQLite (one writer connection).
+	// Delivery starts and outcomes share one writer whatever this says.
 	CommitWriters int
 }
 
@@ -97,16 +96,15 @@ type Store struct {
 	// whole table for them. On SQLite it is db.
 	bulk *sql.DB
 	now  func() time.Time
-	// commits, starts and outcomes gather concurrent CommitMessage,
-	// StartDelivery and single-outcome calls (batcher.go).
-	commits  *batcher[*commitRequest]
-	starts   *batcher[*startRequest]
-	outcomes *batcher[*outcomeRequest]
+	// commits gathers concurrent CommitMessage calls, deliveries
+	// concurrent StartDelivery and grouped outcome calls (batcher.go).
+	commits    *batcher[*commitRequest]
+	deliveries *batcher[deliveryOp]
 }
 
 // bulkConns bounds the PostgreSQL connections of grouped delivery writes
-// (the start and outcome batchers' writers, with room for a failed group
-// retried call by call).
+// (the delivery writer, with room for a failed group retried call by
+// call).
 const bulkConns = 8
 
 // openPlannedPool opens the bulk pool: every session turns sequential
@@ -154,8 +152,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	group, writers := cfg.commitGroup(), cfg.commitWriters(s.dialect)
 	s.commits = newBatcher(group, writers, s.writeCommits)
-	s.starts = newBatcher(group, (writers+1)/2, s.writeStarts)
-	s.outcomes = newBatcher(group, (writers+1)/2, s.writeOutcomes)
+	// One delivery writer: starts and outcomes arriving while it writes
+	// wait for its next group, so groups grow with the load and each pays
+	// one commit; two writers halved the groups and doubled the commits.
+	s.deliveries = newBatcher(group, 1, s.writeDeliveries)
 	if err := s.Ping(ctx); err != nil {
 		_ = s.Close()
 		return nil, err
