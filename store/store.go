@@ -22,7 +22,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib" // also the database/sql driver "pgx"
-	_ "modernc.org/sqlite"           // database/sql driver "sqlite"
+	"modernc.org/sqlite"
 )
 
 // Sentinel errors. Callers test them with errors.Is.
@@ -214,14 +214,14 @@ func openSQLite(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("create sqlite directory: %w", err)
 	}
 	dsn := "file:" + path + "?" + sqlitePragmas
-	db, err := sql.Open("sqlite", dsn+"&_txlock=immediate")
+	db, err := openSQLiteDB(dsn + "&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
 	db.SetMaxOpenConns(1)
 	db.SetMaxIdleConns(1)
 	db.SetConnMaxIdleTime(0)
-	rdb, err := sql.Open("sqlite", dsn+"&_pragma=query_only(1)")
+	rdb, err := openSQLiteDB(dsn + "&_pragma=query_only(1)")
 	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("open sqlite: %w", err)
@@ -230,6 +230,16 @@ func openSQLite(cfg Config) (*Store, error) {
 	rdb.SetMaxOpenConns(readers)
 	rdb.SetMaxIdleConns(readers)
 	return &Store{dialect: DialectSQLite, db: db, rdb: rdb, bulk: db, now: cfg.Now}, nil
+}
+
+// openSQLiteDB opens a pool of SQLite connections that cache their
+// prepared statements (stmtcache.go).
+func openSQLiteDB(dsn string) (*sql.DB, error) {
+	c, err := sqlite.NewConnector(dsn)
+	if err != nil {
+		return nil, err
+	}
+	return sql.OpenDB(cachingConnector{c}), nil
 }
 
 // Dialect is "postgres" or "sqlite".
