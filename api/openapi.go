@@ -1,11 +1,9 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"net/url"
@@ -193,9 +191,7 @@ func (v *requestValidator) validateBody(ctx context.Context, input *openapi3filt
 		input.Options = v.all
 		return openapi3filter.ValidateRequestBody(ctx, input, rb)
 	}
-	data, err := io.ReadAll(req.Body)
-	req.Body.Close()
-	req.Body = io.NopCloser(bytes.NewReader(data))
+	data, err := bufferBody(req)
 	if err != nil {
 		return &openapi3filter.RequestError{Input: input, RequestBody: rb, Reason: "reading failed", Err: err}
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -113,7 +112,7 @@ func recipientEmails(vm *ValidMessage) []string {
 
 // readBody returns the request body (the validator left it readable).
 func readBody(c echo.Context) ([]byte, error) {
-	b, err := io.ReadAll(c.Request().Body)
+	b, err := bodyBytes(c.Request())
 	if err != nil {
 		var maxErr *http.MaxBytesError
 		if errors.As(err, &maxErr) {
