@@ -133,31 +133,48 @@ func textPart(sub, text string) *entity {
 const maxLine = 998
 
 // sevenBit returns text with CRLF line breaks when it is 7bit data: ASCII
-// without NUL, CR only before LF, no line over maxLine octets.
+// without NUL, CR only before LF, no line over maxLine octets. It works a
+// line at a time (the line ends found with strings.Cut, each line checked
+// whole and copied at once) rather than a byte at a time: it sees every
+// byte of every text part.
 func sevenBit(text string) ([]byte, bool) {
 	out := make([]byte, 0, len(text)+len(text)/32)
-	line := 0
-	for i := 0; i < len(text); i++ {
-		c := text[i]
-		switch {
-		case c == 0 || c >= 0x80:
+	for len(text) > 0 {
+		line, rest, found := strings.Cut(text, "\n")
+		text = rest
+		if found {
+			line = strings.TrimSuffix(line, "\r")
+		}
+		if len(line) > maxLine || !plainASCII(line) {
 			return nil, false
-		case c == '\r':
-			if i+1 == len(text) || text[i+1] != '\n' {
-				return nil, false
-			}
-			continue
-		case c == '\n':
+		}
+		out = append(out, line...)
+		if found {
 			out = append(out, '\r', '\n')
-			line = 0
-			continue
 		}
-		if line++; line > maxLine {
-			return nil, false
-		}
-		out = append(out, c)
 	}
 	return out, true
+}
+
+// plainASCII reports whether s is ASCII without NUL and CR.
+func plainASCII(s string) bool {
+	if strings.IndexByte(s, '\r') >= 0 || strings.IndexByte(s, 0) >= 0 {
+		return false
+	}
+	// Eight bytes at a time: any high bit set is a byte over 0x7f.
+	for ; len(s) >= 8; s = s[8:] {
+		w := uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+			uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+		if w&0x8080808080808080 != 0 {
+			return false
+		}
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // attachmentParts makes base64 leaves with Content-Disposition disp (RFC

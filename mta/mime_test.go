@@ -388,3 +388,35 @@ func TestBuildTextTransferEncoding(t *testing.T) {
 		})
 	}
 }
+
+func TestSevenBit(t *testing.T) {
+	long := strings.Repeat("a", maxLine)
+	for _, tc := range []struct {
+		name, text, want string
+		ok               bool
+	}{
+		{"empty", "", "", true},
+		{"LF becomes CRLF", "a\nb\n", "a\r\nb\r\n", true},
+		{"CRLF kept", "a\r\nb", "a\r\nb", true},
+		{"last line without a break", "a\nb", "a\r\nb", true},
+		{"empty lines", "\n\r\n\n", "\r\n\r\n\r\n", true},
+		{"longest line", long + "\n" + long, long + "\r\n" + long, true},
+		{"line too long", long + "a\nb", "", false},
+		{"last line too long", "b\n" + long + "a", "", false},
+		{"CR alone", "a\rb", "", false},
+		{"CR at the end", "a\r", "", false},
+		{"CR CR LF", "a\r\r\nb", "", false},
+		{"NUL", "a\x00b", "", false},
+		{"8bit", "caf\xc3\xa9", "", false},
+		{"8bit in a long line's first eight", "abcdef\xc3\xa9 and more text", "", false},
+		{"8bit in a long line's tail", "sixteen octets!!\xe9", "", false},
+		{"DEL is ASCII", "a\x7fb", "a\x7fb", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := sevenBit(tc.text)
+			if ok != tc.ok || (ok && string(got) != tc.want) {
+				t.Errorf("sevenBit(%q) = %q, %v; want %q, %v", tc.text, got, ok, tc.want, tc.ok)
+			}
+		})
+	}
+}
