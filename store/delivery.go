@@ -121,11 +121,16 @@ func (s *Store) startInTx(ctx context.Context, tx *sql.Tx, id string) (Delivery,
 const deliveryColumns = `id, project_id, key_id, from_domain, tags, metadata, send_at, created_at,
 	possibly_duplicated, attempts, payload`
 
+// deliveryColumnsSQLite are deliveryColumns on SQLite, where the payload
+// has a table of its own (migration 00005).
+const deliveryColumnsSQLite = `id, project_id, key_id, from_domain, tags, metadata, send_at, created_at,
+	possibly_duplicated, attempts, (SELECT p.payload FROM message_payloads p WHERE p.message_id = messages.id)`
+
 // lockDelivery reads a message for sending, locking its row on PostgreSQL.
 func (s *Store) lockDelivery(ctx context.Context, tx *sql.Tx, id string) (Delivery, error) {
-	q := `SELECT ` + deliveryColumns + ` FROM messages WHERE id = $1`
-	if s.dialect == DialectPostgres {
-		q += ` FOR UPDATE`
+	q := `SELECT ` + deliveryColumns + ` FROM messages WHERE id = $1 FOR UPDATE`
+	if s.dialect == DialectSQLite {
+		q = `SELECT ` + deliveryColumnsSQLite + ` FROM messages WHERE id = $1`
 	}
 	d, err := scanDelivery(tx.QueryRowContext(ctx, q, id))
 	if err != nil {

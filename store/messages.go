@@ -14,10 +14,18 @@ const (
 	insertMessage = `INSERT INTO messages (id, project_id, key_id, from_header, from_domain, subject,
 		status, tags, metadata, send_at, payload, event_seq, created_at, updated_at)`
 	messageInsertCols = 14
-	insertRecipient   = `INSERT INTO recipients (message_id, position, email, email_lc, kind, status, updated_at)`
-	recipientCols     = 7
-	insertTag         = `INSERT INTO message_tags (message_id, tag)`
-	tagCols           = 2
+	// On SQLite the payload has a table of its own (migration 00005).
+	insertMessageSQLite = `INSERT INTO messages (id, project_id, key_id, from_header, from_domain, subject,
+		status, tags, metadata, send_at, event_seq, created_at, updated_at)`
+	messageInsertColsSQLite = 13
+	insertPayload           = `INSERT INTO message_payloads (message_id, payload)`
+	payloadCols             = 2
+	// payloadColumn is the payload's position in a row of insertMessage.
+	payloadColumn   = 10
+	insertRecipient = `INSERT INTO recipients (message_id, position, email, email_lc, kind, status, updated_at)`
+	recipientCols   = 7
+	insertTag       = `INSERT INTO message_tags (message_id, tag)`
+	tagCols         = 2
 )
 
 // batch holds the flattened INSERT arguments of one CreateMessages call.
@@ -156,25 +164,47 @@ func (b *batch) addRecipient(m *NewMessage, i int, r NewRecipient, created time.
 	return nil
 }
 
+// insertStep is one multi-row INSERT of a batch.
+type insertStep struct {
+	what, head string
+	cols       int
+	args       []any
+	tail       string
+}
+
 // insert writes the batch with one multi-row INSERT per table.
 func (b *batch) insert(ctx context.Context, s *Store, tx *sql.Tx) error {
-	steps := []struct {
-		what, head string
-		cols       int
-		args       []any
-		tail       string
-	}{
-		{"messages", insertMessage, messageInsertCols, b.messages, ""},
-		{"recipients", insertRecipient, recipientCols, b.recipients, ""},
-		{"events", insertEvent, eventCols, b.events, ""},
-		{"tags", insertTag, tagCols, b.tags, " ON CONFLICT DO NOTHING"},
+	steps := []insertStep{{"messages", insertMessage, messageInsertCols, b.messages, ""}}
+	if s.dialect == DialectSQLite {
+		msgs, payloads := splitPayloads(b.messages)
+		steps = []insertStep{
+			{"messages", insertMessageSQLite, messageInsertColsSQLite, msgs, ""},
+			{"payloads", insertPayload, payloadCols, payloads, ""},
+		}
 	}
+	steps = append(steps,
+		insertStep{"recipients", insertRecipient, recipientCols, b.recipients, ""},
+		insertStep{"events", insertEvent, eventCols, b.events, ""},
+		insertStep{"tags", insertTag, tagCols, b.tags, " ON CONFLICT DO NOTHING"})
 	for _, st := range steps {
 		if err := s.insertRows(ctx, tx, st.head, st.cols, st.args, st.tail); err != nil {
 			return fmt.Errorf("insert %s: %w", st.what, err)
 		}
 	}
 	return nil
+}
+
+// splitPayloads splits rows of insertMessage into rows of
+// insertMessageSQLite and rows of insertPayload.
+func splitPayloads(rows []any) (msgs, payloads []any) {
+	n := len(rows) / messageInsertCols
+	msgs, payloads = make([]any, 0, n*messageInsertColsSQLite), make([]any, 0, n*payloadCols)
+	for r := range n {
+		row := rows[r*messageInsertCols : (r+1)*messageInsertCols]
+		msgs = append(append(msgs, row[:payloadColumn]...), row[payloadColumn+1:]...)
+		payloads = append(payloads, row[0], row[payloadColumn])
+	}
+	return msgs, payloads
 }
 
 // checkUnsuppressed returns ErrSuppressedRecipient when the batch checks

@@ -2,10 +2,12 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mailgate/mailgate/internal/testsvc"
 )
@@ -98,4 +100,67 @@ func TestOpenCreatesSQLiteDirectory(t *testing.T) {
 	if err := s.MigrateUp(context.Background()); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
+}
+
+// TestPayloadKeptAcrossMigration5: migration 5 moves SQLite's stored
+// payloads to a table of their own and back down again without losing
+// one; on PostgreSQL it changes nothing. Either way a delivery reads the
+// payload as it was stored.
+func TestPayloadKeptAcrossMigration5(t *testing.T) {
+	ctx := context.Background()
+	for name, url := range testsvc.DatabaseURLs(t) {
+		t.Run(name, func(t *testing.T) {
+			s := openStore(t, url, newClock())
+			if err := s.MigrateUp(ctx); err != nil {
+				t.Fatalf("up: %v", err)
+			}
+			for migrationStatus(t, s)[4].Applied {
+				if err := s.MigrateDown(ctx); err != nil {
+					t.Fatalf("down: %v", err)
+				}
+			}
+			checkApplied(t, s, 4)
+			const payload = `{"text":"kept"}`
+			// Version 4's messages row, payload inline, written by hand.
+			if _, err := s.db.ExecContext(ctx, `INSERT INTO messages (id, project_id, from_header, from_domain,
+				status, payload, created_at, updated_at) VALUES ('old', $1, 'a@example.com', 'example.com', 'queued', $2, 1, 1)`,
+				DefaultProjectID, []byte(payload)); err != nil {
+				t.Fatalf("insert at version 4: %v", err)
+			}
+			if err := s.MigrateUp(ctx); err != nil {
+				t.Fatalf("up to 5: %v", err)
+			}
+			msg := newMsg("new", time.Now(), "b@example.org")
+			msg.Payload = []byte(payload)
+			if err := s.CreateMessages(ctx, []NewMessage{msg}, nil); err != nil {
+				t.Fatalf("create: %v", err)
+			}
+			for _, id := range []string{"old", "new"} {
+				d, err := s.lockDeliveryAlone(ctx, id)
+				if err != nil || string(d.Payload) != payload {
+					t.Errorf("%s payload at version 5 = %q, %v; want %s", id, d.Payload, err, payload)
+				}
+			}
+			if err := s.MigrateDown(ctx); err != nil {
+				t.Fatalf("down to 4: %v", err)
+			}
+			for _, id := range []string{"old", "new"} {
+				var got []byte
+				if err := s.db.QueryRowContext(ctx, `SELECT payload FROM messages WHERE id = $1`, id).Scan(&got); err != nil || string(got) != payload {
+					t.Errorf("%s payload back at version 4 = %q, %v; want %s", id, got, err, payload)
+				}
+			}
+		})
+	}
+}
+
+// lockDeliveryAlone is lockDelivery in a transaction of its own.
+func (s *Store) lockDeliveryAlone(ctx context.Context, id string) (Delivery, error) {
+	var d Delivery
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		d, err = s.lockDelivery(ctx, tx, id)
+		return err
+	})
+	return d, err
 }
