@@ -20,8 +20,14 @@ import (
 
 // stmtCacheSize bounds the statements kept per connection. The hot
 // statements are a few dozen texts; statements whose text varies with
-// their size (IN lists, multi-row VALUES) take what is left.
+// their size (IN lists, short multi-row VALUES) take what is left.
 const stmtCacheSize = 128
+
+// maxCachedQuery is the longest text cached. Longer ones are the multi-row
+// INSERTs of a batch, whose text changes with the number of rows: they
+// would crowd the hot statements out and hold large compiled programs,
+// for a compile paid once per many rows anyway.
+const maxCachedQuery = 8 << 10
 
 // cachingConnector opens connections of the wrapped connector, each with
 // its own statement cache.
@@ -88,8 +94,11 @@ func newCachingConn(conn driver.Conn, size int) driver.Conn {
 }
 
 // stmt returns the cached statement of query, preparing it on a miss; nil
-// (and no error) when it is busy or cannot be cached.
+// (and no error) when it is busy or not to be cached.
 func (c *cachingConn) stmt(ctx context.Context, query string) (*cachedStmt, error) {
+	if len(query) > maxCachedQuery {
+		return nil, nil
+	}
 	if e, ok := c.bySQL[query]; ok {
 		cs := e.Value.(*cachedStmt)
 		if cs.busy {

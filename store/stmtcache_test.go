@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -89,6 +90,13 @@ func TestStatementCache(t *testing.T) {
 		}
 		if got := cached(t, db); strings.Count(strings.Join(got, "\n"), insert) != 1 {
 			t.Fatalf("cache %q: want the insert once", got)
+		}
+		long := insert + strings.Repeat(" ", maxCachedQuery)
+		if _, err := db.Exec(long, 4, "v"); err != nil {
+			t.Fatalf("long insert: %v", err)
+		}
+		if got := cached(t, db); slices.Contains(got, long) || !slices.Contains(got, insert) {
+			t.Fatalf("cache %q: a text over maxCachedQuery was cached", got)
 		}
 	})
 	t.Run("a statement busy with open rows runs again uncached", func(t *testing.T) {

@@ -5,6 +5,9 @@
 -- WAL once more. The payload, written once and read once, moves to a table
 -- of its own. PostgreSQL keeps it in messages (its 00005 is empty): it
 -- stores large values out of line and an update leaves them in place.
+-- On a large database the copy and the column drop rewrite the payloads
+-- inside one transaction: the WAL grows to about twice their size while
+-- it runs, and the file keeps its size until VACUUM.
 
 -- +goose Up
 CREATE TABLE message_payloads (
