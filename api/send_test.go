@@ -91,6 +91,28 @@ func wantTask(t *testing.T, e *testEnv, id string, states ...asynq.TaskState) *a
 	return info
 }
 
+// wantBatchTask fails unless the batch send task id exists, pending, for
+// exactly ids, and none of ids has a task of its own.
+func wantBatchTask(t *testing.T, e *testEnv, id string, ids ...string) {
+	t.Helper()
+	info, err := e.inspector().GetTaskInfo(queue.QueueSend, id)
+	if err != nil {
+		t.Fatalf("batch task %s: %v", id, err)
+	}
+	p, err := queue.ParseSendBatchPayload(info.Payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(ids, p.MessageIDs); d != "" || info.Type != queue.TypeSendBatch || info.State != asynq.TaskStatePending {
+		t.Errorf("batch task %s %v, message ids (-want +got):\n%s", info.Type, info.State, d)
+	}
+	for _, m := range ids {
+		if e.task(t, m) != nil {
+			t.Errorf("message %s of a batch has a task of its own", m)
+		}
+	}
+}
+
 // invalidCase is one request the API must refuse.
 type invalidCase struct {
 	name  string
@@ -453,6 +475,43 @@ func (lostQueue) EnqueueSend(context.Context, string, time.Time) error {
 	return errors.New("redis unavailable")
 }
 
+func (lostQueue) EnqueueSendBatch(context.Context, string, []string) error {
+	return errors.New("redis unavailable")
+}
+
+// TestSendBatchLostEnqueueHealedByReconciler: when a batch's task is lost
+// after the commit, the reconciler enqueues the batch's task again (once,
+// however often it runs), not one task per message; a scheduled message
+// of the batch keeps a task of its own.
+func TestSendBatchLostEnqueueHealedByReconciler(t *testing.T) {
+	engines(t, func(t *testing.T, engine string) {
+		e := newEnv(t, engine, func(_ *Config, d *Deps) { d.Queue = lostQueue{d.Queue.(*queue.Client)} })
+		at := e.clock.Now().Add(3 * time.Hour)
+		items := []any{message(), with(message(), "send_at", at.Format(time.RFC3339)), message()}
+		r := e.post(t, "/v1/messages/batch", e.sender, map[string]any{"messages": items})
+		wantCode(t, r, http.StatusOK)
+		var b batchBody
+		r.decode(t, &b)
+		if e.taskCount(t) != 0 {
+			t.Fatal("a task exists although every enqueue was lost")
+		}
+		w := worker.New(worker.Config{Now: func() time.Time { return e.clock.Now().Add(2 * time.Minute) }},
+			worker.Deps{Store: e.store, Queue: e.queue, Redis: e.rdb})
+		for range 2 {
+			if err := w.ReconcileOnce(context.Background()); err != nil {
+				t.Fatalf("reconcile: %v", err)
+			}
+		}
+		wantBatchTask(t, e, queue.BatchTaskID(b.Results[0].ID), b.Results[0].ID, b.Results[2].ID)
+		if info := wantTask(t, e, b.Results[1].ID, asynq.TaskStateScheduled); !info.NextProcessAt.Equal(at) {
+			t.Errorf("scheduled task runs at %v, want %v", info.NextProcessAt, at)
+		}
+		if n := e.taskCount(t); n != 2 {
+			t.Errorf("%d tasks after reconciling twice, want 2", n)
+		}
+	})
+}
+
 func TestSendLostEnqueueHealedByReconciler(t *testing.T) {
 	engines(t, func(t *testing.T, engine string) {
 		e := newEnv(t, engine, func(_ *Config, d *Deps) { d.Queue = lostQueue{d.Queue.(*queue.Client)} })
@@ -516,8 +575,9 @@ func TestSendBatch(t *testing.T) {
 				continue
 			}
 			e.getMessage(t, e.sender, res.ID)
-			wantTask(t, e, res.ID, asynq.TaskStatePending)
 		}
+		// The accepted messages share one batch task, named after the first.
+		wantBatchTask(t, e, queue.BatchTaskID(b.Results[0].ID), b.Results[0].ID, b.Results[2].ID)
 		bad := b.Results[1]
 		if bad.Index != 1 || bad.ID != "" || bad.Error == nil {
 			t.Fatalf("results[1] = %+v, want an error", bad)
@@ -529,8 +589,8 @@ func TestSendBatch(t *testing.T) {
 		}
 		var list wireList[wireMessage]
 		e.get(t, "/v1/messages", e.sender).decode(t, &list)
-		if len(list.Data) != 2 || e.taskCount(t) != 2 {
-			t.Errorf("%d messages and %d tasks, want 2 and 2", len(list.Data), e.taskCount(t))
+		if len(list.Data) != 2 || e.taskCount(t) != 1 {
+			t.Errorf("%d messages and %d tasks, want 2 and 1", len(list.Data), e.taskCount(t))
 		}
 	})
 }

@@ -96,6 +96,9 @@ func (c Config) withDefaults() Config {
 // Enqueuer schedules send tasks (queue.Client).
 type Enqueuer interface {
 	EnqueueSend(ctx context.Context, messageID string, processAt time.Time) error
+	// EnqueueSendBatch schedules one task for the first attempt at every
+	// message of a batch request (queue.BatchTaskID names it).
+	EnqueueSendBatch(ctx context.Context, batchID string, messageIDs []string) error
 	CancelSend(messageID string) error
 }
 

@@ -21,6 +21,10 @@ import (
 const (
 	// TypeSend delivers one message: payload SendPayload.
 	TypeSend = "send"
+	// TypeSendBatch makes the first attempt at every message of one batch
+	// request: payload SendBatchPayload. A message it cannot finish gets a
+	// TypeSend task of its own for its later attempts.
+	TypeSendBatch = "send_batch"
 )
 
 // Queue names and their asynq priorities.
@@ -35,7 +39,20 @@ func Queues() map[string]int { return map[string]int{QueueSend: 10} }
 // SendPayload is the payload of a TypeSend task.
 type SendPayload struct {
 	MessageID string `json:"message_id"`
+	// Retried counts the failed attempts made before this task existed (by
+	// a batch task), so that the retry schedule goes on where it was.
+	Retried int `json:"retried,omitempty"`
 }
+
+// SendBatchPayload is the payload of a TypeSendBatch task.
+type SendBatchPayload struct {
+	MessageIDs []string `json:"message_ids"`
+}
+
+// BatchTaskID is the task id of the batch send task whose first message is
+// firstMessageID. It never equals a message id, so a batch's task and a
+// message's own task never collide.
+func BatchTaskID(firstMessageID string) string { return "batch:" + firstMessageID }
 
 // Config configures a Client.
 type Config struct {
@@ -84,12 +101,36 @@ func (c *Client) Close() error { return nil }
 // in the future. A task that already exists for the message is not an
 // error: the enqueue is idempotent.
 func (c *Client) EnqueueSend(ctx context.Context, messageID string, processAt time.Time) error {
-	payload, err := json.Marshal(SendPayload{MessageID: messageID})
+	return c.EnqueueSendRetried(ctx, messageID, processAt, 0)
+}
+
+// EnqueueSendRetried is EnqueueSend for a message that already had
+// retried failed attempts (in a batch task): its retry delays go on from
+// there.
+func (c *Client) EnqueueSendRetried(ctx context.Context, messageID string, processAt time.Time, retried int) error {
+	payload, err := json.Marshal(SendPayload{MessageID: messageID, Retried: retried})
 	if err != nil {
 		return fmt.Errorf("encode send payload: %w", err)
 	}
+	return c.enqueue(ctx, asynq.NewTask(TypeSend, payload), messageID, processAt)
+}
+
+// EnqueueSendBatch schedules the batch send task batchID (BatchTaskID of
+// its first message) for messageIDs, to run now. Like EnqueueSend it is
+// idempotent: while the task exists, enqueueing it again does nothing.
+func (c *Client) EnqueueSendBatch(ctx context.Context, batchID string, messageIDs []string) error {
+	payload, err := json.Marshal(SendBatchPayload{MessageIDs: messageIDs})
+	if err != nil {
+		return fmt.Errorf("encode send batch payload: %w", err)
+	}
+	return c.enqueue(ctx, asynq.NewTask(TypeSendBatch, payload), batchID, time.Time{})
+}
+
+// enqueue adds task under id, at processAt when it is not zero; a task
+// that already has the id is not an error.
+func (c *Client) enqueue(ctx context.Context, task *asynq.Task, id string, processAt time.Time) error {
 	opts := []asynq.Option{
-		asynq.TaskID(messageID),
+		asynq.TaskID(id),
 		asynq.Queue(QueueSend),
 		asynq.MaxRetry(c.cfg.MaxRetry),
 		asynq.Timeout(c.cfg.Timeout),
@@ -97,9 +138,9 @@ func (c *Client) EnqueueSend(ctx context.Context, messageID string, processAt ti
 	if !processAt.IsZero() {
 		opts = append(opts, asynq.ProcessAt(processAt))
 	}
-	_, err = c.ac.EnqueueContext(ctx, asynq.NewTask(TypeSend, payload), opts...)
+	_, err := c.ac.EnqueueContext(ctx, task, opts...)
 	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return fmt.Errorf("enqueue send %s: %w", messageID, err)
+		return fmt.Errorf("enqueue %s %s: %w", task.Type(), id, err)
 	}
 	return nil
 }
@@ -116,6 +157,18 @@ func (c *Client) CancelSend(messageID string) error {
 		return nil
 	}
 	return fmt.Errorf("delete send task %s: %w", messageID, err)
+}
+
+// ParseSendBatchPayload decodes a TypeSendBatch task's payload.
+func ParseSendBatchPayload(b []byte) (SendBatchPayload, error) {
+	var p SendBatchPayload
+	if err := json.Unmarshal(b, &p); err != nil {
+		return p, fmt.Errorf("decode send batch payload: %w", err)
+	}
+	if len(p.MessageIDs) == 0 {
+		return p, errors.New("decode send batch payload: no message_ids")
+	}
+	return p, nil
 }
 
 // ParseSendPayload decodes a TypeSend task's payload.

@@ -77,3 +77,52 @@ func TestOpenRedisHidesPassword(t *testing.T) {
 		}
 	}
 }
+
+// TestEnqueueSendBatch: a batch's task is idempotent like a message's,
+// carries the ids in order, and never shares its id with a message's task.
+func TestEnqueueSendBatch(t *testing.T) {
+	ctx := context.Background()
+	rdb, err := OpenRedis(testsvc.RedisURLDB(t, 8))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	if err := rdb.FlushDB(ctx).Err(); err != nil {
+		testsvc.Missing(t, "redis", err)
+	}
+	c := New(Config{}, rdb)
+	in := asynq.NewInspectorFromRedisClient(rdb)
+	id := BatchTaskID("m1")
+	for i := 0; i < 2; i++ {
+		if err := c.EnqueueSendBatch(ctx, id, []string{"m1", "m2"}); err != nil {
+			t.Fatalf("enqueue %d: %v", i, err)
+		}
+	}
+	if err := c.EnqueueSendRetried(ctx, "m1", time.Time{}, 2); err != nil {
+		t.Fatal(err)
+	}
+	qi, err := in.GetQueueInfo(QueueSend)
+	if err != nil || qi.Pending != 2 {
+		t.Fatalf("queue %+v (%v), want the batch's task and m1's", qi, err)
+	}
+	ti, err := in.GetTaskInfo(QueueSend, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err := ParseSendBatchPayload(ti.Payload); err != nil || ti.Type != TypeSendBatch ||
+		strings.Join(p.MessageIDs, ",") != "m1,m2" {
+		t.Fatalf("batch task %s payload %s: %v", ti.Type, ti.Payload, err)
+	}
+	ti, err = in.GetTaskInfo(QueueSend, "m1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err := ParseSendPayload(ti.Payload); err != nil || p.MessageID != "m1" || p.Retried != 2 {
+		t.Fatalf("handed-over payload %s: %v", ti.Payload, err)
+	}
+	for _, b := range []string{``, `{}`, `{"message_ids":[]}`} {
+		if _, err := ParseSendBatchPayload([]byte(b)); err == nil {
+			t.Errorf("ParseSendBatchPayload(%q) accepted", b)
+		}
+	}
+}

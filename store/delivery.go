@@ -66,6 +66,10 @@ type AttemptStart struct {
 	// attempt that never finished (a worker killed mid-send): the upstream
 	// may have accepted it, so the message is flagged possibly_duplicated.
 	Interrupted bool
+	// Attempted is set by StartFirstDelivery for a message that has
+	// pending recipients but was attempted before: nothing was written,
+	// and its later attempts belong to the message's own send task.
+	Attempted bool
 }
 
 // StartDelivery loads a message for sending and, when a recipient is still
@@ -80,19 +84,35 @@ type AttemptStart struct {
 // message does not exist. Concurrent calls are written together
 // (deliverybatch.go).
 func (s *Store) StartDelivery(ctx context.Context, id string) (Delivery, AttemptStart, error) {
-	r := &startRequest{id: id, done: make(chan struct{})}
+	return s.submitStart(ctx, id, false)
+}
+
+// StartFirstDelivery is StartDelivery for a message's first attempt only,
+// as a batch send task makes it: when the message has pending recipients
+// but its attempt count is not zero (an earlier run of the batch deferred
+// it, held it back or was killed while sending it), nothing is written and
+// the AttemptStart has only Attempted set. The check is made under the
+// message's lock, so a batch task and the message's own send task never
+// both start the same message.
+func (s *Store) StartFirstDelivery(ctx context.Context, id string) (Delivery, AttemptStart, error) {
+	return s.submitStart(ctx, id, true)
+}
+
+// submitStart hands a start to the delivery writer and waits for it.
+func (s *Store) submitStart(ctx context.Context, id string, firstOnly bool) (Delivery, AttemptStart, error) {
+	r := &startRequest{id: id, firstOnly: firstOnly, done: make(chan struct{})}
 	s.deliveries.submit(ctx, deliveryOp{start: r})
 	<-r.done
 	return r.d, r.out, r.err
 }
 
-// startOne is StartDelivery in a transaction of its own.
-func (s *Store) startOne(ctx context.Context, id string) (Delivery, AttemptStart, error) {
+// startOne is a start in a transaction of its own.
+func (s *Store) startOne(ctx context.Context, r *startRequest) (Delivery, AttemptStart, error) {
 	var d Delivery
 	var out AttemptStart
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var err error
-		d, out, err = s.startInTx(ctx, tx, id)
+		d, out, err = s.startInTx(ctx, tx, r.id, r.firstOnly)
 		return err
 	})
 	if err != nil {
@@ -101,8 +121,8 @@ func (s *Store) startOne(ctx context.Context, id string) (Delivery, AttemptStart
 	return d, out, nil
 }
 
-// startInTx is StartDelivery's work inside tx.
-func (s *Store) startInTx(ctx context.Context, tx *sql.Tx, id string) (Delivery, AttemptStart, error) {
+// startInTx is a start's work inside tx; firstOnly as StartFirstDelivery.
+func (s *Store) startInTx(ctx context.Context, tx *sql.Tx, id string, firstOnly bool) (Delivery, AttemptStart, error) {
 	d, err := s.lockDelivery(ctx, tx, id)
 	if err != nil {
 		return Delivery{}, AttemptStart{}, err
@@ -112,6 +132,9 @@ func (s *Store) startInTx(ctx context.Context, tx *sql.Tx, id string) (Delivery,
 	}
 	if !anyPending(d.Recipients) {
 		return d, AttemptStart{}, nil
+	}
+	if firstOnly && d.Attempts > 0 {
+		return d, AttemptStart{Attempted: true}, nil
 	}
 	out, err := s.markAttempt(ctx, tx, d.ProjectID, id, d.Recipients, s.now())
 	return d, out, err

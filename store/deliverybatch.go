@@ -79,11 +79,12 @@ func (s *Store) writeBoth(ctx context.Context, starts []*startRequest, outcomes 
 
 // startRequest is one StartDelivery call waiting for its group.
 type startRequest struct {
-	id   string
-	d    Delivery
-	out  AttemptStart
-	err  error
-	done chan struct{}
+	id        string
+	firstOnly bool // StartFirstDelivery
+	d         Delivery
+	out       AttemptStart
+	err       error
+	done      chan struct{}
 }
 
 // errDuplicateInGroup: the same message twice in one group; such a group
@@ -114,7 +115,7 @@ func (s *Store) writeStarts(ctx context.Context, group []*startRequest) {
 		return
 	}
 	for _, r := range group {
-		r.d, r.out, r.err = s.startOne(ctx, r.id)
+		r.d, r.out, r.err = s.startOne(ctx, r)
 		close(r.done)
 	}
 }
@@ -141,7 +142,7 @@ func (s *Store) startTogether(ctx context.Context, group []*startRequest, outcom
 	} else {
 		err = inTxOn(ctx, s.bulk, func(tx *sql.Tx) error {
 			for i, r := range group {
-				d, out, err := s.startInTx(ctx, tx, r.id)
+				d, out, err := s.startInTx(ctx, tx, r.id, r.firstOnly)
 				if err != nil && !errors.Is(err, ErrNotFound) {
 					return err
 				}
@@ -169,11 +170,12 @@ type startPlan struct {
 }
 
 // planStarts decides, per message with a pending recipient, what
-// markAttempt would.
-func planStarts(ds map[string]Delivery, suppressed map[string]string) map[string]*startPlan {
+// markAttempt would; a message in firstOnly that was attempted before gets
+// no plan (StartFirstDelivery).
+func planStarts(ds map[string]Delivery, suppressed map[string]string, firstOnly map[string]bool) map[string]*startPlan {
 	plans := map[string]*startPlan{}
 	for id, d := range ds {
-		if !anyPending(d.Recipients) {
+		if !anyPending(d.Recipients) || (firstOnly[id] && d.Attempts > 0) {
 			continue
 		}
 		mine := map[string]string{}

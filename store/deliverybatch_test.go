@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -16,7 +17,7 @@ import (
 // startedAlone starts a message's delivery outside any group.
 func startedAlone(t *testing.T, s *Store, id string) AttemptStart {
 	t.Helper()
-	_, out, err := s.startOne(context.Background(), id)
+	_, out, err := s.startOne(context.Background(), &startRequest{id: id})
 	if err != nil {
 		t.Fatalf("start %s: %v", id, err)
 	}
@@ -498,6 +499,87 @@ func TestDeliveryGroupSharesOneTransaction(t *testing.T) {
 		}
 		if st, rs := storedStatuses(t, s, "done2"); st != StatusSending || fmt.Sprint(rs) != "[sending]" {
 			t.Errorf("done2 %s %v, want sending [sending]", st, rs)
+		}
+	})
+}
+
+// TestStartFirstDeliveryConcurrent: first-attempt starts going through the
+// delivery writer together (grouped on both engines) start only messages
+// never attempted; one attempted before (its start left sending, or
+// deferred) is reported Attempted with nothing written, and one with
+// nothing pending is neither started nor Attempted. The batch id is kept
+// and listed for the reconciler.
+func TestStartFirstDeliveryConcurrent(t *testing.T) {
+	engines(t, func(t *testing.T, s *Store, clk *clock) {
+		ctx := context.Background()
+		const n = 40
+		var msgs []NewMessage
+		for i := range n {
+			m := newMsg(fmt.Sprintf("f%03d", i), clk.Now(), fmt.Sprintf("r%d@example.org", i))
+			m.BatchID = "batch:f000"
+			msgs = append(msgs, m)
+		}
+		if err := s.CreateMessages(ctx, msgs, nil); err != nil {
+			t.Fatalf("create: %v", err)
+		}
+		attempted := map[string]bool{}
+		for i := 0; i < n; i += 4 { // every fourth was started before
+			attempted[msgs[i].ID] = true
+			d, start, err := s.StartDelivery(ctx, msgs[i].ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if i%8 == 0 { // half of those deferred, half left sending
+				r := start.Send[0]
+				if err := s.RecordAttemptOutcomes(ctx, d.ProjectID, d.ID, 1, []Outcome{{Position: r.Position,
+					Email: r.Email, Status: StatusDeferred, SMTPCode: 451, Event: EventDeferred}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		done := msgs[1].ID // nothing pending: cancelled
+		if _, err := s.db.ExecContext(ctx, `UPDATE recipients SET status = 'cancelled' WHERE message_id = $1`, done); err != nil {
+			t.Fatal(err)
+		}
+		refs, err := s.MessagesAwaitingTask(ctx, clk.Now().Add(time.Minute), 100)
+		if err != nil || len(refs) == 0 || refs[0].BatchID != "batch:f000" {
+			t.Fatalf("awaiting task %+v (%v), want the batch id listed", refs, err)
+		}
+		var wg sync.WaitGroup
+		results := make([]AttemptStart, n)
+		dels := make([]Delivery, n)
+		errs := make([]error, n)
+		for i, m := range msgs {
+			wg.Go(func() { dels[i], results[i], errs[i] = s.StartFirstDelivery(ctx, m.ID) })
+		}
+		wg.Wait()
+		for i, m := range msgs {
+			out, err := results[i], errs[i]
+			switch {
+			case err != nil:
+				t.Errorf("%s: %v", m.ID, err)
+			case m.ID == done:
+				if out.Attempted || len(out.Send) != 0 {
+					t.Errorf("%s with nothing pending: %+v", m.ID, out)
+				}
+			case attempted[m.ID]:
+				if !out.Attempted || len(out.Send) != 0 || out.Interrupted {
+					t.Errorf("%s attempted before: %+v, want Attempted only", m.ID, out)
+				}
+				if d := dels[i]; d.Attempts != 1 {
+					t.Errorf("%s attempts %d, want 1", m.ID, d.Attempts)
+				}
+			default:
+				if out.Attempted || len(out.Send) != 1 {
+					t.Errorf("%s never attempted: %+v, want started", m.ID, out)
+				}
+			}
+		}
+		for id := range attempted {
+			var attempts int
+			if err := s.db.QueryRowContext(ctx, `SELECT attempts FROM messages WHERE id = $1`, id).Scan(&attempts); err != nil || attempts != 1 {
+				t.Errorf("%s attempts %d after a first-only start (%v), want still 1", id, attempts, err)
+			}
 		}
 	})
 }

@@ -12,12 +12,12 @@ import (
 // Multi-row INSERT heads of CreateMessages and their column counts.
 const (
 	insertMessage = `INSERT INTO messages (id, project_id, key_id, from_header, from_domain, subject,
-		status, tags, metadata, send_at, payload, event_seq, created_at, updated_at)`
-	messageInsertCols = 14
+		status, tags, metadata, send_at, payload, event_seq, created_at, updated_at, batch_id)`
+	messageInsertCols = 15
 	// On SQLite the payload has a table of its own (migration 00005).
 	insertMessageSQLite = `INSERT INTO messages (id, project_id, key_id, from_header, from_domain, subject,
-		status, tags, metadata, send_at, event_seq, created_at, updated_at)`
-	messageInsertColsSQLite = 13
+		status, tags, metadata, send_at, event_seq, created_at, updated_at, batch_id)`
+	messageInsertColsSQLite = 14
 	insertPayload           = `INSERT INTO message_payloads (message_id, payload)`
 	payloadCols             = 2
 	// payloadColumn is the payload's position in a row of insertMessage.
@@ -135,7 +135,7 @@ func (b *batch) add(m *NewMessage, now time.Time) error {
 	}
 	b.messages = append(b.messages, m.ID, m.ProjectID, m.KeyID, m.From, m.FromDomain, m.Subject,
 		SummarizeStatus(statuses), tags, metadata, nullMicros(m.SendAt), payload,
-		int64(len(m.Recipients)), micros(created), micros(created))
+		int64(len(m.Recipients)), micros(created), micros(created), nullString(m.BatchID))
 	for _, tag := range m.Tags {
 		b.tags = append(b.tags, m.ID, tag)
 	}
@@ -249,7 +249,7 @@ func (s *Store) MessagesAwaitingTask(ctx context.Context, createdBefore time.Tim
 	if limit <= 0 {
 		limit = DefaultPageLimit
 	}
-	rows, err := s.rdb.QueryContext(ctx, `SELECT id, send_at FROM messages
+	rows, err := s.rdb.QueryContext(ctx, `SELECT id, send_at, batch_id FROM messages
 		WHERE status IN ($1, $2) AND created_at < $3 ORDER BY created_at, id LIMIT $4`,
 		StatusQueued, StatusScheduled, micros(createdBefore), limit)
 	if err != nil {
@@ -260,10 +260,11 @@ func (s *Store) MessagesAwaitingTask(ctx context.Context, createdBefore time.Tim
 	for rows.Next() {
 		var ref QueuedRef
 		var sendAt sql.NullInt64
-		if err := rows.Scan(&ref.ID, &sendAt); err != nil {
+		var batchID sql.NullString
+		if err := rows.Scan(&ref.ID, &sendAt, &batchID); err != nil {
 			return nil, fmt.Errorf("messages awaiting task: %w", err)
 		}
-		ref.SendAt = timePtr(sendAt)
+		ref.SendAt, ref.BatchID = timePtr(sendAt), batchID.String
 		out = append(out, ref)
 	}
 	if err := rows.Err(); err != nil {

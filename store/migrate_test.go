@@ -128,7 +128,7 @@ func TestPayloadKeptAcrossMigration5(t *testing.T) {
 				t.Fatalf("insert at version 4: %v", err)
 			}
 			if err := s.MigrateUp(ctx); err != nil {
-				t.Fatalf("up to 5: %v", err)
+				t.Fatalf("up from 4: %v", err)
 			}
 			msg := newMsg("new", time.Now(), "b@example.org")
 			msg.Payload = []byte(payload)
@@ -141,8 +141,10 @@ func TestPayloadKeptAcrossMigration5(t *testing.T) {
 					t.Errorf("%s payload at version 5 = %q, %v; want %s", id, d.Payload, err, payload)
 				}
 			}
-			if err := s.MigrateDown(ctx); err != nil {
-				t.Fatalf("down to 4: %v", err)
+			for migrationStatus(t, s)[4].Applied {
+				if err := s.MigrateDown(ctx); err != nil {
+					t.Fatalf("down to 4: %v", err)
+				}
 			}
 			for _, id := range []string{"old", "new"} {
 				var got []byte

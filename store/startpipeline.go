@@ -35,8 +35,12 @@ import (
 func (s *Store) startGroupPostgres(ctx context.Context, group []*startRequest, outcomes []*outcomeRequest,
 	set func(i int, d Delivery, out AttemptStart, err error)) error {
 	ids := make([]string, len(group))
+	firstOnly := map[string]bool{}
 	for i, r := range group {
 		ids[i] = r.id
+		if r.firstOnly {
+			firstOnly[r.id] = true
+		}
 	}
 	conn, err := s.bulk.Conn(ctx)
 	if err != nil {
@@ -48,7 +52,7 @@ func (s *Store) startGroupPostgres(ctx context.Context, group []*startRequest, o
 	err = conn.Raw(func(driverConn any) error {
 		pc := driverConn.(*stdlib.Conn).Conn()
 		var err error
-		if ds, plans, err = s.startPipelined(ctx, pc, ids, outcomes); err != nil {
+		if ds, plans, err = s.startPipelined(ctx, pc, ids, firstOnly, outcomes); err != nil {
 			rollback(pc)
 			return err
 		}
@@ -64,6 +68,8 @@ func (s *Store) startGroupPostgres(ctx context.Context, group []*startRequest, o
 			set(i, Delivery{}, AttemptStart{}, fmt.Errorf("begin attempt %s: %w", id, ErrNotFound))
 		case plans[id] != nil:
 			set(i, d, plans[id].out, nil)
+		case firstOnly[id] && anyPending(d.Recipients):
+			set(i, d, AttemptStart{Attempted: true}, nil)
 		default:
 			set(i, d, AttemptStart{}, nil)
 		}
@@ -72,13 +78,13 @@ func (s *Store) startGroupPostgres(ctx context.Context, group []*startRequest, o
 }
 
 // startPipelined runs the two round trips on pc.
-func (s *Store) startPipelined(ctx context.Context, pc *pgx.Conn, ids []string,
+func (s *Store) startPipelined(ctx context.Context, pc *pgx.Conn, ids []string, firstOnly map[string]bool,
 	outcomes []*outcomeRequest) (map[string]Delivery, map[string]*startPlan, error) {
 	ds, suppressed, err := readStartGroup(ctx, pc, ids)
 	if err != nil {
 		return nil, nil, err
 	}
-	plans := planStarts(ds, suppressed)
+	plans := planStarts(ds, suppressed, firstOnly)
 	b := &pgx.Batch{}
 	if len(plans) > 0 {
 		q, args := s.startPlansStatement(plans)

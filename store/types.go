@@ -91,6 +91,10 @@ type NewMessage struct {
 	Metadata   map[string]string
 	// SendAt is set for scheduled messages.
 	SendAt *time.Time
+	// BatchID, when set, is the asynq task id of the batch send task that
+	// will send this message (queue.Client.EnqueueSendBatch); empty for a
+	// message with a send task of its own.
+	BatchID string
 	// Payload is the normalised request JSON, used later to build the MIME
 	// message. It never leaves the store through the API.
 	Payload    []byte
@@ -218,4 +222,7 @@ type IdempotencyResult struct {
 type QueuedRef struct {
 	ID     string
 	SendAt *time.Time
+	// BatchID is the send task of the batch the message was accepted in,
+	// empty when the message has a task of its own.
+	BatchID string
 }

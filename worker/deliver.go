@@ -12,6 +12,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/mailgate/mailgate/mta"
+	"github.com/mailgate/mailgate/queue"
 	"github.com/mailgate/mailgate/ratelimit"
 	"github.com/mailgate/mailgate/store"
 )
@@ -124,11 +125,24 @@ func IsFailure(err error) bool {
 
 // RetryDelay is asynq's RetryDelayFunc: a rate-limit wait retries when the
 // limit allows; other errors back off from RetryBase, doubling, to RetryMax.
-func (d *Deliverer) RetryDelay(n int, err error, _ *asynq.Task) time.Duration {
+// A send task handed over by a batch task goes on from the failures the
+// batch task saw (queue.SendPayload.Retried).
+func (d *Deliverer) RetryDelay(n int, err error, t *asynq.Task) time.Duration {
 	var h *heldBack
 	if errors.As(err, &h) {
 		return max(h.after, 10*time.Millisecond)
 	}
+	if t != nil && t.Type() == queue.TypeSend {
+		if p, perr := queue.ParseSendPayload(t.Payload()); perr == nil {
+			n += p.Retried
+		}
+	}
+	return d.backoff(n)
+}
+
+// backoff is the delay after n+1 failed attempts: RetryBase, doubling,
+// at most RetryMax.
+func (d *Deliverer) backoff(n int) time.Duration {
 	delay := d.cfg.RetryBase
 	for i := 0; i < n && delay < d.cfg.RetryMax; i++ {
 		delay *= 2
@@ -142,12 +156,46 @@ func (d *Deliverer) RetryDelay(n int, err error, _ *asynq.Task) time.Duration {
 // recipient take the rate limits and relay, recording each outcome in its
 // own transaction as soon as it is known. Its error is the retry protocol.
 func (d *Deliverer) Deliver(ctx context.Context, messageID string) error {
-	dl, start, err := d.deps.Store.StartDelivery(ctx, messageID)
-	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("deliver %s: %w: %w", messageID, err, asynq.SkipRetry)
+	return d.deliver(ctx, messageID, false)
+}
+
+// errAttempted: DeliverFirst found a message attempted before; nothing was
+// done, and its later attempts belong to its own send task.
+var errAttempted = errors.New("message attempted before")
+
+// notStarted wraps an error of DeliverFirst's start: nothing was written,
+// and the message is still the batch's to send.
+type notStarted struct{ err error }
+
+func (e *notStarted) Error() string { return e.err.Error() }
+func (e *notStarted) Unwrap() error { return e.err }
+
+// DeliverFirst is Deliver for a message's first attempt (a batch send
+// task): errAttempted when the message was attempted before, a *notStarted
+// error when its start failed (nothing was written), otherwise Deliver's
+// retry protocol.
+func (d *Deliverer) DeliverFirst(ctx context.Context, messageID string) error {
+	return d.deliver(ctx, messageID, true)
+}
+
+// deliver is Deliver, or DeliverFirst when firstOnly.
+func (d *Deliverer) deliver(ctx context.Context, messageID string, firstOnly bool) error {
+	startDelivery := d.deps.Store.StartDelivery
+	if firstOnly {
+		startDelivery = d.deps.Store.StartFirstDelivery
 	}
-	if err != nil || len(start.Send) == 0 {
+	dl, start, err := startDelivery(ctx, messageID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("deliver %s: %w: %w", messageID, err, asynq.SkipRetry)
+	case err != nil && firstOnly:
+		return &notStarted{err}
+	case err != nil:
 		return err
+	case start.Attempted:
+		return errAttempted
+	case len(start.Send) == 0:
+		return nil
 	}
 	if d.expired(dl) {
 		return d.expire(ctx, dl, start.Send)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/mailgate/mailgate/internal/smtptest"
 	"github.com/mailgate/mailgate/internal/testsvc"
@@ -28,6 +29,7 @@ import (
 type rig struct {
 	t     *testing.T
 	st    *store.Store
+	rdb   redis.UniversalClient
 	sink  *smtptest.Server
 	d     *Deliverer
 	verp  *verp.Codec
@@ -75,7 +77,7 @@ func newRig(t *testing.T, dbURL string, relayLimit []ratelimit.Limit, timeouts m
 	}
 	policy := ratelimit.NewPolicy(ratelimit.PolicyConfig{Relay: map[string][]ratelimit.Limit{"sink": relayLimit},
 		Now: func() time.Time { return r.clock }}, ratelimit.New(ratelimit.Config{Prefix: "t:" + t.Name() + ":"}, rdb))
-	r.st, r.sink, r.verp = st, sink, verp.New(kr, "bounces.shop.example")
+	r.st, r.rdb, r.sink, r.verp = st, rdb, sink, verp.New(kr, "bounces.shop.example")
 	r.d = NewDeliverer(DeliveryConfig{Now: func() time.Time { return r.clock }}, DeliveryDeps{
 		Store: st, Relay: mta.NewRelays([]*mta.Pool{pool}), Limits: policy, RelayName: "sink",
 		ReturnPath: r.verp, Keys: noKeys{}, Signer: mta.NewSigner(mta.SignerConfig{}),

@@ -1,5 +1,6 @@
 // Package worker runs mailgate's background work on asynq: the send task
-// (deliver one message) and the reconciler that heals the gap between a
+// (deliver one message), the batch send task (first attempts at a batch
+// request's messages, batch.go) and the reconciler that heals the gap between a
 // database commit and its enqueue. The handler's return value is the retry
 // protocol: nil is done, a plain error retries on the schedule,
 // asynq.SkipRetry ends the task, and a rate-limit wait is rescheduled
@@ -89,6 +90,8 @@ func (c Config) withDefaults() Config {
 // Enqueuer is the part of queue.Client the worker uses.
 type Enqueuer interface {
 	EnqueueSend(ctx context.Context, messageID string, processAt time.Time) error
+	EnqueueSendRetried(ctx context.Context, messageID string, processAt time.Time, retried int) error
+	EnqueueSendBatch(ctx context.Context, batchID string, messageIDs []string) error
 }
 
 // Deps are the worker's collaborators.
@@ -107,8 +110,9 @@ type Deps struct {
 
 // Worker runs the asynq server and the reconciler.
 type Worker struct {
-	cfg  Config
-	deps Deps
+	cfg   Config
+	deps  Deps
+	slots chan struct{} // delivery slots (batch.go)
 }
 
 // errNoDelivery: this worker has no delivery configured.
@@ -119,7 +123,8 @@ func New(cfg Config, deps Deps) *Worker {
 	if deps.Log == nil {
 		deps.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Worker{cfg: cfg.withDefaults(), deps: deps}
+	cfg = cfg.withDefaults()
+	return &Worker{cfg: cfg, deps: deps, slots: make(chan struct{}, cfg.Concurrency)}
 }
 
 // Run processes tasks and reconciles until ctx is done.
@@ -141,6 +146,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	srv := asynq.NewServerFromRedisClient(w.deps.Redis, acfg)
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(queue.TypeSend, w.handleSend)
+	mux.HandleFunc(queue.TypeSendBatch, w.handleSendBatch)
 	if err := srv.Start(mux); err != nil {
 		return fmt.Errorf("start asynq server: %w", err)
 	}
@@ -158,6 +164,10 @@ func (w *Worker) handleSend(ctx context.Context, t *asynq.Task) error {
 	if w.deps.Deliverer == nil {
 		return errNoDelivery
 	}
+	if err := w.acquire(ctx); err != nil {
+		return err
+	}
+	defer w.release()
 	return w.deps.Deliverer.Deliver(ctx, p.MessageID)
 }
 
@@ -179,21 +189,39 @@ func (w *Worker) reconcileLoop(ctx context.Context) {
 // ReconcileOnce enqueues the send task of every message that is still
 // queued or scheduled past the grace period (a crash between commit and
 // enqueue, or a lost Redis), and purges expired idempotency keys. Enqueue
-// is idempotent (task id = message id), so a message that has its task
-// is left alone.
+// is idempotent (task id = message id, or the batch's task id for a
+// message accepted in a batch), so a message that has its task is left
+// alone.
 func (w *Worker) ReconcileOnce(ctx context.Context) error {
 	now := w.cfg.Now()
 	refs, err := w.deps.Store.MessagesAwaitingTask(ctx, now.Add(-w.cfg.ReconcileGrace), w.cfg.ReconcileBatch)
 	if err != nil {
 		return fmt.Errorf("list messages awaiting a task: %w", err)
 	}
+	var batches []string
+	members := map[string][]string{}
 	for _, r := range refs {
+		if r.BatchID != "" && r.SendAt == nil {
+			if members[r.BatchID] == nil {
+				batches = append(batches, r.BatchID)
+			}
+			members[r.BatchID] = append(members[r.BatchID], r.ID)
+			continue
+		}
 		var at time.Time
 		if r.SendAt != nil {
 			at = *r.SendAt
 		}
 		if err := w.deps.Queue.EnqueueSend(ctx, r.ID, at); err != nil {
 			return fmt.Errorf("re-enqueue: %w", err)
+		}
+	}
+	// A message of a batch gets its batch's task again, never one of its
+	// own here: while the batch task exists this does nothing, and a
+	// batch task that finished has handed over whatever it did not send.
+	for _, b := range batches {
+		if err := w.deps.Queue.EnqueueSendBatch(ctx, b, members[b]); err != nil {
+			return fmt.Errorf("re-enqueue batch: %w", err)
 		}
 	}
 	if _, err := w.deps.Store.PurgeIdempotencyKeys(ctx, now.Add(-w.cfg.IdempotencyTTL)); err != nil {

@@ -1,0 +1,153 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"github.com/hibiken/asynq"
+
+	"github.com/mailgate/mailgate/internal/smtptest"
+	"github.com/mailgate/mailgate/internal/testsvc"
+	"github.com/mailgate/mailgate/queue"
+	"github.com/mailgate/mailgate/store"
+)
+
+// TestBatchTaskFirstAttemptsAndHandsOver: a batch send task sends what it
+// can at the first attempt and hands every other message to a task of its
+// own: a deferred one with its retry delay and one failed attempt carried
+// over, one found attempted before (a batch run killed mid-send) at once
+// and without sending it; a message that no longer exists is dropped. Run
+// again (asynq retrying it, or the reconciler recreating it), it sends
+// nothing twice and creates no second task. The handed-over task then
+// finishes the interrupted message, flagged possibly_duplicated.
+func TestBatchTaskFirstAttemptsAndHandsOver(t *testing.T) {
+	for dialect, url := range testsvc.DatabaseURLs(t) {
+		t.Run(dialect, func(t *testing.T) {
+			ctx := context.Background()
+			r := newRig(t, url, nil, fastTimeouts())
+			tries := map[string]int{}
+			r.sink.SetDecide(func(_, to string, _ []byte) smtptest.Action {
+				tries[to]++
+				if to == "later@example.net" {
+					return reply(451, smtp.EnhancedCode{4, 3, 0}, "temporary")
+				}
+				return smtptest.Action{}
+			})
+			sent := r.accept([]string{"ann@example.org"}, nil, nil)
+			deferred := r.accept([]string{"later@example.net"}, nil, nil)
+			interrupted := r.accept([]string{"carl@example.org"}, nil, nil)
+			if _, _, err := r.st.StartDelivery(ctx, interrupted); err != nil { // a run killed mid-send
+				t.Fatal(err)
+			}
+			missing := "01900000-0000-7000-8000-999999999999"
+			q := queue.New(queue.Config{}, r.rdb)
+			w := New(Config{Concurrency: 2}, Deps{Store: r.st, Queue: q, Redis: r.rdb, Deliverer: r.d})
+			payload, _ := json.Marshal(queue.SendBatchPayload{MessageIDs: []string{sent, deferred, interrupted, missing}})
+			task := asynq.NewTask(queue.TypeSendBatch, payload)
+			in := asynq.NewInspectorFromRedisClient(r.rdb)
+
+			began := time.Now()
+			if err := w.handleSendBatch(ctx, task); err != nil {
+				t.Fatalf("batch task: %v", err)
+			}
+			if tries["ann@example.org"] != 1 || tries["later@example.net"] != 1 || tries["carl@example.org"] != 0 {
+				t.Fatalf("sink tries %v, want ann and later once, carl never", tries)
+			}
+			if st := r.message(sent).Status; st != store.StatusSent {
+				t.Errorf("sent message is %s", st)
+			}
+			if st := r.message(deferred).Status; st != store.StatusDeferred {
+				t.Errorf("deferred message is %s", st)
+			}
+			info := handedOver(t, in, deferred, 1)
+			if d := info.NextProcessAt.Sub(began); d < time.Minute-2*time.Second || d > time.Minute+2*time.Second {
+				t.Errorf("deferred message's task runs %v after the batch, want the first retry delay (1m)", d)
+			}
+			if info := handedOver(t, in, interrupted, 0); info.State != asynq.TaskStatePending {
+				t.Errorf("interrupted message's task is %v, want pending (now)", info.State)
+			}
+			for _, id := range []string{sent, missing} {
+				if _, err := in.GetTaskInfo(queue.QueueSend, id); err == nil {
+					t.Errorf("message %s got a task of its own", id)
+				}
+			}
+
+			if err := w.handleSendBatch(ctx, task); err != nil {
+				t.Fatalf("batch task run again: %v", err)
+			}
+			if tries["ann@example.org"] != 1 || tries["later@example.net"] != 1 || tries["carl@example.org"] != 0 {
+				t.Fatalf("sink tries %v after the second run, want no new attempt", tries)
+			}
+			qi, err := in.GetQueueInfo(queue.QueueSend)
+			if err != nil || qi.Size != 2 {
+				t.Fatalf("queue size %v (%v), want the two handed-over tasks", qi, err)
+			}
+
+			single, _ := json.Marshal(queue.SendPayload{MessageID: interrupted})
+			if err := w.handleSend(ctx, asynq.NewTask(queue.TypeSend, single)); err != nil {
+				t.Fatalf("handed-over task: %v", err)
+			}
+			if m := r.message(interrupted); m.Status != store.StatusSent || !m.PossiblyDuplicated || tries["carl@example.org"] != 1 {
+				t.Errorf("interrupted message %s flagged %v, sent %d times; want sent once, flagged",
+					m.Status, m.PossiblyDuplicated, tries["carl@example.org"])
+			}
+		})
+	}
+}
+
+// handedOver fails unless message id has a send task of its own carrying
+// retried failed attempts.
+func handedOver(t *testing.T, in *asynq.Inspector, id string, retried int) *asynq.TaskInfo {
+	t.Helper()
+	info, err := in.GetTaskInfo(queue.QueueSend, id)
+	if err != nil {
+		t.Fatalf("message %s was not handed over: %v", id, err)
+	}
+	p, err := queue.ParseSendPayload(info.Payload)
+	if err != nil || p.MessageID != id || p.Retried != retried || info.Type != queue.TypeSend {
+		t.Fatalf("task %s payload %s (%v), want message %s with retried %d", info.Type, info.Payload, err, id, retried)
+	}
+	return info
+}
+
+// TestBatchTaskStartFailureRetriesTheBatch: when a message's start fails
+// (the database refuses it), nothing was written, so the message is not
+// handed over: the batch task fails and runs again.
+func TestBatchTaskStartFailureRetriesTheBatch(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t, testsvc.SQLiteURL(t), nil, fastTimeouts())
+	id := r.accept([]string{"ann@example.org"}, nil, nil)
+	q := queue.New(queue.Config{}, r.rdb)
+	w := New(Config{}, Deps{Store: r.st, Queue: q, Redis: r.rdb, Deliverer: r.d})
+	if err := r.st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	payload, _ := json.Marshal(queue.SendBatchPayload{MessageIDs: []string{id}})
+	err := w.handleSendBatch(ctx, asynq.NewTask(queue.TypeSendBatch, payload))
+	var ns *notStarted
+	if err == nil || !errors.As(err, &ns) {
+		t.Fatalf("batch task = %v, want the start's failure", err)
+	}
+	if _, err := asynq.NewInspectorFromRedisClient(r.rdb).GetTaskInfo(queue.QueueSend, id); err == nil {
+		t.Fatal("a message that was never started was handed over")
+	}
+}
+
+// TestRetryDelayGoesOnFromTheBatch: a task handed over after one failed
+// attempt waits as the message's own task would after two.
+func TestRetryDelayGoesOnFromTheBatch(t *testing.T) {
+	d := NewDeliverer(DeliveryConfig{}, DeliveryDeps{})
+	for _, tt := range []struct {
+		retried, n int
+		want       time.Duration
+	}{{0, 0, time.Minute}, {1, 0, 2 * time.Minute}, {1, 2, 8 * time.Minute}, {3, 10, time.Hour}} {
+		p, _ := json.Marshal(queue.SendPayload{MessageID: "m", Retried: tt.retried})
+		if got := d.RetryDelay(tt.n, errDeferred, asynq.NewTask(queue.TypeSend, p)); got != tt.want {
+			t.Errorf("retried %d, n %d: delay %v, want %v", tt.retried, tt.n, got, tt.want)
+		}
+	}
+}
