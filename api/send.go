@@ -205,9 +205,9 @@ func (s *Server) prepare(key store.APIKey, req *MessageRequest, vm *ValidMessage
 
 // prepareID is prepare for the message ID id.
 func (s *Server) prepareID(key store.APIKey, req *MessageRequest, vm *ValidMessage, id string, suppressed map[string]bool) (accepted, error) {
-	payload, err := json.Marshal(req)
+	payload, err := encodePayload(req)
 	if err != nil {
-		return accepted{}, fmt.Errorf("encode payload: %w", err)
+		return accepted{}, err
 	}
 	now := s.cfg.Now()
 	msg := store.NewMessage{
@@ -226,6 +226,18 @@ func (s *Server) prepareID(key store.APIKey, req *MessageRequest, vm *ValidMessa
 	}
 	view.Status = store.SummarizeStatus(statuses)
 	return accepted{msg: msg, view: view}, nil
+}
+
+// encodePayload is the stored form of req (store.EncodePayload): its JSON
+// without the bodies, which are kept as they are.
+func encodePayload(req *MessageRequest) ([]byte, error) {
+	head := *req
+	head.Text, head.HTML = "", ""
+	b, err := json.Marshal(&head)
+	if err != nil {
+		return nil, fmt.Errorf("encode payload: %w", err)
+	}
+	return store.EncodePayload(b, req.Text, req.HTML), nil
 }
 
 func initialStatus(vm *ValidMessage, suppressed bool) string {

@@ -69,7 +69,24 @@ func (d *Deliverer) render(ctx context.Context, dl store.Delivery) ([]byte, erro
 // three times faster than encoding/json on a 10 KB body, is strict in
 // those three ways and refuses unknown members too; what it accepts,
 // encoding/json reads the same. Anything else is read by encoding/json.
+//
+// The bodies of a payload in store.EncodePayload's frame are stored apart
+// from that JSON, as they are.
 func decodePayload(b []byte) (payload, error) {
+	head, text, html, framed, err := store.DecodePayload(b)
+	if err != nil {
+		return payload{}, err
+	}
+	p, err := decodePayloadJSON(head)
+	if err != nil || !framed {
+		return p, err
+	}
+	p.Text, p.HTML = text, html
+	return p, nil
+}
+
+// decodePayloadJSON is decodePayload's JSON part.
+func decodePayloadJSON(b []byte) (payload, error) {
 	var p payload
 	if decodePayloadExact(b, &p) == nil {
 		return p, nil

@@ -7,6 +7,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/mailgate/mailgate/api"
+	"github.com/mailgate/mailgate/store"
 )
 
 // TestDecodePayloadAgreesWithEncodingJSON: the fast path and its fallback
@@ -60,5 +61,41 @@ func TestPayloadFastPathKnowsEveryMember(t *testing.T) {
 	var p payload
 	if err := decodePayloadExact(b, &p); err != nil {
 		t.Fatalf("the fast path refused the API's payload %s: %v", b, err)
+	}
+}
+
+// TestDecodePayloadFramed: a payload in store.EncodePayload's frame (the
+// bodies apart from the JSON, as the API stores it) reads the same as the
+// whole request in JSON, bodies with quotes, newlines and non-ASCII kept
+// byte for byte; a damaged frame is an error, not an empty message.
+func TestDecodePayloadFramed(t *testing.T) {
+	req := api.MessageRequest{From: "A <a@shop.example>", To: []string{"b@example.org"}, Subject: "Hi",
+		Text: "line \"1\"\r\nline\n\tcafé \\ end", HTML: "<p class=\"x\">été</p>\n",
+		Headers: map[string]string{"X-A": "1"}, Tags: []string{"t"},
+		Attachments: []api.AttachmentRequest{{Filename: "a.txt", ContentType: "text/plain", Content: "aGk="}}}
+	whole, err := json.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := decodePayload(whole)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := req
+	head.Text, head.HTML = "", ""
+	hb, err := json.Marshal(head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	framed := store.EncodePayload(hb, req.Text, req.HTML)
+	got, err := decodePayload(framed)
+	if err != nil {
+		t.Fatalf("decodePayload: %v", err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("framed payload differs (-whole +framed):\n%s", diff)
+	}
+	if _, err := decodePayload(framed[:len(framed)-3]); err == nil {
+		t.Error("decodePayload accepted a cut frame")
 	}
 }
