@@ -9,7 +9,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/mailgate/mailgate/queue"
 	"github.com/mailgate/mailgate/store"
 )
 
@@ -102,7 +101,7 @@ func assignBatch(accs []accepted) (string, []string) {
 	if len(ids) < 2 {
 		return "", nil
 	}
-	batchID := queue.BatchTaskID(ids[0])
+	batchID := store.BatchID(ids[0])
 	for i := range accs {
 		if sendsNow(accs[i]) {
 			accs[i].msg.BatchID = batchID
@@ -116,24 +115,29 @@ func sendsNow(a accepted) bool {
 	return a.view.Status == store.StatusQueued && a.msg.SendAt == nil
 }
 
-// afterBatchCommit enqueues the batch's task and the tasks of its other
-// messages, and counts them. A failed enqueue is logged and left to the
-// reconciler (which enqueues the batch's task again, not one per message).
+// afterBatchCommit counts the messages, enqueues the tasks of those
+// outside the batch, then the batch's task. A failed enqueue is logged and
+// left to the reconciler (which enqueues the batch's task again, not one
+// per message).
 func (s *Server) afterBatchCommit(ctx context.Context, accs []accepted, batchID string, batched []string) {
 	for _, a := range accs {
-		if a.msg.BatchID == "" {
-			s.afterCommit(ctx, a)
-			continue
-		}
-		s.metrics.accepted.WithLabelValues(s.projectName(ctx, a.msg.ProjectID), a.msg.FromDomain).Inc()
+		s.afterCommit(ctx, a) // a message of the batch: counted only
 	}
-	if batchID == "" {
+	s.enqueueBatch(ctx, batchID, batched)
+}
+
+// enqueueBatch enqueues the task of batch batchID when ids (its messages)
+// is not empty: for concurrent POST /v1/messages committed together, only
+// the first message's request has them. A failed enqueue is logged and
+// left to the reconciler.
+func (s *Server) enqueueBatch(ctx context.Context, batchID string, ids []string) {
+	if batchID == "" || len(ids) == 0 {
 		return
 	}
-	if err := s.deps.Queue.EnqueueSendBatch(ctx, batchID, batched); err != nil {
-		s.metrics.enqueueFailures.Add(float64(len(batched)))
+	if err := s.deps.Queue.EnqueueSendBatch(ctx, batchID, ids); err != nil {
+		s.metrics.enqueueFailures.Add(float64(len(ids)))
 		s.deps.Log.Warn("enqueue of a batch after commit failed; the reconciler will retry",
-			"batch_id", batchID, "messages", len(batched), "err", err)
+			"batch_id", batchID, "messages", len(ids), "err", err)
 	}
 }
 

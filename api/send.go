@@ -23,6 +23,10 @@ const idempotencyHeader = "Idempotency-Key"
 type accepted struct {
 	msg  store.NewMessage
 	view acceptedView
+	// batch, set for the first message of a group committed together
+	// (store.CommitResult.Batch), lists the messages of its batch, whose
+	// task this request enqueues.
+	batch []string
 }
 
 // sendMessage is POST /v1/messages: validate, claim the idempotency key,
@@ -68,11 +72,12 @@ func (s *Server) commitOne(ctx context.Context, key store.APIKey, req *MessageRe
 	if err != nil {
 		return accepted{}, nil, err
 	}
-	err = s.deps.Store.CommitMessage(ctx, acc.msg, claim.result(http.StatusAccepted, out))
+	res, err := s.deps.Store.CommitMessage(ctx, acc.msg, claim.result(http.StatusAccepted, out))
 	if !errors.Is(err, store.ErrSuppressedRecipient) {
 		if err != nil {
 			return accepted{}, nil, fmt.Errorf("commit message: %w", err)
 		}
+		acc.msg.BatchID, acc.batch = res.BatchID, res.Batch
 		return acc, out, nil
 	}
 	suppressed, err := s.deps.Store.SuppressedAmong(ctx, key.ProjectID, recipientEmails(vm))
@@ -255,6 +260,10 @@ func initialStatus(vm *ValidMessage, suppressed bool) string {
 func (s *Server) afterCommit(ctx context.Context, acc accepted) {
 	s.metrics.accepted.WithLabelValues(s.projectName(ctx, acc.msg.ProjectID), acc.msg.FromDomain).Inc()
 	if acc.view.Status != store.StatusQueued && acc.view.Status != store.StatusScheduled {
+		return
+	}
+	if acc.msg.BatchID != "" {
+		s.enqueueBatch(ctx, acc.msg.BatchID, acc.batch)
 		return
 	}
 	var at time.Time // zero: process now, whatever the clocks of Redis and this host say

@@ -502,7 +502,7 @@ func TestSendBatchLostEnqueueHealedByReconciler(t *testing.T) {
 				t.Fatalf("reconcile: %v", err)
 			}
 		}
-		wantBatchTask(t, e, queue.BatchTaskID(b.Results[0].ID), b.Results[0].ID, b.Results[2].ID)
+		wantBatchTask(t, e, store.BatchID(b.Results[0].ID), b.Results[0].ID, b.Results[2].ID)
 		if info := wantTask(t, e, b.Results[1].ID, asynq.TaskStateScheduled); !info.NextProcessAt.Equal(at) {
 			t.Errorf("scheduled task runs at %v, want %v", info.NextProcessAt, at)
 		}
@@ -577,7 +577,7 @@ func TestSendBatch(t *testing.T) {
 			e.getMessage(t, e.sender, res.ID)
 		}
 		// The accepted messages share one batch task, named after the first.
-		wantBatchTask(t, e, queue.BatchTaskID(b.Results[0].ID), b.Results[0].ID, b.Results[2].ID)
+		wantBatchTask(t, e, store.BatchID(b.Results[0].ID), b.Results[0].ID, b.Results[2].ID)
 		bad := b.Results[1]
 		if bad.Index != 1 || bad.ID != "" || bad.Error == nil {
 			t.Fatalf("results[1] = %+v, want an error", bad)

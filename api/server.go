@@ -97,7 +97,7 @@ func (c Config) withDefaults() Config {
 type Enqueuer interface {
 	EnqueueSend(ctx context.Context, messageID string, processAt time.Time) error
 	// EnqueueSendBatch schedules one task for the first attempt at every
-	// message of a batch request (queue.BatchTaskID names it).
+	// message of a batch request (store.BatchID names it).
 	EnqueueSendBatch(ctx context.Context, batchID string, messageIDs []string) error
 	CancelSend(messageID string) error
 }

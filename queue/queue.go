@@ -49,10 +49,6 @@ type SendBatchPayload struct {
 	MessageIDs []string `json:"message_ids"`
 }
 
-// BatchTaskID is the task id of the batch send task whose first message is
-// firstMessageID. It never equals a message id, so a batch's task and a
-// message's own task never collide.
-func BatchTaskID(firstMessageID string) string { return "batch:" + firstMessageID }
 
 // Config configures a Client.
 type Config struct {
@@ -115,8 +111,9 @@ func (c *Client) EnqueueSendRetried(ctx context.Context, messageID string, proce
 	return c.enqueue(ctx, asynq.NewTask(TypeSend, payload), messageID, processAt)
 }
 
-// EnqueueSendBatch schedules the batch send task batchID (BatchTaskID of
-// its first message) for messageIDs, to run now. Like EnqueueSend it is
+// EnqueueSendBatch schedules the send task of a batch of messages, to run
+// now; its task id is batchID (the messages' store batch id, which never
+// equals a message id). Like EnqueueSend it is
 // idempotent: while the task exists, enqueueing it again does nothing.
 func (c *Client) EnqueueSendBatch(ctx context.Context, batchID string, messageIDs []string) error {
 	payload, err := json.Marshal(SendBatchPayload{MessageIDs: messageIDs})

@@ -92,7 +92,7 @@ func TestEnqueueSendBatch(t *testing.T) {
 	}
 	c := New(Config{}, rdb)
 	in := asynq.NewInspectorFromRedisClient(rdb)
-	id := BatchTaskID("m1")
+	id := "batch:m1"
 	for i := 0; i < 2; i++ {
 		if err := c.EnqueueSendBatch(ctx, id, []string{"m1", "m2"}); err != nil {
 			t.Fatalf("enqueue %d: %v", i, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -36,13 +37,17 @@ func TestGroupWrite(t *testing.T) {
 		}
 		group := make([]*commitRequest, len(reqs))
 		for i, r := range reqs {
-			group[i] = &commitRequest{msg: r.msg, idem: r.idem, done: make(chan error, 1)}
+			group[i] = &commitRequest{msg: r.msg, idem: r.idem, done: make(chan commitDone, 1)}
 		}
 		s.writeCommits(ctx, group)
 		for i, r := range reqs {
 			t.Run(r.msg.ID, func(t *testing.T) {
-				if err := <-group[i].done; !errors.Is(err, r.wantErr) {
-					t.Fatalf("commit = %v, want %v", err, r.wantErr)
+				d := <-group[i].done
+				if !errors.Is(d.err, r.wantErr) {
+					t.Fatalf("commit = %v, want %v", d.err, r.wantErr)
+				}
+				if d.res.BatchID != "" || d.res.Batch != nil {
+					t.Errorf("committed on its own after the group failed, yet in batch %+v", d.res)
 				}
 				_, getErr := s.GetMessage(ctx, DefaultProjectID, r.msg.ID)
 				if written := getErr == nil; written != (r.wantErr == nil) {
@@ -63,12 +68,15 @@ func TestGroupWrite(t *testing.T) {
 // TestCommitMessageConcurrent commits many messages from concurrent
 // callers, each finishing its own idempotency key: every one is committed
 // once with its recipients and events, and every key is finished with its
-// own response, however the calls were grouped.
+// own response, however the calls were grouped. The messages of a group
+// share one batch: each batch's ids go to exactly one caller and are
+// exactly the messages stored with that batch id.
 func TestCommitMessageConcurrent(t *testing.T) {
 	engines(t, func(t *testing.T, s *Store, clk *clock) {
 		ctx := context.Background()
 		const n = 120
 		errs := make([]error, n)
+		results := make([]CommitResult, n)
 		var wg sync.WaitGroup
 		for i := range n {
 			key := fmt.Sprintf("key-%03d", i)
@@ -77,7 +85,7 @@ func TestCommitMessageConcurrent(t *testing.T) {
 			}
 			wg.Go(func() {
 				msg := newMsg(fmt.Sprintf("m-%03d", i), clk.Now(), "a@example.org", fmt.Sprintf("r%d@example.net", i))
-				errs[i] = s.CommitMessage(ctx, msg, &IdempotencyResult{KeyID: "k1", Key: key, ResponseCode: 202,
+				results[i], errs[i] = s.CommitMessage(ctx, msg, &IdempotencyResult{KeyID: "k1", Key: key, ResponseCode: 202,
 					ResponseBody: []byte(msg.ID)})
 			})
 		}
@@ -103,5 +111,49 @@ func TestCommitMessageConcurrent(t *testing.T) {
 				t.Errorf("%s: %d events (%v), want 2 message.queued", id, len(events), err)
 			}
 		}
+		checkBatches(t, s, results, clk.Now().Add(time.Minute))
 	})
+}
+
+// checkBatches: every batch of results is listed by exactly one result
+// (its first message), with exactly the messages stored with its id.
+func checkBatches(t *testing.T, s *Store, results []CommitResult, before time.Time) {
+	t.Helper()
+	refs, err := s.MessagesAwaitingTask(context.Background(), before, 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := map[string][]string{}
+	for _, r := range refs {
+		if r.BatchID != "" {
+			stored[r.BatchID] = append(stored[r.BatchID], r.ID)
+		}
+	}
+	listed := map[string][]string{}
+	members := 0
+	for _, r := range results {
+		if r.BatchID != "" {
+			members++
+		}
+		if r.Batch != nil {
+			if listed[r.BatchID] != nil || r.BatchID != BatchID(r.Batch[0]) {
+				t.Errorf("batch %s listed twice or misnamed (first %s)", r.BatchID, r.Batch[0])
+			}
+			listed[r.BatchID] = r.Batch
+		}
+	}
+	n := 0
+	for id, ids := range stored {
+		n += len(ids)
+		got := slices.Clone(listed[id])
+		slices.Sort(got)
+		slices.Sort(ids)
+		if !slices.Equal(got, ids) {
+			t.Errorf("batch %s: stored %v, listed %v", id, ids, listed[id])
+		}
+	}
+	if n != members || len(listed) != len(stored) {
+		t.Errorf("%d messages in %d stored batches, %d results in a batch, %d listed", n, len(stored), members, len(listed))
+	}
+	t.Logf("%d of %d messages in %d batches", members, len(results), len(listed))
 }

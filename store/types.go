@@ -91,9 +91,9 @@ type NewMessage struct {
 	Metadata   map[string]string
 	// SendAt is set for scheduled messages.
 	SendAt *time.Time
-	// BatchID, when set, is the asynq task id of the batch send task that
-	// will send this message (queue.Client.EnqueueSendBatch); empty for a
-	// message with a send task of its own.
+	// BatchID, when set, names the batch send task that will make the
+	// first attempt at this message (BatchID); empty for a message with a
+	// send task of its own.
 	BatchID string
 	// Payload is the normalised request JSON, used later to build the MIME
 	// message. It never leaves the store through the API.
@@ -226,3 +226,8 @@ type QueuedRef struct {
 	// empty when the message has a task of its own.
 	BatchID string
 }
+
+// BatchID is the id of a batch of messages sent by one batch send task
+// (also that task's id), named after the batch's first message. It never
+// equals a message id.
+func BatchID(firstMessageID string) string { return "batch:" + firstMessageID }
