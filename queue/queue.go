@@ -49,7 +49,6 @@ type SendBatchPayload struct {
 	MessageIDs []string `json:"message_ids"`
 }
 
-
 // Config configures a Client.
 type Config struct {
 	// MaxRetry is the asynq retry budget of a send task. The send handler
