@@ -45,17 +45,33 @@ func (w *Worker) handleSendBatch(ctx context.Context, t *asynq.Task) error {
 		}
 		wg.Go(func() {
 			defer w.release()
-			errs[i] = w.sendFirst(ctx, id)
+			errs[i] = w.sendFirstRecovered(ctx, id)
 		})
 	}
 	wg.Wait()
 	return errors.Join(errs...)
 }
 
+// sendFirstRecovered is sendFirst with a panic turned into an error, as
+// asynq does for a handler's own goroutine: one message's panic must not
+// take the worker, and its other sends, down. The batch task then fails
+// and runs again; the message, if started, is handed over.
+func (w *Worker) sendFirstRecovered(ctx context.Context, id string) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("send %s: panic: %v", id, p)
+		}
+	}()
+	return w.sendFirst(ctx, id)
+}
+
 // sendFirst makes the first attempt at one message of a batch and hands
 // over what it could not finish. Its error means the message is neither
 // done nor handed over.
 func (w *Worker) sendFirst(ctx context.Context, id string) error {
+	if err := ctx.Err(); err != nil { // stopping: leave it untouched for the rerun
+		return err
+	}
 	err := w.deps.Deliverer.DeliverFirst(ctx, id)
 	var held *heldBack
 	var ns *notStarted

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -149,5 +150,17 @@ func TestRetryDelayGoesOnFromTheBatch(t *testing.T) {
 		if got := d.RetryDelay(tt.n, errDeferred, asynq.NewTask(queue.TypeSend, p)); got != tt.want {
 			t.Errorf("retried %d, n %d: delay %v, want %v", tt.retried, tt.n, got, tt.want)
 		}
+	}
+}
+
+// TestBatchTaskRecoversAPanic: a panic while sending one message of a
+// batch (here a deliverer without a store) fails the batch task instead
+// of crashing the worker process.
+func TestBatchTaskRecoversAPanic(t *testing.T) {
+	w := New(Config{}, Deps{Deliverer: NewDeliverer(DeliveryConfig{}, DeliveryDeps{})})
+	payload, _ := json.Marshal(queue.SendBatchPayload{MessageIDs: []string{"m1", "m2"}})
+	err := w.handleSendBatch(context.Background(), asynq.NewTask(queue.TypeSendBatch, payload))
+	if err == nil || !strings.Contains(err.Error(), "panic") {
+		t.Fatalf("batch task = %v, want the panic as its error", err)
 	}
 }
