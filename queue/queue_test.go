@@ -13,16 +13,7 @@ import (
 
 func TestEnqueueSendIsIdempotentAndCancellable(t *testing.T) {
 	ctx := context.Background()
-	rdb, err := OpenRedis(testsvc.RedisURLDB(t, 8))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rdb.Close()
-	if err := rdb.FlushDB(ctx).Err(); err != nil {
-		testsvc.Missing(t, "redis", err)
-	}
-	c := New(Config{}, rdb)
-	in := asynq.NewInspectorFromRedisClient(rdb)
+	c, in := newTestClient(t)
 	for i := 0; i < 2; i++ {
 		if err := c.EnqueueSend(ctx, "m1", time.Time{}); err != nil {
 			t.Fatalf("enqueue %d: %v", i, err)
@@ -82,16 +73,7 @@ func TestOpenRedisHidesPassword(t *testing.T) {
 // carries the ids in order, and never shares its id with a message's task.
 func TestEnqueueSendBatch(t *testing.T) {
 	ctx := context.Background()
-	rdb, err := OpenRedis(testsvc.RedisURLDB(t, 8))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rdb.Close()
-	if err := rdb.FlushDB(ctx).Err(); err != nil {
-		testsvc.Missing(t, "redis", err)
-	}
-	c := New(Config{}, rdb)
-	in := asynq.NewInspectorFromRedisClient(rdb)
+	c, in := newTestClient(t)
 	id := "batch:m1"
 	for i := 0; i < 2; i++ {
 		if err := c.EnqueueSendBatch(ctx, id, []string{"m1", "m2"}); err != nil {
@@ -125,4 +107,19 @@ func TestEnqueueSendBatch(t *testing.T) {
 			t.Errorf("ParseSendBatchPayload(%q) accepted", b)
 		}
 	}
+}
+
+// newTestClient is a Client and an Inspector on an empty test Redis
+// database.
+func newTestClient(t *testing.T) (*Client, *asynq.Inspector) {
+	t.Helper()
+	rdb, err := OpenRedis(testsvc.RedisURLDB(t, 8))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rdb.Close() })
+	if err := rdb.FlushDB(context.Background()).Err(); err != nil {
+		testsvc.Missing(t, "redis", err)
+	}
+	return New(Config{}, rdb), asynq.NewInspectorFromRedisClient(rdb)
 }
