@@ -75,7 +75,7 @@ type testServer struct {
 	opts    serverOptions
 	release chan struct{} // closed when the test ends: stalls return
 	stalls  chan string   // a stage name each time a stall begins
-	closed  chan struct{} // a value each time a connection is closed
+	closed  chan struct{} // a value (never blocking) when closedN grows
 
 	mu       sync.Mutex
 	fault    fault
@@ -85,6 +85,7 @@ type testServer struct {
 	authOK   int
 	received []received
 	held     []net.Conn
+	closedN  int // connections closed
 }
 
 func newTestServer(t testing.TB, opts serverOptions) *testServer {
@@ -94,7 +95,7 @@ func newTestServer(t testing.TB, opts serverOptions) *testServer {
 		t.Fatalf("listen: %v", err)
 	}
 	s := &testServer{opts: opts, release: make(chan struct{}), stalls: make(chan string, 100),
-		closed: make(chan struct{}, 100)}
+		closed: make(chan struct{}, 1)}
 	addr := ln.Addr().(*net.TCPAddr)
 	s.host, s.port = addr.IP.String(), addr.Port
 	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
@@ -118,10 +119,11 @@ func newTestServer(t testing.TB, opts serverOptions) *testServer {
 		srv.Close()
 		<-done
 		s.mu.Lock()
-		for _, c := range s.held {
+		held := s.held
+		s.mu.Unlock()
+		for _, c := range held { // not under mu: Close takes it
 			c.Close()
 		}
-		s.mu.Unlock()
 	})
 	return s
 }
@@ -155,10 +157,17 @@ func (s *testServer) stall(stage string) {
 // connections.
 func (s *testServer) waitClosed(t *testing.T, n int) {
 	t.Helper()
-	for range n {
+	timeout := time.After(10 * time.Second)
+	for {
+		s.mu.Lock()
+		done := s.closedN >= n
+		s.mu.Unlock()
+		if done {
+			return
+		}
 		select {
 		case <-s.closed:
-		case <-time.After(10 * time.Second):
+		case <-timeout:
 			t.Fatal("the server never closed the connection")
 		}
 	}
@@ -207,7 +216,7 @@ func (l *countingListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		c = &closeSignal{Conn: c, closed: l.s.closed}
+		c = &closeSignal{Conn: c, s: l.s}
 		l.s.mu.Lock()
 		l.s.conns++
 		l.s.open = append(l.s.open, c)
@@ -223,16 +232,25 @@ func (l *countingListener) Accept() (net.Conn, error) {
 	}
 }
 
-// closeSignal reports the first Close of a server connection.
+// closeSignal counts the first Close of a server connection and wakes a
+// waitClosed. It never blocks: a benchmark closes thousands.
 type closeSignal struct {
 	net.Conn
-	closed chan<- struct{}
-	once   sync.Once
+	s    *testServer
+	once sync.Once
 }
 
 func (c *closeSignal) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(func() { c.closed <- struct{}{} })
+	c.once.Do(func() {
+		c.s.mu.Lock()
+		c.s.closedN++
+		c.s.mu.Unlock()
+		select {
+		case c.s.closed <- struct{}{}:
+		default:
+		}
+	})
 	return err
 }
 

@@ -249,7 +249,7 @@ func (s *Store) MessagesAwaitingTask(ctx context.Context, createdBefore time.Tim
 	if limit <= 0 {
 		limit = DefaultPageLimit
 	}
-	rows, err := s.rdb.QueryContext(ctx, `SELECT id, send_at, batch_id FROM messages
+	rows, err := s.rdb.QueryContext(ctx, `SELECT id, send_at, batch_id, attempts FROM messages
 		WHERE status IN ($1, $2) AND created_at < $3 ORDER BY created_at, id LIMIT $4`,
 		StatusQueued, StatusScheduled, micros(createdBefore), limit)
 	if err != nil {
@@ -261,10 +261,12 @@ func (s *Store) MessagesAwaitingTask(ctx context.Context, createdBefore time.Tim
 		var ref QueuedRef
 		var sendAt sql.NullInt64
 		var batchID sql.NullString
-		if err := rows.Scan(&ref.ID, &sendAt, &batchID); err != nil {
+		var attempts int64
+		if err := rows.Scan(&ref.ID, &sendAt, &batchID, &attempts); err != nil {
 			return nil, fmt.Errorf("messages awaiting task: %w", err)
 		}
 		ref.SendAt, ref.BatchID = timePtr(sendAt), batchID.String
+		ref.Attempted = attempts > 0
 		out = append(out, ref)
 	}
 	if err := rows.Err(); err != nil {

@@ -225,6 +225,9 @@ type QueuedRef struct {
 	// BatchID is the send task of the batch the message was accepted in,
 	// empty when the message has a task of its own.
 	BatchID string
+	// Attempted: a delivery of the message was started before. A batched
+	// message started once belongs to its own send task from then on.
+	Attempted bool
 }
 
 // BatchID is the id of a batch of messages sent by one batch send task

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"testing"
 	"time"
 
@@ -102,5 +103,87 @@ func newMessage(id string, now time.Time, sendAt *time.Time, status string) stor
 		FromDomain: "shop.example", Subject: "s", SendAt: sendAt, Payload: []byte(`{}`),
 		Recipients: []store.NewRecipient{{Email: "b@example.org", Kind: store.KindTo, Status: status}},
 		CreatedAt:  now,
+	}
+}
+
+// TestReconcileBatchedMessages: a batched message never started gets its
+// batch's task again (one task for the batch), while one started before
+// and released (held back by a rate limit after its start) gets its own
+// send task: a batch task would only find it attempted.
+func TestReconcileBatchedMessages(t *testing.T) {
+	for dialect, url := range testsvc.DatabaseURLs(t) {
+		t.Run(dialect, func(t *testing.T) {
+			ctx := context.Background()
+			rdb, err := queue.OpenRedis(testsvc.RedisURLDB(t, 11))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rdb.Close()
+			if err := rdb.FlushDB(ctx).Err(); err != nil {
+				testsvc.Missing(t, "redis", err)
+			}
+			st, err := store.Open(ctx, store.Config{URL: url})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			if err := st.MigrateUp(ctx); err != nil {
+				t.Fatal(err)
+			}
+			now := time.Now().UTC().Truncate(time.Second)
+			msgs := []store.NewMessage{
+				newMessage("01900000-0000-7000-8000-000000000011", now, nil, store.StatusQueued),
+				newMessage("01900000-0000-7000-8000-000000000012", now, nil, store.StatusQueued),
+				newMessage("01900000-0000-7000-8000-000000000013", now, nil, store.StatusQueued),
+			}
+			batch := store.BatchID(msgs[0].ID)
+			for i := range msgs {
+				msgs[i].BatchID = batch
+			}
+			if err := st.CreateMessages(ctx, msgs, nil); err != nil {
+				t.Fatal(err)
+			}
+			// The third was started by its batch task, then released
+			// (a rate limit held it back): queued again, attempted.
+			dl, start, err := st.StartFirstDelivery(ctx, msgs[2].ID)
+			if err != nil || len(start.Send) != 1 {
+				t.Fatalf("start: %v, %+v", err, start)
+			}
+			rel := []store.Outcome{{Position: start.Send[0].Position, Email: start.Send[0].Email, Status: store.StatusQueued}}
+			if err := st.RecordOutcomes(ctx, dl.ProjectID, dl.ID, rel); err != nil {
+				t.Fatal(err)
+			}
+
+			q := queue.New(queue.Config{}, rdb)
+			w := New(Config{Now: func() time.Time { return now.Add(2 * time.Minute) }},
+				Deps{Store: st, Queue: q, Redis: rdb})
+			if err := w.ReconcileOnce(ctx); err != nil {
+				t.Fatal(err)
+			}
+			in := asynq.NewInspectorFromRedisClient(rdb)
+			info, err := in.GetTaskInfo(queue.QueueSend, batch)
+			if err != nil {
+				t.Fatalf("the batch has no task after reconcile: %v", err)
+			}
+			var bp queue.SendBatchPayload
+			if err := json.Unmarshal(info.Payload, &bp); err != nil {
+				t.Fatal(err)
+			}
+			if want := []string{msgs[0].ID, msgs[1].ID}; !slices.Equal(bp.MessageIDs, want) {
+				t.Fatalf("batch task carries %v, want the messages never started %v", bp.MessageIDs, want)
+			}
+			own, err := in.GetTaskInfo(queue.QueueSend, msgs[2].ID)
+			if err != nil {
+				t.Fatalf("the attempted message has no task of its own: %v", err)
+			}
+			if own.Type != queue.TypeSend {
+				t.Fatalf("its task is a %q, want %q", own.Type, queue.TypeSend)
+			}
+			for _, m := range msgs[:2] {
+				if _, err := in.GetTaskInfo(queue.QueueSend, m.ID); err == nil {
+					t.Fatalf("message %s never started got a task of its own", m.ID)
+				}
+			}
+		})
 	}
 }

@@ -201,7 +201,7 @@ func (w *Worker) ReconcileOnce(ctx context.Context) error {
 	var batches []string
 	members := map[string][]string{}
 	for _, r := range refs {
-		if r.BatchID != "" && r.SendAt == nil {
+		if r.BatchID != "" && r.SendAt == nil && !r.Attempted {
 			if members[r.BatchID] == nil {
 				batches = append(batches, r.BatchID)
 			}
@@ -216,9 +216,11 @@ func (w *Worker) ReconcileOnce(ctx context.Context) error {
 			return fmt.Errorf("re-enqueue: %w", err)
 		}
 	}
-	// A message of a batch gets its batch's task again, never one of its
-	// own here: while the batch task exists this does nothing, and a
-	// batch task that finished has handed over whatever it did not send.
+	// A message of a batch never started gets its batch's task again:
+	// while the batch task exists this does nothing. One started before
+	// (held back by a rate limit, or its batch run cut short) gets its
+	// own task above, which its batch task handed it over to: a batch
+	// task made again would only find it attempted and hand it over.
 	for _, b := range batches {
 		if err := w.deps.Queue.EnqueueSendBatch(ctx, b, members[b]); err != nil {
 			return fmt.Errorf("re-enqueue batch: %w", err)
