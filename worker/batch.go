@@ -37,10 +37,16 @@ func (w *Worker) handleSendBatch(ctx context.Context, t *asynq.Task) error {
 		return errNoDelivery
 	}
 	errs := make([]error, len(p.MessageIDs))
+	var cut error
 	var wg sync.WaitGroup
 	for i, id := range p.MessageIDs {
 		if err := w.acquire(ctx); err != nil {
 			errs[i] = err // this message and the rest are untouched
+			break
+		}
+		if why := w.stopStarting(ctx, i); why != "" {
+			w.release()
+			cut = &batchCut{left: len(p.MessageIDs) - i, why: why}
 			break
 		}
 		wg.Go(func() {
@@ -49,7 +55,38 @@ func (w *Worker) handleSendBatch(ctx context.Context, t *asynq.Task) error {
 		})
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	return cut
+}
+
+// batchCut: a batch send task stopped starting messages before the end of
+// its batch (the worker is stopping, or too little of the task's time is
+// left for another whole SMTP transaction). The run is not a failed
+// attempt: asynq runs the task again at once, on this worker or another,
+// and that run skips or hands over what this one did.
+type batchCut struct {
+	left int
+	why  string
+}
+
+func (c *batchCut) Error() string {
+	return fmt.Sprintf("batch send cut short (%s): %d messages left for the next run", c.why, c.left)
+}
+
+// stopStarting says why the i-th message of a batch must not be started
+// now, or "" when it may be.
+func (w *Worker) stopStarting(ctx context.Context, i int) string {
+	select {
+	case <-w.stopping:
+		return "worker stopping"
+	default:
+	}
+	if deadline, ok := ctx.Deadline(); ok && i > 0 && time.Until(deadline) < w.cfg.BatchStartMargin {
+		return "task deadline near"
+	}
+	return ""
 }
 
 // sendFirstRecovered is sendFirst with a panic turned into an error, as

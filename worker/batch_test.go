@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -162,5 +163,89 @@ func TestBatchTaskRecoversAPanic(t *testing.T) {
 	err := w.handleSendBatch(context.Background(), asynq.NewTask(queue.TypeSendBatch, payload))
 	if err == nil || !strings.Contains(err.Error(), "panic") {
 		t.Fatalf("batch task = %v, want the panic as its error", err)
+	}
+}
+
+// TestBatchTaskStopsStarting: a batch run starts no message once the
+// worker is stopping, and no message but its first once less than
+// BatchStartMargin is left before the task's deadline. The run ends with
+// a cut that is not a failure and retries at once; the next run sends
+// the rest, each message exactly once.
+func TestBatchTaskStopsStarting(t *testing.T) {
+	tests := []struct {
+		name     string
+		prepare  func(w *Worker) (context.Context, context.CancelFunc)
+		wantSent int
+	}{
+		{name: "deadline near", wantSent: 1, prepare: func(*Worker) (context.Context, context.CancelFunc) {
+			return context.WithTimeout(context.Background(), 10*time.Minute) // margin: 32 minutes
+		}},
+		{name: "worker stopping", wantSent: 0, prepare: func(w *Worker) (context.Context, context.CancelFunc) {
+			close(w.stopping)
+			return context.WithCancel(context.Background())
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t, testsvc.SQLiteURL(t), nil, fastTimeouts())
+			tries := map[string]int{}
+			r.sink.SetDecide(func(_, to string, _ []byte) smtptest.Action {
+				tries[to]++
+				return smtptest.Action{}
+			})
+			ids := []string{
+				r.accept([]string{"ann@example.org"}, nil, nil),
+				r.accept([]string{"bob@example.org"}, nil, nil),
+				r.accept([]string{"cid@example.org"}, nil, nil),
+			}
+			q := queue.New(queue.Config{}, r.rdb)
+			w := New(Config{Concurrency: 1}, Deps{Store: r.st, Queue: q, Redis: r.rdb, Deliverer: r.d})
+			payload, _ := json.Marshal(queue.SendBatchPayload{MessageIDs: ids})
+			task := asynq.NewTask(queue.TypeSendBatch, payload)
+
+			ctx, cancel := tt.prepare(w)
+			err := w.handleSendBatch(ctx, task)
+			cancel()
+			var cut *batchCut
+			if !errors.As(err, &cut) || cut.left != len(ids)-tt.wantSent {
+				t.Fatalf("batch run = %v, want a cut leaving %d", err, len(ids)-tt.wantSent)
+			}
+			if IsFailure(err) || r.d.RetryDelay(3, err, task) > time.Second {
+				t.Fatalf("a cut is a failure (%v) or waits %v", IsFailure(err), r.d.RetryDelay(3, err, task))
+			}
+			if len(tries) != tt.wantSent {
+				t.Fatalf("sink tries %v, want %d messages sent", tries, tt.wantSent)
+			}
+			waiting, err := r.st.MessagesAwaitingTask(context.Background(), r.clock.Add(time.Hour), 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(waiting) != len(ids)-tt.wantSent {
+				t.Fatalf("%d messages queued after the cut, want %d", len(waiting), len(ids)-tt.wantSent)
+			}
+			for _, ref := range waiting {
+				if ref.Attempted || !slices.Contains(ids[tt.wantSent:], ref.ID) {
+					t.Fatalf("message %s after the cut: attempted %v, want one the cut left, untouched", ref.ID, ref.Attempted)
+				}
+			}
+
+			next := New(Config{Concurrency: 1}, Deps{Store: r.st, Queue: q, Redis: r.rdb, Deliverer: r.d})
+			if err := next.handleSendBatch(context.Background(), task); err != nil {
+				t.Fatalf("next run: %v", err)
+			}
+			for _, id := range ids {
+				if st := r.message(id).Status; st != store.StatusSent {
+					t.Errorf("message %s is %s after the next run", id, st)
+				}
+			}
+			for to, n := range tries {
+				if n != 1 {
+					t.Errorf("%s received %d times", to, n)
+				}
+			}
+			if len(tries) != len(ids) {
+				t.Errorf("sink tries %v, want every message once", tries)
+			}
+		})
 	}
 }

@@ -117,20 +117,26 @@ func (h *heldBack) Error() string {
 	return fmt.Sprintf("held back by the %s rate limit for %s", h.scope, h.after)
 }
 
-// IsFailure is asynq's IsFailure: rate-limit waits are not failures.
+// IsFailure is asynq's IsFailure: rate-limit waits and batch runs cut
+// short are not failures.
 func IsFailure(err error) bool {
 	var h *heldBack
-	return !errors.As(err, &h)
+	var c *batchCut
+	return !errors.As(err, &h) && !errors.As(err, &c)
 }
 
 // RetryDelay is asynq's RetryDelayFunc: a rate-limit wait retries when the
-// limit allows; other errors back off from RetryBase, doubling, to RetryMax.
+// limit allows, a batch run cut short at once; other errors back off from RetryBase, doubling, to RetryMax.
 // A send task handed over by a batch task goes on from the failures the
 // batch task saw (queue.SendPayload.Retried).
 func (d *Deliverer) RetryDelay(n int, err error, t *asynq.Task) time.Duration {
 	var h *heldBack
 	if errors.As(err, &h) {
 		return max(h.after, 10*time.Millisecond)
+	}
+	var c *batchCut
+	if errors.As(err, &c) {
+		return 10 * time.Millisecond
 	}
 	if t != nil && t.Type() == queue.TypeSend {
 		if p, perr := queue.ParseSendPayload(t.Payload()); perr == nil {

@@ -52,6 +52,13 @@ type Config struct {
 	TaskCheckInterval time.Duration
 	// IdempotencyTTL is how long Idempotency-Keys are kept. Default 24 hours.
 	IdempotencyTTL time.Duration
+	// BatchStartMargin: a batch send task starts no further message once
+	// less than this is left before its deadline (queue.Config.Timeout),
+	// so that a transaction it starts is never cut by the timeout; the
+	// rest of the batch runs again at once. It is at least a whole SMTP
+	// transaction under RFC 5321 §4.5.3.2's timeouts (about 31 minutes at
+	// worst). A run always starts its first message. Default 32 minutes.
+	BatchStartMargin time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }
@@ -62,6 +69,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 35 * time.Minute
+	}
+	if c.BatchStartMargin == 0 {
+		c.BatchStartMargin = 32 * time.Minute
 	}
 	if c.ReconcileInterval == 0 {
 		c.ReconcileInterval = time.Minute
@@ -113,6 +123,9 @@ type Worker struct {
 	cfg   Config
 	deps  Deps
 	slots chan struct{} // delivery slots (batch.go)
+	// stopping is closed when Run begins to shut down: batch tasks
+	// start no more messages, so shutdown waits only for what is sending.
+	stopping chan struct{}
 }
 
 // errNoDelivery: this worker has no delivery configured.
@@ -124,7 +137,8 @@ func New(cfg Config, deps Deps) *Worker {
 		deps.Log = slog.New(slog.DiscardHandler)
 	}
 	cfg = cfg.withDefaults()
-	return &Worker{cfg: cfg, deps: deps, slots: make(chan struct{}, cfg.Concurrency)}
+	return &Worker{cfg: cfg, deps: deps, slots: make(chan struct{}, cfg.Concurrency),
+		stopping: make(chan struct{})}
 }
 
 // Run processes tasks and reconciles until ctx is done.
@@ -151,6 +165,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("start asynq server: %w", err)
 	}
 	w.reconcileLoop(ctx)
+	close(w.stopping) // batch tasks start no more messages
 	srv.Shutdown()
 	return nil
 }
