@@ -55,7 +55,7 @@ func newSendRig(t *testing.T, e *env) *sendRig {
 	limits := ratelimit.NewPolicy(ratelimit.PolicyConfig{Now: e.clock.Now},
 		ratelimit.New(ratelimit.Config{Prefix: e.prefix + "rl:"}, e.rdb))
 	d := worker.NewDeliverer(worker.DeliveryConfig{Now: e.clock.Now}, worker.DeliveryDeps{
-		Store: e.store, Relay: mta.NewRelays([]*mta.Pool{pool}), Limits: limits, RelayName: "sink",
+		Store: e.store, Relay: mta.NewRelays([]*mta.Pool{pool}), Limits: limits,
 		ReturnPath: e.codec, Keys: worker.NewStoreKeys(e.store, kr, 0, e.clock.Now),
 		Signer: mta.NewSigner(mta.SignerConfig{}),
 	})

@@ -3,6 +3,7 @@ package mta
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // Relays sends through an ordered list of relays, moving to the next one
@@ -35,18 +36,46 @@ type Result struct {
 	Relay string
 	// Reply is the text of its 250 reply to the final dot ("" on error).
 	Reply string
+	// Attempts are the relays tried, in order, each with its own answer;
+	// the last one's is the final outcome.
+	Attempts []Attempt
 }
 
-// Deliver is Send that also returns the relay's reply text.
+// Attempt is one relay's part in a Deliver.
+type Attempt struct {
+	Relay string
+	// Err is the relay's answer: nil (250) or the transaction's error.
+	Err      error
+	Duration time.Duration
+}
+
+// Gate is asked before each relay is tried (e.g. for that relay's rate
+// limit). An error stops the failover; Deliver returns it as it is.
+type Gate func(ctx context.Context, relay string) error
+
+// Deliver is Send that also returns the relay's reply text and every
+// relay's answer.
 func (r *Relays) Deliver(ctx context.Context, env Envelope, msg []byte) (Result, error) {
+	return r.DeliverGated(ctx, env, msg, nil)
+}
+
+// DeliverGated is Deliver with gate asked before each relay is tried.
+func (r *Relays) DeliverGated(ctx context.Context, env Envelope, msg []byte, gate Gate) (Result, error) {
 	if len(r.pools) == 0 {
 		return Result{}, &Error{Permanent: true, Config: true, Text: "no relay configured"}
 	}
 	var res Result
 	var err error
 	for _, p := range r.pools {
+		if gate != nil {
+			if gerr := gate(ctx, p.Name()); gerr != nil {
+				return res, gerr
+			}
+		}
+		began := time.Now()
 		res.Relay = p.Name()
 		res.Reply, err = p.SendReply(ctx, env, msg)
+		res.Attempts = append(res.Attempts, Attempt{Relay: p.Name(), Err: err, Duration: time.Since(began)})
 		if err == nil || !failover(ctx, err) {
 			return res, err
 		}

@@ -50,7 +50,7 @@ func (c DeliveryConfig) withDefaults() DeliveryConfig {
 
 // Relay sends one SMTP transaction (mta.Relays).
 type Relay interface {
-	Deliver(ctx context.Context, env mta.Envelope, msg []byte) (mta.Result, error)
+	DeliverGated(ctx context.Context, env mta.Envelope, msg []byte, gate mta.Gate) (mta.Result, error)
 }
 
 // Limits decides when a send may happen (ratelimit.Policy).
@@ -72,11 +72,9 @@ type KeySource interface {
 
 // DeliveryDeps are a Deliverer's collaborators.
 type DeliveryDeps struct {
-	Store  *store.Store
-	Relay  Relay
-	Limits Limits
-	// RelayName is the relay the rate limits are kept for (the first).
-	RelayName  string
+	Store      *store.Store
+	Relay      Relay
+	Limits     Limits
 	ReturnPath ReturnPath
 	Keys       KeySource
 	Signer     *mta.Signer
@@ -219,17 +217,11 @@ func (d *Deliverer) deliver(ctx context.Context, messageID string, firstOnly boo
 func (d *Deliverer) relayAll(ctx context.Context, dl store.Delivery, rs []store.DeliveryRecipient, raw []byte) error {
 	deferred := false
 	for i, r := range rs {
-		res, err := d.deps.Limits.Reserve(ctx, ratelimit.Request{Relay: d.deps.RelayName,
-			RecipientDomain: domainOf(r.Email), SenderDomain: dl.FromDomain, KeyID: dl.KeyID})
-		if err != nil {
+		out, err := d.relayOne(ctx, dl, r, raw)
+		if err != nil { // held back, or the limits could not be read: not sent
 			d.release(ctx, dl, rs[i:])
-			return fmt.Errorf("rate limit: %w", err)
+			return err
 		}
-		if !res.Allowed {
-			d.release(ctx, dl, rs[i:])
-			return &heldBack{scope: res.Scope, after: res.RetryAfter}
-		}
-		out := d.relayOne(ctx, dl, r, raw)
 		if err := d.deps.Store.RecordAttemptOutcomes(context.WithoutCancel(ctx), dl.ProjectID, dl.ID,
 			len(dl.Recipients), []store.Outcome{out}); err != nil {
 			return fmt.Errorf("record outcome of %s: %w", dl.ID, err)
@@ -243,36 +235,76 @@ func (d *Deliverer) relayAll(ctx context.Context, dl store.Delivery, rs []store.
 }
 
 // relayOne runs one SMTP transaction with the recipient's own VERP
-// envelope and turns its result into an outcome.
-func (d *Deliverer) relayOne(ctx context.Context, dl store.Delivery, r store.DeliveryRecipient, raw []byte) store.Outcome {
+// envelope, through the relays in failover order, each relay's rate limit
+// taken just before it is tried, and turns its result into an outcome.
+// Its error (a *heldBack, or the limiter's failure) means nothing was
+// sent to the recipient and there is no outcome.
+func (d *Deliverer) relayOne(ctx context.Context, dl store.Delivery, r store.DeliveryRecipient, raw []byte) (store.Outcome, error) {
 	from, err := d.deps.ReturnPath.Address(dl.ID, r.Position)
 	if err != nil {
-		return outcomeOf(r, mta.Result{}, &mta.Error{Permanent: true, Text: "no return path: " + err.Error()})
+		return outcomeOf(r, mta.Result{}, &mta.Error{Permanent: true, Text: "no return path: " + err.Error()}), nil
 	}
 	env := mta.Envelope{From: from, To: r.Email}
-	began := d.cfg.Now()
-	res, err := d.deps.Relay.Deliver(ctx, env, raw)
-	relay := res.Relay
-	d.deps.Metrics.relayDuration.WithLabelValues(relayLabel(relay, d.deps.RelayName)).Observe(time.Since(began).Seconds())
-	out := outcomeOf(r, res, err)
-	d.deps.Metrics.attempts.WithLabelValues(relayLabel(relay, d.deps.RelayName), out.Status, mta.CodeClass(err)).Inc()
-	if isRateAnswer(err) {
-		if serr := d.deps.Limits.SlowDown(ctx, relayLabel(relay, d.deps.RelayName)); serr != nil {
-			d.deps.Log.Warn("slow down relay", "relay", relay, "err", serr)
-		}
+	gate := d.limitGate(dl, r)
+	res, err := d.deps.Relay.DeliverGated(ctx, env, raw, gate.take)
+	d.observe(ctx, r, res)
+	if gate.err != nil {
+		return store.Outcome{}, gate.err
 	}
+	out := outcomeOf(r, res, err)
 	if err != nil {
 		d.deps.Log.Info("delivery attempt", "message_id", dl.ID, "recipient", r.Position,
-			"relay", relay, "status", out.Status, "code", out.SMTPCode)
+			"relay", res.Relay, "status", out.Status, "code", out.SMTPCode)
 	}
-	return out
+	return out, nil
 }
 
-func relayLabel(got, primary string) string {
-	if got != "" {
-		return got
+// limitGate takes the rate limits of one send as the relays are tried:
+// before the first relay, its limits and the recipient-domain,
+// sender-domain and key limits; before each relay failed over to, that
+// relay's own. A relay is charged only for the sends it is tried with.
+type limitGate struct {
+	d    *Deliverer
+	req  ratelimit.Request
+	err  error // why take stopped the send
+	used bool
+}
+
+func (d *Deliverer) limitGate(dl store.Delivery, r store.DeliveryRecipient) *limitGate {
+	return &limitGate{d: d, req: ratelimit.Request{RecipientDomain: domainOf(r.Email),
+		SenderDomain: dl.FromDomain, KeyID: dl.KeyID}}
+}
+
+// take is the mta.Gate.
+func (g *limitGate) take(ctx context.Context, relay string) error {
+	req := ratelimit.Request{Relay: relay}
+	if !g.used {
+		req, g.used = g.req, true
+		req.Relay = relay
 	}
-	return primary
+	res, err := g.d.deps.Limits.Reserve(ctx, req)
+	switch {
+	case err != nil:
+		g.err = fmt.Errorf("rate limit: %w", err)
+	case !res.Allowed:
+		g.err = &heldBack{scope: res.Scope, after: res.RetryAfter}
+	}
+	return g.err
+}
+
+// observe counts every relay's answer in a send (a relay failed over from
+// included) and slows down each relay that answered "too fast".
+func (d *Deliverer) observe(ctx context.Context, r store.DeliveryRecipient, res mta.Result) {
+	for _, a := range res.Attempts {
+		status := outcomeOf(r, mta.Result{Relay: a.Relay}, a.Err).Status
+		d.deps.Metrics.relayDuration.WithLabelValues(a.Relay).Observe(a.Duration.Seconds())
+		d.deps.Metrics.attempts.WithLabelValues(a.Relay, status, mta.CodeClass(a.Err)).Inc()
+		if isRateAnswer(a.Err) {
+			if err := d.deps.Limits.SlowDown(ctx, a.Relay); err != nil {
+				d.deps.Log.Warn("slow down relay", "relay", a.Relay, "err", err)
+			}
+		}
+	}
 }
 
 // release puts recipients held back without an attempt back to the

@@ -79,7 +79,7 @@ func newRig(t *testing.T, dbURL string, relayLimit []ratelimit.Limit, timeouts m
 		Now: func() time.Time { return r.clock }}, ratelimit.New(ratelimit.Config{Prefix: "t:" + t.Name() + ":"}, rdb))
 	r.st, r.rdb, r.sink, r.verp = st, rdb, sink, verp.New(kr, "bounces.shop.example")
 	r.d = NewDeliverer(DeliveryConfig{Now: func() time.Time { return r.clock }}, DeliveryDeps{
-		Store: st, Relay: mta.NewRelays([]*mta.Pool{pool}), Limits: policy, RelayName: "sink",
+		Store: st, Relay: mta.NewRelays([]*mta.Pool{pool}), Limits: policy,
 		ReturnPath: r.verp, Keys: noKeys{}, Signer: mta.NewSigner(mta.SignerConfig{}),
 	})
 	return r

@@ -67,7 +67,6 @@ func (a *app) deliverer(metrics *worker.Metrics) (*worker.Deliverer, error) {
 		Store:      a.store,
 		Relay:      mta.NewRelays(pools),
 		Limits:     policy,
-		RelayName:  pools[0].Name(),
 		ReturnPath: verp.New(a.keyring, returnPath),
 		Keys:       worker.NewStoreKeys(a.store, a.keyring, 0, nil),
 		Signer:     mta.NewSigner(mta.SignerConfig{Observe: metrics.ObserveSign}),
