@@ -59,8 +59,10 @@ type RelayConfig struct {
 	// IdleTimeout is how long an unused connection may be reused; older
 	// ones are closed. Default 30s.
 	IdleTimeout time.Duration
-	// Rate is the raw rate limit from the URL ("N/s", "N/m", "N/h"); mta
-	// does not enforce it, the caller parses it. Default "" (none).
+	// Rate is the raw rate limit from the URL ("N/s", "N/m", "N/h"); a URL
+	// with several rate parameters (rate=10/s&rate=1000/h) gives them
+	// comma-separated, each to hold. mta does not enforce it, the caller
+	// parses it. Default "" (none).
 	Rate string
 	// HeloName is the name sent in EHLO (RFC 5321 §4.1.1.1); it should be
 	// the sending host's FQDN. Default "localhost". With STARTTLS the
@@ -148,7 +150,7 @@ func (c *RelayConfig) applyQuery(q url.Values) error {
 		case "idle_timeout":
 			c.IdleTimeout, err = time.ParseDuration(v)
 		case "rate":
-			c.Rate = v
+			c.Rate = strings.Join(vals, ",")
 		case "helo":
 			c.HeloName = v
 		case "auth":

@@ -51,6 +51,23 @@ func ParseRate(s string) (Limit, error) {
 	return Limit{Events: n, Period: period}, nil
 }
 
+// ParseRates parses a comma-separated list of ParseRate limits ("10/s,
+// 1000/h"): each holds, so a send must fit every window. Off entries are
+// dropped; none at all is no limit.
+func ParseRates(s string) ([]Limit, error) {
+	var out []Limit
+	for _, part := range strings.Split(s, ",") {
+		l, err := ParseRate(part)
+		if err != nil {
+			return nil, err
+		}
+		if !l.Off() {
+			out = append(out, l)
+		}
+	}
+	return out, nil
+}
+
 // String formats l as ParseRate reads it ("5/s", "300/m", "2/h"), "off" for
 // an Off limit, or "N/<duration>" for other periods.
 func (l Limit) String() string {

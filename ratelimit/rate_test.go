@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -65,6 +66,35 @@ func TestLimitString(t *testing.T) {
 		t.Run(tt.want, func(t *testing.T) {
 			if got := tt.lim.String(); got != tt.want {
 				t.Errorf("String() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseRates(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    []Limit
+		wantErr bool
+	}{
+		{in: "", want: nil},
+		{in: "off", want: nil},
+		{in: "10/s", want: []Limit{{Events: 10, Period: time.Second}}},
+		{in: "10/s, 1000/h", want: []Limit{{Events: 10, Period: time.Second}, {Events: 1000, Period: time.Hour}}},
+		{in: "10/s,off,0/m", want: []Limit{{Events: 10, Period: time.Second}}},
+		{in: "10/s,5/d", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := ParseRates(tt.in)
+			if tt.wantErr {
+				if !errors.Is(err, ErrBadRate) {
+					t.Fatalf("ParseRates(%q) error = %v, want ErrBadRate", tt.in, err)
+				}
+				return
+			}
+			if err != nil || !slices.Equal(got, tt.want) {
+				t.Fatalf("ParseRates(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
 			}
 		})
 	}

@@ -80,17 +80,19 @@ func (a *app) ratePolicy(rcs []mta.RelayConfig) (*ratelimit.Policy, error) {
 	pc := ratelimit.PolicyConfig{Relay: map[string][]ratelimit.Limit{},
 		DisableProviderDefaults: !a.cfg.RateProviderDefaults}
 	for _, rc := range rcs {
-		lim, err := ratelimit.ParseRate(rc.Rate)
+		lims, err := ratelimit.ParseRates(rc.Rate)
 		if err != nil {
 			return nil, fmt.Errorf("relay %s rate: %w", rc.Name, err)
 		}
-		if !lim.Off() {
+		for i := range lims {
 			// Burst 1: "rate=N/s" means at most N sends (+1 of GCRA
 			// tolerance) in any one period. The default burst of N would
 			// let almost 2N through in one second (an idle bucket spent at
 			// once, then N more); the e2e test counts this at the sink.
-			lim.Burst = 1
-			pc.Relay[rc.Name] = []ratelimit.Limit{lim}
+			lims[i].Burst = 1
+		}
+		if len(lims) > 0 {
+			pc.Relay[rc.Name] = lims
 		}
 	}
 	var err error
@@ -107,15 +109,13 @@ func (a *app) ratePolicy(rcs []mta.RelayConfig) (*ratelimit.Policy, error) {
 	return p, p.Register(a.reg)
 }
 
+// optionalRate parses one or more comma-separated limits ("10/s,1000/h");
+// none is no limit.
 func optionalRate(s string) ([]ratelimit.Limit, error) {
-	lim, err := ratelimit.ParseRate(s)
-	if err != nil || lim.Off() {
-		return nil, err
-	}
-	return []ratelimit.Limit{lim}, nil
+	return ratelimit.ParseRates(s)
 }
 
-// domainRates parses "gmail.com=20/s;example.org=off".
+// domainRates parses "gmail.com=20/s,1000/h;example.org=off".
 func domainRates(s string) (map[string][]ratelimit.Limit, error) {
 	out := map[string][]ratelimit.Limit{}
 	for _, item := range strings.Split(s, ";") {
