@@ -409,10 +409,13 @@ func (s *Server) toDomainView(d store.Domain) domainView {
 //     record is better included with "include:" (RFC 7208 §5.2), which
 //     verification accepts too as long as the "a:" terms are present;
 //   - a DMARC suggestion at _dmarc.<name>, monitoring only (p=none);
-//   - with a return-path domain and relay hosts configured, the MX of the
-//     return-path domain, pointing at the first relay host when that is a
-//     host name (an MX cannot point at an address): bounces to
-//     b+TOKEN@<return-path domain> must reach the mailbox mailgate reads.
+//   - with a return-path domain and relay hosts configured, where bounces
+//     to b+TOKEN@<return-path domain> go (they must reach the mailbox
+//     mailgate reads): the return-path domain's MX pointing at the first
+//     relay host, or, when that relay is given as an address (an MX names
+//     a host, never an address: RFC 2181 §10.3), the return-path domain's
+//     own A or AAAA record with that address, which makes it its own mail
+//     exchanger (RFC 5321 §5.1).
 func (s *Server) dnsRecords(d store.Domain) []dnscheck.Record {
 	var out []dnscheck.Record
 	for _, k := range d.Keys {
@@ -431,11 +434,23 @@ func (s *Server) dnsRecords(d store.Domain) []dnscheck.Record {
 	}
 	out = append(out, dnscheck.Record{Kind: dnscheck.KindDMARC, Type: "TXT", Name: "_dmarc." + d.Name,
 		Value: "v=DMARC1; p=none; rua=mailto:dmarc@" + d.Name})
-	if rp := strings.ToLower(strings.TrimSuffix(s.cfg.ReturnPathDomain, ".")); rp != "" && len(hosts) > 0 &&
-		net.ParseIP(hosts[0]) == nil { // an MX names a host, never an address (RFC 2181 §10.3)
-		out = append(out, dnscheck.Record{Kind: dnscheck.KindReturnPath, Type: "MX", Name: rp, Value: "10 " + hosts[0]})
+	if rp := strings.ToLower(strings.TrimSuffix(s.cfg.ReturnPathDomain, ".")); rp != "" && len(hosts) > 0 {
+		out = append(out, returnPathRecord(rp, hosts[0]))
 	}
 	return out
+}
+
+// returnPathRecord sends the return-path domain rp's mail to host: an MX
+// for a host name, an A or AAAA record for an address.
+func returnPathRecord(rp, host string) dnscheck.Record {
+	ip := net.ParseIP(host)
+	switch {
+	case ip == nil:
+		return dnscheck.Record{Kind: dnscheck.KindReturnPath, Type: "MX", Name: rp, Value: "10 " + host}
+	case ip.To4() != nil:
+		return dnscheck.Record{Kind: dnscheck.KindReturnPath, Type: "A", Name: rp, Value: ip.String()}
+	}
+	return dnscheck.Record{Kind: dnscheck.KindReturnPath, Type: "AAAA", Name: rp, Value: ip.String()}
 }
 
 // spfMechanism authorises one relay host: ip4:/ip6: for an address,

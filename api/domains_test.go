@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/ed25519"
 	"crypto/rsa"
+	"net"
 	"net/http"
 	"runtime"
 	"slices"
@@ -70,6 +71,12 @@ type domainEnv struct {
 
 func newDomainEnv(t *testing.T, engine string) *domainEnv {
 	t.Helper()
+	return newDomainEnvRelays(t, engine, "Relay.Example", "relay.example")
+}
+
+// newDomainEnvRelays is newDomainEnv with the given relay hosts.
+func newDomainEnvRelays(t *testing.T, engine string, relayHosts ...string) *domainEnv {
+	t.Helper()
 	kr, err := keyring.Generated()
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +85,7 @@ func newDomainEnv(t *testing.T, engine string) *domainEnv {
 	e := newEnv(t, engine, func(c *Config, d *Deps) {
 		d.Keyring = kr
 		c.DNSServer = dns.Addr
-		c.RelayHosts = []string{"Relay.Example", "relay.example"}
+		c.RelayHosts = relayHosts
 		c.ReturnPathDomain = "bounces.mailgate.example"
 	})
 	return &domainEnv{testEnv: e, kr: kr, dns: dns, domains: e.key(store.DefaultProjectID, apikey.ScopeDomains)}
@@ -320,6 +327,8 @@ func TestVerifyDomain(t *testing.T) {
 
 func publish(s *dnstest.Server, r wireDNSRecord) {
 	switch r.Type {
+	case "A", "AAAA":
+		s.AddIP(r.Name, net.ParseIP(r.Value))
 	case "TXT":
 		s.AddTXT(r.Name, r.Value)
 	case "MX":
@@ -431,5 +440,64 @@ func TestCachedDomainDeletedOnEveryReplica(t *testing.T) {
 	a.createDomain(t, map[string]any{"name": "brand.example", "dkim": map[string]any{"algorithms": []string{"ed25519"}}})
 	for _, e := range replicas {
 		wantCode(t, e.post(t, "/v1/messages", a.sender, fromBrand), http.StatusAccepted)
+	}
+}
+
+// TestDomainRecordsForRelayAddresses: relays given as addresses get
+// ip4:/ip6: SPF terms, and the return-path domain, which an MX cannot
+// point at an address for, gets an A (or AAAA) record of its own: it is
+// then its own mail exchanger (RFC 5321 §5.1). Verification checks it.
+func TestDomainRecordsForRelayAddresses(t *testing.T) {
+	for _, tt := range []struct {
+		relay, spf, rpType string
+	}{
+		{"127.0.0.1", "v=spf1 ip4:127.0.0.1 ip6:::1 ~all", "A"},
+		{"::1", "v=spf1 ip6:::1 ip4:127.0.0.1 ~all", "AAAA"},
+	} {
+		t.Run(tt.relay, func(t *testing.T) {
+			other := "::1"
+			if tt.relay == "::1" {
+				other = "127.0.0.1"
+			}
+			e := newDomainEnvRelays(t, store.DialectSQLite, tt.relay, other)
+			d := e.createDomain(t, map[string]any{"name": "shop.example"})
+			recs := map[string]wireDNSRecord{}
+			for _, r := range d.DNSRecords {
+				recs[r.Type+" "+r.Name] = r
+			}
+			if spf := recs["TXT shop.example"].Value; spf != tt.spf {
+				t.Errorf("SPF hint %q, want %q", spf, tt.spf)
+			}
+			want := wireDNSRecord{Type: tt.rpType, Name: "bounces.mailgate.example", Value: tt.relay}
+			if got := recs[tt.rpType+" bounces.mailgate.example"]; got != want {
+				t.Fatalf("return-path record %+v, want %+v (records %+v)", got, want, d.DNSRecords)
+			}
+			verified := func() (bool, bool) {
+				r := e.post(t, "/v1/domains/shop.example/verify", e.domains, nil)
+				wantCode(t, r, http.StatusOK)
+				var v wireVerification
+				r.decode(t, &v)
+				for _, c := range v.Records {
+					if c.Type == tt.rpType {
+						return v.Verified, c.OK
+					}
+				}
+				t.Fatalf("verification without the return-path record: %+v", v)
+				return false, false
+			}
+			for _, r := range d.DNSRecords {
+				if r.Type != tt.rpType {
+					publish(e.dns, r)
+				}
+			}
+			e.dns.AddIP(want.Name, net.ParseIP("192.0.2.7")) // elsewhere
+			if all, ok := verified(); all || ok {
+				t.Fatalf("verified %v, return path ok %v with its address elsewhere", all, ok)
+			}
+			publish(e.dns, want)
+			if all, ok := verified(); !all || !ok {
+				t.Fatalf("verified %v, return path ok %v once published", all, ok)
+			}
+		})
 	}
 }

@@ -32,8 +32,11 @@ const (
 	// KindDMARC: a DMARC policy (RFC 7489 §6.1) at _dmarc.<domain>. OK
 	// when any v=DMARC1 record exists, whatever its policy.
 	KindDMARC = "dmarc"
-	// KindReturnPath: the MX of the return-path domain. OK when one
-	// published MX host (priority ignored) equals the expected one.
+	// KindReturnPath: where bounces to the return-path domain go: its MX
+	// (OK when one published MX host, priority ignored, equals the
+	// expected one), or, for a mail host known only by its address, its
+	// A or AAAA record (RFC 5321 §5.1: a domain without MX is its own
+	// mail exchanger; OK when one published address equals the expected).
 	KindReturnPath = "return_path"
 )
 
@@ -41,12 +44,12 @@ const (
 type Record struct {
 	// Kind is one of the Kind constants; it picks the rule.
 	Kind string
-	// Type is the DNS type: "TXT" or "MX".
+	// Type is the DNS type: "TXT", "MX", "A" or "AAAA".
 	Type string
 	// Name is fully qualified, without the trailing dot.
 	Name string
 	// Value is the whole expected value, unquoted: a TXT text, or
-	// "<priority> <host>" for an MX.
+	// "<priority> <host>" for an MX, an address for A and AAAA.
 	Value string
 }
 
@@ -65,6 +68,7 @@ type Result struct {
 type Resolver interface {
 	LookupTXT(ctx context.Context, name string) ([]string, error)
 	LookupMX(ctx context.Context, name string) ([]*net.MX, error)
+	LookupIP(ctx context.Context, network, host string) ([]net.IP, error)
 }
 
 // DefaultTimeout bounds one DNS exchange of NewResolver's resolver.
@@ -130,6 +134,20 @@ func lookup(ctx context.Context, r Resolver, rec Record) ([]string, error) {
 			out[i] = strconv.Itoa(int(mx.Pref)) + " " + hostName(mx.Host)
 		}
 		return out, nil
+	case "A", "AAAA":
+		network := "ip4"
+		if rec.Type == "AAAA" {
+			network = "ip6"
+		}
+		ips, err := r.LookupIP(ctx, network, fqdn)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]string, len(ips))
+		for i, ip := range ips {
+			out[i] = ip.String()
+		}
+		return out, nil
 	}
 	return nil, errType
 }
@@ -143,6 +161,10 @@ func judge(rec Record, found []string) bool {
 	case KindDMARC:
 		return anyMatch(found, func(f string) bool { return hasVersion(f, "v=DMARC1") })
 	case KindReturnPath:
+		if rec.Type == "A" || rec.Type == "AAAA" {
+			want := net.ParseIP(rec.Value)
+			return anyMatch(found, func(f string) bool { return want != nil && want.Equal(net.ParseIP(f)) })
+		}
 		want := hostName(lastField(rec.Value))
 		return anyMatch(found, func(f string) bool { return hostName(lastField(f)) == want })
 	}

@@ -90,6 +90,15 @@ func (s *Server) AddMX(name string, pref uint16, host string) {
 	s.add(&dns.MX{Hdr: header(name, dns.TypeMX), Preference: pref, Mx: dns.Fqdn(host)})
 }
 
+// AddIP adds an A record at name, or AAAA for an IPv6 address.
+func (s *Server) AddIP(name string, ip net.IP) {
+	if v4 := ip.To4(); v4 != nil {
+		s.add(&dns.A{Hdr: header(name, dns.TypeA), A: v4})
+		return
+	}
+	s.add(&dns.AAAA{Hdr: header(name, dns.TypeAAAA), AAAA: ip})
+}
+
 // Clear removes every record at name.
 func (s *Server) Clear(name string) {
 	s.mu.Lock()
