@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -290,6 +291,19 @@ func TestDeliverSuppressedAfterAcceptance(t *testing.T) {
 	m := r.message(id)
 	if m.Recipients[1].Status != store.StatusSuppressed || m.Status != store.StatusPartial {
 		t.Fatalf("bob %s, message %s; want suppressed, partial", m.Recipients[1].Status, m.Status)
+	}
+	evs, err := r.st.MessageEvents(context.Background(), store.DefaultProjectID, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var suppressed []string
+	for _, e := range evs {
+		if e.Type == store.EventSuppressed {
+			suppressed = append(suppressed, e.Recipient)
+		}
+	}
+	if !slices.Equal(suppressed, []string{"bob@example.net"}) {
+		t.Fatalf("message.suppressed events for %v, want bob's alone (events %v)", suppressed, r.eventTypes(id))
 	}
 }
 

@@ -1,9 +1,14 @@
 package worker
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
+	"log/slog"
 	"net"
+	"net/mail"
+	"strings"
 	"testing"
 	"time"
 
@@ -139,5 +144,56 @@ func TestDeliverSlowsDownTheRelayThatSaidSo(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(r.metrics.attempts.WithLabelValues("busy", store.StatusDeferred, "4xx")); got != 1 {
 		t.Errorf("busy relay's 421 counted %v times, want 1", got)
+	}
+}
+
+// staticKeys signs every domain with the same keys.
+type staticKeys []mta.DKIMKey
+
+func (k staticKeys) SigningKeys(context.Context, string, string) ([]mta.DKIMKey, error) {
+	return k, nil
+}
+
+// TestDeliverUnsignedDomain: mail from a sender domain without DKIM keys
+// (allowed by configuration, not registered) goes out unsigned, logged and
+// counted; with keys it is signed and not counted.
+func TestDeliverUnsignedDomain(t *testing.T) {
+	_, edKey, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name       string
+		keys       KeySource
+		wantSigned bool
+	}{
+		{"no keys", noKeys{}, false},
+		{"registered", staticKeys{{Domain: "shop.example", Selector: "s1", Signer: edKey}}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRelaysRig(t, []mta.RelayConfig{loopbackRelay("sink", 0)}, nil)
+			var logs bytes.Buffer
+			r.d.deps.Keys, r.d.deps.Log = tt.keys, slog.New(slog.NewTextHandler(&logs, nil))
+			id := r.accept([]string{"ann@example.org"}, nil, nil)
+			if err := r.d.Deliver(context.Background(), id); err != nil {
+				t.Fatal(err)
+			}
+			msgs := r.sink.Messages()
+			if len(msgs) != 1 {
+				t.Fatalf("sink received %d messages", len(msgs))
+			}
+			m, err := mail.ReadMessage(bytes.NewReader(msgs[0].Data))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if signed := m.Header.Get("DKIM-Signature") != ""; signed != tt.wantSigned {
+				t.Errorf("signed %v, want %v", signed, tt.wantSigned)
+			}
+			counted := testutil.ToFloat64(r.metrics.unsigned.WithLabelValues("shop.example"))
+			logged := strings.Contains(logs.String(), "sending unsigned") && strings.Contains(logs.String(), "domain=shop.example")
+			if wantUnsigned := !tt.wantSigned; (counted == 1) != wantUnsigned || logged != wantUnsigned {
+				t.Errorf("unsigned counted %v, logged %v; want %v (log: %s)", counted, logged, wantUnsigned, logs.String())
+			}
+		})
 	}
 }
