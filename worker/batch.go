@@ -37,6 +37,7 @@ func (w *Worker) handleSendBatch(ctx context.Context, t *asynq.Task) error {
 		return errNoDelivery
 	}
 	errs := make([]error, len(p.MessageIDs))
+	roomy := w.roomy(ctx)
 	var cut error
 	var wg sync.WaitGroup
 	for i, id := range p.MessageIDs {
@@ -44,9 +45,9 @@ func (w *Worker) handleSendBatch(ctx context.Context, t *asynq.Task) error {
 			errs[i] = err // this message and the rest are untouched
 			break
 		}
-		if why := w.stopStarting(ctx, i); why != "" {
+		if why := w.stopStarting(ctx, i == 0 && !roomy); why != "" {
 			w.release()
-			cut = &batchCut{left: len(p.MessageIDs) - i, why: why}
+			cut = &cutShort{left: len(p.MessageIDs) - i, why: why}
 			break
 		}
 		wg.Go(func() {
@@ -61,29 +62,37 @@ func (w *Worker) handleSendBatch(ctx context.Context, t *asynq.Task) error {
 	return cut
 }
 
-// batchCut: a batch send task stopped starting messages before the end of
-// its batch (the worker is stopping, or too little of the task's time is
-// left for another whole SMTP transaction). The run is not a failed
-// attempt: asynq runs the task again at once, on this worker or another,
-// and that run skips or hands over what this one did.
-type batchCut struct {
+// cutShort: a send or batch send task stopped starting messages (the
+// worker is stopping, or too little of the task's time is left for another
+// whole SMTP transaction). The run is not a failed attempt: asynq runs the
+// task again at once, on this worker or another, and that run skips or
+// hands over what this one did.
+type cutShort struct {
 	left int
 	why  string
 }
 
-func (c *batchCut) Error() string {
-	return fmt.Sprintf("batch send cut short (%s): %d messages left for the next run", c.why, c.left)
+func (c *cutShort) Error() string {
+	return fmt.Sprintf("send cut short (%s): %d messages left for the next run", c.why, c.left)
 }
 
-// stopStarting says why the i-th message of a batch must not be started
-// now, or "" when it may be.
-func (w *Worker) stopStarting(ctx context.Context, i int) string {
+// roomy reports whether ctx leaves at least StartMargin, so that a
+// run may start its first message only with that much time left too (a
+// task timeout below the margin lets it start one message per run).
+func (w *Worker) roomy(ctx context.Context) bool {
+	deadline, ok := ctx.Deadline()
+	return !ok || time.Until(deadline) >= w.cfg.StartMargin
+}
+
+// stopStarting says why a message must not be started now, or "" when it
+// may be; exempt lets it start however near the deadline is.
+func (w *Worker) stopStarting(ctx context.Context, exempt bool) string {
 	select {
 	case <-w.stopping:
 		return "worker stopping"
 	default:
 	}
-	if deadline, ok := ctx.Deadline(); ok && i > 0 && time.Until(deadline) < w.cfg.BatchStartMargin {
+	if deadline, ok := ctx.Deadline(); ok && !exempt && time.Until(deadline) < w.cfg.StartMargin {
 		return "task deadline near"
 	}
 	return ""

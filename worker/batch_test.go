@@ -168,7 +168,7 @@ func TestBatchTaskRecoversAPanic(t *testing.T) {
 
 // TestBatchTaskStopsStarting: a batch run starts no message once the
 // worker is stopping, and no message but its first once less than
-// BatchStartMargin is left before the task's deadline. The run ends with
+// StartMargin is left before the task's deadline. The run ends with
 // a cut that is not a failure and retries at once; the next run sends
 // the rest, each message exactly once.
 func TestBatchTaskStopsStarting(t *testing.T) {
@@ -206,7 +206,7 @@ func TestBatchTaskStopsStarting(t *testing.T) {
 			ctx, cancel := tt.prepare(w)
 			err := w.handleSendBatch(ctx, task)
 			cancel()
-			var cut *batchCut
+			var cut *cutShort
 			if !errors.As(err, &cut) || cut.left != len(ids)-tt.wantSent {
 				t.Fatalf("batch run = %v, want a cut leaving %d", err, len(ids)-tt.wantSent)
 			}
@@ -247,5 +247,68 @@ func TestBatchTaskStopsStarting(t *testing.T) {
 				t.Errorf("sink tries %v, want every message once", tries)
 			}
 		})
+	}
+}
+
+// TestStopStarting: a message may start unless the worker is stopping or
+// less than StartMargin is left, exempt only for a run that began with
+// less than that (a task timeout below the margin).
+func TestStopStarting(t *testing.T) {
+	w := New(Config{StartMargin: 5 * time.Minute}, Deps{})
+	withTimeout := func(d time.Duration) context.Context {
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		t.Cleanup(cancel)
+		return ctx
+	}
+	tests := []struct {
+		name        string
+		ctx         context.Context
+		exempt      bool
+		wantRoomy   bool
+		wantStopped bool
+	}{
+		{"no deadline", context.Background(), false, true, false},
+		{"deadline far", withTimeout(10 * time.Minute), false, true, false},
+		{"deadline near", withTimeout(time.Minute), false, false, true},
+		{"deadline near, exempt", withTimeout(time.Minute), true, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := w.roomy(tt.ctx); got != tt.wantRoomy {
+				t.Errorf("roomy = %v, want %v", got, tt.wantRoomy)
+			}
+			if got := w.stopStarting(tt.ctx, tt.exempt) != ""; got != tt.wantStopped {
+				t.Errorf("stopped = %v, want %v", got, tt.wantStopped)
+			}
+		})
+	}
+	close(w.stopping)
+	if w.stopStarting(context.Background(), true) == "" {
+		t.Error("a stopping worker starts messages")
+	}
+}
+
+// TestSendTaskStartsNothingWhileStopping: a message's own send task that
+// gets its slot once the worker is stopping leaves the message untouched
+// and runs again at once, not as a failed attempt.
+func TestSendTaskStartsNothingWhileStopping(t *testing.T) {
+	r := newRig(t, testsvc.SQLiteURL(t), nil, fastTimeouts())
+	id := r.accept([]string{"ann@example.org"}, nil, nil)
+	q := queue.New(queue.Config{}, r.rdb)
+	w := New(Config{}, Deps{Store: r.st, Queue: q, Redis: r.rdb, Deliverer: r.d})
+	close(w.stopping)
+	payload, _ := json.Marshal(queue.SendPayload{MessageID: id})
+	task := asynq.NewTask(queue.TypeSend, payload)
+	err := w.handleSend(context.Background(), task)
+	var cut *cutShort
+	if !errors.As(err, &cut) || IsFailure(err) || r.d.RetryDelay(0, err, task) > time.Second {
+		t.Fatalf("send task while stopping = %v, want a cut that is no failure and retries at once", err)
+	}
+	if n := len(r.sink.Messages()); n != 0 {
+		t.Fatalf("sink received %d messages", n)
+	}
+	waiting, err := r.st.MessagesAwaitingTask(context.Background(), r.clock.Add(time.Hour), 10)
+	if err != nil || len(waiting) != 1 || waiting[0].Attempted {
+		t.Fatalf("after the cut: %+v, %v; want the message queued, never attempted", waiting, err)
 	}
 }

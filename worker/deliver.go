@@ -119,7 +119,7 @@ func (h *heldBack) Error() string {
 // short are not failures.
 func IsFailure(err error) bool {
 	var h *heldBack
-	var c *batchCut
+	var c *cutShort
 	return !errors.As(err, &h) && !errors.As(err, &c)
 }
 
@@ -132,7 +132,7 @@ func (d *Deliverer) RetryDelay(n int, err error, t *asynq.Task) time.Duration {
 	if errors.As(err, &h) {
 		return max(h.after, 10*time.Millisecond)
 	}
-	var c *batchCut
+	var c *cutShort
 	if errors.As(err, &c) {
 		return 10 * time.Millisecond
 	}

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -52,13 +53,15 @@ type Config struct {
 	TaskCheckInterval time.Duration
 	// IdempotencyTTL is how long Idempotency-Keys are kept. Default 24 hours.
 	IdempotencyTTL time.Duration
-	// BatchStartMargin: a batch send task starts no further message once
-	// less than this is left before its deadline (queue.Config.Timeout),
-	// so that a transaction it starts is never cut by the timeout; the
-	// rest of the batch runs again at once. It is at least a whole SMTP
-	// transaction under RFC 5321 §4.5.3.2's timeouts (about 31 minutes at
-	// worst). A run always starts its first message. Default 32 minutes.
-	BatchStartMargin time.Duration
+	// StartMargin: a send or batch send task starts no further message
+	// once less than this is left before its deadline
+	// (queue.Config.Timeout), as after a long wait for a delivery slot, so
+	// that a transaction it starts is never cut by the timeout; the task
+	// runs again at once. It is at least a whole SMTP transaction under
+	// RFC 5321 §4.5.3.2's timeouts (about 31 minutes at worst). A run that
+	// began with less than this left (a Timeout below it) still starts its
+	// first message. Default 32 minutes.
+	StartMargin time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }
@@ -70,8 +73,8 @@ func (c Config) withDefaults() Config {
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 35 * time.Minute
 	}
-	if c.BatchStartMargin == 0 {
-		c.BatchStartMargin = 32 * time.Minute
+	if c.StartMargin == 0 {
+		c.StartMargin = 32 * time.Minute
 	}
 	if c.ReconcileInterval == 0 {
 		c.ReconcileInterval = time.Minute
@@ -126,6 +129,7 @@ type Worker struct {
 	// stopping is closed when Run begins to shut down: batch tasks
 	// start no more messages, so shutdown waits only for what is sending.
 	stopping chan struct{}
+	stopOnce sync.Once
 }
 
 // errNoDelivery: this worker has no delivery configured.
@@ -165,7 +169,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("start asynq server: %w", err)
 	}
 	w.reconcileLoop(ctx)
-	close(w.stopping) // batch tasks start no more messages
+	w.stopOnce.Do(func() { close(w.stopping) }) // tasks start no more messages
 	srv.Shutdown()
 	return nil
 }
@@ -179,10 +183,14 @@ func (w *Worker) handleSend(ctx context.Context, t *asynq.Task) error {
 	if w.deps.Deliverer == nil {
 		return errNoDelivery
 	}
+	roomy := w.roomy(ctx)
 	if err := w.acquire(ctx); err != nil {
 		return err
 	}
 	defer w.release()
+	if why := w.stopStarting(ctx, !roomy); why != "" {
+		return &cutShort{left: 1, why: why}
+	}
 	return w.deps.Deliverer.Deliver(ctx, p.MessageID)
 }
 
