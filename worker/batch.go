@@ -76,12 +76,12 @@ func (c *cutShort) Error() string {
 	return fmt.Sprintf("send cut short (%s): %d messages left for the next run", c.why, c.left)
 }
 
-// roomy reports whether ctx leaves at least StartMargin, so that a
-// run may start its first message only with that much time left too (a
-// task timeout below the margin lets it start one message per run).
+// roomy reports whether ctx leaves at least the deliverer's StartMargin,
+// so that a run may start its first message only with that much time
+// left too (a task timeout below the margin lets it start one message per
+// run).
 func (w *Worker) roomy(ctx context.Context) bool {
-	deadline, ok := ctx.Deadline()
-	return !ok || time.Until(deadline) >= w.cfg.StartMargin
+	return !w.deps.Deliverer.deadlineNear(ctx)
 }
 
 // stopStarting says why a message must not be started now, or "" when it
@@ -92,7 +92,7 @@ func (w *Worker) stopStarting(ctx context.Context, exempt bool) string {
 		return "worker stopping"
 	default:
 	}
-	if deadline, ok := ctx.Deadline(); ok && !exempt && time.Until(deadline) < w.cfg.StartMargin {
+	if !exempt && w.deps.Deliverer.deadlineNear(ctx) {
 		return "task deadline near"
 	}
 	return ""
@@ -121,9 +121,12 @@ func (w *Worker) sendFirst(ctx context.Context, id string) error {
 	err := w.deps.Deliverer.DeliverFirst(ctx, id)
 	var held *heldBack
 	var ns *notStarted
+	var cut *cutShort
 	switch {
 	case err == nil:
 		return nil
+	case errors.As(err, &cut): // started, some recipients left: its own task goes on at once
+		return w.handOver(ctx, id, 0, 0)
 	case errors.Is(err, asynq.SkipRetry):
 		w.deps.Log.Warn("batch send", "message_id", id, "err", err)
 		return nil

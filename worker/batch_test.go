@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -254,7 +255,7 @@ func TestBatchTaskStopsStarting(t *testing.T) {
 // less than StartMargin is left, exempt only for a run that began with
 // less than that (a task timeout below the margin).
 func TestStopStarting(t *testing.T) {
-	w := New(Config{StartMargin: 5 * time.Minute}, Deps{})
+	w := New(Config{}, Deps{Deliverer: NewDeliverer(DeliveryConfig{StartMargin: 5 * time.Minute}, DeliveryDeps{})})
 	withTimeout := func(d time.Duration) context.Context {
 		ctx, cancel := context.WithTimeout(context.Background(), d)
 		t.Cleanup(cancel)
@@ -310,5 +311,63 @@ func TestSendTaskStartsNothingWhileStopping(t *testing.T) {
 	waiting, err := r.st.MessagesAwaitingTask(context.Background(), r.clock.Add(time.Hour), 10)
 	if err != nil || len(waiting) != 1 || waiting[0].Attempted {
 		t.Fatalf("after the cut: %+v, %v; want the message queued, never attempted", waiting, err)
+	}
+}
+
+// TestSendCutBetweenRecipients: with less than StartMargin left before the
+// task's deadline, a send makes its first recipient's transaction and no
+// other: the rest go back to queued and the task runs again at once (a
+// batch task hands the message over to its own task at once); the next
+// run sends the rest, each recipient once.
+func TestSendCutBetweenRecipients(t *testing.T) {
+	for _, batch := range []bool{false, true} {
+		t.Run(fmt.Sprintf("batch=%v", batch), func(t *testing.T) {
+			r := newRig(t, testsvc.SQLiteURL(t), nil, fastTimeouts())
+			tries := map[string]int{}
+			r.sink.SetDecide(func(_, to string, _ []byte) smtptest.Action {
+				tries[to]++
+				return smtptest.Action{}
+			})
+			to := []string{"ann@example.org", "bob@example.org", "cid@example.org"}
+			id := r.accept(to, nil, nil)
+			q := queue.New(queue.Config{}, r.rdb)
+			w := New(Config{}, Deps{Store: r.st, Queue: q, Redis: r.rdb, Deliverer: r.d})
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute) // margin: 32 minutes
+			defer cancel()
+			single, _ := json.Marshal(queue.SendPayload{MessageID: id})
+			if batch {
+				payload, _ := json.Marshal(queue.SendBatchPayload{MessageIDs: []string{id}})
+				if err := w.handleSendBatch(ctx, asynq.NewTask(queue.TypeSendBatch, payload)); err != nil {
+					t.Fatalf("batch task: %v", err)
+				}
+				info := handedOver(t, asynq.NewInspectorFromRedisClient(r.rdb), id, 0)
+				if info.State != asynq.TaskStatePending {
+					t.Fatalf("handed-over task is %v, want pending (now)", info.State)
+				}
+			} else {
+				task := asynq.NewTask(queue.TypeSend, single)
+				err := w.handleSend(ctx, task)
+				var cut *cutShort
+				if !errors.As(err, &cut) || IsFailure(err) || r.d.RetryDelay(0, err, task) > time.Second {
+					t.Fatalf("send task = %v, want a cut that is no failure and retries at once", err)
+				}
+			}
+			m := r.message(id)
+			got := []string{m.Recipients[0].Status, m.Recipients[1].Status, m.Recipients[2].Status}
+			if want := []string{store.StatusSent, store.StatusQueued, store.StatusQueued}; !slices.Equal(got, want) {
+				t.Fatalf("recipients %v after the cut, want %v", got, want)
+			}
+			if err := w.handleSend(context.Background(), asynq.NewTask(queue.TypeSend, single)); err != nil {
+				t.Fatalf("next run: %v", err)
+			}
+			if m := r.message(id); m.Status != store.StatusSent || m.PossiblyDuplicated {
+				t.Fatalf("message %s (possibly duplicated %v) after the next run, want sent", m.Status, m.PossiblyDuplicated)
+			}
+			for _, addr := range to {
+				if tries[addr] != 1 {
+					t.Errorf("%s received %d times, want once", addr, tries[addr])
+				}
+			}
+		})
 	}
 }

@@ -28,6 +28,17 @@ type DeliveryConfig struct {
 	// creation, or its send_at); past it pending recipients fail with
 	// reason "expired". Default 72 hours.
 	MaxAge time.Duration
+	// StartMargin: a send task starts no further SMTP transaction (no
+	// next message of a batch, no next recipient of a message) once less
+	// than this is left before its deadline (queue.Config.Timeout), e.g.
+	// after a long wait for a delivery slot or a stalling relay, so that
+	// the timeout never cuts a transaction; the task runs again at once.
+	// It is at least a whole SMTP transaction under RFC 5321 §4.5.3.2's
+	// timeouts (about 31 minutes at worst). A run that began with less
+	// than this left (a Timeout below it) still starts its first message
+	// and, of each message, its first recipient. Measured on the wall
+	// clock, as task deadlines are. Default 32 minutes.
+	StartMargin time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }
@@ -41,6 +52,9 @@ func (c DeliveryConfig) withDefaults() DeliveryConfig {
 	}
 	if c.MaxAge == 0 {
 		c.MaxAge = 72 * time.Hour
+	}
+	if c.StartMargin == 0 {
+		c.StartMargin = 32 * time.Minute
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -217,6 +231,10 @@ func (d *Deliverer) deliver(ctx context.Context, messageID string, firstOnly boo
 func (d *Deliverer) relayAll(ctx context.Context, dl store.Delivery, rs []store.DeliveryRecipient, raw []byte) error {
 	deferred := false
 	for i, r := range rs {
+		if i > 0 && d.deadlineNear(ctx) {
+			d.release(ctx, dl, rs[i:])
+			return &cutShort{left: 1, why: "task deadline near"}
+		}
 		out, err := d.relayOne(ctx, dl, r, raw)
 		if err != nil { // held back, or the limits could not be read: not sent
 			d.release(ctx, dl, rs[i:])
@@ -232,6 +250,13 @@ func (d *Deliverer) relayAll(ctx context.Context, dl store.Delivery, rs []store.
 		return errDeferred
 	}
 	return nil
+}
+
+// deadlineNear reports whether ctx's deadline is less than StartMargin
+// away.
+func (d *Deliverer) deadlineNear(ctx context.Context) bool {
+	deadline, ok := ctx.Deadline()
+	return ok && time.Until(deadline) < d.cfg.StartMargin
 }
 
 // relayOne runs one SMTP transaction with the recipient's own VERP

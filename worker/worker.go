@@ -53,15 +53,6 @@ type Config struct {
 	TaskCheckInterval time.Duration
 	// IdempotencyTTL is how long Idempotency-Keys are kept. Default 24 hours.
 	IdempotencyTTL time.Duration
-	// StartMargin: a send or batch send task starts no further message
-	// once less than this is left before its deadline
-	// (queue.Config.Timeout), as after a long wait for a delivery slot, so
-	// that a transaction it starts is never cut by the timeout; the task
-	// runs again at once. It is at least a whole SMTP transaction under
-	// RFC 5321 §4.5.3.2's timeouts (about 31 minutes at worst). A run that
-	// began with less than this left (a Timeout below it) still starts its
-	// first message. Default 32 minutes.
-	StartMargin time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }
@@ -72,9 +63,6 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 35 * time.Minute
-	}
-	if c.StartMargin == 0 {
-		c.StartMargin = 32 * time.Minute
 	}
 	if c.ReconcileInterval == 0 {
 		c.ReconcileInterval = time.Minute
