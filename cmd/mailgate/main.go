@@ -1,8 +1,8 @@
 // Command mailgate is the HTTP-to-SMTP transactional email gateway: one
 // binary whose subcommands run each role (serve, api, worker, poller) and
-// the administration tasks (migrate, projects, keys, inspect, dkim). It is
-// the only package that reads the environment and flags; it wires the
-// packages together.
+// the administration tasks (migrate, projects, keys, domains, inspect,
+// dkim). It is the only package that reads the environment and flags; it
+// wires the packages together.
 package main
 
 import (
@@ -51,7 +51,7 @@ func rootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(serveCmd(), apiCmd(), workerCmd(), pollerCmd(), migrateCmd(),
-		projectsCmd(), keysCmd(), dkimCmd(), inspectCmd(), versionCmd())
+		projectsCmd(), keysCmd(), domainsCmd(), dkimCmd(), inspectCmd(), versionCmd())
 	return root
 }
 
