@@ -7,42 +7,57 @@ import (
 	"github.com/mailgate/mailgate/internal/testsvc"
 )
 
-// TestRelayRateAcrossWorkers: relay rate 10/s, two worker processes, 60
-// messages. The sink notes when each arrives: every message arrives, and
-// no sliding one-second window holds more than 10 + 1 (GCRA lets one
-// emission interval of tolerance through).
-func TestRelayRateAcrossWorkers(t *testing.T) {
+// TestRatesAcrossWorkers: a limit of 10/s in each scope (relay, recipient
+// domain, sender domain, API key), two worker processes, 60 messages. The
+// sink notes when each arrives: every message arrives once, and no sliding
+// one-second window holds more than 10 + 1 (GCRA lets one emission
+// interval of tolerance through).
+func TestRatesAcrossWorkers(t *testing.T) {
 	const n, perSecond = 60, 10
-	var seen arrivals
-	sink := startSink(t, seen.decide)
-	g := newGateway(t, testsvc.PostgresURL(t), "MAILGATE_RELAYS="+relayURL(sink.Port, "rate=10/s"),
-		"MAILGATE_ALLOWED_SENDER_DOMAINS=allowed.example", "MAILGATE_WORKER_CONCURRENCY=8")
-	token := g.createKey("messages:send", "messages:read")
-	c := newClient(t, g.start("api"), token)
-	g.start("worker")
-	g.start("worker")
+	tests := []struct {
+		scope, relayQuery string
+		env               []string
+	}{
+		{scope: "relay", relayQuery: "rate=10/s"},
+		{scope: "recipient domain", env: []string{"MAILGATE_RATE_RECIPIENT_DOMAINS=example.org=10/s"}},
+		{scope: "sender domain", env: []string{"MAILGATE_RATE_SENDER_DOMAIN=10/s"}},
+		{scope: "key", env: []string{"MAILGATE_RATE_KEY=10/s"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.scope, func(t *testing.T) {
+			var seen arrivals
+			sink := startSink(t, seen.decide)
+			env := append([]string{"MAILGATE_RELAYS=" + relayURL(sink.Port, tt.relayQuery),
+				"MAILGATE_ALLOWED_SENDER_DOMAINS=allowed.example", "MAILGATE_WORKER_CONCURRENCY=8"}, tt.env...)
+			g := newGateway(t, testsvc.PostgresURL(t), env...)
+			token := g.createKey("messages:send", "messages:read")
+			c := newClient(t, g.start("api"), token)
+			g.start("worker")
+			g.start("worker")
 
-	msgs := make([]map[string]any, n)
-	for i := range msgs {
-		msgs[i] = simpleMessage(i)
-	}
-	ids := c.sendBatch(msgs)
-	if !sink.WaitMessages(n, 60*time.Second) {
-		t.Fatalf("sink has %d of %d messages", len(sink.Messages()), n)
-	}
-	copies := copiesByID(t, sink.Messages())
-	for _, id := range ids {
-		if copies[id] != 1 {
-			t.Errorf("message %s arrived %d times, want 1", id, copies[id])
-		}
-	}
-	times := seen.snapshot()
-	worst, at := busiestWindow(times, time.Second)
-	t.Logf("%d arrivals over %s; busiest 1 s window holds %d (from arrival %d)",
-		len(times), times[len(times)-1].Sub(times[0]).Round(time.Millisecond), worst, at)
-	if worst > perSecond+1 {
-		t.Errorf("%d messages arrived within one second (from arrival %d), limit 10/s allows %d",
-			worst, at, perSecond+1)
+			msgs := make([]map[string]any, n)
+			for i := range msgs {
+				msgs[i] = simpleMessage(i)
+			}
+			ids := c.sendBatch(msgs)
+			if !sink.WaitMessages(n, 60*time.Second) {
+				t.Fatalf("sink has %d of %d messages", len(sink.Messages()), n)
+			}
+			copies := copiesByID(t, sink.Messages())
+			for _, id := range ids {
+				if copies[id] != 1 {
+					t.Errorf("message %s arrived %d times, want 1", id, copies[id])
+				}
+			}
+			times := seen.snapshot()
+			worst, at := busiestWindow(times, time.Second)
+			t.Logf("%d arrivals over %s; busiest 1 s window holds %d (from arrival %d)",
+				len(times), times[len(times)-1].Sub(times[0]).Round(time.Millisecond), worst, at)
+			if worst > perSecond+1 {
+				t.Errorf("%d messages arrived within one second (from arrival %d), limit 10/s allows %d",
+					worst, at, perSecond+1)
+			}
+		})
 	}
 }
 

@@ -80,16 +80,9 @@ func (a *app) ratePolicy(rcs []mta.RelayConfig) (*ratelimit.Policy, error) {
 	pc := ratelimit.PolicyConfig{Relay: map[string][]ratelimit.Limit{},
 		DisableProviderDefaults: !a.cfg.RateProviderDefaults}
 	for _, rc := range rcs {
-		lims, err := ratelimit.ParseRates(rc.Rate)
+		lims, err := optionalRate(rc.Rate)
 		if err != nil {
 			return nil, fmt.Errorf("relay %s rate: %w", rc.Name, err)
-		}
-		for i := range lims {
-			// Burst 1: "rate=N/s" means at most N sends (+1 of GCRA
-			// tolerance) in any one period. The default burst of N would
-			// let almost 2N through in one second (an idle bucket spent at
-			// once, then N more); the e2e test counts this at the sink.
-			lims[i].Burst = 1
 		}
 		if len(lims) > 0 {
 			pc.Relay[rc.Name] = lims
@@ -110,9 +103,16 @@ func (a *app) ratePolicy(rcs []mta.RelayConfig) (*ratelimit.Policy, error) {
 }
 
 // optionalRate parses one or more comma-separated limits ("10/s,1000/h");
-// none is no limit.
+// none is no limit. Every configured limit has burst 1: "N/s" means at
+// most N sends (+1 of GCRA tolerance) in any one period. The default
+// burst of N would let almost 2N through in one second (an idle bucket
+// spent at once, then N more); the e2e tests count this at the sink.
 func optionalRate(s string) ([]ratelimit.Limit, error) {
-	return ratelimit.ParseRates(s)
+	lims, err := ratelimit.ParseRates(s)
+	for i := range lims {
+		lims[i].Burst = 1
+	}
+	return lims, err
 }
 
 // domainRates parses "gmail.com=20/s,1000/h;example.org=off".
