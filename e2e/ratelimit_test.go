@@ -9,9 +9,13 @@ import (
 
 // TestRatesAcrossWorkers: a limit of 10/s in each scope (relay, recipient
 // domain, sender domain, API key), two worker processes, 60 messages. The
-// sink notes when each arrives: every message arrives once, and no sliding
-// one-second window holds more than 10 + 1 (GCRA lets one emission
-// interval of tolerance through).
+// sink notes when each arrives: every message arrives once; the 60 take at
+// least 5 s (the 2nd to the 60th are 59 emission intervals of 0.1 s after
+// the 1st, less one interval of GCRA tolerance); and no sliding one-second
+// window holds more than 10 + 2 (one interval of tolerance, and one for
+// the time a transaction takes between the limit and the sink, which
+// varies: a send slower than the next one lands in the next one's window).
+// The limit is also used, not only held: the run takes under 12 s.
 func TestRatesAcrossWorkers(t *testing.T) {
 	const n, perSecond = 60, 10
 	tests := []struct {
@@ -51,11 +55,18 @@ func TestRatesAcrossWorkers(t *testing.T) {
 			}
 			times := seen.snapshot()
 			worst, at := busiestWindow(times, time.Second)
+			span := times[len(times)-1].Sub(times[0])
 			t.Logf("%d arrivals over %s; busiest 1 s window holds %d (from arrival %d)",
-				len(times), times[len(times)-1].Sub(times[0]).Round(time.Millisecond), worst, at)
-			if worst > perSecond+1 {
+				len(times), span.Round(time.Millisecond), worst, at)
+			if worst > perSecond+2 {
 				t.Errorf("%d messages arrived within one second (from arrival %d), limit 10/s allows %d",
-					worst, at, perSecond+1)
+					worst, at, perSecond+2)
+			}
+			if low := time.Duration(n-2) * time.Second / perSecond; span < low {
+				t.Errorf("%d messages arrived within %s, limit 10/s needs at least %s", n, span, low)
+			}
+			if span > 12*time.Second {
+				t.Errorf("%d messages took %s: the limit of 10/s is mostly unused", n, span)
 			}
 		})
 	}

@@ -39,6 +39,16 @@ type DeliveryConfig struct {
 	// and, of each message, its first recipient. Measured on the wall
 	// clock, as task deadlines are. Default 32 minutes.
 	StartMargin time.Duration
+	// HoldWait: a send held back by a rate limit for at most this long
+	// waits in its task (keeping its delivery slot) and tries again,
+	// for up to 5×HoldWait in all, instead of being rescheduled: asynq
+	// schedules a retry to the whole second, which would leave a limit of
+	// a few sends per second mostly unused. A longer hold reschedules the
+	// task for when the limit allows. Default 1 second; negative never
+	// waits.
+	HoldWait time.Duration
+	// Sleep waits d, or until ctx is done (its error). Default a timer.
+	Sleep func(ctx context.Context, d time.Duration) error
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }
@@ -55,6 +65,12 @@ func (c DeliveryConfig) withDefaults() DeliveryConfig {
 	}
 	if c.StartMargin == 0 {
 		c.StartMargin = 32 * time.Minute
+	}
+	if c.HoldWait == 0 {
+		c.HoldWait = time.Second
+	}
+	if c.Sleep == nil {
+		c.Sleep = sleep
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -300,21 +316,47 @@ func (d *Deliverer) limitGate(dl store.Delivery, r store.DeliveryRecipient) *lim
 		SenderDomain: dl.FromDomain, KeyID: dl.KeyID}}
 }
 
-// take is the mta.Gate.
+// take is the mta.Gate: a short hold is waited out here (HoldWait), a
+// longer one stops the send.
 func (g *limitGate) take(ctx context.Context, relay string) error {
 	req := ratelimit.Request{Relay: relay}
 	if !g.used {
 		req, g.used = g.req, true
 		req.Relay = relay
 	}
-	res, err := g.d.deps.Limits.Reserve(ctx, req)
-	switch {
-	case err != nil:
-		g.err = fmt.Errorf("rate limit: %w", err)
-	case !res.Allowed:
-		g.err = &heldBack{scope: res.Scope, after: res.RetryAfter}
+	cfg := g.d.cfg
+	var waited time.Duration
+	for {
+		res, err := g.d.deps.Limits.Reserve(ctx, req)
+		switch {
+		case err != nil:
+			g.err = fmt.Errorf("rate limit: %w", err)
+			return g.err
+		case res.Allowed:
+			return nil
+		case res.RetryAfter > cfg.HoldWait || waited+res.RetryAfter > 5*cfg.HoldWait:
+			g.err = &heldBack{scope: res.Scope, after: res.RetryAfter}
+			return g.err
+		}
+		wait := max(res.RetryAfter, time.Millisecond)
+		if err := cfg.Sleep(ctx, wait); err != nil {
+			g.err = err
+			return err
+		}
+		waited += wait
 	}
-	return g.err
+}
+
+// sleep waits d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // observe counts every relay's answer in a send (a relay failed over from

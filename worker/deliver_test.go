@@ -375,3 +375,35 @@ func TestDeliverHeldBackByRateLimit(t *testing.T) {
 		t.Fatalf("sink got %d, want 1", n)
 	}
 }
+
+// TestDeliverWaitsOutShortHolds: a hold of at most HoldWait is waited out
+// in the task and the send goes on; a longer one reschedules the task
+// without waiting. (The limits live in Redis, on its clock: the waits are
+// real, a tenth of a second each.)
+func TestDeliverWaitsOutShortHolds(t *testing.T) {
+	r := newRig(t, testsvc.SQLiteURL(t), []ratelimit.Limit{{Events: 10, Period: time.Second, Burst: 1}}, fastTimeouts())
+	var slept time.Duration
+	r.d.cfg.Sleep = func(ctx context.Context, d time.Duration) error {
+		slept += d
+		return sleep(ctx, d)
+	}
+	id := r.accept([]string{"a@example.org", "b@example.org", "c@example.org"}, nil, nil)
+	if err := r.d.Deliver(context.Background(), id); err != nil {
+		t.Fatalf("Deliver = %v, want every recipient sent after short waits", err)
+	}
+	if n := len(r.sink.Messages()); n != 3 || r.message(id).Status != store.StatusSent {
+		t.Fatalf("sink got %d, message %s; want 3, sent", n, r.message(id).Status)
+	}
+	if slept < 150*time.Millisecond || slept > time.Second {
+		t.Fatalf("waited %v in all, want about 0.2 s (10/s, three sends)", slept)
+	}
+
+	r.d.cfg.HoldWait = 10 * time.Millisecond
+	slept = 0
+	id = r.accept([]string{"d@example.org", "e@example.org"}, nil, nil)
+	err := r.d.Deliver(context.Background(), id)
+	var held *heldBack
+	if !errors.As(err, &held) || slept != 0 {
+		t.Fatalf("Deliver = %v after waiting %v, want a hold at once (0.1 s > HoldWait)", err, slept)
+	}
+}
