@@ -1,0 +1,236 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"syscall"
+	"time"
+	"unicode/utf8"
+)
+
+// ErrForbiddenAddress: the endpoint's address is one the SSRF guard
+// refuses (loopback, private, link-local, …) and no allowed network holds.
+var ErrForbiddenAddress = errors.New("webhook endpoint address is not public")
+
+// ErrBadURL: the endpoint URL is not one mailgate posts to.
+var ErrBadURL = errors.New("webhook URL")
+
+// Config configures a Client.
+type Config struct {
+	// AllowedNetworks are exempt from the SSRF guard
+	// (MAILGATE_WEBHOOK_ALLOWED_NETWORKS: tests, private deployments).
+	AllowedNetworks []netip.Prefix
+	// AllowHTTP allows plain-http URLs (MAILGATE_WEBHOOK_ALLOW_HTTP);
+	// otherwise only https. Default false.
+	AllowHTTP bool
+	// Timeout bounds one delivery: connect, TLS, request and the answer's
+	// headers and body. Default 15 seconds.
+	Timeout time.Duration
+	// MaxResponseBody is how much of the answer's body is kept for the
+	// delivery log. Default 4 KiB.
+	MaxResponseBody int
+	// UserAgent is sent with every delivery. Default "mailgate-webhooks".
+	UserAgent string
+}
+
+func (c Config) withDefaults() Config {
+	if c.Timeout == 0 {
+		c.Timeout = 15 * time.Second
+	}
+	if c.MaxResponseBody == 0 {
+		c.MaxResponseBody = 4 << 10
+	}
+	if c.UserAgent == "" {
+		c.UserAgent = "mailgate-webhooks"
+	}
+	return c
+}
+
+// Client posts deliveries.
+type Client struct {
+	cfg  Config
+	http *http.Client
+}
+
+// New returns a Client. It never uses a proxy from the environment and
+// never follows a redirect (a 3xx answer is a failed delivery): either
+// would let an endpoint send the request somewhere the guard did not see.
+func New(cfg Config) *Client {
+	cfg = cfg.withDefaults()
+	c := &Client{cfg: cfg}
+	dialer := &net.Dialer{Timeout: cfg.Timeout, Control: c.guard}
+	transport := &http.Transport{
+		Proxy:                 nil,
+		DialContext:           dialer.DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConnsPerHost:   4,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   cfg.Timeout,
+		ResponseHeaderTimeout: cfg.Timeout,
+	}
+	c.http = &http.Client{
+		Transport:     transport,
+		Timeout:       cfg.Timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return c
+}
+
+// CheckURL refuses a URL mailgate would not post to: not https (or http
+// when allowed), no host, credentials in it, or a literal address the
+// guard refuses. A host name is checked again at every connection, on the
+// address it resolves to then (DNS rebinding).
+func (c *Client) CheckURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrBadURL, err)
+	}
+	switch {
+	case u.Scheme != "https" && !(u.Scheme == "http" && c.cfg.AllowHTTP):
+		if c.cfg.AllowHTTP {
+			return fmt.Errorf("%w: scheme must be https or http", ErrBadURL)
+		}
+		return fmt.Errorf("%w: scheme must be https", ErrBadURL)
+	case u.Hostname() == "":
+		return fmt.Errorf("%w: no host", ErrBadURL)
+	case u.User != nil:
+		return fmt.Errorf("%w: credentials in the URL are not allowed (use the signature)", ErrBadURL)
+	case u.Fragment != "":
+		return fmt.Errorf("%w: a fragment is not sent to a server", ErrBadURL)
+	}
+	if addr, err := netip.ParseAddr(strings.Trim(u.Hostname(), "[]")); err == nil && !c.allowed(addr) {
+		return fmt.Errorf("%w: %s", ErrForbiddenAddress, addr)
+	}
+	return nil
+}
+
+// guard is the dialer's Control: it runs on the address actually being
+// connected to, after name resolution.
+func (c *Client) guard(_, address string, _ syscall.RawConn) error {
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return fmt.Errorf("%w: %s", ErrForbiddenAddress, address)
+	}
+	if !c.allowed(ap.Addr()) {
+		return fmt.Errorf("%w: %s", ErrForbiddenAddress, ap.Addr())
+	}
+	return nil
+}
+
+// allowed: a public unicast address, or one inside an allowed network.
+func (c *Client) allowed(addr netip.Addr) bool {
+	addr = addr.Unmap()
+	for _, p := range c.cfg.AllowedNetworks {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return public(addr)
+}
+
+// nonPublic are special-purpose ranges beyond what netip classifies (RFC
+// 6890): "this network", carrier-grade NAT (RFC 6598), IETF protocol
+// assignments, benchmarking (RFC 2544), documentation, 6to4 relay, the
+// reserved 240/4, NAT64 (RFC 6052) and discard (RFC 6666).
+var nonPublic = []netip.Prefix{
+	netip.MustParsePrefix("0.0.0.0/8"),
+	netip.MustParsePrefix("100.64.0.0/10"),
+	netip.MustParsePrefix("192.0.0.0/24"),
+	netip.MustParsePrefix("192.0.2.0/24"),
+	netip.MustParsePrefix("192.88.99.0/24"),
+	netip.MustParsePrefix("198.18.0.0/15"),
+	netip.MustParsePrefix("198.51.100.0/24"),
+	netip.MustParsePrefix("203.0.113.0/24"),
+	netip.MustParsePrefix("240.0.0.0/4"),
+	netip.MustParsePrefix("64:ff9b::/96"),
+	netip.MustParsePrefix("64:ff9b:1::/48"),
+	netip.MustParsePrefix("100::/64"),
+	netip.MustParsePrefix("2001:db8::/32"),
+	netip.MustParsePrefix("2002::/16"),
+}
+
+// public reports whether addr is a globally reachable unicast address.
+func public(addr netip.Addr) bool {
+	if !addr.IsValid() || addr.IsLoopback() || addr.IsPrivate() || addr.IsUnspecified() ||
+		addr.IsLinkLocalUnicast() || addr.IsLinkLocalMulticast() || addr.IsInterfaceLocalMulticast() ||
+		addr.IsMulticast() || !addr.IsGlobalUnicast() {
+		return false
+	}
+	for _, p := range nonPublic {
+		if p.Contains(addr) {
+			return false
+		}
+	}
+	return true
+}
+
+// Result is how one delivery went.
+type Result struct {
+	// StatusCode is the answer's status, 0 when there was none.
+	StatusCode int
+	// Body is the start of the answer's body (MaxResponseBody bytes,
+	// valid UTF-8), for the delivery log.
+	Body string
+	// Latency is the time from sending to the end of the answer.
+	Latency time.Duration
+	// Err is why the delivery failed: no answer, or a status other than
+	// 2xx. Nil when the endpoint took it.
+	Err error
+}
+
+// OK reports whether the endpoint took the delivery (a 2xx answer).
+func (r Result) OK() bool { return r.Err == nil }
+
+// Post sends body to url as one delivery with the given id, timestamp and
+// signing secrets.
+func (c *Client) Post(ctx context.Context, rawURL string, secrets []string, id string, ts time.Time, body []byte) Result {
+	if err := c.CheckURL(rawURL); err != nil {
+		return Result{Err: err}
+	}
+	headers, err := Headers(secrets, id, ts, body)
+	if err != nil {
+		return Result{Err: err}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, rawURL, bytes.NewReader(body))
+	if err != nil {
+		return Result{Err: fmt.Errorf("%w: %w", ErrBadURL, err)}
+	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", c.cfg.UserAgent)
+	began := time.Now()
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return Result{Latency: time.Since(began), Err: fmt.Errorf("post webhook: %w", err)}
+	}
+	defer resp.Body.Close()
+	kept, _ := io.ReadAll(io.LimitReader(resp.Body, int64(c.cfg.MaxResponseBody)))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20)) // lets the connection be reused
+	res := Result{StatusCode: resp.StatusCode, Body: validUTF8(kept), Latency: time.Since(began)}
+	if resp.StatusCode/100 != 2 {
+		res.Err = fmt.Errorf("webhook endpoint answered %d", resp.StatusCode)
+	}
+	return res
+}
+
+// validUTF8 is b as a string with a rune cut at the end, or invalid
+// bytes, dropped.
+func validUTF8(b []byte) string {
+	if utf8.Valid(b) {
+		return string(b)
+	}
+	return strings.ToValidUTF8(string(b), "")
+}
+
+// Close releases idle connections.
+func (c *Client) Close() { c.http.CloseIdleConnections() }
