@@ -120,9 +120,16 @@ func richMessage() map[string]any {
 // checkEnvelope: the envelope sender is the VERP address b+TOKEN@domain.
 func checkEnvelope(t *testing.T, m smtptest.Message) {
 	t.Helper()
-	if !strings.HasPrefix(m.From, "b+") || !strings.HasSuffix(m.From, "@"+returnPathDomain) ||
-		len(m.From) <= len("b+@"+returnPathDomain) {
-		t.Errorf("envelope sender %q, want b+TOKEN@%s", m.From, returnPathDomain)
+	checkEnvelopeSender(t, m.From)
+}
+
+// checkEnvelopeSender fails unless from is a VERP address b+TOKEN@ the
+// return-path domain.
+func checkEnvelopeSender(t *testing.T, from string) {
+	t.Helper()
+	if !strings.HasPrefix(from, "b+") || !strings.HasSuffix(from, "@"+returnPathDomain) ||
+		len(from) <= len("b+@"+returnPathDomain) {
+		t.Errorf("envelope sender %q, want b+TOKEN@%s", from, returnPathDomain)
 	}
 }
 
