@@ -89,6 +89,13 @@ func TestDomainsCLI(t *testing.T) {
 		t.Errorf("without a key: err %v, stderr %q", err, stderr)
 	}
 
+	for _, args := range [][]string{{"domains"}, {"domains", "create", "--help"}} {
+		out, stderr, _ := g.run(env, args...)
+		if token := env[1][len("MAILGATE_API_KEY="):]; strings.Contains(out+stderr, token) {
+			t.Errorf("mailgate %s prints the API key", strings.Join(args, " "))
+		}
+	}
+
 	mustRun("domains", "delete", "shop.example")
 	if list := mustRun("domains", "list"); strings.Contains(list, "shop.example") {
 		t.Errorf("domains list after delete:\n%s", list)

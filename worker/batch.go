@@ -36,6 +36,7 @@ func (w *Worker) handleSendBatch(ctx context.Context, t *asynq.Task) error {
 	if w.deps.Deliverer == nil {
 		return errNoDelivery
 	}
+	ctx = withStopping(ctx, w.stopping)
 	errs := make([]error, len(p.MessageIDs))
 	roomy := w.roomy(ctx)
 	var cut error

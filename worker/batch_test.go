@@ -371,3 +371,64 @@ func TestSendCutBetweenRecipients(t *testing.T) {
 		})
 	}
 }
+
+// TestCutAfterDeferral: a run cut short after a recipient deferred backs
+// off as a deferral (a failure, the retry schedule), not at once; the next
+// run tries the recipient never tried before the deferred one; and a
+// worker that begins to stop during a transaction starts no next
+// recipient.
+func TestCutAfterDeferral(t *testing.T) {
+	r := newRig(t, testsvc.SQLiteURL(t), nil, fastTimeouts())
+	var tried []string
+	r.sink.SetDecide(func(_, to string, _ []byte) smtptest.Action {
+		tried = append(tried, to)
+		if to == "slow@example.net" {
+			return reply(451, smtp.EnhancedCode{4, 3, 0}, "try later")
+		}
+		return smtptest.Action{}
+	})
+	id := r.accept([]string{"slow@example.net", "ann@example.org"}, nil, nil)
+	q := queue.New(queue.Config{}, r.rdb)
+	w := New(Config{}, Deps{Store: r.st, Queue: q, Redis: r.rdb, Deliverer: r.d})
+	single, _ := json.Marshal(queue.SendPayload{MessageID: id})
+	task := asynq.NewTask(queue.TypeSend, single)
+	near, cancel := context.WithTimeout(context.Background(), 10*time.Minute) // margin: 32 minutes
+	defer cancel()
+
+	err := w.handleSend(near, task)
+	if !errors.Is(err, errDeferred) || !IsFailure(err) || r.d.RetryDelay(0, err, task) != time.Minute {
+		t.Fatalf("cut after a deferral = %v (failure %v, delay %v), want the deferral's backoff",
+			err, IsFailure(err), r.d.RetryDelay(0, err, task))
+	}
+	if !slices.Equal(tried, []string{"slow@example.net"}) {
+		t.Fatalf("tried %v, want the first recipient alone", tried)
+	}
+
+	err = w.handleSend(near, task)
+	var cut *cutShort
+	if !errors.As(err, &cut) {
+		t.Fatalf("second run = %v, want a cut", err)
+	}
+	if !slices.Equal(tried, []string{"slow@example.net", "ann@example.org"}) {
+		t.Fatalf("tried %v, want ann (never tried) before the deferred one", tried)
+	}
+
+	// A stop that begins during a transaction.
+	id = r.accept([]string{"bob@example.org", "cid@example.org"}, nil, nil)
+	r.sink.SetDecide(func(_, to string, _ []byte) smtptest.Action {
+		tried = append(tried, to)
+		if to == "bob@example.org" {
+			w.stopOnce.Do(func() { close(w.stopping) })
+		}
+		return smtptest.Action{}
+	})
+	single, _ = json.Marshal(queue.SendPayload{MessageID: id})
+	err = w.handleSend(context.Background(), asynq.NewTask(queue.TypeSend, single))
+	if !errors.As(err, &cut) || IsFailure(err) {
+		t.Fatalf("run stopped mid-message = %v, want a cut that is no failure", err)
+	}
+	m := r.message(id)
+	if got := []string{m.Recipients[0].Status, m.Recipients[1].Status}; !slices.Equal(got, []string{store.StatusSent, store.StatusQueued}) {
+		t.Fatalf("recipients %v, want bob sent and cid left queued", got)
+	}
+}

@@ -1,11 +1,13 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -245,16 +247,19 @@ func (d *Deliverer) deliver(ctx context.Context, messageID string, firstOnly boo
 // relayAll sends to each recipient in turn. A rate limit stops the round:
 // the rest go back to their status and the task waits for the limit.
 func (d *Deliverer) relayAll(ctx context.Context, dl store.Delivery, rs []store.DeliveryRecipient, raw []byte) error {
+	triedFirst(rs)
 	deferred := false
 	for i, r := range rs {
-		if i > 0 && d.deadlineNear(ctx) {
-			d.release(ctx, dl, rs[i:])
-			return &cutShort{left: 1, why: "task deadline near"}
+		if i > 0 {
+			if why := d.stopBetween(ctx); why != "" {
+				d.release(ctx, dl, rs[i:])
+				return keepDeferral(deferred, &cutShort{left: 1, why: why})
+			}
 		}
 		out, err := d.relayOne(ctx, dl, r, raw)
 		if err != nil { // held back, or the limits could not be read: not sent
 			d.release(ctx, dl, rs[i:])
-			return err
+			return keepDeferral(deferred, err)
 		}
 		if err := d.deps.Store.RecordAttemptOutcomes(context.WithoutCancel(ctx), dl.ProjectID, dl.ID,
 			len(dl.Recipients), []store.Outcome{out}); err != nil {
@@ -266,6 +271,69 @@ func (d *Deliverer) relayAll(ctx context.Context, dl store.Delivery, rs []store.
 		return errDeferred
 	}
 	return nil
+}
+
+// triedFirst orders the recipients of an attempt: those never tried
+// before first, the deferred ones after, each group in position order, so
+// that a recipient that keeps deferring (or stalling) does not keep the
+// others from their first try when a run is cut short.
+func triedFirst(rs []store.DeliveryRecipient) {
+	slices.SortStableFunc(rs, func(a, b store.DeliveryRecipient) int {
+		return cmp.Compare(boolRank(a.Status == store.StatusDeferred), boolRank(b.Status == store.StatusDeferred))
+	})
+}
+
+func boolRank(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// keepDeferral is the error of an attempt stopped early by err (a hold,
+// a cut): when a recipient of this attempt already deferred, the deferral
+// wins, so that the task backs off and counts the failure instead of
+// trying that recipient again at once.
+func keepDeferral(deferred bool, err error) error {
+	if deferred {
+		return errDeferred
+	}
+	return err
+}
+
+// stopBetween says why no further recipient's transaction may start in
+// this attempt ("" when one may): the worker is stopping, or the task's
+// deadline is near.
+func (d *Deliverer) stopBetween(ctx context.Context) string {
+	if stopping(ctx) {
+		return "worker stopping"
+	}
+	if d.deadlineNear(ctx) {
+		return "task deadline near"
+	}
+	return ""
+}
+
+// stoppingKey carries the worker's stopping channel in a task's context.
+type stoppingKey struct{}
+
+// withStopping gives ctx the worker's stopping channel.
+func withStopping(ctx context.Context, ch <-chan struct{}) context.Context {
+	return context.WithValue(ctx, stoppingKey{}, ch)
+}
+
+// stopping reports whether ctx's worker has begun to stop.
+func stopping(ctx context.Context) bool {
+	ch, _ := ctx.Value(stoppingKey{}).(<-chan struct{})
+	if ch == nil {
+		return false
+	}
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 // deadlineNear reports whether ctx's deadline is less than StartMargin

@@ -171,6 +171,7 @@ func (w *Worker) handleSend(ctx context.Context, t *asynq.Task) error {
 	if w.deps.Deliverer == nil {
 		return errNoDelivery
 	}
+	ctx = withStopping(ctx, w.stopping)
 	roomy := w.roomy(ctx)
 	if err := w.acquire(ctx); err != nil {
 		return err

@@ -37,6 +37,9 @@ func domainsCmd() *cobra.Command {
 		Short: "manage sender domains through a running gateway's API (needs a key with the domains scope)",
 		PersistentPreRunE: func(*cobra.Command, []string) error {
 			if dc.key == "" {
+				dc.key = os.Getenv("MAILGATE_API_KEY")
+			}
+			if dc.key == "" {
 				return errors.New("domains needs an API key with the domains scope: --api-key or MAILGATE_API_KEY")
 			}
 			dc.base = strings.TrimSuffix(dc.base, "/")
@@ -45,7 +48,8 @@ func domainsCmd() *cobra.Command {
 	}
 	f := cmd.PersistentFlags()
 	f.StringVar(&dc.base, "api-url", defaultAPIURL(), "the gateway's API (default MAILGATE_API_URL, else http:// + MAILGATE_LISTEN)")
-	f.StringVar(&dc.key, "api-key", os.Getenv("MAILGATE_API_KEY"), "API key with the domains scope (default MAILGATE_API_KEY)")
+	// No default shown: help would print the key.
+	f.StringVar(&dc.key, "api-key", "", "API key with the domains scope (default: MAILGATE_API_KEY)")
 	f.BoolVar(&dc.json, "json", false, "print the API's JSON answer")
 	cmd.AddCommand(dc.createCmd(), dc.listCmd(), dc.showCmd(), dc.verifyCmd(), dc.rotateCmd(), dc.deleteCmd())
 	return cmd
@@ -256,7 +260,7 @@ func (dc *domainsClient) do(ctx context.Context, method, path string, req any) (
 	}
 	r, err := http.NewRequestWithContext(ctx, method, dc.base+path, body)
 	if err != nil {
-		return nil, fmt.Errorf("API request: %w", err)
+		return nil, errors.New("API request: bad --api-url (not shown: it may hold a password)")
 	}
 	r.Header.Set("Authorization", "Bearer "+dc.key)
 	if req != nil {
@@ -264,7 +268,11 @@ func (dc *domainsClient) do(ctx context.Context, method, path string, req any) (
 	}
 	resp, err := dc.http.Do(r)
 	if err != nil {
-		return nil, fmt.Errorf("API at %s: %w", dc.base, err)
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err // its message repeats the URL, credentials included
+		}
+		return nil, fmt.Errorf("API at %s: %w", r.URL.Redacted(), err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
