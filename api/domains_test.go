@@ -498,6 +498,10 @@ func TestDomainRecordsForRelayAddresses(t *testing.T) {
 			if all, ok := verified(); !all || !ok {
 				t.Fatalf("verified %v, return path ok %v once published", all, ok)
 			}
+			e.dns.AddMX(want.Name, 10, "mx.elsewhere.example") // then the address is not where mail goes
+			if all, ok := verified(); all || ok {
+				t.Fatalf("verified %v, return path ok %v with an MX elsewhere", all, ok)
+			}
 		})
 	}
 }

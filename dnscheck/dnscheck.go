@@ -36,7 +36,8 @@ const (
 	// (OK when one published MX host, priority ignored, equals the
 	// expected one), or, for a mail host known only by its address, its
 	// A or AAAA record (RFC 5321 §5.1: a domain without MX is its own
-	// mail exchanger; OK when one published address equals the expected).
+	// mail exchanger; OK when one published address equals the expected
+	// and the name publishes no MX).
 	KindReturnPath = "return_path"
 )
 
@@ -135,6 +136,16 @@ func lookup(ctx context.Context, r Resolver, rec Record) ([]string, error) {
 		}
 		return out, nil
 	case "A", "AAAA":
+		// The address makes the name its own mail exchanger only while it
+		// publishes no MX (RFC 5321 §5.1): an MX found is reported and
+		// fails the check.
+		if mxs, err := r.LookupMX(ctx, fqdn); err == nil && len(mxs) > 0 {
+			out := make([]string, len(mxs))
+			for i, mx := range mxs {
+				out[i] = "MX " + strconv.Itoa(int(mx.Pref)) + " " + hostName(mx.Host)
+			}
+			return out, nil
+		}
 		network := "ip4"
 		if rec.Type == "AAAA" {
 			network = "ip6"

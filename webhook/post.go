@@ -115,12 +115,11 @@ func (c *Client) CheckURL(raw string) error {
 // guard is the dialer's Control: it runs on the address actually being
 // connected to, after name resolution.
 func (c *Client) guard(_, address string, _ syscall.RawConn) error {
+	// The error names no address: it reaches the delivery log, and a
+	// host name's internal address is not the customer's to learn.
 	ap, err := netip.ParseAddrPort(address)
-	if err != nil {
-		return fmt.Errorf("%w: %s", ErrForbiddenAddress, address)
-	}
-	if !c.allowed(ap.Addr()) {
-		return fmt.Errorf("%w: %s", ErrForbiddenAddress, ap.Addr())
+	if err != nil || !c.allowed(ap.Addr()) {
+		return ErrForbiddenAddress
 	}
 	return nil
 }
@@ -155,6 +154,9 @@ var nonPublic = []netip.Prefix{
 	netip.MustParsePrefix("100::/64"),
 	netip.MustParsePrefix("2001:db8::/32"),
 	netip.MustParsePrefix("2002::/16"),
+	netip.MustParsePrefix("::/96"),           // IPv4-compatible (deprecated, RFC 4291 §2.5.5.1)
+	netip.MustParsePrefix("::ffff:0:0:0/96"), // SIIT IPv4-translated (RFC 2765)
+	netip.MustParsePrefix("fec0::/10"),       // site-local (deprecated, RFC 3879)
 }
 
 // public reports whether addr is a globally reachable unicast address.
@@ -211,6 +213,9 @@ func (c *Client) Post(ctx context.Context, rawURL string, secrets []string, id s
 	began := time.Now()
 	resp, err := c.http.Do(req)
 	if err != nil {
+		if errors.Is(err, ErrForbiddenAddress) {
+			err = ErrForbiddenAddress // the dial error would name the address
+		}
 		return Result{Latency: time.Since(began), Err: fmt.Errorf("post webhook: %w", err)}
 	}
 	defer resp.Body.Close()

@@ -11,6 +11,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -66,6 +67,9 @@ func ValidSecret(s string) bool {
 func Sign(secrets []string, id string, ts time.Time, body []byte) (string, error) {
 	sigs := make([]string, 0, len(secrets))
 	for _, s := range secrets {
+		if !ValidSecret(s) {
+			return "", errors.New("sign webhook: not a whsec_ secret of 24 to 64 bytes")
+		}
 		wh, err := standardwebhooks.NewWebhook(s)
 		if err != nil {
 			return "", fmt.Errorf("webhook secret: %w", err)
@@ -77,7 +81,7 @@ func Sign(secrets []string, id string, ts time.Time, body []byte) (string, error
 		sigs = append(sigs, sig)
 	}
 	if len(sigs) == 0 {
-		return "", fmt.Errorf("sign webhook: no secret")
+		return "", errors.New("sign webhook: no secret")
 	}
 	return strings.Join(sigs, " "), nil
 }

@@ -76,6 +76,9 @@ func TestSign(t *testing.T) {
 		if webhook.ValidSecret(bad) {
 			t.Errorf("ValidSecret(%q) = true", bad)
 		}
+		if _, err := webhook.Sign([]string{bad}, "evt_1", ts, body); err == nil {
+			t.Errorf("Sign with secret %q succeeded", bad)
+		}
 	}
 }
 
@@ -195,12 +198,17 @@ func TestGuard(t *testing.T) {
 		if !errors.Is(res.Err, webhook.ErrForbiddenAddress) {
 			t.Errorf("post to %s: %v, want the SSRF guard's refusal", u, res.Err)
 		}
+		if u == "http://localhost:"+port && res.Err != nil && (strings.Contains(res.Err.Error(), "127.0.0.1") ||
+			strings.Contains(res.Err.Error(), "::1")) {
+			t.Errorf("the refusal of a host name tells its address: %v", res.Err)
+		}
 	}
 	if len(r.got) != 0 {
 		t.Fatalf("the guarded client reached the receiver %d times", len(r.got))
 	}
 	for _, u := range []string{"https://10.1.2.3/", "https://169.254.169.254/latest", "https://[fd00::1]/",
-		"https://100.64.0.1/", "https://0.0.0.0/", "https://[::ffff:127.0.0.1]/", "https://192.168.1.1/"} {
+		"https://100.64.0.1/", "https://0.0.0.0/", "https://[::ffff:127.0.0.1]/", "https://192.168.1.1/",
+		"https://[::127.0.0.1]/", "https://[::ffff:0:10.0.0.1]/", "https://[fec0::1]/", "https://[64:ff9b::a00:1]/"} {
 		if err := strict.CheckURL(u); !errors.Is(err, webhook.ErrForbiddenAddress) {
 			t.Errorf("CheckURL(%s) = %v, want refused", u, err)
 		}
