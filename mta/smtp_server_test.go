@@ -1,19 +1,14 @@
 package mta
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/hmac"
 	"crypto/md5"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
 	"errors"
 	"io"
 	"log"
-	"math/big"
 	"net"
 	"strings"
 	"sync"
@@ -22,6 +17,8 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+
+	"github.com/mailgate/mailgate/internal/mailpit"
 )
 
 // fault tells the test server how to misbehave at one stage.
@@ -446,49 +443,8 @@ type testPKI struct {
 
 func newTestPKI(t testing.TB) testPKI {
 	t.Helper()
-	caKey, caCert := makeCert(t, nil, nil, true)
-	srvKey, srvCert := makeCert(t, caCert, caKey, false)
-	unkKey, unkCert := makeCert(t, nil, nil, false)
-	roots := x509.NewCertPool()
-	roots.AddCert(caCert)
-	return testPKI{
-		roots:   roots,
-		cert:    tls.Certificate{Certificate: [][]byte{srvCert.Raw}, PrivateKey: srvKey},
-		unknown: tls.Certificate{Certificate: [][]byte{unkCert.Raw}, PrivateKey: unkKey},
-	}
-}
-
-// makeCert issues a certificate signed by parent (self-signed when nil).
-func makeCert(t testing.TB, parent *x509.Certificate, parentKey *ecdsa.PrivateKey, ca bool) (*ecdsa.PrivateKey, *x509.Certificate) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: "mailgate test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IsCA:         ca, BasicConstraintsValid: true,
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames:    []string{"localhost"},
-	}
-	if parent == nil {
-		parent, parentKey = tmpl, key
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key, cert
+	p := mailpit.NewPKI(t)
+	return testPKI{roots: p.Roots, cert: p.Cert, unknown: p.Unknown}
 }
 
 // testMessage is a small valid message with CRLF line endings.

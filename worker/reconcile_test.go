@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/mailgate/mailgate/internal/testsvc"
 	"github.com/mailgate/mailgate/queue"
@@ -22,22 +23,7 @@ func TestReconcileHealsLostEnqueue(t *testing.T) {
 	for dialect, url := range testsvc.DatabaseURLs(t) {
 		t.Run(dialect, func(t *testing.T) {
 			ctx := context.Background()
-			rdb, err := queue.OpenRedis(testsvc.RedisURLDB(t, 11))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer rdb.Close()
-			if err := rdb.FlushDB(ctx).Err(); err != nil {
-				testsvc.Missing(t, "redis", err)
-			}
-			st, err := store.Open(ctx, store.Config{URL: url})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer st.Close()
-			if err := st.MigrateUp(ctx); err != nil {
-				t.Fatal(err)
-			}
+			rdb, st := reconcileDeps(t, url)
 			// asynq schedules by Redis's real clock: send_at must lie in
 			// the real future (whole seconds: asynq keeps Unix seconds).
 			now := time.Now().UTC().Truncate(time.Second)
@@ -114,22 +100,7 @@ func TestReconcileBatchedMessages(t *testing.T) {
 	for dialect, url := range testsvc.DatabaseURLs(t) {
 		t.Run(dialect, func(t *testing.T) {
 			ctx := context.Background()
-			rdb, err := queue.OpenRedis(testsvc.RedisURLDB(t, 11))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer rdb.Close()
-			if err := rdb.FlushDB(ctx).Err(); err != nil {
-				testsvc.Missing(t, "redis", err)
-			}
-			st, err := store.Open(ctx, store.Config{URL: url})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer st.Close()
-			if err := st.MigrateUp(ctx); err != nil {
-				t.Fatal(err)
-			}
+			rdb, st := reconcileDeps(t, url)
 			now := time.Now().UTC().Truncate(time.Second)
 			msgs := []store.NewMessage{
 				newMessage("01900000-0000-7000-8000-000000000011", now, nil, store.StatusQueued),
@@ -186,4 +157,28 @@ func TestReconcileBatchedMessages(t *testing.T) {
 			}
 		})
 	}
+}
+
+// reconcileDeps are a flushed Redis database and a migrated store, closed
+// when the test ends.
+func reconcileDeps(t *testing.T, url string) (redis.UniversalClient, *store.Store) {
+	t.Helper()
+	ctx := context.Background()
+	rdb, err := queue.OpenRedis(testsvc.RedisURLDB(t, 11))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rdb.Close() })
+	if err := rdb.FlushDB(ctx).Err(); err != nil {
+		testsvc.Missing(t, "redis", err)
+	}
+	st, err := store.Open(ctx, store.Config{URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.MigrateUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return rdb, st
 }

@@ -30,8 +30,8 @@ import (
 	"github.com/mailgate/mailgate/internal/testsvc"
 )
 
-// PKI is a test CA and a server certificate it issued for 127.0.0.1 and
-// localhost.
+// PKI is a test CA, a server certificate it issued for 127.0.0.1 and
+// localhost, and a self-signed certificate nobody trusts.
 type PKI struct {
 	// Roots holds the CA.
 	Roots *x509.CertPool
@@ -39,19 +39,23 @@ type PKI struct {
 	CAPEM []byte
 	// Cert is the server's certificate and key.
 	Cert tls.Certificate
+	// Unknown is a self-signed certificate for the same names.
+	Unknown tls.Certificate
 }
 
-// NewPKI issues a CA and a server certificate valid for an hour.
+// NewPKI issues a CA and the certificates, valid for an hour.
 func NewPKI(t testing.TB) PKI {
 	t.Helper()
 	caKey, caCert := issue(t, nil, nil, true)
 	key, cert := issue(t, caCert, caKey, false)
+	unkKey, unkCert := issue(t, nil, nil, false)
 	roots := x509.NewCertPool()
 	roots.AddCert(caCert)
 	return PKI{
-		Roots: roots,
-		CAPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caCert.Raw}),
-		Cert:  tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: key},
+		Roots:   roots,
+		CAPEM:   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caCert.Raw}),
+		Cert:    tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: key},
+		Unknown: tls.Certificate{Certificate: [][]byte{unkCert.Raw}, PrivateKey: unkKey},
 	}
 }
 
