@@ -242,6 +242,37 @@ func messageJSON(tags []string, metadata map[string]string) (string, string, err
 	return string(t), string(md), nil
 }
 
+// MessagesOverdue lists up to limit messages that were started (sending,
+// or deferred for a retry) and whose latest attempt began before
+// startedBefore, oldest attempt first: with the retry delay capped and the
+// send task's run bounded, a message that old has lost its task (a Redis
+// that lost its data), and the reconciler enqueues one again. Each is
+// Attempted and has no batch: its own send task makes its next attempt.
+func (s *Store) MessagesOverdue(ctx context.Context, startedBefore time.Time, limit int) ([]QueuedRef, error) {
+	if limit <= 0 {
+		limit = DefaultPageLimit
+	}
+	rows, err := s.rdb.QueryContext(ctx, `SELECT id FROM messages
+		WHERE status IN ($1, $2) AND updated_at < $3 ORDER BY updated_at, id LIMIT $4`,
+		StatusSending, StatusDeferred, micros(startedBefore), limit)
+	if err != nil {
+		return nil, fmt.Errorf("overdue messages: %w", err)
+	}
+	defer rows.Close()
+	var out []QueuedRef
+	for rows.Next() {
+		ref := QueuedRef{Attempted: true}
+		if err := rows.Scan(&ref.ID); err != nil {
+			return nil, fmt.Errorf("overdue messages: %w", err)
+		}
+		out = append(out, ref)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("overdue messages: %w", err)
+	}
+	return out, nil
+}
+
 // MessagesAwaitingTask lists up to limit messages still queued or
 // scheduled that were created before createdBefore, oldest first, for the
 // reconciler to enqueue again.

@@ -182,3 +182,77 @@ func reconcileDeps(t *testing.T, url string) (redis.UniversalClient, *store.Stor
 	}
 	return rdb, st
 }
+
+// TestReconcileHealsLostRetry: a started message whose task is gone (a
+// Redis that lost its data) — deferred and waiting for a retry that will
+// never run, or left sending by a worker that died with it — gets its own
+// send task again once its latest attempt is older than ReconcileStale;
+// one attempted more recently is left to its task.
+func TestReconcileHealsLostRetry(t *testing.T) {
+	for dialect, url := range testsvc.DatabaseURLs(t) {
+		t.Run(dialect, func(t *testing.T) {
+			ctx := context.Background()
+			rdb, _ := reconcileDeps(t, url)
+			t0 := time.Now().UTC().Truncate(time.Second)
+			clock := t0
+			st, err := store.Open(ctx, store.Config{URL: url, Now: func() time.Time { return clock }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			msgs := []store.NewMessage{
+				newMessage("01900000-0000-7000-8000-000000000021", t0, nil, store.StatusQueued), // deferred at t0
+				newMessage("01900000-0000-7000-8000-000000000022", t0, nil, store.StatusQueued), // sending since t0
+				newMessage("01900000-0000-7000-8000-000000000023", t0, nil, store.StatusQueued), // deferred at t0+90m
+			}
+			if err := st.CreateMessages(ctx, msgs, nil); err != nil {
+				t.Fatal(err)
+			}
+			start := func(id string, deferred bool) {
+				t.Helper()
+				dl, s, err := st.StartDelivery(ctx, id)
+				if err != nil || len(s.Send) != 1 {
+					t.Fatalf("start %s: %v %+v", id, err, s)
+				}
+				if deferred {
+					out := store.Outcome{Position: 0, Email: s.Send[0].Email, Status: store.StatusDeferred, SMTPCode: 451,
+						Event: store.EventDeferred}
+					if err := st.RecordAttemptOutcomes(ctx, dl.ProjectID, id, 1, []store.Outcome{out}); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			start(msgs[0].ID, true)
+			start(msgs[1].ID, false)
+			clock = t0.Add(90 * time.Minute)
+			start(msgs[2].ID, true)
+
+			q := queue.New(queue.Config{}, rdb)
+			in := asynq.NewInspectorFromRedisClient(rdb)
+			reconcileAt := func(at time.Time) {
+				t.Helper()
+				w := New(Config{Now: func() time.Time { return at }}, Deps{Store: st, Queue: q, Redis: rdb})
+				if err := w.ReconcileOnce(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			hasTask := func(id string) bool {
+				info, err := in.GetTaskInfo(queue.QueueSend, id)
+				return err == nil && info.Type == queue.TypeSend
+			}
+			reconcileAt(t0.Add(119 * time.Minute))
+			for _, m := range msgs {
+				if hasTask(m.ID) {
+					t.Fatalf("message %s got a task before it was overdue", m.ID)
+				}
+			}
+			reconcileAt(t0.Add(121 * time.Minute))
+			if !hasTask(msgs[0].ID) || !hasTask(msgs[1].ID) {
+				t.Fatalf("overdue deferred (%v) and sending (%v) messages have no task", hasTask(msgs[0].ID), hasTask(msgs[1].ID))
+			}
+			if hasTask(msgs[2].ID) {
+				t.Fatal("a message attempted 31 minutes ago got a task")
+			}
+		})
+	}
+}

@@ -38,6 +38,13 @@ type Config struct {
 	// reconciler enqueues it again (the API enqueues right after commit).
 	// Default 1 minute.
 	ReconcileGrace time.Duration
+	// ReconcileStale is how long a started message (sending, or deferred
+	// for a retry) may go without a new attempt before the reconciler gives
+	// it a send task again, its task lost with Redis's data. It is longer
+	// than the longest retry delay (DeliveryConfig.RetryMax) and a send
+	// task's run (queue.Config.Timeout), so a live task is never raced
+	// (and enqueueing one that exists does nothing anyway). Default 2 hours.
+	ReconcileStale time.Duration
 	// ReconcileBatch bounds the messages one reconciler pass enqueues.
 	// Default 1000.
 	ReconcileBatch int
@@ -66,6 +73,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ReconcileInterval == 0 {
 		c.ReconcileInterval = time.Minute
+	}
+	if c.ReconcileStale == 0 {
+		c.ReconcileStale = 2 * time.Hour
 	}
 	if c.ReconcileGrace == 0 {
 		c.ReconcileGrace = time.Minute
@@ -200,7 +210,9 @@ func (w *Worker) reconcileLoop(ctx context.Context) {
 
 // ReconcileOnce enqueues the send task of every message that is still
 // queued or scheduled past the grace period (a crash between commit and
-// enqueue, or a lost Redis), and purges expired idempotency keys. Enqueue
+// enqueue, or a lost Redis), or started and not attempted again for
+// ReconcileStale (its retry lost with Redis's data), and purges expired
+// idempotency keys. Enqueue
 // is idempotent (task id = message id, or the batch's task id for a
 // message accepted in a batch), so a message that has its task is left
 // alone.
@@ -210,6 +222,11 @@ func (w *Worker) ReconcileOnce(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("list messages awaiting a task: %w", err)
 	}
+	overdue, err := w.deps.Store.MessagesOverdue(ctx, now.Add(-w.cfg.ReconcileStale), w.cfg.ReconcileBatch)
+	if err != nil {
+		return fmt.Errorf("list overdue messages: %w", err)
+	}
+	refs = append(refs, overdue...)
 	var batches []string
 	members := map[string][]string{}
 	for _, r := range refs {
