@@ -15,6 +15,9 @@
 # tls=none), API and UI on 127.0.0.1:${MAILGATE_RUN_MAILPIT_HTTP_PORT:-8025},
 # its store in ./data/mailpit. MAILGATE_RELAYS then points at it (a
 # MAILGATE_RELAYS set by the user wins, and no Mailpit is started).
+# MAILGATE_DNS_SERVER defaults to 127.0.0.1:53, so that the local gateway
+# talks to loopback alone (domain verification then finds what a local
+# resolver answers, or nothing; set it to check real DNS).
 # MAILGATE_RETURN_PATH_DOMAIN defaults to bounces.example.com. A
 # MAILGATE_MASTER_KEY is generated on the first run and kept in ./data/env
 # (mode 600), so the DKIM keys it seals open after a restart; one set by the
@@ -134,7 +137,7 @@ write_env() {
 		echo "# Use it with: source ./data/env"
 		local name
 		for name in MAILGATE_DATABASE_URL MAILGATE_REDIS_URL MAILGATE_LISTEN MAILGATE_ALLOWED_SENDER_DOMAINS \
-			MAILGATE_RELAYS MAILGATE_RETURN_PATH_DOMAIN MAILGATE_MASTER_KEY; do
+			MAILGATE_RELAYS MAILGATE_RETURN_PATH_DOMAIN MAILGATE_DNS_SERVER MAILGATE_MASTER_KEY; do
 			printf 'export %s=%q\n' "$name" "${!name:-}"
 		done
 	} >data/env.tmp
@@ -216,6 +219,7 @@ main() {
 	export MAILGATE_LISTEN=${MAILGATE_LISTEN:-127.0.0.1:8080}
 	export MAILGATE_ALLOWED_SENDER_DOMAINS=${MAILGATE_ALLOWED_SENDER_DOMAINS:-example.com}
 	export MAILGATE_RETURN_PATH_DOMAIN=${MAILGATE_RETURN_PATH_DOMAIN:-bounces.example.com}
+	export MAILGATE_DNS_SERVER=${MAILGATE_DNS_SERVER:-127.0.0.1:53}
 	ensure_master_key
 	start_smtp_sink
 
