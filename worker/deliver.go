@@ -147,8 +147,8 @@ func (h *heldBack) Error() string {
 	return fmt.Sprintf("held back by the %s rate limit for %s", h.scope, h.after)
 }
 
-// IsFailure is asynq's IsFailure: rate-limit waits and batch runs cut
-// short are not failures.
+// IsFailure is asynq's IsFailure: rate-limit waits and runs cut short
+// (cutShort) are not failures.
 func IsFailure(err error) bool {
 	var h *heldBack
 	var c *cutShort
@@ -156,7 +156,8 @@ func IsFailure(err error) bool {
 }
 
 // RetryDelay is asynq's RetryDelayFunc: a rate-limit wait retries when the
-// limit allows, a batch run cut short at once; other errors back off from RetryBase, doubling, to RetryMax.
+// limit allows, a run cut short at once; other errors back off from
+// RetryBase, doubling, to RetryMax.
 // A send task handed over by a batch task goes on from the failures the
 // batch task saw (queue.SendPayload.Retried).
 func (d *Deliverer) RetryDelay(n int, err error, t *asynq.Task) time.Duration {
@@ -244,8 +245,10 @@ func (d *Deliverer) deliver(ctx context.Context, messageID string, firstOnly boo
 	return d.relayAll(ctx, dl, start.Send, raw)
 }
 
-// relayAll sends to each recipient in turn. A rate limit stops the round:
-// the rest go back to their status and the task waits for the limit.
+// relayAll sends to each recipient in turn, those never tried first. A
+// rate limit, a stopping worker or a near deadline stops the round: the
+// rest go back to their status and the task waits for the limit, or runs
+// again at once (backing off instead when a recipient deferred).
 func (d *Deliverer) relayAll(ctx context.Context, dl store.Delivery, rs []store.DeliveryRecipient, raw []byte) error {
 	triedFirst(rs)
 	deferred := false
