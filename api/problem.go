@@ -62,6 +62,17 @@ func tooLargeProblem(detail string) *Problem {
 	return newProblem(http.StatusRequestEntityTooLarge, "too-large", "Request too large", detail)
 }
 
+// unavailableProblem is the 503 answer for a dependency (the database,
+// Redis) that is unavailable; the client retries after retryAfterSeconds.
+func unavailableProblem(detail string) *Problem {
+	p := newProblem(http.StatusServiceUnavailable, "unavailable", "Service unavailable", detail)
+	p.RetryAfter = retryAfterSeconds
+	return p
+}
+
+// retryAfterSeconds is the Retry-After of a 503.
+const retryAfterSeconds = 5
+
 func notFoundProblem(what string) *Problem {
 	return newProblem(http.StatusNotFound, "not-found", "Not found", what+" not found")
 }

@@ -12,6 +12,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"os"
@@ -76,6 +77,18 @@ type Config struct {
 	// once. Default 4 on PostgreSQL, 1 on SQLite (one writer connection).
 	// Delivery starts and outcomes share one writer whatever this says.
 	CommitWriters int
+	// WrapConnector, when set, wraps the database driver's connector of
+	// every pool, so that tests can inject faults (a failing write, a cut
+	// connection) below database/sql. Default none.
+	WrapConnector func(driver.Connector) driver.Connector
+}
+
+// wrap applies c.WrapConnector to conn.
+func (c Config) wrap(conn driver.Connector) driver.Connector {
+	if c.WrapConnector == nil {
+		return conn
+	}
+	return c.WrapConnector(conn)
 }
 
 // Store is the system of record. It is safe for concurrent use.
@@ -113,15 +126,15 @@ const bulkConns = 8
 // them on every run was a tenth of PostgreSQL's CPU in the benchmark), with
 // SET when it connects (a SET, not a startup parameter, so that poolers
 // such as PgBouncer accept it).
-func openPlannedPool(url string) (*sql.DB, error) {
-	cc, err := pgx.ParseConfig(url)
+func openPlannedPool(cfg Config) (*sql.DB, error) {
+	cc, err := pgx.ParseConfig(cfg.URL)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
-	return stdlib.OpenDB(*cc, stdlib.OptionAfterConnect(func(ctx context.Context, c *pgx.Conn) error {
+	return sql.OpenDB(cfg.wrap(stdlib.GetConnector(*cc, stdlib.OptionAfterConnect(func(ctx context.Context, c *pgx.Conn) error {
 		_, err := c.Exec(ctx, "SET enable_seqscan = off; SET plan_cache_mode = force_generic_plan")
 		return err
-	})), nil
+	})))), nil
 }
 
 // Open connects to the database named by cfg.URL. It does not migrate; call
@@ -181,14 +194,15 @@ func (c Config) commitWriters(dialect string) int {
 }
 
 func openPostgres(cfg Config) (*Store, error) {
-	db, err := sql.Open("pgx", cfg.URL)
+	cc, err := pgx.ParseConfig(cfg.URL)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
+	db := sql.OpenDB(cfg.wrap(stdlib.GetConnector(*cc)))
 	db.SetMaxOpenConns(cfg.MaxOpenConns)
 	db.SetMaxIdleConns(cfg.MaxOpenConns)
 	db.SetConnMaxIdleTime(5 * time.Minute)
-	bulk, err := openPlannedPool(cfg.URL)
+	bulk, err := openPlannedPool(cfg)
 	if err != nil {
 		_ = db.Close()
 		return nil, err
@@ -214,14 +228,14 @@ func openSQLite(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("create sqlite directory: %w", err)
 	}
 	dsn := "file:" + path + "?" + sqlitePragmas
-	db, err := openSQLiteDB(dsn + "&_txlock=immediate")
+	db, err := openSQLiteDB(cfg, dsn+"&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
 	db.SetMaxOpenConns(1)
 	db.SetMaxIdleConns(1)
 	db.SetConnMaxIdleTime(0)
-	rdb, err := openSQLiteDB(dsn + "&_pragma=query_only(1)")
+	rdb, err := openSQLiteDB(cfg, dsn+"&_pragma=query_only(1)")
 	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("open sqlite: %w", err)
@@ -234,12 +248,12 @@ func openSQLite(cfg Config) (*Store, error) {
 
 // openSQLiteDB opens a pool of SQLite connections that cache their
 // prepared statements (stmtcache.go).
-func openSQLiteDB(dsn string) (*sql.DB, error) {
+func openSQLiteDB(cfg Config, dsn string) (*sql.DB, error) {
 	c, err := sqlite.NewConnector(dsn)
 	if err != nil {
 		return nil, err
 	}
-	return sql.OpenDB(cachingConnector{c}), nil
+	return sql.OpenDB(cfg.wrap(cachingConnector{c})), nil
 }
 
 // Dialect is "postgres" or "sqlite".
@@ -299,7 +313,7 @@ func inTxOn(ctx context.Context, db *sql.DB, fn func(tx *sql.Tx) error) error {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
+		return commitError(err)
 	}
 	return nil
 }
