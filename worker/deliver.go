@@ -49,6 +49,11 @@ type DeliveryConfig struct {
 	// task for when the limit allows. Default 1 second; negative never
 	// waits.
 	HoldWait time.Duration
+	// WriteRetryMax caps the wait between tries to write what a send
+	// decided (an outcome, a release, an expiry) while the database is
+	// unavailable; the wait starts at a tenth of a second and doubles.
+	// Default 5 seconds.
+	WriteRetryMax time.Duration
 	// Sleep waits d, or until ctx is done (its error). Default a timer.
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Now is the clock. Default time.Now.
@@ -70,6 +75,9 @@ func (c DeliveryConfig) withDefaults() DeliveryConfig {
 	}
 	if c.HoldWait == 0 {
 		c.HoldWait = time.Second
+	}
+	if c.WriteRetryMax == 0 {
+		c.WriteRetryMax = 5 * time.Second
 	}
 	if c.Sleep == nil {
 		c.Sleep = sleep
@@ -264,8 +272,9 @@ func (d *Deliverer) relayAll(ctx context.Context, dl store.Delivery, rs []store.
 			d.release(ctx, dl, rs[i:])
 			return keepDeferral(deferred, err)
 		}
-		if err := d.deps.Store.RecordAttemptOutcomes(context.WithoutCancel(ctx), dl.ProjectID, dl.ID,
-			len(dl.Recipients), []store.Outcome{out}); err != nil {
+		if err := d.keep(ctx, func(ctx context.Context) error {
+			return d.deps.Store.RecordAttemptOutcomes(ctx, dl.ProjectID, dl.ID, len(dl.Recipients), []store.Outcome{out})
+		}); err != nil {
 			return fmt.Errorf("record outcome of %s: %w", dl.ID, err)
 		}
 		deferred = deferred || out.Status == store.StatusDeferred
@@ -456,8 +465,38 @@ func (d *Deliverer) release(ctx context.Context, dl store.Delivery, rs []store.D
 		}
 		outs[i] = store.Outcome{Position: r.Position, Email: r.Email, Status: prev}
 	}
-	if err := d.deps.Store.RecordOutcomes(context.WithoutCancel(ctx), dl.ProjectID, dl.ID, outs); err != nil {
+	if err := d.keep(ctx, func(ctx context.Context) error {
+		return d.deps.Store.RecordOutcomes(ctx, dl.ProjectID, dl.ID, outs)
+	}); err != nil {
 		d.deps.Log.Warn("release recipients", "message_id", dl.ID, "err", err)
+	}
+}
+
+// keep runs write, a store write of what this attempt decided, until it
+// succeeds, retrying while the database is unavailable (store.IsUnavailable)
+// with a wait from a tenth of a second doubling to WriteRetryMax, for as
+// long as ctx lasts. The recipients concerned stay sending meanwhile and
+// nothing else sends them: the task's own retry would find them sending,
+// flag them possibly duplicated and send them again. asynq (v0.26) keeps
+// the task's lease while the handler runs, extending it every 5 seconds by
+// 30 while this worker reaches Redis; ctx ends at the task's deadline, when
+// the lease is lost (Redis unreachable too for 30 seconds) or when asynq
+// gives up on a stopping worker, and the write's error is then returned.
+// Each try runs to its end even if ctx ends meanwhile, and writes are
+// idempotent: an outcome changes only a recipient still sending, so a try
+// whose COMMIT was lost after it committed makes the next one a no-op.
+func (d *Deliverer) keep(ctx context.Context, write func(ctx context.Context) error) error {
+	wait := 100 * time.Millisecond
+	for {
+		err := write(context.WithoutCancel(ctx))
+		if err == nil || !store.IsUnavailable(err) {
+			return err
+		}
+		d.deps.Log.Warn("database unavailable; retrying the write", "in", wait, "err", err)
+		if serr := d.cfg.Sleep(ctx, wait); serr != nil {
+			return err
+		}
+		wait = min(2*wait, d.cfg.WriteRetryMax)
 	}
 }
 
@@ -480,7 +519,9 @@ func (d *Deliverer) expire(ctx context.Context, dl store.Delivery, rs []store.De
 			SMTPResponse: "expired: not delivered within " + d.cfg.MaxAge.String(),
 			Event:        store.EventFailed, EventData: data}
 	}
-	return d.deps.Store.RecordOutcomes(ctx, dl.ProjectID, dl.ID, outs)
+	return d.keep(ctx, func(ctx context.Context) error {
+		return d.deps.Store.RecordOutcomes(ctx, dl.ProjectID, dl.ID, outs)
+	})
 }
 
 func domainOf(email string) string {

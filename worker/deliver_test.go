@@ -44,9 +44,16 @@ func (noKeys) SigningKeys(context.Context, string, string) ([]mta.DKIMKey, error
 
 func newRig(t *testing.T, dbURL string, relayLimit []ratelimit.Limit, timeouts mta.Timeouts) *rig {
 	t.Helper()
+	return newRigOn(t, store.Config{URL: dbURL}, relayLimit, timeouts)
+}
+
+// newRigOn is newRig on a store opened with cfg (its clock is the rig's).
+func newRigOn(t *testing.T, cfg store.Config, relayLimit []ratelimit.Limit, timeouts mta.Timeouts) *rig {
+	t.Helper()
 	ctx := context.Background()
 	r := &rig{t: t, clock: time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)}
-	st, err := store.Open(ctx, store.Config{URL: dbURL, Now: func() time.Time { return r.clock }})
+	cfg.Now = func() time.Time { return r.clock }
+	st, err := store.Open(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,300 @@
+// Package dbfault wraps a database/sql driver connector so that a test can
+// make the database fail below database/sql: go down (new connections
+// refused, open ones broken), fail one statement, or lose the answer to one
+// COMMIT after the database committed it. It is for tests only
+// (store.Config.WrapConnector).
+package dbfault
+
+import (
+	"context"
+	"database/sql/driver"
+	"net"
+	"strings"
+	"sync"
+	"syscall"
+)
+
+// Faults is the set of faults armed on the connections of the connectors
+// it wraps. Its methods are safe for concurrent use.
+type Faults struct {
+	mu   sync.Mutex
+	down bool
+	// stmt fails the next statement whose SQL contains stmtMatch.
+	stmtMatch string
+	stmtErr   error
+	// commit loses the answer to the next COMMIT of a transaction that ran
+	// a statement containing commitMatch.
+	commitMatch string
+	commitErr   error
+	fired       int
+}
+
+// Wrap is a store.Config.WrapConnector.
+func (f *Faults) Wrap(c driver.Connector) driver.Connector { return &connector{Connector: c, f: f} }
+
+// SetDown takes the database away (new connections are refused and open
+// ones fail with driver.ErrBadConn) or brings it back.
+func (f *Faults) SetDown(down bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.down = down
+}
+
+// FailStatement makes the next statement whose SQL contains match fail
+// with err without running.
+func (f *Faults) FailStatement(match string, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.stmtMatch, f.stmtErr = match, err
+}
+
+// LoseCommit makes the next COMMIT of a transaction that ran a statement
+// containing match commit, then fail with err, as a connection lost
+// before the answer arrived.
+func (f *Faults) LoseCommit(match string, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.commitMatch, f.commitErr = match, err
+}
+
+// Fired is how many armed faults (statement or commit) have happened.
+func (f *Faults) Fired() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.fired
+}
+
+func (f *Faults) isDown() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.down
+}
+
+// statement is called before a statement runs: its error, if one is
+// armed for query, and whether the query touches the armed commit.
+func (f *Faults) statement(query string) (error, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.down {
+		return driver.ErrBadConn, false
+	}
+	if f.stmtMatch != "" && strings.Contains(query, f.stmtMatch) {
+		err := f.stmtErr
+		f.stmtMatch, f.stmtErr = "", nil
+		f.fired++
+		return err, false
+	}
+	return nil, f.commitMatch != "" && strings.Contains(query, f.commitMatch)
+}
+
+// lostCommit returns the armed commit error, once.
+func (f *Faults) lostCommit() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.commitMatch == "" {
+		return nil
+	}
+	err := f.commitErr
+	f.commitMatch, f.commitErr = "", nil
+	f.fired++
+	return err
+}
+
+type connector struct {
+	driver.Connector
+	f *Faults
+}
+
+func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
+	if c.f.isDown() {
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+	}
+	inner, err := c.Connector.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &conn{inner: inner, f: c.f}, nil
+}
+
+// conn wraps a driver connection; touched marks a transaction that ran a
+// statement matching the armed commit.
+type conn struct {
+	inner   driver.Conn
+	f       *Faults
+	touched bool
+}
+
+func (c *conn) check(query string) error {
+	err, touches := c.f.statement(query)
+	c.touched = c.touched || touches
+	return err
+}
+
+func (c *conn) Prepare(query string) (driver.Stmt, error) {
+	return c.PrepareContext(context.Background(), query)
+}
+
+func (c *conn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
+	if c.f.isDown() {
+		return nil, driver.ErrBadConn
+	}
+	var st driver.Stmt
+	var err error
+	if p, ok := c.inner.(driver.ConnPrepareContext); ok {
+		st, err = p.PrepareContext(ctx, query)
+	} else {
+		st, err = c.inner.Prepare(query)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &stmt{inner: st, c: c, query: query}, nil
+}
+
+func (c *conn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	e, ok := c.inner.(driver.ExecerContext)
+	if !ok {
+		return nil, driver.ErrSkip
+	}
+	if err := c.check(query); err != nil {
+		return nil, err
+	}
+	return e.ExecContext(ctx, query, args)
+}
+
+func (c *conn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	q, ok := c.inner.(driver.QueryerContext)
+	if !ok {
+		return nil, driver.ErrSkip
+	}
+	if err := c.check(query); err != nil {
+		return nil, err
+	}
+	return q.QueryContext(ctx, query, args)
+}
+
+func (c *conn) Begin() (driver.Tx, error) {
+	return c.BeginTx(context.Background(), driver.TxOptions{})
+}
+
+func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	if c.f.isDown() {
+		return nil, driver.ErrBadConn
+	}
+	var tx driver.Tx
+	var err error
+	if b, ok := c.inner.(driver.ConnBeginTx); ok {
+		tx, err = b.BeginTx(ctx, opts)
+	} else {
+		tx, err = c.inner.Begin() //nolint:staticcheck // the driver has nothing else
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.touched = false
+	return &faultTx{inner: tx, c: c}, nil
+}
+
+func (c *conn) Close() error { return c.inner.Close() }
+
+// CheckNamedValue lets the driver convert arguments as it would unwrapped.
+func (c *conn) CheckNamedValue(nv *driver.NamedValue) error {
+	if ch, ok := c.inner.(driver.NamedValueChecker); ok {
+		return ch.CheckNamedValue(nv)
+	}
+	return driver.ErrSkip
+}
+
+func (c *conn) Ping(ctx context.Context) error {
+	if c.f.isDown() {
+		return driver.ErrBadConn
+	}
+	if p, ok := c.inner.(driver.Pinger); ok {
+		return p.Ping(ctx)
+	}
+	return nil
+}
+
+func (c *conn) ResetSession(ctx context.Context) error {
+	if c.f.isDown() {
+		return driver.ErrBadConn
+	}
+	if r, ok := c.inner.(driver.SessionResetter); ok {
+		return r.ResetSession(ctx)
+	}
+	return nil
+}
+
+func (c *conn) IsValid() bool {
+	if c.f.isDown() {
+		return false
+	}
+	if v, ok := c.inner.(driver.Validator); ok {
+		return v.IsValid()
+	}
+	return true
+}
+
+// faultTx is a transaction whose COMMIT may lose its answer.
+type faultTx struct {
+	inner driver.Tx
+	c     *conn
+}
+
+func (t *faultTx) Commit() error {
+	if err := t.inner.Commit(); err != nil {
+		return err
+	}
+	if !t.c.touched {
+		return nil
+	}
+	t.c.touched = false
+	return t.c.f.lostCommit()
+}
+
+func (t *faultTx) Rollback() error { return t.inner.Rollback() }
+
+// stmt is a prepared statement whose executions are checked as the
+// connection's statements are.
+type stmt struct {
+	inner driver.Stmt
+	c     *conn
+	query string
+}
+
+func (s *stmt) Close() error  { return s.inner.Close() }
+func (s *stmt) NumInput() int { return s.inner.NumInput() }
+
+func (s *stmt) Exec(args []driver.Value) (driver.Result, error) {
+	if err := s.c.check(s.query); err != nil {
+		return nil, err
+	}
+	return s.inner.Exec(args) //nolint:staticcheck // the driver's own fallback
+}
+
+func (s *stmt) Query(args []driver.Value) (driver.Rows, error) {
+	if err := s.c.check(s.query); err != nil {
+		return nil, err
+	}
+	return s.inner.Query(args) //nolint:staticcheck // the driver's own fallback
+}
+
+func (s *stmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
+	if err := s.c.check(s.query); err != nil {
+		return nil, err
+	}
+	if e, ok := s.inner.(driver.StmtExecContext); ok {
+		return e.ExecContext(ctx, args)
+	}
+	return nil, driver.ErrSkip
+}
+
+func (s *stmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
+	if err := s.c.check(s.query); err != nil {
+		return nil, err
+	}
+	if q, ok := s.inner.(driver.StmtQueryContext); ok {
+		return q.QueryContext(ctx, args)
+	}
+	return nil, driver.ErrSkip
+}
