@@ -88,13 +88,24 @@ func engines(t *testing.T, fn func(t *testing.T, engine string)) {
 // newEnv builds a server on a fresh, migrated database of the engine.
 func newEnv(t *testing.T, engine string, opts ...envOption) *testEnv {
 	t.Helper()
+	return newEnvStore(t, engine, nil, opts...)
+}
+
+// newEnvStore is newEnv with the store's Config changed by storeCfg, when
+// set, before the store opens (e.g. a URL through a proxy, WrapConnector).
+func newEnvStore(t *testing.T, engine string, storeCfg func(*store.Config), opts ...envOption) *testEnv {
+	t.Helper()
 	ctx := context.Background()
 	e := &testEnv{t: t, engine: engine, clock: newFakeClock(), reg: prometheus.NewRegistry()}
 	e.dbURL = testsvc.SQLiteURL(t)
 	if engine == store.DialectPostgres {
 		e.dbURL = testsvc.PostgresURL(t)
 	}
-	st, err := store.Open(ctx, store.Config{URL: e.dbURL, Now: e.clock.Now, MaxOpenConns: 8})
+	scfg := store.Config{URL: e.dbURL, Now: e.clock.Now, MaxOpenConns: 8}
+	if storeCfg != nil {
+		storeCfg(&scfg)
+	}
+	st, err := store.Open(ctx, scfg)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/mailgate/mailgate/ratelimit"
 	"github.com/mailgate/mailgate/store"
 )
 
@@ -78,7 +79,11 @@ func notFoundProblem(what string) *Problem {
 }
 
 // problemFor maps any error a handler returns to the problem the client
-// sees. Errors that are not ours become a 500 without internals.
+// sees. A database or Redis that cannot serve is a 503 with Retry-After
+// (the request may succeed later); a COMMIT whose outcome is unknown too,
+// telling the client to retry with the same Idempotency-Key, whose replay
+// then says what happened. Errors that are not ours become a 500 without
+// internals.
 func problemFor(err error) *Problem {
 	var p *Problem
 	if errors.As(err, &p) {
@@ -89,6 +94,14 @@ func problemFor(err error) *Problem {
 		return httpErrorProblem(he)
 	}
 	switch {
+	case errors.Is(err, store.ErrCommitUnknown):
+		return unavailableProblem("the connection to the database was lost while the request was being committed, " +
+			"so it may have been accepted; retry with the same Idempotency-Key to get its answer " +
+			"(without one, check whether it was accepted before sending it again)")
+	case store.IsUnavailable(err):
+		return unavailableProblem("the database is unavailable; retry later")
+	case errors.Is(err, ratelimit.ErrUnavailable):
+		return unavailableProblem("the rate limits (Redis) are unavailable; retry later")
 	case errors.Is(err, store.ErrNotFound):
 		return notFoundProblem("resource")
 	case errors.Is(err, store.ErrConflict):

@@ -14,12 +14,19 @@ package ratelimit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
 )
+
+// ErrUnavailable: Redis did not answer a limit's check (unreachable, a
+// lost connection, a timeout, an error reply such as LOADING or READONLY),
+// so the decision is unknown and nothing was taken; the same check may
+// succeed later. The caller's own context ending is not this error.
+var ErrUnavailable = errors.New("rate limits unavailable")
 
 // Limit is a rate: Events per Period, with bursts up to Burst.
 type Limit struct {
@@ -78,6 +85,9 @@ func (l *Limiter) allowN(ctx context.Context, scope, key string, lim Limit, n in
 	}
 	res, err := l.rl.AllowN(ctx, l.prefix+scope+":"+key,
 		redis_rate.Limit{Rate: lim.Events, Burst: lim.burst(), Period: lim.Period}, n)
+	if err != nil && ctx.Err() == nil {
+		return Decision{}, fmt.Errorf("rate limit %s: %w: %w", scope, ErrUnavailable, err)
+	}
 	if err != nil {
 		return Decision{}, fmt.Errorf("rate limit %s: %w", scope, err)
 	}
