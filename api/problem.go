@@ -99,7 +99,7 @@ func problemFor(err error) *Problem {
 			"so it may have been accepted; retry with the same Idempotency-Key to get its answer " +
 			"(without one, check whether it was accepted before sending it again)")
 	case store.IsUnavailable(err):
-		return unavailableProblem("the database is unavailable; retry later")
+		return unavailableProblem("the database is unavailable; retry later, with the same Idempotency-Key if the request had one")
 	case errors.Is(err, ratelimit.ErrUnavailable):
 		return unavailableProblem("the rate limits (Redis) are unavailable; retry later")
 	case errors.Is(err, store.ErrNotFound):

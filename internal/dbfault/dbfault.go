@@ -1,13 +1,15 @@
 // Package dbfault wraps a database/sql driver connector so that a test can
 // make the database fail below database/sql: go down (new connections
 // refused, open ones broken), fail one statement, or lose the answer to one
-// COMMIT after the database committed it. It is for tests only
-// (store.Config.WrapConnector).
+// commit (a transaction's COMMIT, or a statement outside a transaction,
+// which commits on its own) after the database committed it. It is for
+// tests only (store.Config.WrapConnector).
 package dbfault
 
 import (
 	"context"
 	"database/sql/driver"
+	"errors"
 	"net"
 	"strings"
 	"sync"
@@ -22,8 +24,8 @@ type Faults struct {
 	// stmt fails the next statement whose SQL contains stmtMatch.
 	stmtMatch string
 	stmtErr   error
-	// commit loses the answer to the next COMMIT of a transaction that ran
-	// a statement containing commitMatch.
+	// commit loses the answer to the next commit of a statement
+	// containing commitMatch.
 	commitMatch string
 	commitErr   error
 	fired       int
@@ -48,9 +50,10 @@ func (f *Faults) FailStatement(match string, err error) {
 	f.stmtMatch, f.stmtErr = match, err
 }
 
-// LoseCommit makes the next COMMIT of a transaction that ran a statement
-// containing match commit, then fail with err, as a connection lost
-// before the answer arrived.
+// LoseCommit loses the answer to the next commit of a statement whose SQL
+// contains match: in a transaction, its COMMIT commits and then fails with
+// err; outside one, the statement runs to its end and then fails with err,
+// as a connection lost before the answer arrived.
 func (f *Faults) LoseCommit(match string, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -70,21 +73,21 @@ func (f *Faults) isDown() bool {
 	return f.down
 }
 
-// statement is called before a statement runs: its error, if one is
-// armed for query, and whether the query touches the armed commit.
-func (f *Faults) statement(query string) (error, bool) {
+// statement is called before a statement runs: whether the query touches
+// the armed commit, and its error if one is armed for it.
+func (f *Faults) statement(query string) (touches bool, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.down {
-		return driver.ErrBadConn, false
+		return false, driver.ErrBadConn
 	}
 	if f.stmtMatch != "" && strings.Contains(query, f.stmtMatch) {
 		err := f.stmtErr
 		f.stmtMatch, f.stmtErr = "", nil
 		f.fired++
-		return err, false
+		return false, err
 	}
-	return nil, f.commitMatch != "" && strings.Contains(query, f.commitMatch)
+	return f.commitMatch != "" && strings.Contains(query, f.commitMatch), nil
 }
 
 // lostCommit returns the armed commit error, once.
@@ -121,13 +124,35 @@ func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
 type conn struct {
 	inner   driver.Conn
 	f       *Faults
+	inTx    bool
 	touched bool
 }
 
-func (c *conn) check(query string) error {
-	err, touches := c.f.statement(query)
+// check is called before a statement runs: whether it commits on its own
+// (outside a transaction) with its answer to be lost, and its error when
+// one is armed.
+func (c *conn) check(query string) (lost bool, err error) {
+	touches, err := c.f.statement(query)
+	if touches && !c.inTx {
+		return true, err
+	}
 	c.touched = c.touched || touches
-	return err
+	return false, err
+}
+
+// loseAnswer finishes a statement that committed on its own (its rows
+// read to the end) and returns the armed commit error in its place.
+func (c *conn) loseAnswer(rows driver.Rows, err error) error {
+	if err != nil {
+		return err
+	}
+	if rows != nil {
+		dest := make([]driver.Value, len(rows.Columns()))
+		for rows.Next(dest) == nil {
+		}
+		_ = rows.Close()
+	}
+	return c.f.lostCommit()
 }
 
 func (c *conn) Prepare(query string) (driver.Stmt, error) {
@@ -156,10 +181,15 @@ func (c *conn) ExecContext(ctx context.Context, query string, args []driver.Name
 	if !ok {
 		return nil, driver.ErrSkip
 	}
-	if err := c.check(query); err != nil {
+	lost, err := c.check(query)
+	if err != nil {
 		return nil, err
 	}
-	return e.ExecContext(ctx, query, args)
+	res, err := e.ExecContext(ctx, query, args)
+	if lost {
+		return nil, c.loseAnswer(nil, err)
+	}
+	return res, err
 }
 
 func (c *conn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
@@ -167,10 +197,15 @@ func (c *conn) QueryContext(ctx context.Context, query string, args []driver.Nam
 	if !ok {
 		return nil, driver.ErrSkip
 	}
-	if err := c.check(query); err != nil {
+	lost, err := c.check(query)
+	if err != nil {
 		return nil, err
 	}
-	return q.QueryContext(ctx, query, args)
+	rows, err := q.QueryContext(ctx, query, args)
+	if lost {
+		return nil, c.loseAnswer(rows, err)
+	}
+	return rows, err
 }
 
 func (c *conn) Begin() (driver.Tx, error) {
@@ -191,7 +226,7 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 	if err != nil {
 		return nil, err
 	}
-	c.touched = false
+	c.inTx, c.touched = true, false
 	return &faultTx{inner: tx, c: c}, nil
 }
 
@@ -242,17 +277,22 @@ type faultTx struct {
 }
 
 func (t *faultTx) Commit() error {
-	if err := t.inner.Commit(); err != nil {
+	touched := t.c.touched
+	t.c.inTx, t.c.touched = false, false
+	if t.c.f.isDown() { // the connection broke before the COMMIT left
+		_ = t.inner.Rollback()
+		return driver.ErrBadConn
+	}
+	if err := t.inner.Commit(); err != nil || !touched {
 		return err
 	}
-	if !t.c.touched {
-		return nil
-	}
-	t.c.touched = false
 	return t.c.f.lostCommit()
 }
 
-func (t *faultTx) Rollback() error { return t.inner.Rollback() }
+func (t *faultTx) Rollback() error {
+	t.c.inTx, t.c.touched = false, false
+	return t.inner.Rollback()
+}
 
 // stmt is a prepared statement whose executions are checked as the
 // connection's statements are.
@@ -266,35 +306,50 @@ func (s *stmt) Close() error  { return s.inner.Close() }
 func (s *stmt) NumInput() int { return s.inner.NumInput() }
 
 func (s *stmt) Exec(args []driver.Value) (driver.Result, error) {
-	if err := s.c.check(s.query); err != nil {
-		return nil, err
-	}
-	return s.inner.Exec(args) //nolint:staticcheck // the driver's own fallback
+	return s.ExecContext(context.Background(), named(args))
 }
 
 func (s *stmt) Query(args []driver.Value) (driver.Rows, error) {
-	if err := s.c.check(s.query); err != nil {
-		return nil, err
-	}
-	return s.inner.Query(args) //nolint:staticcheck // the driver's own fallback
+	return s.QueryContext(context.Background(), named(args))
 }
 
 func (s *stmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
-	if err := s.c.check(s.query); err != nil {
+	e, ok := s.inner.(driver.StmtExecContext)
+	if !ok {
+		return nil, errors.New("dbfault: the driver's statements lack ExecContext")
+	}
+	lost, err := s.c.check(s.query)
+	if err != nil {
 		return nil, err
 	}
-	if e, ok := s.inner.(driver.StmtExecContext); ok {
-		return e.ExecContext(ctx, args)
+	res, err := e.ExecContext(ctx, args)
+	if lost {
+		return nil, s.c.loseAnswer(nil, err)
 	}
-	return nil, driver.ErrSkip
+	return res, err
 }
 
 func (s *stmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
-	if err := s.c.check(s.query); err != nil {
+	q, ok := s.inner.(driver.StmtQueryContext)
+	if !ok {
+		return nil, errors.New("dbfault: the driver's statements lack QueryContext")
+	}
+	lost, err := s.c.check(s.query)
+	if err != nil {
 		return nil, err
 	}
-	if q, ok := s.inner.(driver.StmtQueryContext); ok {
-		return q.QueryContext(ctx, args)
+	rows, err := q.QueryContext(ctx, args)
+	if lost {
+		return nil, s.c.loseAnswer(rows, err)
 	}
-	return nil, driver.ErrSkip
+	return rows, err
+}
+
+// named turns positional arguments into named ones (ordinals from 1).
+func named(args []driver.Value) []driver.NamedValue {
+	out := make([]driver.NamedValue, len(args))
+	for i, v := range args {
+		out[i] = driver.NamedValue{Ordinal: i + 1, Value: v}
+	}
+	return out
 }
