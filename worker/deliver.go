@@ -479,9 +479,11 @@ func (d *Deliverer) release(ctx context.Context, dl store.Delivery, rs []store.D
 // nothing else sends them: the task's own retry would find them sending,
 // flag them possibly duplicated and send them again. asynq (v0.26) keeps
 // the task's lease while the handler runs, extending it every 5 seconds by
-// 30 while this worker reaches Redis; ctx ends at the task's deadline, when
-// the lease is lost (Redis unreachable too for 30 seconds) or when asynq
-// gives up on a stopping worker, and the write's error is then returned.
+// 30 while this worker reaches Redis; ctx ends at the task's deadline
+// (queue.Config.Timeout), when the lease is lost (Redis unreachable too for
+// 30 seconds) or when a stopping worker's ShutdownTimeout runs out, and
+// the write's error is then returned: only then does a later run find the
+// recipients sending and flag them.
 // Each try runs to its end even if ctx ends meanwhile, and writes are
 // idempotent: an outcome changes only a recipient still sending, so a try
 // whose COMMIT was lost after it committed makes the next one a no-op.
