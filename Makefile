@@ -19,7 +19,7 @@ bench: ## accept rate of POST /v1/messages (PostgreSQL, SQLite) and Go benchmark
 build: ## build ./bin/mailgate
 	go build -o bin/mailgate ./cmd/mailgate
 
-lint: ## gofmt, go vet, OpenAPI lint, Prometheus rule checks
+lint: ## gofmt, go vet, staticcheck, OpenAPI lint, Prometheus rule checks
 	@bash scripts/lint.sh
 
 clean: ## remove bin/ (data/ is kept)

@@ -89,9 +89,9 @@ func TestPasswordNeverPrinted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	outputs := map[string]string{
-		"%v": fmt.Sprintf("%v", set), "%+v": fmt.Sprintf("%+v", set), "%#v": fmt.Sprintf("%#v", set),
-		"%s": fmt.Sprintf("%s", set), "Name": set.Name(), "Source.Name": src.Name(),
+	outputs := map[string]string{"Name": set.Name(), "Source.Name": src.Name()}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
+		outputs[verb] = fmt.Sprintf(verb, set)
 	}
 	for _, bad := range []string{
 		"imaps://u:" + pw + "@h:port", "imaps://u:" + pw + "@h\x00", "ftp://u:" + pw + "@h",

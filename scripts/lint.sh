@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # lint.sh: `make lint`, also the first half of `make test`. Fails on the first
-# problem: gofmt (must list nothing), go vet, the OpenAPI lint
+# problem: gofmt (must list nothing), go vet, staticcheck (the version pinned
+# in scripts/tools.sh, built into ./.tools/bin when missing; checks chosen in
+# staticcheck.conf), the OpenAPI lint
 # (scripts/lint-openapi.sh, when present) and the Prometheus rule checks
 # (deploy/prometheus/alerts.yml and alerts_test.yml, when present).
 set -euo pipefail
@@ -28,6 +30,10 @@ fi
 
 log "go vet ./..."
 go vet ./...
+
+bash scripts/tools.sh staticcheck
+log "staticcheck ./..."
+"$MG_ROOT/.tools/bin/staticcheck" ./...
 
 if [[ -f scripts/lint-openapi.sh ]]; then
 	log "scripts/lint-openapi.sh"

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# tools.sh: builds the pinned development tools into ./.tools/bin when they are
-# missing or built from another version. Safe to run again: a tool already at
-# its pinned version is left alone (a second run builds nothing).
+# tools.sh [NAME...]: builds the pinned development tools (those named, or
+# every one) into ./.tools/bin when they are missing or built from another
+# version. Safe to run again: a tool already at its pinned version is left
+# alone (a second run builds nothing).
 #
 # Tools (name, Go package, pinned version):
-#   mailpit  github.com/axllent/mailpit  v1.33.1  SMTP sink with an HTTP API,
-#            used by `make run` (the local relay) and mta's Mailpit test.
+#   mailpit      github.com/axllent/mailpit  v1.33.1  SMTP sink with an HTTP
+#                API, used by `make run` (the local relay) and mta's Mailpit
+#                test.
+#   staticcheck  honnef.co/go/tools/cmd/staticcheck  v0.8.2
+#                the linter `make lint` runs after go vet (staticcheck.conf).
 #
 # The tools come from the Go module proxy with `go install PKG@VERSION`, so
 # they need no go.mod entry of ours. ./.tools/ is git-ignored: never commit
@@ -23,6 +27,7 @@ MG_TOOLS_BIN=$MG_ROOT/.tools/bin
 # tools lists "NAME PACKAGE VERSION", one a line.
 tools=(
 	"mailpit github.com/axllent/mailpit v1.33.1"
+	"staticcheck honnef.co/go/tools/cmd/staticcheck v0.8.2"
 )
 
 # built_version NAME prints the module version the binary NAME was built
@@ -50,12 +55,17 @@ ensure_tool() {
 		die "./.tools/bin/$name is not $version after go install"
 }
 
+# main [NAME...] builds the named tools, every tool when none is named.
 main() {
-	local line
+	local line built=0
 	for line in "${tools[@]}"; do
-		# shellcheck disable=SC2086 # split "NAME PACKAGE VERSION"
-		ensure_tool $line
+		if (($# == 0)) || [[ " $* " == *" ${line%% *} "* ]]; then
+			# shellcheck disable=SC2086 # split "NAME PACKAGE VERSION"
+			ensure_tool $line
+			built=$((built + 1))
+		fi
 	done
+	(($# == 0 || built == $#)) || die "unknown tool in: $* (see the list at the top of scripts/tools.sh)"
 }
 
 main "$@"
