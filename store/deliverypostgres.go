@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/stdlib"
 )
 
 // On PostgreSQL a delivery group is one transaction of two round trips,
@@ -27,8 +26,9 @@ import (
 // The texts are fixed whatever the group's size (arrays, not lists of
 // placeholders), so pgx prepares each once per connection and reuses it.
 // database/sql has no pipelines, so this runs on the pgx connection under
-// the pool's (sql.Conn.Raw). Any error rolls back; a connection left in a
-// transaction is dropped by the pool (pgx's stdlib ResetSession).
+// the pool's (sql.Conn.Raw, pgx's stdlib.Conn). Any error rolls back; a
+// connection left in a transaction is dropped by the pool (pgx's stdlib
+// ResetSession).
 
 // groupPlanner is the one planner setting of a delivery group's
 // transaction (SET LOCAL: it ends with the transaction). pgx prepares the
@@ -93,7 +93,12 @@ func (s *Store) writeGroupPostgres(ctx context.Context, ops []deliveryOp) error 
 	}
 	defer conn.Close()
 	return conn.Raw(func(driverConn any) error {
-		pc := driverConn.(*stdlib.Conn).Conn()
+		// *stdlib.Conn, or a Config.WrapConnector wrapper embedding it.
+		pgxConn, ok := driverConn.(interface{ Conn() *pgx.Conn })
+		if !ok {
+			return fmt.Errorf("delivery group: driver connection %T has no pgx connection", driverConn)
+		}
+		pc := pgxConn.Conn()
 		msgs, err := readGroupPipelined(ctx, pc, groupIDs(ops))
 		if err != nil {
 			rollback(pc)
