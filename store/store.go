@@ -68,9 +68,9 @@ type Config struct {
 	MaxOpenConns int
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
-	// CommitGroup bounds how many concurrent calls of one kind
-	// (CommitMessage, StartDelivery, a single recipient's
-	// RecordAttemptOutcomes) are written in one statement or transaction.
+	// CommitGroup bounds how many concurrent calls are written in one
+	// statement or transaction: CommitMessage calls, and delivery calls
+	// (StartDelivery, StartFirstDelivery, RecordOutcomes) together.
 	// Default 64; 1 writes each call on its own.
 	CommitGroup int
 	// CommitWriters bounds how many CommitMessage groups are written at
@@ -106,7 +106,8 @@ type Store struct {
 	// (deliverysqlite.go); nil on PostgreSQL.
 	sqlite *sqliteDelivery
 	// commits gathers concurrent CommitMessage calls, deliveries
-	// concurrent StartDelivery and grouped outcome calls (batcher.go).
+	// concurrent delivery starts and outcomes (batcher.go,
+	// deliverywriter.go).
 	commits    *batcher[*commitRequest]
 	deliveries *batcher[deliveryOp]
 }
