@@ -260,11 +260,12 @@ func (m *lockedMessage) recipient(position int) *DeliveryRecipient {
 }
 
 // set changes a recipient's status; result says an SMTP result
-// (m.outcomes) comes with it.
+// (m.outcomes) comes with it. A result recorded by an earlier call of the
+// group is still written when a later start changes the status again.
 func (m *lockedMessage) set(rc *DeliveryRecipient, status string, result bool) {
 	rc.Status = status
 	m.changed = true
-	m.results[rc.Position] = result
+	m.results[rc.Position] = m.results[rc.Position] || result
 }
 
 // event appends an event numbered from the message's event_seq.

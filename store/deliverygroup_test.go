@@ -16,7 +16,9 @@ import (
 // each seeing the writes of those before it: a start and its deferral; a
 // start whose outcomes (sent, and a hard failure that suppresses the
 // address) come in two calls; and a later start of another message to
-// that address, found suppressed by the group's own outcome.
+// that address, found suppressed by the group's own outcome; a deferral
+// and the next start of a message started before, which keeps the
+// deferral's SMTP answer.
 func TestGroupAppliesCallsInOrder(t *testing.T) {
 	engines(t, func(t *testing.T, s *Store, clk *clock) {
 		ctx := context.Background()
@@ -24,10 +26,15 @@ func TestGroupAppliesCallsInOrder(t *testing.T) {
 			newMsg("one", clk.Now(), "a@example.org"),
 			newMsg("many", clk.Now(), "b@example.org", "Hard@Example.org", "c@example.org"),
 			newMsg("later", clk.Now(), "hard@example.org", "d@example.org"),
+			newMsg("again", clk.Now(), "e@example.org"),
 		}
 		if err := s.CreateMessages(ctx, msgs, nil); err != nil {
 			t.Fatalf("create: %v", err)
 		}
+		startedAlone(t, s, "again")
+		deferAgain := &outcomeRequest{messageID: "again", outs: []Outcome{{Position: 0, Email: "e@example.org",
+			Status: StatusDeferred, SMTPCode: 451, SMTPResponse: "451 try later", Event: EventDeferred}}}
+		startAgain := &startRequest{id: "again", ends: taskEnds.Add(time.Hour)}
 		retryAt := clk.Now().Add(4 * time.Minute)
 		startOne, startMany := &startRequest{id: "one", ends: taskEnds}, &startRequest{id: "many", ends: taskEnds}
 		startLater := &startRequest{id: "later", ends: taskEnds}
@@ -42,8 +49,11 @@ func TestGroupAppliesCallsInOrder(t *testing.T) {
 				Status: StatusSent, SMTPCode: 250, Event: EventSent}}},
 		}
 		writeOps(s, []deliveryOp{{start: startOne}, {start: startMany}, {outcome: outs[0]}, {outcome: outs[1]},
-			{outcome: outs[2]}, {start: startLater}})
-		for _, r := range []*startRequest{startOne, startMany, startLater} {
+			{outcome: outs[2]}, {start: startLater}, {outcome: deferAgain}, {start: startAgain}})
+		if deferAgain.err != nil {
+			t.Fatalf("outcome of again: %v", deferAgain.err)
+		}
+		for _, r := range []*startRequest{startOne, startMany, startLater, startAgain} {
 			if r.err != nil {
 				t.Fatalf("start %s: %v", r.id, r.err)
 			}
@@ -72,6 +82,8 @@ func TestGroupAppliesCallsInOrder(t *testing.T) {
 			{"later", StatusSending, []string{StatusSuppressed, StatusSending},
 				[]string{"message.queued hard@example.org", "message.queued d@example.org",
 					"message.suppressed hard@example.org"}, taskEnds},
+			{"again", StatusSending, []string{StatusSending},
+				[]string{"message.queued e@example.org", "message.deferred e@example.org"}, taskEnds.Add(time.Hour)},
 		}
 		for _, w := range want {
 			t.Run(w.id, func(t *testing.T) {
@@ -86,6 +98,18 @@ func TestGroupAppliesCallsInOrder(t *testing.T) {
 					t.Errorf("next attempt %s, want %s", got, w.next)
 				}
 			})
+		}
+		if d := startAgain.d; d.Attempts != 1 || startAgain.out.Interrupted || len(startAgain.out.Send) != 1 ||
+			startAgain.out.Send[0].Status != StatusDeferred {
+			t.Errorf("again started after its deferral: attempts %d, %+v; want 1, resending the deferred recipient",
+				d.Attempts, startAgain.out)
+		}
+		m, err := s.GetMessage(ctx, DefaultProjectID, "again")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c := m.Recipients[0].SMTPCode; c == nil || *c != 451 || m.Recipients[0].SMTPResponse != "451 try later" {
+			t.Errorf("again's recipient keeps code %v response %q, want the deferral's 451", c, m.Recipients[0].SMTPResponse)
 		}
 		if sup, err := s.GetSuppression(ctx, DefaultProjectID, "hard@example.org"); err != nil || sup.Reason != "hard_bounce" {
 			t.Errorf("suppression %+v, %v; want hard_bounce", sup, err)
