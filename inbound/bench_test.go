@@ -139,11 +139,11 @@ func (bp *benchParts) sentMessages(b *testing.B, n int) []string {
 		}
 	}
 	for i, id := range ids {
-		if _, _, err := bp.st.StartDelivery(ctx, id); err != nil {
+		if _, _, err := bp.st.StartDelivery(ctx, id, time.Now().Add(time.Hour)); err != nil {
 			b.Fatalf("begin attempt: %v", err)
 		}
 		out := store.Outcome{Position: 0, Email: benchRcpt(i), Status: store.StatusSent, SMTPCode: 250, Event: store.EventSent}
-		if err := bp.st.RecordOutcomes(ctx, store.DefaultProjectID, id, []store.Outcome{out}); err != nil {
+		if err := bp.st.RecordOutcomes(ctx, id, []store.Outcome{out}, time.Time{}); err != nil {
 			b.Fatalf("record outcome: %v", err)
 		}
 	}

@@ -127,7 +127,7 @@ func (e *env) sentMessage(rcpts ...string) string {
 	if err := e.store.CreateMessages(ctx, []store.NewMessage{m}, nil); err != nil {
 		e.t.Fatalf("create message: %v", err)
 	}
-	_, start, err := e.store.StartDelivery(ctx, id)
+	_, start, err := e.store.StartDelivery(ctx, id, time.Now().Add(time.Hour))
 	if err != nil {
 		e.t.Fatalf("begin attempt: %v", err)
 	}
@@ -136,7 +136,7 @@ func (e *env) sentMessage(rcpts ...string) string {
 		outs = append(outs, store.Outcome{Position: r.Position, Email: r.Email, Status: store.StatusSent,
 			SMTPCode: 250, Event: store.EventSent})
 	}
-	if err := e.store.RecordOutcomes(ctx, store.DefaultProjectID, id, outs); err != nil {
+	if err := e.store.RecordOutcomes(ctx, id, outs, time.Time{}); err != nil {
 		e.t.Fatalf("record outcomes: %v", err)
 	}
 	return id

@@ -182,7 +182,7 @@ func TestRoundTripBounce(t *testing.T) {
 		ctx := context.Background()
 		r := newSendRig(t, e)
 		id := r.accept(t)
-		if err := r.d.Deliver(ctx, id); err != nil {
+		if err := r.d.Deliver(ctx, id, 0); err != nil {
 			t.Fatalf("deliver: %v", err)
 		}
 		wantStatuses(t, e, id, store.StatusSent, store.StatusSent)

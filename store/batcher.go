@@ -5,11 +5,10 @@ import (
 	"sync"
 )
 
-// Batching: concurrent calls of the same kind (message commits, delivery
-// starts, delivery outcomes) are written together, several in one
-// statement (PostgreSQL) or one transaction (SQLite), so the database pays
-// one round trip, one plan and one WAL flush for the group instead of one
-// per call. No call waits for a timer: the first caller writes at once,
+// Batching: concurrent calls of one kind (message commits; delivery
+// starts and outcomes) are written together, several in one statement or
+// transaction, so the database pays one commit and one WAL flush for the
+// group instead of one per call. No call waits for a timer: the first caller writes at once,
 // and callers arriving while a write is running queue up and are written
 // together by the next one. Each caller still returns only after its own
 // write is committed.

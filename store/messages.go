@@ -243,18 +243,20 @@ func messageJSON(tags []string, metadata map[string]string) (string, string, err
 }
 
 // MessagesOverdue lists up to limit messages that were started (sending,
-// or deferred for a retry) and whose latest attempt began before
-// startedBefore, oldest attempt first: with the retry delay capped and the
-// send task's run bounded, a message that old has lost its task (a Redis
-// that lost its data), and the reconciler enqueues one again. Each is
-// Attempted and has no batch: its own send task makes its next attempt.
-func (s *Store) MessagesOverdue(ctx context.Context, startedBefore time.Time, limit int) ([]QueuedRef, error) {
+// or deferred for a retry) and whose next attempt was due before
+// dueBefore (StartDelivery's ends, RecordOutcomes's retryAt), the longest
+// overdue first: by then the task of a sending message has ended and a
+// deferred message's retry has run, so one still sending or deferred may
+// have lost its task (a Redis that lost its data), and the reconciler
+// enqueues one again. Each is Attempted and has no batch: its own send
+// task makes its next attempt.
+func (s *Store) MessagesOverdue(ctx context.Context, dueBefore time.Time, limit int) ([]QueuedRef, error) {
 	if limit <= 0 {
 		limit = DefaultPageLimit
 	}
 	rows, err := s.rdb.QueryContext(ctx, `SELECT id FROM messages
-		WHERE status IN ($1, $2) AND updated_at < $3 ORDER BY updated_at, id LIMIT $4`,
-		StatusSending, StatusDeferred, micros(startedBefore), limit)
+		WHERE status IN ($1, $2) AND next_attempt_at < $3 ORDER BY next_attempt_at, id LIMIT $4`,
+		StatusSending, StatusDeferred, micros(dueBefore), limit)
 	if err != nil {
 		return nil, fmt.Errorf("overdue messages: %w", err)
 	}

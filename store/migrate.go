@@ -47,14 +47,26 @@ func (s *Store) provider() (*goose.Provider, error) {
 	return p, nil
 }
 
-// MigrateUp applies every pending migration.
+// MigrateUp applies every pending migration. On PostgreSQL, when one was
+// applied, it then runs ANALYZE, so that a new database (or a changed
+// schema) is planned from statistics at once rather than once autovacuum
+// gets to it; autovacuum keeps them fresh from there. SQLite is left
+// without statistics: its planner then assumes every index is selective,
+// which is right for this schema's key lookups, whereas statistics taken
+// on empty tables would stay until the next ANALYZE.
 func (s *Store) MigrateUp(ctx context.Context) error {
 	p, err := s.provider()
 	if err != nil {
 		return err
 	}
-	if _, err := p.Up(ctx); err != nil {
+	applied, err := p.Up(ctx)
+	if err != nil {
 		return fmt.Errorf("migrate up: %w", err)
+	}
+	if len(applied) > 0 && s.dialect == DialectPostgres {
+		if _, err := s.db.ExecContext(ctx, "ANALYZE"); err != nil {
+			return fmt.Errorf("analyze after migrating: %w", err)
+		}
 	}
 	return nil
 }

@@ -1,8 +1,10 @@
 package store
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 )
 
 // The stored payload (NewMessage.Payload) is the request the API accepted.
@@ -52,4 +54,18 @@ func DecodePayload(b []byte) (head []byte, text, html string, framed bool, err e
 		return nil, "", "", true, ErrBadPayload
 	}
 	return parts[0], string(parts[1]), string(parts[2]), true, nil
+}
+
+// MessagePayload reads the payload stored with a message. ErrNotFound
+// when there is no such message.
+func (s *Store) MessagePayload(ctx context.Context, id string) ([]byte, error) {
+	q := `SELECT payload FROM messages WHERE id = $1`
+	if s.dialect == DialectSQLite {
+		q = `SELECT payload FROM message_payloads WHERE message_id = $1`
+	}
+	var b []byte
+	if err := s.rdb.QueryRowContext(ctx, q, id).Scan(&b); err != nil {
+		return nil, fmt.Errorf("payload of %s: %w", id, notFound(err))
+	}
+	return b, nil
 }

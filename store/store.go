@@ -68,9 +68,9 @@ type Config struct {
 	MaxOpenConns int
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
-	// CommitGroup bounds how many concurrent calls of one kind
-	// (CommitMessage, StartDelivery, a single recipient's
-	// RecordAttemptOutcomes) are written in one statement or transaction.
+	// CommitGroup bounds how many concurrent calls are written in one
+	// statement or transaction: CommitMessage calls, and delivery calls
+	// (StartDelivery, StartFirstDelivery, RecordOutcomes) together.
 	// Default 64; 1 writes each call on its own.
 	CommitGroup int
 	// CommitWriters bounds how many CommitMessage groups are written at
@@ -101,40 +101,15 @@ type Store struct {
 	// rdb serves reads. On PostgreSQL it is db; on SQLite a separate pool
 	// of read-only connections that WAL lets run beside the writer.
 	rdb *sql.DB
-	// bulk runs the set-based statements of grouped delivery writes
-	// (deliverybatch.go). On PostgreSQL its sessions plan with
-	// enable_seqscan off: those statements join a few rows given as arrays
-	// to large tables by their keys, and a planner without fresh
-	// statistics (a new database, autovacuum off) would otherwise scan the
-	// whole table for them. On SQLite it is db.
-	bulk *sql.DB
-	now  func() time.Time
+	now func() time.Time
+	// sqlite holds the delivery writer's statements on SQLite
+	// (deliverysqlite.go); nil on PostgreSQL.
+	sqlite *sqliteDelivery
 	// commits gathers concurrent CommitMessage calls, deliveries
-	// concurrent StartDelivery and grouped outcome calls (batcher.go).
+	// concurrent delivery starts and outcomes (batcher.go,
+	// deliverywriter.go).
 	commits    *batcher[*commitRequest]
 	deliveries *batcher[deliveryOp]
-}
-
-// bulkConns bounds the PostgreSQL connections of grouped delivery writes
-// (the delivery writer, with room for a failed group retried call by
-// call).
-const bulkConns = 8
-
-// openPlannedPool opens the bulk pool: every session turns sequential
-// scans off and plans its prepared statements once (generic plans: the
-// grouped writes are the same few statements over arrays, and re-planning
-// them on every run was a tenth of PostgreSQL's CPU in the benchmark), with
-// SET when it connects (a SET, not a startup parameter, so that poolers
-// such as PgBouncer accept it).
-func openPlannedPool(cfg Config) (*sql.DB, error) {
-	cc, err := pgx.ParseConfig(cfg.URL)
-	if err != nil {
-		return nil, fmt.Errorf("open postgres: %w", err)
-	}
-	return sql.OpenDB(cfg.wrap(stdlib.GetConnector(*cc, stdlib.OptionAfterConnect(func(ctx context.Context, c *pgx.Conn) error {
-		_, err := c.Exec(ctx, "SET enable_seqscan = off; SET plan_cache_mode = force_generic_plan")
-		return err
-	})))), nil
 }
 
 // Open connects to the database named by cfg.URL. It does not migrate; call
@@ -202,15 +177,7 @@ func openPostgres(cfg Config) (*Store, error) {
 	db.SetMaxOpenConns(cfg.MaxOpenConns)
 	db.SetMaxIdleConns(cfg.MaxOpenConns)
 	db.SetConnMaxIdleTime(5 * time.Minute)
-	bulk, err := openPlannedPool(cfg)
-	if err != nil {
-		_ = db.Close()
-		return nil, err
-	}
-	bulk.SetMaxOpenConns(bulkConns)
-	bulk.SetMaxIdleConns(bulkConns)
-	bulk.SetConnMaxIdleTime(5 * time.Minute)
-	return &Store{dialect: DialectPostgres, db: db, rdb: db, bulk: bulk, now: cfg.Now}, nil
+	return &Store{dialect: DialectPostgres, db: db, rdb: db, now: cfg.Now}, nil
 }
 
 // sqlitePragmas: WAL so readers run beside the writer, a busy timeout for
@@ -243,7 +210,7 @@ func openSQLite(cfg Config) (*Store, error) {
 	readers := max(4, runtime.GOMAXPROCS(0))
 	rdb.SetMaxOpenConns(readers)
 	rdb.SetMaxIdleConns(readers)
-	return &Store{dialect: DialectSQLite, db: db, rdb: rdb, bulk: db, now: cfg.Now}, nil
+	return &Store{dialect: DialectSQLite, db: db, rdb: rdb, now: cfg.Now, sqlite: newSQLiteDelivery(db)}, nil
 }
 
 // openSQLiteDB opens a pool of SQLite connections that cache their
@@ -261,10 +228,11 @@ func (s *Store) Dialect() string { return s.dialect }
 
 // Close closes the connection pools.
 func (s *Store) Close() error {
-	err := s.db.Close()
-	if s.bulk != s.db {
-		err = errors.Join(err, s.bulk.Close())
+	var err error
+	if s.sqlite != nil {
+		err = s.sqlite.close()
 	}
+	err = errors.Join(err, s.db.Close())
 	if s.rdb != s.db {
 		err = errors.Join(err, s.rdb.Close())
 	}
@@ -275,11 +243,6 @@ func (s *Store) Close() error {
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.db.PingContext(ctx); err != nil {
 		return fmt.Errorf("ping %s: %w", s.dialect, err)
-	}
-	if s.bulk != s.db {
-		if err := s.bulk.PingContext(ctx); err != nil {
-			return fmt.Errorf("ping %s: %w", s.dialect, err)
-		}
 	}
 	if s.rdb != s.db {
 		if err := s.rdb.PingContext(ctx); err != nil {

@@ -43,7 +43,7 @@ func TestBatchTaskFirstAttemptsAndHandsOver(t *testing.T) {
 			sent := r.accept([]string{"ann@example.org"}, nil, nil)
 			deferred := r.accept([]string{"later@example.net"}, nil, nil)
 			interrupted := r.accept([]string{"carl@example.org"}, nil, nil)
-			if _, _, err := r.st.StartDelivery(ctx, interrupted); err != nil { // a run killed mid-send
+			if _, _, err := r.st.StartDelivery(ctx, interrupted, time.Now().Add(time.Hour)); err != nil { // a run killed mid-send
 				t.Fatal(err)
 			}
 			missing := "01900000-0000-7000-8000-999999999999"

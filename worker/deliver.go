@@ -200,8 +200,12 @@ func (d *Deliverer) backoff(n int) time.Duration {
 // store.StartDelivery), build and sign, then per
 // recipient take the rate limits and relay, recording each outcome in its
 // own transaction as soon as it is known. Its error is the retry protocol.
-func (d *Deliverer) Deliver(ctx context.Context, messageID string) error {
-	return d.deliver(ctx, messageID, false)
+// retried counts the failed attempts made before the task existed
+// (queue.SendPayload.Retried); with asynq's retry count it gives the
+// delay before the next attempt, recorded with a deferral.
+func (d *Deliverer) Deliver(ctx context.Context, messageID string, retried int) error {
+	n, _ := asynq.GetRetryCount(ctx)
+	return d.deliver(ctx, messageID, false, n+retried)
 }
 
 // errAttempted: DeliverFirst found a message attempted before; nothing was
@@ -220,16 +224,29 @@ func (e *notStarted) Unwrap() error { return e.err }
 // error when its start failed (nothing was written), otherwise Deliver's
 // retry protocol.
 func (d *Deliverer) DeliverFirst(ctx context.Context, messageID string) error {
-	return d.deliver(ctx, messageID, true)
+	return d.deliver(ctx, messageID, true, 0)
 }
 
-// deliver is Deliver, or DeliverFirst when firstOnly.
-func (d *Deliverer) deliver(ctx context.Context, messageID string, firstOnly bool) error {
+// defaultTaskTimeout is a run's length when its context has no deadline
+// (queue.Config.Timeout's default).
+const defaultTaskTimeout = time.Hour
+
+// deliver is Deliver, or DeliverFirst when firstOnly; failures is the
+// number of failed attempts before this one. The start records when this
+// run's task ends (its deadline, on the deliverer's clock), and a
+// deferral when the retry is due (RetryDelay's backoff): a message still
+// sending or deferred after that has lost its task, and the reconciler
+// gives it one again.
+func (d *Deliverer) deliver(ctx context.Context, messageID string, firstOnly bool, failures int) error {
 	startDelivery := d.deps.Store.StartDelivery
 	if firstOnly {
 		startDelivery = d.deps.Store.StartFirstDelivery
 	}
-	dl, start, err := startDelivery(ctx, messageID)
+	ends := d.cfg.Now().Add(defaultTaskTimeout)
+	if deadline, ok := ctx.Deadline(); ok {
+		ends = d.cfg.Now().Add(time.Until(deadline))
+	}
+	dl, start, err := startDelivery(ctx, messageID, ends)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return fmt.Errorf("deliver %s: %w: %w", messageID, err, asynq.SkipRetry)
@@ -250,14 +267,16 @@ func (d *Deliverer) deliver(ctx context.Context, messageID string, firstOnly boo
 		d.release(ctx, dl, start.Send)
 		return fmt.Errorf("render %s: %w", dl.ID, err)
 	}
-	return d.relayAll(ctx, dl, start.Send, raw)
+	return d.relayAll(ctx, dl, start.Send, raw, d.cfg.Now().Add(d.backoff(failures)))
 }
 
 // relayAll sends to each recipient in turn, those never tried first. A
 // rate limit, a stopping worker or a near deadline stops the round: the
 // rest go back to their status and the task waits for the limit, or runs
-// again at once (backing off instead when a recipient deferred).
-func (d *Deliverer) relayAll(ctx context.Context, dl store.Delivery, rs []store.DeliveryRecipient, raw []byte) error {
+// again at once (backing off instead when a recipient deferred, until
+// retryAt).
+func (d *Deliverer) relayAll(ctx context.Context, dl store.Delivery, rs []store.DeliveryRecipient, raw []byte,
+	retryAt time.Time) error {
 	triedFirst(rs)
 	deferred := false
 	for i, r := range rs {
@@ -273,7 +292,7 @@ func (d *Deliverer) relayAll(ctx context.Context, dl store.Delivery, rs []store.
 			return keepDeferral(deferred, err)
 		}
 		if err := d.keep(ctx, func(ctx context.Context) error {
-			return d.deps.Store.RecordAttemptOutcomes(ctx, dl.ProjectID, dl.ID, len(dl.Recipients), []store.Outcome{out})
+			return d.deps.Store.RecordOutcomes(ctx, dl.ID, []store.Outcome{out}, retryAt)
 		}); err != nil {
 			return fmt.Errorf("record outcome of %s: %w", dl.ID, err)
 		}
@@ -466,7 +485,7 @@ func (d *Deliverer) release(ctx context.Context, dl store.Delivery, rs []store.D
 		outs[i] = store.Outcome{Position: r.Position, Email: r.Email, Status: prev}
 	}
 	if err := d.keep(ctx, func(ctx context.Context) error {
-		return d.deps.Store.RecordOutcomes(ctx, dl.ProjectID, dl.ID, outs)
+		return d.deps.Store.RecordOutcomes(ctx, dl.ID, outs, time.Time{})
 	}); err != nil {
 		d.deps.Log.Warn("release recipients", "message_id", dl.ID, "err", err)
 	}
@@ -522,7 +541,7 @@ func (d *Deliverer) expire(ctx context.Context, dl store.Delivery, rs []store.De
 			Event:        store.EventFailed, EventData: data}
 	}
 	return d.keep(ctx, func(ctx context.Context) error {
-		return d.deps.Store.RecordOutcomes(ctx, dl.ProjectID, dl.ID, outs)
+		return d.deps.Store.RecordOutcomes(ctx, dl.ID, outs, time.Time{})
 	})
 }
 

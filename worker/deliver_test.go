@@ -171,7 +171,7 @@ func TestDeliverOutcomes(t *testing.T) {
 			r := newRig(t, testsvc.SQLiteURL(t), nil, fastTimeouts())
 			r.sink.SetDecide(func(string, string, []byte) smtptest.Action { return tt.act })
 			id := r.accept([]string{"ann@example.org"}, nil, nil)
-			err := r.d.Deliver(context.Background(), id)
+			err := r.d.Deliver(context.Background(), id, 0)
 			if gotRetry := err != nil; gotRetry != tt.wantRetry {
 				t.Fatalf("Deliver error %v, want retry %v", err, tt.wantRetry)
 			}
@@ -223,14 +223,14 @@ func TestDeliverRetryThenSentOnce(t *testing.T) {
 				return smtptest.Action{}
 			})
 			id := r.accept([]string{"ann@example.org", "bob@example.net"}, nil, nil)
-			if err := r.d.Deliver(context.Background(), id); !errors.Is(err, errDeferred) {
+			if err := r.d.Deliver(context.Background(), id, 0); !errors.Is(err, errDeferred) {
 				t.Fatalf("first attempt: %v, want deferred", err)
 			}
 			if m := r.message(id); m.Status != store.StatusDeferred {
 				t.Fatalf("message status %s after one deferral, want deferred", m.Status)
 			}
 			r.clock = r.clock.Add(time.Minute)
-			if err := r.d.Deliver(context.Background(), id); err != nil {
+			if err := r.d.Deliver(context.Background(), id, 0); err != nil {
 				t.Fatalf("second attempt: %v", err)
 			}
 			if m := r.message(id); m.Status != store.StatusSent {
@@ -243,7 +243,7 @@ func TestDeliverRetryThenSentOnce(t *testing.T) {
 			if count["ann@example.org"] != 1 || count["bob@example.net"] != 1 {
 				t.Fatalf("sink received %v, want each recipient once", count)
 			}
-			if err := r.d.Deliver(context.Background(), id); err != nil || len(r.sink.Messages()) != 2 {
+			if err := r.d.Deliver(context.Background(), id, 0); err != nil || len(r.sink.Messages()) != 2 {
 				t.Fatalf("a third run of the task sent again: %v, %d messages", err, len(r.sink.Messages()))
 			}
 		})
@@ -255,7 +255,7 @@ func TestDeliverRetryThenSentOnce(t *testing.T) {
 func TestDeliverEnvelopeAndBcc(t *testing.T) {
 	r := newRig(t, testsvc.SQLiteURL(t), nil, fastTimeouts())
 	id := r.accept([]string{"ann@example.org"}, []string{"cc@example.org"}, []string{"secret@example.com"})
-	if err := r.d.Deliver(context.Background(), id); err != nil {
+	if err := r.d.Deliver(context.Background(), id, 0); err != nil {
 		t.Fatal(err)
 	}
 	msgs := r.sink.Messages()
@@ -289,7 +289,7 @@ func TestDeliverSuppressedAfterAcceptance(t *testing.T) {
 		Email: "BOB@example.net", Reason: store.ReasonComplaint}); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.d.Deliver(context.Background(), id); err != nil {
+	if err := r.d.Deliver(context.Background(), id, 0); err != nil {
 		t.Fatal(err)
 	}
 	if msgs := r.sink.Messages(); len(msgs) != 1 || msgs[0].To != "ann@example.org" {
@@ -326,7 +326,7 @@ func TestDeliverExpiresAfterMaxAge(t *testing.T) {
 	var delays []time.Duration
 	start := r.clock
 	for n := 0; ; n++ {
-		err := r.d.Deliver(context.Background(), id)
+		err := r.d.Deliver(context.Background(), id, 0)
 		if err == nil {
 			break
 		}
@@ -366,7 +366,7 @@ func TestDeliverExpiresAfterMaxAge(t *testing.T) {
 func TestDeliverHeldBackByRateLimit(t *testing.T) {
 	r := newRig(t, testsvc.SQLiteURL(t), []ratelimit.Limit{{Events: 1, Period: time.Minute}}, fastTimeouts())
 	id := r.accept([]string{"a@example.org", "b@example.org", "c@example.org"}, nil, nil)
-	err := r.d.Deliver(context.Background(), id)
+	err := r.d.Deliver(context.Background(), id, 0)
 	if err == nil || IsFailure(err) {
 		t.Fatalf("Deliver = %v, want a hold that is not a failure", err)
 	}
@@ -395,7 +395,7 @@ func TestDeliverWaitsOutShortHolds(t *testing.T) {
 		return sleep(ctx, d)
 	}
 	id := r.accept([]string{"a@example.org", "b@example.org", "c@example.org"}, nil, nil)
-	if err := r.d.Deliver(context.Background(), id); err != nil {
+	if err := r.d.Deliver(context.Background(), id, 0); err != nil {
 		t.Fatalf("Deliver = %v, want every recipient sent after short waits", err)
 	}
 	if n := len(r.sink.Messages()); n != 3 || r.message(id).Status != store.StatusSent {
@@ -408,7 +408,7 @@ func TestDeliverWaitsOutShortHolds(t *testing.T) {
 	r.d.cfg.HoldWait = 10 * time.Millisecond
 	slept = 0
 	id = r.accept([]string{"d@example.org", "e@example.org"}, nil, nil)
-	err := r.d.Deliver(context.Background(), id)
+	err := r.d.Deliver(context.Background(), id, 0)
 	var held *heldBack
 	if !errors.As(err, &held) || slept != 0 {
 		t.Fatalf("Deliver = %v after waiting %v, want a hold at once (0.1 s > HoldWait)", err, slept)

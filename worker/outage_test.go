@@ -50,7 +50,7 @@ func TestOutcomeWriteFailureSendsOnce(t *testing.T) {
 			})
 			id := r.accept([]string{"ann@example.org"}, nil, nil)
 			for run := 0; ; run++ { // as asynq would run the task again
-				err := r.d.Deliver(ctx, id)
+				err := r.d.Deliver(ctx, id, 0)
 				if err == nil {
 					break
 				}
@@ -86,7 +86,7 @@ func TestReleaseWriteFailureKeepsStatus(t *testing.T) {
 	}}
 	id := r.accept([]string{"ann@example.org"}, nil, nil)
 	var held *heldBack
-	if err := r.d.Deliver(ctx, id); !errors.As(err, &held) {
+	if err := r.d.Deliver(ctx, id, 0); !errors.As(err, &held) {
 		t.Fatalf("first attempt = %v, want held back", err)
 	}
 	if faults.Fired() != 1 {
@@ -95,7 +95,7 @@ func TestReleaseWriteFailureKeepsStatus(t *testing.T) {
 	if st := r.message(id).Recipients[0].Status; st != store.StatusQueued {
 		t.Fatalf("held-back recipient is %s, want queued", st)
 	}
-	if err := r.d.Deliver(ctx, id); err != nil {
+	if err := r.d.Deliver(ctx, id, 0); err != nil {
 		t.Fatalf("second attempt: %v", err)
 	}
 	if m := r.message(id); m.Status != store.StatusSent || m.PossiblyDuplicated || len(r.sink.Messages()) != 1 {
@@ -198,7 +198,7 @@ func TestPostgresCutUnderRunningWorker(t *testing.T) {
 // asynq's retry delay would.
 func deliverUntilDone(ctx context.Context, d *Deliverer, id string, restored <-chan struct{}) error {
 	for {
-		err := d.Deliver(ctx, id)
+		err := d.Deliver(ctx, id, 0)
 		if err == nil {
 			return nil
 		}

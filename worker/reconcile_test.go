@@ -3,13 +3,16 @@ package worker
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/emersion/go-smtp"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/mailgate/mailgate/internal/smtptest"
 	"github.com/mailgate/mailgate/internal/testsvc"
 	"github.com/mailgate/mailgate/queue"
 	"github.com/mailgate/mailgate/store"
@@ -116,12 +119,12 @@ func TestReconcileBatchedMessages(t *testing.T) {
 			}
 			// The third was started by its batch task, then released
 			// (a rate limit held it back): queued again, attempted.
-			dl, start, err := st.StartFirstDelivery(ctx, msgs[2].ID)
+			dl, start, err := st.StartFirstDelivery(ctx, msgs[2].ID, time.Now().Add(time.Hour))
 			if err != nil || len(start.Send) != 1 {
 				t.Fatalf("start: %v, %+v", err, start)
 			}
 			rel := []store.Outcome{{Position: start.Send[0].Position, Email: start.Send[0].Email, Status: store.StatusQueued}}
-			if err := st.RecordOutcomes(ctx, dl.ProjectID, dl.ID, rel); err != nil {
+			if err := st.RecordOutcomes(ctx, dl.ID, rel, time.Time{}); err != nil {
 				t.Fatal(err)
 			}
 
@@ -184,74 +187,81 @@ func reconcileDeps(t *testing.T, url string) (redis.UniversalClient, *store.Stor
 }
 
 // TestReconcileHealsLostRetry: a started message whose task is gone (a
-// Redis that lost its data) — deferred and waiting for a retry that will
-// never run, or left sending by a worker that died with it — gets its own
-// send task again once its latest attempt is older than ReconcileStale;
-// one attempted more recently is left to its task.
+// Redis that lost its data) gets its own send task again once its next
+// attempt is due and the grace has passed, not before: one deferred by
+// the deliverer (its retry due after the backoff of its failures so far),
+// and one left sending by a worker that died with it (due at its task's
+// deadline). A deferred message whose retry task still exists keeps it as
+// it is: enqueueing its id again does nothing.
 func TestReconcileHealsLostRetry(t *testing.T) {
 	for dialect, url := range testsvc.DatabaseURLs(t) {
 		t.Run(dialect, func(t *testing.T) {
 			ctx := context.Background()
-			rdb, _ := reconcileDeps(t, url)
-			t0 := time.Now().UTC().Truncate(time.Second)
-			clock := t0
-			st, err := store.Open(ctx, store.Config{URL: url, Now: func() time.Time { return clock }})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer st.Close()
-			msgs := []store.NewMessage{
-				newMessage("01900000-0000-7000-8000-000000000021", t0, nil, store.StatusQueued), // deferred at t0
-				newMessage("01900000-0000-7000-8000-000000000022", t0, nil, store.StatusQueued), // sending since t0
-				newMessage("01900000-0000-7000-8000-000000000023", t0, nil, store.StatusQueued), // deferred at t0+90m
-			}
-			if err := st.CreateMessages(ctx, msgs, nil); err != nil {
-				t.Fatal(err)
-			}
-			start := func(id string, deferred bool) {
-				t.Helper()
-				dl, s, err := st.StartDelivery(ctx, id)
-				if err != nil || len(s.Send) != 1 {
-					t.Fatalf("start %s: %v %+v", id, err, s)
-				}
-				if deferred {
-					out := store.Outcome{Position: 0, Email: s.Send[0].Email, Status: store.StatusDeferred, SMTPCode: 451,
-						Event: store.EventDeferred}
-					if err := st.RecordAttemptOutcomes(ctx, dl.ProjectID, id, 1, []store.Outcome{out}); err != nil {
-						t.Fatal(err)
-					}
+			r := newRig(t, url, nil, fastTimeouts())
+			r.sink.SetDecide(func(_, _ string, _ []byte) smtptest.Action {
+				return reply(451, smtp.EnhancedCode{4, 3, 0}, "try later")
+			})
+			t0 := r.clock
+			lost, kept, sending := r.accept([]string{"ann@example.org"}, nil, nil),
+				r.accept([]string{"bob@example.org"}, nil, nil), r.accept([]string{"cid@example.org"}, nil, nil)
+			for _, id := range []string{lost, kept} {
+				if err := r.d.Deliver(ctx, id, 2); !errors.Is(err, errDeferred) {
+					t.Fatalf("deliver %s: %v, want deferred", id, err)
 				}
 			}
-			start(msgs[0].ID, true)
-			start(msgs[1].ID, false)
-			clock = t0.Add(90 * time.Minute)
-			start(msgs[2].ID, true)
+			retryDue := t0.Add(4 * time.Minute) // RetryBase 1 minute, doubled for each of the 2 failures
+			taskEnds := t0.Add(45 * time.Minute)
+			if _, s, err := r.st.StartDelivery(ctx, sending, taskEnds); err != nil || len(s.Send) != 1 {
+				t.Fatalf("start %s: %v %+v", sending, err, s)
+			}
 
-			q := queue.New(queue.Config{}, rdb)
-			in := asynq.NewInspectorFromRedisClient(rdb)
+			q := queue.New(queue.Config{}, r.rdb)
+			in := asynq.NewInspectorFromRedisClient(r.rdb)
+			// Retry tasks as asynq would hold them, scheduled in Redis's
+			// real future; the lost one is then deleted.
+			retryAt := time.Now().Add(time.Hour).Truncate(time.Second)
+			for _, id := range []string{lost, kept} {
+				if err := q.EnqueueSend(ctx, id, retryAt); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := in.DeleteTask(queue.QueueSend, lost); err != nil {
+				t.Fatal(err)
+			}
+			const grace = time.Minute
 			reconcileAt := func(at time.Time) {
 				t.Helper()
-				w := New(Config{Now: func() time.Time { return at }}, Deps{Store: st, Queue: q, Redis: rdb})
+				w := New(Config{Now: func() time.Time { return at }, ReconcileGrace: grace},
+					Deps{Store: r.st, Queue: q, Redis: r.rdb})
 				if err := w.ReconcileOnce(ctx); err != nil {
 					t.Fatal(err)
 				}
 			}
-			hasTask := func(id string) bool {
+			task := func(id string) *asynq.TaskInfo {
 				info, err := in.GetTaskInfo(queue.QueueSend, id)
-				return err == nil && info.Type == queue.TypeSend
-			}
-			reconcileAt(t0.Add(119 * time.Minute))
-			for _, m := range msgs {
-				if hasTask(m.ID) {
-					t.Fatalf("message %s got a task before it was overdue", m.ID)
+				if err != nil {
+					return nil
 				}
+				return info
 			}
-			reconcileAt(t0.Add(121 * time.Minute))
-			if !hasTask(msgs[0].ID) || !hasTask(msgs[1].ID) {
-				t.Fatalf("overdue deferred (%v) and sending (%v) messages have no task", hasTask(msgs[0].ID), hasTask(msgs[1].ID))
+
+			reconcileAt(retryDue.Add(grace - time.Second))
+			if task(lost) != nil || task(sending) != nil {
+				t.Fatal("a message got a task before its next attempt was due")
 			}
-			if hasTask(msgs[2].ID) {
-				t.Fatal("a message attempted 31 minutes ago got a task")
+			reconcileAt(retryDue.Add(grace + time.Second))
+			if info := task(lost); info == nil || info.State != asynq.TaskStatePending {
+				t.Fatalf("deferred message past its retry has task %+v, want one pending", info)
+			}
+			if info := task(kept); info == nil || info.State != asynq.TaskStateScheduled || !info.NextProcessAt.Equal(retryAt) {
+				t.Fatalf("deferred message with its retry task has %+v, want it still scheduled at %s", info, retryAt)
+			}
+			if task(sending) != nil {
+				t.Fatal("a message sending under its task's deadline got a task")
+			}
+			reconcileAt(taskEnds.Add(grace + time.Second))
+			if task(sending) == nil {
+				t.Fatal("a message left sending past its task's deadline has no task")
 			}
 		})
 	}

@@ -84,13 +84,13 @@ func TestDeliverLimitsFollowFailover(t *testing.T) {
 	first := r.accept([]string{"ann@example.org"}, nil, nil)
 	second := r.accept([]string{"bob@example.org"}, nil, nil)
 
-	if err := r.d.Deliver(ctx, first); err != nil {
+	if err := r.d.Deliver(ctx, first, 0); err != nil {
 		t.Fatalf("first message: %v", err)
 	}
 	if m := r.message(first); m.Status != store.StatusSent {
 		t.Fatalf("first message is %s, want sent through the backup", m.Status)
 	}
-	err := r.d.Deliver(ctx, second)
+	err := r.d.Deliver(ctx, second, 0)
 	var held *heldBack
 	if !errors.As(err, &held) || held.scope != "relay" {
 		t.Fatalf("second message: %v, want held back by the backup relay's limit", err)
@@ -127,7 +127,7 @@ func TestDeliverSlowsDownTheRelayThatSaidSo(t *testing.T) {
 	t.Cleanup(func() { busy.Close() })
 	r := newRelaysRig(t, []mta.RelayConfig{loopbackRelay("busy", busy.Port), loopbackRelay("backup", 0)}, nil)
 	id := r.accept([]string{"ann@example.org"}, nil, nil)
-	if err := r.d.Deliver(ctx, id); err != nil {
+	if err := r.d.Deliver(ctx, id, 0); err != nil {
 		t.Fatalf("deliver: %v", err)
 	}
 	if m := r.message(id); m.Status != store.StatusSent || len(r.sink.Messages()) != 1 {
@@ -175,7 +175,7 @@ func TestDeliverUnsignedDomain(t *testing.T) {
 			var logs bytes.Buffer
 			r.d.deps.Keys, r.d.deps.Log = tt.keys, slog.New(slog.NewTextHandler(&logs, nil))
 			id := r.accept([]string{"ann@example.org"}, nil, nil)
-			if err := r.d.Deliver(context.Background(), id); err != nil {
+			if err := r.d.Deliver(context.Background(), id, 0); err != nil {
 				t.Fatal(err)
 			}
 			msgs := r.sink.Messages()

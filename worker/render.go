@@ -44,7 +44,11 @@ type payload struct {
 // sender domain's keys; a domain without keys (allowed by configuration
 // but not registered) goes out unsigned, logged and counted.
 func (d *Deliverer) render(ctx context.Context, dl store.Delivery) ([]byte, error) {
-	m, err := d.mimeMessage(dl)
+	stored, err := d.deps.Store.MessagePayload(ctx, dl.ID)
+	if err != nil {
+		return nil, err
+	}
+	m, err := d.mimeMessage(dl, stored)
 	if err != nil {
 		return nil, err
 	}
@@ -102,8 +106,8 @@ func decodePayloadExact(b []byte, p *payload) error {
 }
 
 // mimeMessage turns the stored request into what mta.Build takes.
-func (d *Deliverer) mimeMessage(dl store.Delivery) (*mta.Message, error) {
-	p, err := decodePayload(dl.Payload)
+func (d *Deliverer) mimeMessage(dl store.Delivery, stored []byte) (*mta.Message, error) {
+	p, err := decodePayload(stored)
 	if err != nil {
 		return nil, fmt.Errorf("decode payload: %w", err)
 	}

@@ -34,17 +34,15 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// ReconcileInterval is how often the reconciler runs. Default 1 minute.
 	ReconcileInterval time.Duration
-	// ReconcileGrace is how old a queued message must be before the
-	// reconciler enqueues it again (the API enqueues right after commit).
+	// ReconcileGrace is how old a queued message must be, or how long
+	// past due the next attempt of a started one (sending until its task's
+	// deadline, deferred until its retry: store.MessagesOverdue), before
+	// the reconciler enqueues it again: the API enqueues right after
+	// commit, and asynq moves a due retry to the queue within
+	// DelayedCheckInterval. Enqueueing a message whose task exists does
+	// nothing (the task id is taken), so a live task is left alone.
 	// Default 1 minute.
 	ReconcileGrace time.Duration
-	// ReconcileStale is how long a started message (sending, or deferred
-	// for a retry) may go without a new attempt before the reconciler gives
-	// it a send task again, its task lost with Redis's data. It is longer
-	// than the longest retry delay (DeliveryConfig.RetryMax) and a send
-	// task's run (queue.Config.Timeout), so a live task is never raced
-	// (and enqueueing one that exists does nothing anyway). Default 2 hours.
-	ReconcileStale time.Duration
 	// ReconcileBatch bounds the messages one reconciler pass enqueues.
 	// Default 1000.
 	ReconcileBatch int
@@ -73,9 +71,6 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ReconcileInterval == 0 {
 		c.ReconcileInterval = time.Minute
-	}
-	if c.ReconcileStale == 0 {
-		c.ReconcileStale = 2 * time.Hour
 	}
 	if c.ReconcileGrace == 0 {
 		c.ReconcileGrace = time.Minute
@@ -190,7 +185,7 @@ func (w *Worker) handleSend(ctx context.Context, t *asynq.Task) error {
 	if why := w.stopStarting(ctx, !roomy); why != "" {
 		return &cutShort{left: 1, why: why}
 	}
-	return w.deps.Deliverer.Deliver(ctx, p.MessageID)
+	return w.deps.Deliverer.Deliver(ctx, p.MessageID, p.Retried)
 }
 
 func (w *Worker) reconcileLoop(ctx context.Context) {
@@ -210,9 +205,9 @@ func (w *Worker) reconcileLoop(ctx context.Context) {
 
 // ReconcileOnce enqueues the send task of every message that is still
 // queued or scheduled past the grace period (a crash between commit and
-// enqueue, or a lost Redis), or started and not attempted again for
-// ReconcileStale (its retry lost with Redis's data), and purges expired
-// idempotency keys. Enqueue
+// enqueue, or a lost Redis), or started and still sending or deferred
+// past its next attempt's due time and the grace (its task or retry lost
+// with Redis's data), and purges expired idempotency keys. Enqueue
 // is idempotent (task id = message id, or the batch's task id for a
 // message accepted in a batch), so a message that has its task is left
 // alone.
@@ -222,7 +217,7 @@ func (w *Worker) ReconcileOnce(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("list messages awaiting a task: %w", err)
 	}
-	overdue, err := w.deps.Store.MessagesOverdue(ctx, now.Add(-w.cfg.ReconcileStale), w.cfg.ReconcileBatch)
+	overdue, err := w.deps.Store.MessagesOverdue(ctx, now.Add(-w.cfg.ReconcileGrace), w.cfg.ReconcileBatch)
 	if err != nil {
 		return fmt.Errorf("list overdue messages: %w", err)
 	}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
@@ -14,14 +15,53 @@ import (
 	"github.com/mailgate/mailgate/internal/testsvc"
 )
 
-// startedAlone starts a message's delivery outside any group.
+// taskEnds is the deadline tests give a start.
+var taskEnds = time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+
+// startedAlone starts a message's delivery in a group of its own.
 func startedAlone(t *testing.T, s *Store, id string) AttemptStart {
 	t.Helper()
-	_, out, err := s.startOne(context.Background(), &startRequest{id: id})
+	_, out, err := s.StartDelivery(context.Background(), id, taskEnds)
 	if err != nil {
 		t.Fatalf("start %s: %v", id, err)
 	}
 	return out
+}
+
+// record records outcomes of a message in a group of its own.
+func record(t *testing.T, s *Store, id string, outs ...Outcome) {
+	t.Helper()
+	if err := s.RecordOutcomes(context.Background(), id, outs, time.Time{}); err != nil {
+		t.Fatalf("record %s: %v", id, err)
+	}
+}
+
+// writeOps writes ops as one group (falling back call by call as the
+// delivery writer does) and waits for every answer.
+func writeOps(s *Store, ops []deliveryOp) {
+	for _, op := range ops {
+		if op.start != nil {
+			op.start.done = make(chan struct{})
+		} else {
+			op.outcome.done = make(chan struct{})
+		}
+	}
+	s.writeDeliveries(context.Background(), ops)
+	for _, op := range ops {
+		if op.start != nil {
+			<-op.start.done
+		} else {
+			<-op.outcome.done
+		}
+	}
+}
+
+func startOps(group []*startRequest) []deliveryOp {
+	ops := make([]deliveryOp, len(group))
+	for i, r := range group {
+		ops[i] = deliveryOp{start: r}
+	}
+	return ops
 }
 
 // eventTypes lists a message's event types in sequence order, checking the
@@ -75,18 +115,15 @@ func TestStartTogether(t *testing.T) {
 			t.Fatalf("suppress: %v", err)
 		}
 		startedAlone(t, s, "done")
-		if err := s.RecordAttemptOutcomes(ctx, DefaultProjectID, "done", 1, []Outcome{{Position: 0,
-			Email: "d@example.org", Status: StatusSent, SMTPCode: 250, Event: EventSent}}); err != nil {
-			t.Fatalf("record: %v", err)
-		}
+		record(t, s, "done", Outcome{Position: 0, Email: "d@example.org", Status: StatusSent, SMTPCode: 250, Event: EventSent})
 		startedAlone(t, s, "cut")
 
 		ids := []string{"fresh", "partly", "done", "cut", "missing"}
 		group := make([]*startRequest, len(ids))
 		for i, id := range ids {
-			group[i] = &startRequest{id: id, done: make(chan struct{})}
+			group[i] = &startRequest{id: id, ends: taskEnds}
 		}
-		if err := s.startTogether(ctx, group, nil); err != nil {
+		if err := s.writeGroup(ctx, startOps(group)); err != nil {
 			t.Fatalf("start together: %v", err)
 		}
 		want := []struct {
@@ -156,10 +193,7 @@ func TestRecordTogether(t *testing.T) {
 			}
 			startedAlone(t, s, id)
 		}
-		if err := s.RecordAttemptOutcomes(ctx, DefaultProjectID, "stale", 1, []Outcome{{Position: 0,
-			Email: "r3@example.org", Status: StatusSent, SMTPCode: 250, Event: EventSent}}); err != nil {
-			t.Fatalf("record: %v", err)
-		}
+		record(t, s, "stale", Outcome{Position: 0, Email: "r3@example.org", Status: StatusSent, SMTPCode: 250, Event: EventSent})
 		outs := []Outcome{
 			{Email: "r0@example.org", Status: StatusSent, SMTPCode: 250, SMTPResponse: "250 2.0.0 ok", Event: EventSent},
 			{Email: "r1@example.org", Status: StatusFailed, SMTPCode: 550, SMTPResponse: "550 5.1.1 no such user",
@@ -167,12 +201,11 @@ func TestRecordTogether(t *testing.T) {
 			{Email: "r2@example.org", Status: StatusDeferred, Event: EventDeferred, PossiblyDuplicated: true},
 			{Email: "r3@example.org", Status: StatusFailed, SMTPCode: 550, Event: EventFailed, Suppress: "hard_bounce"},
 		}
-		group := make([]*outcomeRequest, len(ids))
+		ops := make([]deliveryOp, len(ids))
 		for i, id := range ids {
-			group[i] = &outcomeRequest{projectID: DefaultProjectID, messageID: id, total: 1,
-				outs: []Outcome{outs[i]}, done: make(chan struct{})}
+			ops[i] = deliveryOp{outcome: &outcomeRequest{messageID: id, outs: []Outcome{outs[i]}}}
 		}
-		if err := s.recordTogether(ctx, group); err != nil {
+		if err := s.writeGroup(ctx, ops); err != nil {
 			t.Fatalf("record together: %v", err)
 		}
 		want := []struct {
@@ -231,14 +264,14 @@ func TestDeliveryConcurrent(t *testing.T) {
 		errs := make(chan error, n)
 		for _, m := range msgs {
 			wg.Go(func() {
-				d, start, err := s.StartDelivery(ctx, m.ID)
+				d, start, err := s.StartDelivery(ctx, m.ID, taskEnds)
 				if err != nil || len(start.Send) != 1 || d.Attempts != 0 {
 					errs <- fmt.Errorf("start %s: %v, send %d, attempts %d", m.ID, err, len(start.Send), d.Attempts)
 					return
 				}
 				r := start.Send[0]
-				errs <- s.RecordAttemptOutcomes(ctx, d.ProjectID, d.ID, len(d.Recipients), []Outcome{{Position: r.Position,
-					Email: r.Email, Status: StatusSent, SMTPCode: 250, Event: EventSent}})
+				errs <- s.RecordOutcomes(ctx, d.ID, []Outcome{{Position: r.Position,
+					Email: r.Email, Status: StatusSent, SMTPCode: 250, Event: EventSent}}, time.Time{})
 			})
 		}
 		wg.Wait()
@@ -257,31 +290,11 @@ func TestDeliveryConcurrent(t *testing.T) {
 	})
 }
 
-// TestBulkPoolPlansWithoutSeqScans: the sessions of the grouped delivery
-// writes plan without sequential scans on PostgreSQL.
-func TestBulkPoolPlansWithoutSeqScans(t *testing.T) {
-	engines(t, func(t *testing.T, s *Store, _ *clock) {
-		if s.Dialect() != DialectPostgres {
-			if s.bulk != s.db {
-				t.Error("SQLite's grouped writes do not share the writer connection")
-			}
-			return
-		}
-		var got string
-		if err := s.bulk.QueryRowContext(context.Background(), "SHOW enable_seqscan").Scan(&got); err != nil {
-			t.Fatal(err)
-		}
-		if got != "off" {
-			t.Errorf("bulk pool enable_seqscan = %s, want off", got)
-		}
-	})
-}
-
-// TestStartGroupFailureWritesNothing: a group start is one transaction
-// (on PostgreSQL two pipelined round trips). When its write fails, nothing
-// of the group is written, no connection is left in a transaction, and the
-// next group on the same pool goes through; on PostgreSQL the same when
-// the first round trip fails, more times than the pool has connections.
+// TestStartGroupFailureWritesNothing: a group is one transaction (on
+// PostgreSQL two pipelined round trips). When its write fails, nothing of
+// the group is written, no connection is left in a transaction, and the
+// next group goes through; on PostgreSQL the same when the first round
+// trip fails, more times than the pool has connections.
 func TestStartGroupFailureWritesNothing(t *testing.T) {
 	engines(t, func(t *testing.T, s *Store, clk *clock) {
 		ctx := context.Background()
@@ -297,9 +310,9 @@ func TestStartGroupFailureWritesNothing(t *testing.T) {
 			VALUES ($1, 'blocked', '', 'test.block', 3, '{}', 0)`, DefaultProjectID); err != nil {
 			t.Fatalf("block sequence: %v", err)
 		}
-		group := []*startRequest{{id: "blocked", done: make(chan struct{})}}
-		if err := s.startTogether(ctx, group, nil); err == nil {
-			t.Fatal("start together succeeded over a taken event sequence")
+		group := []*startRequest{{id: "blocked", ends: taskEnds}}
+		if err := s.writeGroup(ctx, startOps(group)); err == nil {
+			t.Fatal("group start succeeded over a taken event sequence")
 		}
 		if status, rs := storedStatuses(t, s, "blocked"); status != StatusQueued || fmt.Sprint(rs) != "[queued queued]" {
 			t.Errorf("after the failed group: status %s, recipients %v; want queued, [queued queued]", status, rs)
@@ -310,8 +323,8 @@ func TestStartGroupFailureWritesNothing(t *testing.T) {
 		if _, err := s.db.ExecContext(ctx, `DELETE FROM events WHERE type = 'test.block'`); err != nil {
 			t.Fatalf("unblock: %v", err)
 		}
-		if err := s.startTogether(ctx, group, nil); err != nil {
-			t.Fatalf("start together after the failures: %v", err)
+		if err := s.writeGroup(ctx, startOps(group)); err != nil {
+			t.Fatalf("group start after the failures: %v", err)
 		}
 		if got := group[0].out; len(got.Send) != 1 || fmt.Sprint(got.Suppressed) != "[Gone@Example.com]" {
 			t.Errorf("start = %+v, want one to send and Gone@Example.com suppressed", got)
@@ -324,17 +337,17 @@ func TestStartGroupFailureWritesNothing(t *testing.T) {
 
 // failFirstRoundTrip makes the first round trip of more PostgreSQL group
 // starts fail (an id that is not UTF-8, refused by the server after BEGIN)
-// than the bulk pool has connections, then checks that no session of the
+// than the pool has connections, then checks that no session of the
 // database is left in a transaction.
 func failFirstRoundTrip(t *testing.T, s *Store) {
 	t.Helper()
 	ctx := context.Background()
-	for i := range bulkConns + 2 {
-		bad := []*startRequest{{id: fmt.Sprintf("bad-\xff-%d", i), done: make(chan struct{})}}
-		err := s.startTogether(ctx, bad, nil)
+	for i := range s.db.Stats().MaxOpenConnections + 2 {
+		bad := []*startRequest{{id: fmt.Sprintf("bad-\xff-%d", i)}}
+		err := s.writeGroup(ctx, startOps(bad))
 		var pgErr *pgconn.PgError
 		if !errors.As(err, &pgErr) || pgErr.Code != "22021" {
-			t.Fatalf("start together of an id that is not UTF-8: %v, want the server's 22021", err)
+			t.Fatalf("group start of an id that is not UTF-8: %v, want the server's 22021", err)
 		}
 	}
 	var open int
@@ -347,57 +360,98 @@ func failFirstRoundTrip(t *testing.T, s *Store) {
 	}
 }
 
-// TestGroupStartPlansProbeByKey: the bulk pool plans each statement once
-// per session (generic plans), possibly on an empty database. The grouped
-// delivery statements must then still find every row by a key probe, never
-// scan a whole table: a plan chosen on empty tables stays for the session.
-func TestGroupStartPlansProbeByKey(t *testing.T) {
+// TestGroupPlansProbeByKey: the delivery group's statements, planned as
+// its transaction plans them (groupPlanner), find every row by a key
+// probe, never scanning a whole table or index, once the tables hold ten
+// thousand messages: on a session that prepared and ran them while the
+// database was just migrated (and analysed) empty, before and after the
+// tables are analysed again. Left to PostgreSQL's default, the session
+// keeps the generic plan it made on the empty tables, and scans them.
+func TestGroupPlansProbeByKey(t *testing.T) {
 	ctx := context.Background()
-	s := openStore(t, testsvc.PostgresURL(t), newClock())
+	clk := newClock()
+	s := openStore(t, testsvc.PostgresURL(t), clk)
 	if err := s.MigrateUp(ctx); err != nil {
 		t.Fatalf("migrate up: %v", err)
 	}
-	conn, err := s.bulk.Conn(ctx)
+	statements := []struct{ name, sql, args string }{
+		{"lock", lockGroupPostgres, "'{m00001,m00002,m00003}'"},
+		{"recipients", readGroupPostgres, "'{m00001,m00002,m00003}'"},
+		{"write", writeGroupStatement, "1, '{m00001}', '{0}', '{sent}', '{t}', '{250}', '{ok}', " +
+			"'{m00001}', '{sent}', '{1}', '{f}', '{2}', '{NULL}', " +
+			"'{p}', '{m00001}', '{x@example.org}', '{message.sent}', '{2}', '{\"{}\"}', " +
+			"'{p}', '{x@example.org}', '{hard_bounce}', '{note}'"},
+	}
+	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	var mode string
-	if err := conn.QueryRowContext(ctx, "SHOW plan_cache_mode").Scan(&mode); err != nil || mode != "force_generic_plan" {
-		t.Fatalf("bulk session plan_cache_mode = %q (%v), want force_generic_plan", mode, err)
-	}
-	statements := []struct{ name, sql, args string }{
-		{"lock", lockStartGroup, "'{a,b,c}'"},
-		{"recipients", readStartGroupRecipients, "'{a,b,c}'"},
-		{"start", startPlansSQL, "'{a}', '{0}', '{sending}', 1, '{a}', '{sending}', '{f}', '{1}', " +
-			"'{a}', '{p}', '{x@example.org}', '{message.suppressed}', '{0}', '{\"{}\"}'"},
-		{"outcomes", groupOutcomesStatement, "'{a}', '{0}', '{sent}', '{250}', '{ok}', '{p}', '{x@example.org}', " +
-			"'{x@example.org}', '{message.sent}', '{\"{}\"}', '{\"\"}', '{\"\"}', '{f}', 1"},
-	}
 	for _, st := range statements {
-		name := st.name
-		t.Run(name, func(t *testing.T) {
-			if _, err := conn.ExecContext(ctx, "PREPARE plan_"+name+" AS "+st.sql); err != nil {
-				t.Fatalf("prepare: %v", err)
-			}
-			rows, err := conn.QueryContext(ctx, "EXPLAIN EXECUTE plan_"+name+"("+st.args+")")
-			if err != nil {
-				t.Fatalf("explain: %v", err)
-			}
-			defer rows.Close()
-			var plan []string
-			for rows.Next() {
-				var line string
-				if err := rows.Scan(&line); err != nil {
-					t.Fatal(err)
-				}
-				plan = append(plan, line)
-			}
-			if bad := wholeScans(plan); len(bad) > 0 {
-				t.Errorf("generic plan on an empty database scans whole tables or indexes %v:\n%s", bad, strings.Join(plan, "\n"))
-			}
-		})
+		if _, err := conn.ExecContext(ctx, "PREPARE plan_"+st.name+" AS "+st.sql); err != nil {
+			t.Fatalf("prepare %s: %v", st.name, err)
+		}
+		for range 6 { // five custom plans, then PostgreSQL may keep a generic one
+			explain(t, conn, st.name, st.args)
+		}
 	}
+	check := func(t *testing.T, state string) {
+		for _, st := range statements {
+			t.Run(state+"/"+st.name, func(t *testing.T) {
+				plan := explain(t, conn, st.name, st.args)
+				if bad := wholeScans(plan); len(bad) > 0 {
+					t.Errorf("plan scans whole tables or indexes %v:\n%s", bad, strings.Join(plan, "\n"))
+				}
+			})
+		}
+	}
+	var msgs []NewMessage
+	for i := range 10000 {
+		msgs = append(msgs, newMsg(fmt.Sprintf("m%05d", i), clk.Now(), fmt.Sprintf("r%d@example.org", i), "cc@example.org"))
+	}
+	if err := s.CreateMessages(ctx, msgs, nil); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	for i := range 2000 {
+		if _, err := s.UpsertSuppression(ctx, Suppression{ProjectID: DefaultProjectID, Email: fmt.Sprintf("s%d@example.org", i),
+			Reason: "hard_bounce"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check(t, "filled")
+	if _, err := s.db.ExecContext(ctx, "ANALYZE"); err != nil {
+		t.Fatal(err)
+	}
+	check(t, "analysed")
+}
+
+// explain is the EXPLAIN of the prepared statement plan_name run with
+// args in a transaction set up as a delivery group's (groupPlanner).
+func explain(t *testing.T, conn *sql.Conn, name, args string) []string {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback() //nolint:errcheck
+	if _, err := tx.ExecContext(ctx, groupPlanner); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := tx.QueryContext(ctx, "EXPLAIN EXECUTE plan_"+name+"("+args+")")
+	if err != nil {
+		t.Fatalf("explain: %v", err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, line)
+	}
+	return plan
 }
 
 // wholeScans lists the scan nodes of an EXPLAIN plan that read a whole
@@ -450,16 +504,14 @@ func TestDeliveryGroupSharesOneTransaction(t *testing.T) {
 		startedAlone(t, s, "done1")
 		startedAlone(t, s, "done2")
 		group := func(start, done, email string) ([]deliveryOp, *startRequest, *outcomeRequest) {
-			sr := &startRequest{id: start, done: make(chan struct{})}
-			or := &outcomeRequest{projectID: DefaultProjectID, messageID: done, total: 1, done: make(chan struct{}),
+			sr := &startRequest{id: start, ends: taskEnds}
+			or := &outcomeRequest{messageID: done,
 				outs: []Outcome{{Position: 0, Email: email, Status: StatusSent, SMTPCode: 250, Event: EventSent}}}
 			return []deliveryOp{{start: sr}, {outcome: or}}, sr, or
 		}
 
 		ops, sr, or := group("start1", "done1", "b@example.org")
-		s.writeDeliveries(ctx, ops)
-		<-sr.done
-		<-or.done
+		writeOps(s, ops)
 		if sr.err != nil || len(sr.out.Send) != 1 || or.err != nil {
 			t.Fatalf("start %+v, %v; outcome %v", sr.out, sr.err, or.err)
 		}
@@ -484,9 +536,7 @@ func TestDeliveryGroupSharesOneTransaction(t *testing.T) {
 			t.Fatalf("block sequence: %v", err)
 		}
 		ops, sr, or = group("start2", "done2", "d@example.org")
-		s.writeDeliveries(ctx, ops)
-		<-sr.done
-		<-or.done
+		writeOps(s, ops)
 		if sr.err != nil || len(sr.out.Send) != 1 || sr.out.Interrupted {
 			t.Errorf("start2 = %+v, %v; want one to send, not interrupted", sr.out, sr.err)
 		}
@@ -525,16 +575,14 @@ func TestStartFirstDeliveryConcurrent(t *testing.T) {
 		attempted := map[string]bool{}
 		for i := 0; i < n; i += 4 { // every fourth was started before
 			attempted[msgs[i].ID] = true
-			d, start, err := s.StartDelivery(ctx, msgs[i].ID)
+			_, start, err := s.StartDelivery(ctx, msgs[i].ID, taskEnds)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if i%8 == 0 { // half of those deferred, half left sending
 				r := start.Send[0]
-				if err := s.RecordAttemptOutcomes(ctx, d.ProjectID, d.ID, 1, []Outcome{{Position: r.Position,
-					Email: r.Email, Status: StatusDeferred, SMTPCode: 451, Event: EventDeferred}}); err != nil {
-					t.Fatal(err)
-				}
+				record(t, s, msgs[i].ID, Outcome{Position: r.Position, Email: r.Email, Status: StatusDeferred,
+					SMTPCode: 451, Event: EventDeferred})
 			}
 		}
 		done := msgs[1].ID // nothing pending: cancelled
@@ -550,7 +598,7 @@ func TestStartFirstDeliveryConcurrent(t *testing.T) {
 		dels := make([]Delivery, n)
 		errs := make([]error, n)
 		for i, m := range msgs {
-			wg.Go(func() { dels[i], results[i], errs[i] = s.StartFirstDelivery(ctx, m.ID) })
+			wg.Go(func() { dels[i], results[i], errs[i] = s.StartFirstDelivery(ctx, m.ID, taskEnds) })
 		}
 		wg.Wait()
 		for i, m := range msgs {
