@@ -31,9 +31,7 @@ type Delivery struct {
 	CreatedAt          time.Time
 	PossiblyDuplicated bool
 	Attempts           int
-	// Payload is the normalised request JSON the API stored.
-	Payload    []byte
-	Recipients []DeliveryRecipient
+	Recipients         []DeliveryRecipient
 }
 
 // deliveryRecipients reads a message's recipients in position order.
@@ -142,18 +140,13 @@ func (s *Store) startInTx(ctx context.Context, tx *sql.Tx, id string, firstOnly 
 
 // deliveryColumns are the messages columns scanDelivery reads.
 const deliveryColumns = `id, project_id, key_id, from_domain, tags, metadata, send_at, created_at,
-	possibly_duplicated, attempts, payload`
-
-// deliveryColumnsSQLite are deliveryColumns on SQLite, where the payload
-// has a table of its own (migration 00005).
-const deliveryColumnsSQLite = `id, project_id, key_id, from_domain, tags, metadata, send_at, created_at,
-	possibly_duplicated, attempts, (SELECT p.payload FROM message_payloads p WHERE p.message_id = messages.id)`
+	possibly_duplicated, attempts`
 
 // lockDelivery reads a message for sending, locking its row on PostgreSQL.
 func (s *Store) lockDelivery(ctx context.Context, tx *sql.Tx, id string) (Delivery, error) {
 	q := `SELECT ` + deliveryColumns + ` FROM messages WHERE id = $1 FOR UPDATE`
 	if s.dialect == DialectSQLite {
-		q = `SELECT ` + deliveryColumnsSQLite + ` FROM messages WHERE id = $1`
+		q = `SELECT ` + deliveryColumns + ` FROM messages WHERE id = $1`
 	}
 	d, err := scanDelivery(tx.QueryRowContext(ctx, q, id))
 	if err != nil {
@@ -169,7 +162,7 @@ func scanDelivery(row interface{ Scan(...any) error }) (Delivery, error) {
 	var sendAt sql.NullInt64
 	var created int64
 	if err := row.Scan(&d.ID, &d.ProjectID, &d.KeyID, &d.FromDomain, &tags, &metadata, &sendAt, &created,
-		&d.PossiblyDuplicated, &d.Attempts, &d.Payload); err != nil {
+		&d.PossiblyDuplicated, &d.Attempts); err != nil {
 		return Delivery{}, err
 	}
 	if err := json.Unmarshal([]byte(tags), &d.Tags); err != nil {

@@ -113,6 +113,8 @@ type Store struct {
 	// concurrent StartDelivery and grouped outcome calls (batcher.go).
 	commits    *batcher[*commitRequest]
 	deliveries *batcher[deliveryOp]
+	// creates are the statements that create messages (messagewrite.go).
+	creates *createStatements
 }
 
 // bulkConns bounds the PostgreSQL connections of grouped delivery writes
@@ -163,6 +165,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.creates = newCreateStatements(s.db, s.dialect)
 	group, writers := cfg.commitGroup(), cfg.commitWriters(s.dialect)
 	s.commits = newBatcher(group, writers, s.writeCommits)
 	// One delivery writer: starts and outcomes arriving while it writes
@@ -261,6 +264,9 @@ func (s *Store) Dialect() string { return s.dialect }
 
 // Close closes the connection pools.
 func (s *Store) Close() error {
+	if s.creates != nil {
+		s.creates.close()
+	}
 	err := s.db.Close()
 	if s.bulk != s.db {
 		err = errors.Join(err, s.bulk.Close())
