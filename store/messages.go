@@ -274,7 +274,7 @@ var createTables = [numCreateTables]createTable{
 	tableMessages: {`INSERT INTO messages (id, project_id, key_id, from_header, from_domain, subject,
 		status, tags, metadata, send_at, event_seq, created_at, updated_at, batch_id)`,
 		[]string{"text", "text", "text", "text", "text", "text", "text", "text", "text", "bigint", "bigint", "bigint", "bigint", "text"}, ""},
-	tablePayloads:   {`INSERT INTO message_payloads (message_id, request, text, html)`, []string{"text", "text", "bytea", "bytea"}, ""},
+	tablePayloads: {`INSERT INTO message_payloads (message_id, request, text, html)`, []string{"text", "text", "bytea", "bytea"}, ""},
 	tableRecipients: {`INSERT INTO recipients (message_id, position, email, email_lc, kind, status, updated_at)`,
 		[]string{"text", "int", "text", "text", "text", "text", "bigint"}, ""},
 	tableEvents: {insertEvent, []string{"text", "text", "text", "text", "bigint", "text", "bigint"}, ""},
