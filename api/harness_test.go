@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -88,13 +89,20 @@ func engines(t *testing.T, fn func(t *testing.T, engine string)) {
 // newEnv builds a server on a fresh, migrated database of the engine.
 func newEnv(t *testing.T, engine string, opts ...envOption) *testEnv {
 	t.Helper()
+	return newEnvWrapped(t, engine, nil, opts...)
+}
+
+// newEnvWrapped is newEnv with the store's database connectors wrapped by
+// wrap (store.Config.WrapConnector), to inject faults.
+func newEnvWrapped(t *testing.T, engine string, wrap func(driver.Connector) driver.Connector, opts ...envOption) *testEnv {
+	t.Helper()
 	ctx := context.Background()
 	e := &testEnv{t: t, engine: engine, clock: newFakeClock(), reg: prometheus.NewRegistry()}
 	e.dbURL = testsvc.SQLiteURL(t)
 	if engine == store.DialectPostgres {
 		e.dbURL = testsvc.PostgresURL(t)
 	}
-	st, err := store.Open(ctx, store.Config{URL: e.dbURL, Now: e.clock.Now, MaxOpenConns: 8})
+	st, err := store.Open(ctx, store.Config{URL: e.dbURL, Now: e.clock.Now, MaxOpenConns: 8, WrapConnector: wrap})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}

@@ -13,7 +13,7 @@ import (
 )
 
 // Migration 8 gives each idempotency claim a token (claim_token, see
-// IdempotencyState.Token; ” for the rows before it, which no request
+// IdempotencyState.Token; empty for the rows before it, which no request
 // holds any more) and stores each message's payload as plain columns (Payload) in
 // message_payloads on both engines: the request JSON without its bodies,
 // the text and the HTML. Before it, PostgreSQL kept the payload in
