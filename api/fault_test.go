@@ -135,7 +135,7 @@ func TestBatchTransientFailureIsNotStored(t *testing.T) {
 		db := e.sqlDB()
 		for _, tc := range []struct {
 			name, match, from string
-			want503          bool
+			want503           bool
 		}{
 			{"sender domain", "FROM domains", "Shop <orders@mail.example>", true},
 			// A failed commit is answered as store errors are (a 503 for
