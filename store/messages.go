@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -298,15 +297,6 @@ func messageJSON(tags []string, metadata map[string]string) (string, string, err
 		return "", "", fmt.Errorf("metadata: %w", err)
 	}
 	return string(t), string(md), nil
-}
-
-// placeholderList is "$1, $2, …, $n".
-func placeholderList(n int) string {
-	ph := make([]string, n)
-	for i := range ph {
-		ph[i] = fmt.Sprintf("$%d", i+1)
-	}
-	return strings.Join(ph, ", ")
 }
 
 // MessagesOverdue lists up to limit messages that were started (sending,

@@ -29,7 +29,7 @@ func newCreateStatements(db *sql.DB, dialect string) *createStatements {
 		return c
 	}
 	for t, tab := range createTables {
-		c.insert[t] = newStmt(db, tab.head+" VALUES ("+placeholderList(len(tab.types))+")"+tab.tail)
+		c.insert[t] = newStmt(db, tab.head+" VALUES ("+placeholders(1, len(tab.types))+")"+tab.tail)
 	}
 	c.finish = newStmt(db, `UPDATE idempotency_keys SET state = '`+idemDone+`', response_code = $4,
 			response_body = $5, finished_at = $6

@@ -39,7 +39,7 @@ var (
 	ErrUnsupportedURL = errors.New("unsupported database URL")
 	// ErrBadCursor: a page cursor was not one this store handed out.
 	ErrBadCursor = errors.New("invalid cursor")
-	// ErrIdempotencyLost: CreateMessages was asked to finish an
+	// ErrIdempotencyLost: CreateMessages or CommitMessage was asked to finish an
 	// idempotency key that is no longer held in flight (purged, or taken
 	// over as stale by another request); nothing was written.
 	ErrIdempotencyLost = errors.New("idempotency key no longer held")
