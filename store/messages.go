@@ -12,10 +12,11 @@ import (
 // Creating messages: CreateMessages (one request's messages) and
 // CommitMessage (concurrent single sends gathered by the batcher) write a
 // group of messages the same way. The recipients are checked against their
-// projects' suppression lists, the statuses decided (createPlan), each
-// idempotency key's response built from them, and the rows written in one
-// transaction (PostgreSQL: one statement; SQLite: one prepared single-row
-// INSERT per row, cheap in process). A group of one is a group.
+// projects' suppression lists, the statuses decided (planCreate), each
+// idempotency key's response built from them, and the rows written at
+// once (messagewrite.go; PostgreSQL: one statement, SQLite: one prepared
+// single-row INSERT per row in one transaction, cheap in process). A group
+// of one is a group.
 
 // CreateMessages commits msgs in one transaction: each message with its
 // recipients (in the given order; those on their project's suppression
@@ -55,26 +56,7 @@ func (s *Store) createGroup(ctx context.Context, msgs []NewMessage, keys []keyFi
 	if s.dialect == DialectPostgres {
 		return s.createPostgres(ctx, msgs, keys)
 	}
-	if err := s.creates.prepareSQLite(ctx); err != nil {
-		return nil, err
-	}
-	var created []Created
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		suppressed, err := s.suppressedIn(ctx, tx, msgs)
-		if err != nil {
-			return err
-		}
-		plan, err := s.planCreate(msgs, keys, suppressed)
-		if err != nil {
-			return err
-		}
-		created = plan.created
-		return s.writeSQLite(ctx, tx, plan)
-	})
-	if err != nil {
-		return nil, err
-	}
-	return created, nil
+	return s.createSQLite(ctx, msgs, keys)
 }
 
 // checkNewMessage refuses a message the store cannot write.
@@ -107,26 +89,6 @@ func toCheck(msgs []NewMessage) []projectEmail {
 		}
 	}
 	return out
-}
-
-// suppressedIn reads, inside tx, which recipients of msgs are suppressed
-// (SQLite: per project, suppressedAmong).
-func (s *Store) suppressedIn(ctx context.Context, tx *sql.Tx, msgs []NewMessage) (map[projectEmail]bool, error) {
-	byProject := map[string][]string{}
-	for _, pe := range toCheck(msgs) {
-		byProject[pe.project] = append(byProject[pe.project], pe.email)
-	}
-	out := map[projectEmail]bool{}
-	for project, emails := range byProject {
-		found, err := suppressedAmong(ctx, tx, project, emails)
-		if err != nil {
-			return nil, err
-		}
-		for e := range found {
-			out[projectEmail{project, e}] = true
-		}
-	}
-	return out, nil
 }
 
 // createPlan is a group's rows, flattened row after row per table (the

@@ -199,6 +199,51 @@ func columns(rows []any, types []string) []any {
 	return out
 }
 
+// createSQLite writes a group on SQLite in one transaction, which reads
+// the suppressions of its recipients first.
+func (s *Store) createSQLite(ctx context.Context, msgs []NewMessage, keys []keyFinish) ([]Created, error) {
+	if err := s.creates.prepareSQLite(ctx); err != nil {
+		return nil, err
+	}
+	var created []Created
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		suppressed, err := s.suppressedIn(ctx, tx, msgs)
+		if err != nil {
+			return err
+		}
+		plan, err := s.planCreate(msgs, keys, suppressed)
+		if err != nil {
+			return err
+		}
+		created = plan.created
+		return s.writeSQLite(ctx, tx, plan)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return created, nil
+}
+
+// suppressedIn reads, inside tx, which recipients of msgs are suppressed
+// (SQLite: per project, suppressedAmong).
+func (s *Store) suppressedIn(ctx context.Context, tx *sql.Tx, msgs []NewMessage) (map[projectEmail]bool, error) {
+	byProject := map[string][]string{}
+	for _, pe := range toCheck(msgs) {
+		byProject[pe.project] = append(byProject[pe.project], pe.email)
+	}
+	out := map[projectEmail]bool{}
+	for project, emails := range byProject {
+		found, err := suppressedAmong(ctx, tx, project, emails)
+		if err != nil {
+			return nil, err
+		}
+		for e := range found {
+			out[projectEmail{project, e}] = true
+		}
+	}
+	return out, nil
+}
+
 // writeSQLite finishes the plan's keys and writes its rows inside tx, one
 // prepared single-row statement per row.
 func (s *Store) writeSQLite(ctx context.Context, tx *sql.Tx, p *createPlan) error {
