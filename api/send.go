@@ -85,15 +85,6 @@ func (s *Server) commitOne(ctx context.Context, key store.APIKey, req *MessageRe
 	return acc, nil
 }
 
-// recipientEmails lists the addresses of vm's recipients.
-func recipientEmails(vm *ValidMessage) []string {
-	emails := make([]string, len(vm.Recipients))
-	for i, r := range vm.Recipients {
-		emails[i] = r.Email
-	}
-	return emails
-}
-
 // readBody returns the request body (the validator left it readable).
 func readBody(c echo.Context) ([]byte, error) {
 	b, err := bodyBytes(c.Request())
