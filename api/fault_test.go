@@ -3,122 +3,19 @@ package api
 import (
 	"bytes"
 	"context"
-	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"net/http"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/mailgate/mailgate/apikey"
+	"github.com/mailgate/mailgate/internal/dbfault"
 	"github.com/mailgate/mailgate/store"
 )
 
 // errInjected is the error of an injected fault.
 var errInjected = errors.New("injected fault")
-
-// faults wraps the store's database connectors (store.Config.WrapConnector)
-// and, once armed, fails the next statement whose text holds a string.
-type faults struct {
-	mu    sync.Mutex
-	match string // armed while not empty
-}
-
-// arm fails the next statement whose text holds match.
-func (f *faults) arm(match string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.match = match
-}
-
-// armed reports whether the armed fault has not fired yet.
-func (f *faults) armed() bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.match != ""
-}
-
-// hit reports (once) whether query is to fail.
-func (f *faults) hit(query string) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.match == "" || !strings.Contains(query, f.match) {
-		return false
-	}
-	f.match = ""
-	return true
-}
-
-func (f *faults) wrap(c driver.Connector) driver.Connector { return faultConnector{c, f} }
-
-type faultConnector struct {
-	driver.Connector
-	f *faults
-}
-
-func (c faultConnector) Connect(ctx context.Context) (driver.Conn, error) {
-	conn, err := c.Connector.Connect(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return faultConn{conn, c.f}, nil
-}
-
-// faultConn hides its connection's QueryerContext and ExecerContext, so
-// that database/sql runs every statement through PrepareContext and the
-// statement wrapper sees it.
-type faultConn struct {
-	driver.Conn
-	f *faults
-}
-
-func (c faultConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
-	st, err := c.Conn.(driver.ConnPrepareContext).PrepareContext(ctx, query)
-	if err != nil {
-		return nil, err
-	}
-	return faultStmt{st, query, c.f}, nil
-}
-
-func (c faultConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
-	return c.Conn.(driver.ConnBeginTx).BeginTx(ctx, opts)
-}
-
-func (c faultConn) CheckNamedValue(nv *driver.NamedValue) error {
-	if nc, ok := c.Conn.(driver.NamedValueChecker); ok {
-		return nc.CheckNamedValue(nv)
-	}
-	return driver.ErrSkip
-}
-
-func (c faultConn) ResetSession(ctx context.Context) error {
-	if r, ok := c.Conn.(driver.SessionResetter); ok {
-		return r.ResetSession(ctx)
-	}
-	return nil
-}
-
-type faultStmt struct {
-	driver.Stmt
-	query string
-	f     *faults
-}
-
-func (s faultStmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
-	if s.f.hit(s.query) {
-		return nil, errInjected
-	}
-	return s.Stmt.(driver.StmtQueryContext).QueryContext(ctx, args)
-}
-
-func (s faultStmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
-	if s.f.hit(s.query) {
-		return nil, errInjected
-	}
-	return s.Stmt.(driver.StmtExecContext).ExecContext(ctx, args)
-}
 
 // TestBatchTransientFailureIsNotStored: a batch whose sender-domain or
 // suppression check fails once commits nothing and keeps no answer under
@@ -127,8 +24,8 @@ func (s faultStmt) ExecContext(ctx context.Context, args []driver.NamedValue) (d
 // the batch once, and a replay answers what the retry did.
 func TestBatchTransientFailureIsNotStored(t *testing.T) {
 	engines(t, func(t *testing.T, engine string) {
-		f := &faults{}
-		e := newEnvWrapped(t, engine, f.wrap)
+		f := &dbfault.Faults{}
+		e := newEnvWrapped(t, engine, f.Wrap)
 		if _, err := e.store.CreateDomain(context.Background(), store.Domain{ProjectID: store.DefaultProjectID, Name: "mail.example"}); err != nil {
 			t.Fatal(err)
 		}
@@ -149,9 +46,9 @@ func TestBatchTransientFailureIsNotStored(t *testing.T) {
 						Header: map[string]string{"Idempotency-Key": "transient " + tc.name}})
 				}
 				before := count(t, db, "SELECT COUNT(*) FROM messages")
-				f.arm(tc.match)
+				f.Arm(tc.match, errInjected)
 				r := post()
-				if f.armed() {
+				if f.Armed() {
 					t.Fatalf("the %s check never ran", tc.name)
 				}
 				if tc.want503 {

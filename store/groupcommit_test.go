@@ -8,6 +8,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mailgate/mailgate/internal/dbfault"
+	"github.com/mailgate/mailgate/internal/testsvc"
 )
 
 // TestGroupWrite checks one group holding a clean message, a message with
@@ -159,4 +162,61 @@ func checkBatches(t *testing.T, s *Store, results []Created, before time.Time) {
 		t.Errorf("%d messages in %d stored batches, %d results in a batch, %d listed", n, len(stored), members, len(listed))
 	}
 	t.Logf("%d of %d messages in %d batches", members, len(results), len(listed))
+}
+
+// TestGroupUnavailableIsNotWrittenAlone: a group whose write failed
+// because the database was unavailable (or its commit's outcome is
+// unknown) may have committed, so its messages all get that error and are
+// not written again one by one; a group that failed otherwise is.
+func TestGroupUnavailableIsNotWrittenAlone(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for name, url := range testsvc.DatabaseURLs(t) {
+		t.Run(name, func(t *testing.T) {
+			f := &dbfault.Faults{}
+			clk := newClock()
+			s, err := Open(ctx, Config{URL: url, Now: clk.Now, WrapConnector: f.Wrap})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = s.Close() })
+			if err := s.MigrateUp(ctx); err != nil {
+				t.Fatal(err)
+			}
+			for _, tc := range []struct {
+				name      string
+				fault     error
+				wantAlone bool // written one by one after the group failed
+			}{
+				{"unavailable", fmt.Errorf("connection refused: %w", ErrUnavailable), false},
+				{"commit unknown", fmt.Errorf("connection lost: %w", errors.Join(ErrUnavailable, ErrCommitUnknown)), false},
+				{"another error", errors.New("injected constraint failure"), true},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					group := []*commitRequest{
+						{msg: newMsg(tc.name+"-1", clk.Now(), "a@example.org"), done: make(chan commitDone, 1)},
+						{msg: newMsg(tc.name+"-2", clk.Now(), "b@example.org"), done: make(chan commitDone, 1)},
+					}
+					f.Arm("INSERT INTO messages (id", tc.fault)
+					s.writeCommits(ctx, group)
+					if f.Armed() {
+						t.Fatal("the group's write never ran")
+					}
+					for _, r := range group {
+						d := <-r.done
+						_, getErr := s.GetMessage(ctx, DefaultProjectID, r.msg.ID)
+						if tc.wantAlone {
+							if d.err != nil || getErr != nil {
+								t.Errorf("%s: commit %v, stored %v; want written on its own", r.msg.ID, d.err, getErr)
+							}
+							continue
+						}
+						if !errors.Is(d.err, tc.fault) || !errors.Is(getErr, ErrNotFound) {
+							t.Errorf("%s: commit %v, stored %v; want the group's error and nothing written again", r.msg.ID, d.err, getErr)
+						}
+					}
+				})
+			}
+		})
+	}
 }
