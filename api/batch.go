@@ -44,7 +44,11 @@ type batchResult struct {
 }
 
 // sendBatch is POST /v1/messages/batch: every good item is committed in one
-// transaction and enqueued; every bad item gets its own problem.
+// transaction and enqueued; every bad item gets its own problem. When an
+// item could not be checked (the database or Redis failed), nothing is
+// committed, the key is released and the whole request answers 503, so
+// that a retry with the same Idempotency-Key runs again instead of
+// replaying an outage.
 func (s *Server) sendBatch(c echo.Context) error {
 	// Once the body is read the request runs to its end: a client that
 	// hangs up must not leave a claimed key or a committed message unqueued.
@@ -65,65 +69,58 @@ func (s *Server) sendBatch(c echo.Context) error {
 	if err != nil || replay {
 		return err
 	}
-	results, accs := s.admitBatch(ctx, caller(c), br.Messages)
-	out, err := json.Marshal(struct {
-		Results []batchResult `json:"results"`
-	}{results})
+	b, err := s.admitBatch(ctx, caller(c), br.Messages)
 	if err != nil {
 		claim.release(ctx)
-		return fmt.Errorf("encode response: %w", err)
+		return err
 	}
-	batchID, batched := assignBatch(accs)
-	msgs := make([]store.NewMessage, len(accs))
-	for i, a := range accs {
-		msgs[i] = a.msg
-	}
-	if err := s.deps.Store.CreateMessages(ctx, msgs, claim.result(http.StatusOK, out)); err != nil {
+	created, err := s.deps.Store.CreateMessages(ctx, b.messages(), claim.result(b.respond))
+	if err != nil {
 		claim.release(ctx)
 		return fmt.Errorf("commit batch: %w", err)
 	}
-	s.afterBatchCommit(ctx, accs, batchID, batched)
+	_, out, err := b.respond(created)
+	if err != nil {
+		return fmt.Errorf("encode response: %w", err)
+	}
+	for i := range b.accs {
+		b.accs[i].created = created[i]
+		s.afterCommit(ctx, b.accs[i]) // the first message of a batch enqueues its task
+	}
 	return c.JSONBlob(http.StatusOK, out)
 }
 
-// assignBatch gives the messages of accs that are to be sent now (queued,
-// no send_at) one batch send task, when there are at least two of them:
-// their BatchID is set and their ids are returned. One task for a whole
-// batch costs Redis three round trips instead of three per message; the
-// messages it cannot finish at the first attempt get tasks of their own.
-func assignBatch(accs []accepted) (string, []string) {
-	var ids []string
-	for _, a := range accs {
-		if sendsNow(a) {
-			ids = append(ids, a.msg.ID)
-		}
-	}
-	if len(ids) < 2 {
-		return "", nil
-	}
-	batchID := store.BatchID(ids[0])
-	for i := range accs {
-		if sendsNow(accs[i]) {
-			accs[i].msg.BatchID = batchID
-		}
-	}
-	return batchID, ids
+// admitted is a batch request checked item by item: the messages to
+// commit, and a result per item.
+type admitted struct {
+	results []batchResult
+	accs    []accepted
+	// index is, for each of accs, its item's index in results.
+	index []int
 }
 
-// sendsNow reports whether a message is queued for sending now.
-func sendsNow(a accepted) bool {
-	return a.view.Status == store.StatusQueued && a.msg.SendAt == nil
+// messages are the messages to commit.
+func (b *admitted) messages() []store.NewMessage {
+	msgs := make([]store.NewMessage, len(b.accs))
+	for i, a := range b.accs {
+		msgs[i] = a.msg
+	}
+	return msgs
 }
 
-// afterBatchCommit counts the messages, enqueues the tasks of those
-// outside the batch, then the batch's task. A failed enqueue is logged and
-// left to the reconciler (which enqueues the batch's task again, not one
-// per message).
-func (s *Server) afterBatchCommit(ctx context.Context, accs []accepted, batchID string, batched []string) {
-	for _, a := range accs {
-		s.afterCommit(ctx, a) // a message of the batch: counted only
+// respond is the batch answer once the store created the messages
+// (created: one per message of accs, in order).
+func (b *admitted) respond(created []store.Created) (int, []byte, error) {
+	for i, a := range b.accs {
+		a.created = created[i]
+		v := a.view()
+		r := &b.results[b.index[i]]
+		r.ID, r.Status, r.Recipients = v.ID, v.Status, v.Recipients
 	}
-	s.enqueueBatch(ctx, batchID, batched)
+	out, err := json.Marshal(struct {
+		Results []batchResult `json:"results"`
+	}{b.results})
+	return http.StatusOK, out, err
 }
 
 // enqueueBatch enqueues the task of batch batchID when ids (its messages)
@@ -141,62 +138,44 @@ func (s *Server) enqueueBatch(ctx context.Context, batchID string, ids []string)
 	}
 }
 
-// admitBatch validates and prepares every item. The store is asked once
-// per sender domain and once for the suppressions of all the items'
-// recipients, not once per item.
-func (s *Server) admitBatch(ctx context.Context, key store.APIKey, items []json.RawMessage) ([]batchResult, []accepted) {
-	results := make([]batchResult, len(items))
+// admitBatch validates and prepares every item, asking the store once per
+// sender domain, not once per item. An item that could not be checked (a
+// 5xx) fails the whole request with a 503.
+func (s *Server) admitBatch(ctx context.Context, key store.APIKey, items []json.RawMessage) (*admitted, error) {
+	b := &admitted{results: make([]batchResult, len(items))}
 	domains := map[string]bool{}
-	var valid []validItem
-	var emails []string
 	for i, raw := range items {
-		results[i].Index = i
+		r := &b.results[i]
+		r.Index = i
 		prefix := "/messages/" + strconv.Itoa(i)
 		req, vm, err := s.validateOne(raw, prefix)
 		if err == nil {
 			err = s.checkSenderDomainOnce(ctx, key.ProjectID, vm, prefix, domains)
 		}
-		if err != nil {
-			s.failItem(&results[i], err)
-			continue
-		}
-		valid = append(valid, validItem{index: i, req: req, vm: vm})
-		emails = append(emails, recipientEmails(vm)...)
-	}
-	suppressed, err := s.deps.Store.SuppressedAmong(ctx, key.ProjectID, emails)
-	if err != nil {
-		err = fmt.Errorf("check suppressions: %w", err)
-	}
-	var accs []accepted
-	for _, v := range valid {
 		var acc accepted
 		if err == nil {
-			acc, err = s.prepare(key, v.req, v.vm, suppressed)
+			acc, err = s.prepare(key, req, vm)
 		}
 		if err != nil {
-			s.failItem(&results[v.index], err)
+			if s.failItem(r, err) {
+				return nil, unavailableProblem("an item could not be checked; retry the request with the same Idempotency-Key")
+			}
 			continue
 		}
-		r := &results[v.index]
-		r.ID, r.Status, r.Recipients = acc.view.ID, acc.view.Status, acc.view.Recipients
-		accs = append(accs, acc)
+		b.accs, b.index = append(b.accs, acc), append(b.index, i)
 	}
-	return results, accs
+	return b, nil
 }
 
-// validItem is a batch item that passed validation and the sender check.
-type validItem struct {
-	index int
-	req   *MessageRequest
-	vm    *ValidMessage
-}
-
-// failItem records an item's error (logging server-side ones).
-func (s *Server) failItem(r *batchResult, err error) {
+// failItem records an item's error, and reports (and logs) a
+// server-side one.
+func (s *Server) failItem(r *batchResult, err error) bool {
 	r.Error = problemFor(err)
-	if r.Error.Status >= 500 {
-		s.deps.Log.Error("batch item", "index", r.Index, "err", err)
+	if r.Error.Status < 500 {
+		return false
 	}
+	s.deps.Log.Error("batch item", "index", r.Index, "err", err)
+	return true
 }
 
 // checkSenderDomainOnce is checkSenderDomain asking the store once per

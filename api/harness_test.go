@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -89,6 +90,13 @@ func engines(t *testing.T, fn func(t *testing.T, engine string)) {
 func newEnv(t *testing.T, engine string, opts ...envOption) *testEnv {
 	t.Helper()
 	return newEnvStore(t, engine, nil, opts...)
+}
+
+// newEnvWrapped is newEnv with the store's database connectors wrapped by
+// wrap (store.Config.WrapConnector), to inject faults.
+func newEnvWrapped(t *testing.T, engine string, wrap func(driver.Connector) driver.Connector, opts ...envOption) *testEnv {
+	t.Helper()
+	return newEnvStore(t, engine, func(c *store.Config) { c.WrapConnector = wrap }, opts...)
 }
 
 // newEnvStore is newEnv with the store's Config changed by storeCfg, when

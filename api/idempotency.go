@@ -16,15 +16,17 @@ type idemClaim struct {
 	s     *Server
 	keyID string
 	key   string
+	// token owns the claim (store.IdempotencyState.Token).
+	token string
 }
 
-// result is the record to finish the claim with, in the commit's
-// transaction; nil without a key.
-func (ic idemClaim) result(code int, body []byte) *store.IdempotencyResult {
+// result finishes the claim in the commit's transaction, recording the
+// response respond builds from what the store created; nil without a key.
+func (ic idemClaim) result(respond func([]store.Created) (int, []byte, error)) *store.IdempotencyResult {
 	if ic.key == "" {
 		return nil
 	}
-	return &store.IdempotencyResult{KeyID: ic.keyID, Key: ic.key, ResponseCode: code, ResponseBody: body}
+	return &store.IdempotencyResult{KeyID: ic.keyID, Key: ic.key, Token: ic.token, Respond: respond}
 }
 
 // release frees a claim whose request did not commit, so that a retry is
@@ -34,7 +36,7 @@ func (ic idemClaim) release(ctx context.Context) {
 	if ic.key == "" {
 		return
 	}
-	if err := ic.s.deps.Store.ReleaseIdempotencyKey(context.WithoutCancel(ctx), ic.keyID, ic.key); err != nil {
+	if err := ic.s.deps.Store.ReleaseIdempotencyKey(context.WithoutCancel(ctx), ic.keyID, ic.key, ic.token); err != nil {
 		ic.s.deps.Log.Warn("release idempotency key", "err", err)
 	}
 }
@@ -60,7 +62,7 @@ func (s *Server) claimIdempotency(c echo.Context, req any) (idemClaim, bool, err
 	}
 	switch {
 	case st.Fresh:
-		return idemClaim{s: s, keyID: apiKey.ID, key: key}, false, nil
+		return idemClaim{s: s, keyID: apiKey.ID, key: key, token: st.Token}, false, nil
 	case st.InFlight:
 		s.metrics.rejected.WithLabelValues("idempotency").Inc()
 		return idemClaim{}, false, newProblem(http.StatusConflict, "idempotency-in-flight",

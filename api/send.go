@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -18,20 +17,25 @@ import (
 // idempotencyHeader is Stripe's header name; its value is ≤ 255 characters.
 const idempotencyHeader = "Idempotency-Key"
 
-// accepted is a validated message ready to commit, with the answer the
-// client gets once it is committed.
+// accepted is a validated message ready to commit and, once committed,
+// what the store created for it.
 type accepted struct {
-	msg  store.NewMessage
-	view acceptedView
-	// batch, set for the first message of a group committed together
-	// (store.CommitResult.Batch), lists the messages of its batch, whose
-	// task this request enqueues.
-	batch []string
+	msg     store.NewMessage
+	created store.Created
+}
+
+// view is the answer the client gets for a committed message.
+func (a accepted) view() acceptedView {
+	v := acceptedView{ID: a.msg.ID, Status: a.created.Status, Recipients: make([]acceptedRecipientView, len(a.msg.Recipients))}
+	for i, r := range a.msg.Recipients {
+		v.Recipients[i] = acceptedRecipientView{Email: r.Email, Status: a.created.Recipients[i]}
+	}
+	return v
 }
 
 // sendMessage is POST /v1/messages: validate, claim the idempotency key,
-// check the sender and suppressions, commit, enqueue, answer 202. Nothing
-// is answered 202 before the commit.
+// check the sender, commit (the store checks suppressions), enqueue,
+// answer 202. Nothing is answered 202 before the commit.
 func (s *Server) sendMessage(c echo.Context) error {
 	// Once the body is read the request runs to its end: a client that
 	// hangs up must not leave a claimed key or a committed message unqueued.
@@ -48,71 +52,37 @@ func (s *Server) sendMessage(c echo.Context) error {
 	if err != nil || replay {
 		return err
 	}
-	acc, out, err := s.commitOne(ctx, caller(c), req, vm, claim)
+	acc, err := s.commitOne(ctx, caller(c), req, vm, claim)
 	if err != nil {
 		claim.release(ctx)
 		return err
+	}
+	out, err := json.Marshal(acc.view())
+	if err != nil {
+		return fmt.Errorf("encode response: %w", err)
 	}
 	s.afterCommit(ctx, acc)
 	return c.JSONBlob(http.StatusAccepted, out)
 }
 
 // commitOne checks the sender domain and commits one message, finishing
-// claim, in one database round trip in the usual case: the message is
-// prepared as if no recipient were suppressed and the store checks that in
-// the commit's own statement. When a recipient is suppressed nothing was
-// written; the statuses are then looked up and the message committed with
-// them (same ID). It returns the committed message and the 202 body.
-func (s *Server) commitOne(ctx context.Context, key store.APIKey, req *MessageRequest, vm *ValidMessage, claim idemClaim) (accepted, []byte, error) {
+// claim with the 202 body in the same transaction.
+func (s *Server) commitOne(ctx context.Context, key store.APIKey, req *MessageRequest, vm *ValidMessage, claim idemClaim) (accepted, error) {
 	if err := s.checkSenderDomain(ctx, key.ProjectID, vm, ""); err != nil {
-		return accepted{}, nil, err
+		return accepted{}, err
 	}
-	id := s.cfg.NewID()
-	acc, out, err := s.prepareOne(key, req, vm, id, nil)
+	acc, err := s.prepare(key, req, vm)
 	if err != nil {
-		return accepted{}, nil, err
+		return accepted{}, err
 	}
-	res, err := s.deps.Store.CommitMessage(ctx, acc.msg, claim.result(http.StatusAccepted, out))
-	if !errors.Is(err, store.ErrSuppressedRecipient) {
-		if err != nil {
-			return accepted{}, nil, fmt.Errorf("commit message: %w", err)
-		}
-		acc.msg.BatchID, acc.batch = res.BatchID, res.Batch
-		return acc, out, nil
-	}
-	suppressed, err := s.deps.Store.SuppressedAmong(ctx, key.ProjectID, recipientEmails(vm))
+	acc.created, err = s.deps.Store.CommitMessage(ctx, acc.msg, claim.result(func(cs []store.Created) (int, []byte, error) {
+		b, err := json.Marshal(accepted{msg: acc.msg, created: cs[0]}.view())
+		return http.StatusAccepted, b, err
+	}))
 	if err != nil {
-		return accepted{}, nil, fmt.Errorf("check suppressions: %w", err)
+		return accepted{}, fmt.Errorf("commit message: %w", err)
 	}
-	if acc, out, err = s.prepareOne(key, req, vm, id, suppressed); err != nil {
-		return accepted{}, nil, err
-	}
-	if err := s.deps.Store.CreateMessages(ctx, []store.NewMessage{acc.msg}, claim.result(http.StatusAccepted, out)); err != nil {
-		return accepted{}, nil, fmt.Errorf("commit message: %w", err)
-	}
-	return acc, out, nil
-}
-
-// prepareOne is prepare with the message ID given, plus the 202 body.
-func (s *Server) prepareOne(key store.APIKey, req *MessageRequest, vm *ValidMessage, id string, suppressed map[string]bool) (accepted, []byte, error) {
-	acc, err := s.prepareID(key, req, vm, id, suppressed)
-	if err != nil {
-		return accepted{}, nil, err
-	}
-	out, err := json.Marshal(acc.view)
-	if err != nil {
-		return accepted{}, nil, fmt.Errorf("encode response: %w", err)
-	}
-	return acc, out, nil
-}
-
-// recipientEmails lists the addresses of vm's recipients.
-func recipientEmails(vm *ValidMessage) []string {
-	emails := make([]string, len(vm.Recipients))
-	for i, r := range vm.Recipients {
-		emails[i] = r.Email
-	}
-	return emails
+	return acc, nil
 }
 
 // readBody returns the request body (the validator left it readable).
@@ -203,67 +173,51 @@ func (s *Server) senderDomainVerdict(allowed bool, vm *ValidMessage, prefix stri
 		Message: fmt.Sprintf("sender domain %s is not registered for this project", vm.From.Domain)}})
 }
 
-// prepare builds the message and recipient rows and the 202 body.
-func (s *Server) prepare(key store.APIKey, req *MessageRequest, vm *ValidMessage, suppressed map[string]bool) (accepted, error) {
-	return s.prepareID(key, req, vm, s.cfg.NewID(), suppressed)
-}
-
-// prepareID is prepare for the message ID id.
-func (s *Server) prepareID(key store.APIKey, req *MessageRequest, vm *ValidMessage, id string, suppressed map[string]bool) (accepted, error) {
+// prepare builds the message and its recipients, each queued, or
+// scheduled for a message with send_at (the store writes those on the
+// suppression list as suppressed).
+func (s *Server) prepare(key store.APIKey, req *MessageRequest, vm *ValidMessage) (accepted, error) {
 	payload, err := encodePayload(req)
 	if err != nil {
 		return accepted{}, err
 	}
-	now := s.cfg.Now()
 	msg := store.NewMessage{
-		ID: id, ProjectID: key.ProjectID, KeyID: key.ID,
+		ID: s.cfg.NewID(), ProjectID: key.ProjectID, KeyID: key.ID,
 		From: req.From, FromDomain: vm.From.Domain, Subject: req.Subject,
 		Tags: req.Tags, Metadata: req.Metadata, SendAt: vm.SendAt,
-		Payload: payload, CreatedAt: now,
+		Payload: payload, CreatedAt: s.cfg.Now(),
 	}
-	view := acceptedView{ID: msg.ID, Recipients: make([]acceptedRecipientView, len(vm.Recipients))}
-	statuses := make([]string, len(vm.Recipients))
-	for i, r := range vm.Recipients {
-		st := initialStatus(vm, suppressed[strings.ToLower(r.Email)])
-		msg.Recipients = append(msg.Recipients, store.NewRecipient{Email: r.Email, Kind: r.Kind, Status: st})
-		view.Recipients[i] = acceptedRecipientView{Email: r.Email, Status: st}
-		statuses[i] = st
+	status := store.StatusQueued
+	if vm.SendAt != nil {
+		status = store.StatusScheduled
 	}
-	view.Status = store.SummarizeStatus(statuses)
-	return accepted{msg: msg, view: view}, nil
+	for _, r := range vm.Recipients {
+		msg.Recipients = append(msg.Recipients, store.NewRecipient{Email: r.Email, Kind: r.Kind, Status: status})
+	}
+	return accepted{msg: msg}, nil
 }
 
-// encodePayload is the stored form of req (store.EncodePayload): its JSON
-// without the bodies, which are kept as they are.
-func encodePayload(req *MessageRequest) ([]byte, error) {
+// encodePayload is the stored form of req: its JSON without the bodies,
+// and the bodies as they are.
+func encodePayload(req *MessageRequest) (store.Payload, error) {
 	head := *req
 	head.Text, head.HTML = "", ""
 	b, err := json.Marshal(&head)
 	if err != nil {
-		return nil, fmt.Errorf("encode payload: %w", err)
+		return store.Payload{}, fmt.Errorf("encode payload: %w", err)
 	}
-	return store.EncodePayload(b, req.Text, req.HTML), nil
-}
-
-func initialStatus(vm *ValidMessage, suppressed bool) string {
-	switch {
-	case suppressed:
-		return store.StatusSuppressed
-	case vm.SendAt != nil:
-		return store.StatusScheduled
-	}
-	return store.StatusQueued
+	return store.Payload{Request: b, Text: req.Text, HTML: req.HTML}, nil
 }
 
 // afterCommit enqueues the send task and counts the message. A failed
 // enqueue is logged and left to the reconciler: the message is committed.
 func (s *Server) afterCommit(ctx context.Context, acc accepted) {
 	s.metrics.accepted.WithLabelValues(s.projectName(ctx, acc.msg.ProjectID), acc.msg.FromDomain).Inc()
-	if acc.view.Status != store.StatusQueued && acc.view.Status != store.StatusScheduled {
+	if acc.created.Status != store.StatusQueued && acc.created.Status != store.StatusScheduled {
 		return
 	}
-	if acc.msg.BatchID != "" {
-		s.enqueueBatch(ctx, acc.msg.BatchID, acc.batch)
+	if acc.created.BatchID != "" {
+		s.enqueueBatch(ctx, acc.created.BatchID, acc.created.Batch)
 		return
 	}
 	var at time.Time // zero: process now, whatever the clocks of Redis and this host say

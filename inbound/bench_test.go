@@ -131,10 +131,10 @@ func (bp *benchParts) sentMessages(b *testing.B, n int) []string {
 			ids = append(ids, id)
 			batch = append(batch, store.NewMessage{ID: id, ProjectID: store.DefaultProjectID, KeyID: "k1",
 				From: "Shop <orders@shop.example>", FromDomain: "shop.example", Subject: "Your order #1234",
-				Tags: []string{}, Metadata: map[string]string{}, Payload: []byte(`{}`), CreatedAt: bp.clock.Now(),
+				Tags: []string{}, Metadata: map[string]string{}, Payload: store.Payload{Request: []byte(`{}`)}, CreatedAt: bp.clock.Now(),
 				Recipients: []store.NewRecipient{{Email: benchRcpt(i), Kind: store.KindTo, Status: store.StatusQueued}}})
 		}
-		if err := bp.st.CreateMessages(ctx, batch, nil); err != nil {
+		if _, err := bp.st.CreateMessages(ctx, batch, nil); err != nil {
 			b.Fatalf("create messages: %v", err)
 		}
 	}

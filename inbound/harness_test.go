@@ -120,11 +120,11 @@ func (e *env) sentMessage(rcpts ...string) string {
 	id := uuid.Must(uuid.NewV7()).String()
 	m := store.NewMessage{ID: id, ProjectID: store.DefaultProjectID, KeyID: "k1",
 		From: "Shop <orders@shop.example>", FromDomain: "shop.example", Subject: "Your order #1234",
-		Tags: []string{}, Metadata: map[string]string{}, Payload: []byte(`{}`), CreatedAt: e.clock.Now()}
+		Tags: []string{}, Metadata: map[string]string{}, Payload: store.Payload{Request: []byte(`{}`)}, CreatedAt: e.clock.Now()}
 	for _, r := range rcpts {
 		m.Recipients = append(m.Recipients, store.NewRecipient{Email: r, Kind: store.KindTo, Status: store.StatusQueued})
 	}
-	if err := e.store.CreateMessages(ctx, []store.NewMessage{m}, nil); err != nil {
+	if _, err := e.store.CreateMessages(ctx, []store.NewMessage{m}, nil); err != nil {
 		e.t.Fatalf("create message: %v", err)
 	}
 	_, start, err := e.store.StartDelivery(ctx, id, time.Now().Add(time.Hour))

@@ -63,11 +63,14 @@ func newSendRig(t *testing.T, e *env) *sendRig {
 }
 
 // request is the part of api.MessageRequest's wire form the test reads
-// back to build the rows (the whole file is stored as the payload).
+// back to build the rows (the whole file is stored as the payload's
+// request, its bodies beside it).
 type request struct {
 	From    string   `json:"from"`
 	To      []string `json:"to"`
 	Subject string   `json:"subject"`
+	Text    string   `json:"text"`
+	HTML    string   `json:"html"`
 }
 
 // accept stores testdata/roundtrip/request.json as POST /v1/messages
@@ -82,11 +85,11 @@ func (r *sendRig) accept(t *testing.T) string {
 	id := newMessageID(t)
 	m := store.NewMessage{ID: id, ProjectID: store.DefaultProjectID, KeyID: "k1", From: req.From,
 		FromDomain: "shop.example", Subject: req.Subject, Tags: []string{}, Metadata: map[string]string{},
-		Payload: payload, CreatedAt: r.e.clock.Now()}
+		Payload: store.Payload{Request: payload, Text: req.Text, HTML: req.HTML}, CreatedAt: r.e.clock.Now()}
 	for _, to := range req.To {
 		m.Recipients = append(m.Recipients, store.NewRecipient{Email: to, Kind: store.KindTo, Status: store.StatusQueued})
 	}
-	if err := r.e.store.CreateMessages(context.Background(), []store.NewMessage{m}, nil); err != nil {
+	if _, err := r.e.store.CreateMessages(context.Background(), []store.NewMessage{m}, nil); err != nil {
 		t.Fatalf("create message: %v", err)
 	}
 	return id

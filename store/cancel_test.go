@@ -23,7 +23,7 @@ func TestCancelMessage(t *testing.T) {
 		sched.SendAt = &sendAt
 		msgs := []NewMessage{sched, newMsg("sent", t0, "d@example.org", "e@example.org"),
 			newMsg("half", t0, "f@example.org", "g@example.org")}
-		if err := s.CreateMessages(ctx, msgs, nil); err != nil {
+		if _, err := s.CreateMessages(ctx, msgs, nil); err != nil {
 			t.Fatalf("create: %v", err)
 		}
 		setRecipientStatus(t, s, "sent", StatusSent, 0, 1)

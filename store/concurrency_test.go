@@ -23,13 +23,14 @@ func TestConcurrentCreateMessages(t *testing.T) {
 			wg.Go(func() {
 				for i := range perWorker {
 					key := fmt.Sprintf("w%d-%d", w, i)
-					if _, err := s.ClaimIdempotencyKey(ctx, "k1", key, []byte("h"), time.Minute); err != nil {
+					st, err := s.ClaimIdempotencyKey(ctx, "k1", key, []byte("h"), time.Minute)
+					if err != nil {
 						errs <- err
 						return
 					}
 					m := newMsg(fmt.Sprintf("m-%02d-%02d", w, i), clk.Now(), "a@example.org", "b@example.org")
-					idem := &IdempotencyResult{KeyID: "k1", Key: key, ResponseCode: 202}
-					if err := s.CreateMessages(ctx, []NewMessage{m}, idem); err != nil {
+					idem := &IdempotencyResult{KeyID: "k1", Key: key, Token: st.Token, Respond: fixed(202, "")}
+					if _, err := s.CreateMessages(ctx, []NewMessage{m}, idem); err != nil {
 						errs <- err
 						return
 					}
@@ -88,14 +89,17 @@ func benchSend(ctx context.Context, s *Store, withKey bool) error {
 	id := uuid.Must(uuid.NewV7()).String()
 	m := newMsg(id, time.Now(), "ann@example.org")
 	if !withKey {
-		return s.CreateMessages(ctx, []NewMessage{m}, nil)
-	}
-	key := "idem-" + id
-	if _, err := s.ClaimIdempotencyKey(ctx, "k1", key, []byte("h"), time.Minute); err != nil {
+		_, err := s.CreateMessages(ctx, []NewMessage{m}, nil)
 		return err
 	}
-	idem := &IdempotencyResult{KeyID: "k1", Key: key, ResponseCode: 202, ResponseBody: []byte(`{"id":"` + id + `"}`)}
-	return s.CreateMessages(ctx, []NewMessage{m}, idem)
+	key := "idem-" + id
+	st, err := s.ClaimIdempotencyKey(ctx, "k1", key, []byte("h"), time.Minute)
+	if err != nil {
+		return err
+	}
+	idem := &IdempotencyResult{KeyID: "k1", Key: key, Token: st.Token, Respond: fixed(202, `{"id":"`+id+`"}`)}
+	_, err = s.CreateMessages(ctx, []NewMessage{m}, idem)
+	return err
 }
 
 // TestConcurrentAppendEvents checks that writers appending to one message
@@ -104,7 +108,7 @@ func benchSend(ctx context.Context, s *Store, withKey bool) error {
 func TestConcurrentAppendEvents(t *testing.T) {
 	engines(t, func(t *testing.T, s *Store, clk *clock) {
 		ctx := context.Background()
-		if err := s.CreateMessages(ctx, []NewMessage{newMsg("m1", clk.Now(), "a@example.org")}, nil); err != nil {
+		if _, err := s.CreateMessages(ctx, []NewMessage{newMsg("m1", clk.Now(), "a@example.org")}, nil); err != nil {
 			t.Fatalf("create: %v", err)
 		}
 		const writers = 16

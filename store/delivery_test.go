@@ -108,7 +108,7 @@ func TestStartTogether(t *testing.T) {
 			newMsg("done", clk.Now(), "d@example.org"),
 			newMsg("cut", clk.Now(), "e@example.org"),
 		}
-		if err := s.CreateMessages(ctx, msgs, nil); err != nil {
+		if _, err := s.CreateMessages(ctx, msgs, nil); err != nil {
 			t.Fatalf("create: %v", err)
 		}
 		if _, err := s.UpsertSuppression(ctx, Suppression{ProjectID: DefaultProjectID, Email: "gone@example.com", Reason: "hard_bounce"}); err != nil {
@@ -188,7 +188,7 @@ func TestRecordTogether(t *testing.T) {
 		ctx := context.Background()
 		ids := []string{"sent", "bounced", "deferred", "stale"}
 		for i, id := range ids {
-			if err := s.CreateMessages(ctx, []NewMessage{newMsg(id, clk.Now(), fmt.Sprintf("r%d@example.org", i))}, nil); err != nil {
+			if _, err := s.CreateMessages(ctx, []NewMessage{newMsg(id, clk.Now(), fmt.Sprintf("r%d@example.org", i))}, nil); err != nil {
 				t.Fatalf("create: %v", err)
 			}
 			startedAlone(t, s, id)
@@ -257,7 +257,7 @@ func TestDeliveryConcurrent(t *testing.T) {
 		for i := range n {
 			msgs = append(msgs, newMsg(fmt.Sprintf("m%03d", i), clk.Now(), fmt.Sprintf("r%d@example.org", i)))
 		}
-		if err := s.CreateMessages(ctx, msgs, nil); err != nil {
+		if _, err := s.CreateMessages(ctx, msgs, nil); err != nil {
 			t.Fatalf("create: %v", err)
 		}
 		var wg sync.WaitGroup
@@ -298,7 +298,7 @@ func TestDeliveryConcurrent(t *testing.T) {
 func TestStartGroupFailureWritesNothing(t *testing.T) {
 	engines(t, func(t *testing.T, s *Store, clk *clock) {
 		ctx := context.Background()
-		if err := s.CreateMessages(ctx, []NewMessage{newMsg("blocked", clk.Now(), "a@example.org", "Gone@Example.com")}, nil); err != nil {
+		if _, err := s.CreateMessages(ctx, []NewMessage{newMsg("blocked", clk.Now(), "a@example.org", "Gone@Example.com")}, nil); err != nil {
 			t.Fatalf("create: %v", err)
 		}
 		if _, err := s.UpsertSuppression(ctx, Suppression{ProjectID: DefaultProjectID, Email: "gone@example.com", Reason: "hard_bounce"}); err != nil {
@@ -498,7 +498,7 @@ func TestDeliveryGroupSharesOneTransaction(t *testing.T) {
 			newMsg("start1", clk.Now(), "a@example.org"), newMsg("done1", clk.Now(), "b@example.org"),
 			newMsg("start2", clk.Now(), "c@example.org"), newMsg("done2", clk.Now(), "d@example.org"),
 		}
-		if err := s.CreateMessages(ctx, msgs, nil); err != nil {
+		if _, err := s.CreateMessages(ctx, msgs, nil); err != nil {
 			t.Fatalf("create: %v", err)
 		}
 		startedAlone(t, s, "done1")
@@ -565,11 +565,10 @@ func TestStartFirstDeliveryConcurrent(t *testing.T) {
 		const n = 40
 		var msgs []NewMessage
 		for i := range n {
-			m := newMsg(fmt.Sprintf("f%03d", i), clk.Now(), fmt.Sprintf("r%d@example.org", i))
-			m.BatchID = "batch:f000"
-			msgs = append(msgs, m)
+			// Created together, to be sent now: one batch, batch:f000.
+			msgs = append(msgs, newMsg(fmt.Sprintf("f%03d", i), clk.Now(), fmt.Sprintf("r%d@example.org", i)))
 		}
-		if err := s.CreateMessages(ctx, msgs, nil); err != nil {
+		if _, err := s.CreateMessages(ctx, msgs, nil); err != nil {
 			t.Fatalf("create: %v", err)
 		}
 		attempted := map[string]bool{}

@@ -8,32 +8,34 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mailgate/mailgate/internal/dbfault"
+	"github.com/mailgate/mailgate/internal/testsvc"
 )
 
 // TestGroupWrite checks one group holding a clean message, a message with
 // a suppressed recipient, one whose idempotency key is no longer in
-// flight and one finishing a live key: the bad ones get their own errors
-// and write nothing, the others are committed with their keys finished.
+// flight and one finishing a live key: the one with the lost key gets its
+// error and writes nothing, the others are committed (the suppressed
+// recipient as suppressed) with their keys finished.
 func TestGroupWrite(t *testing.T) {
 	engines(t, func(t *testing.T, s *Store, clk *clock) {
 		ctx := context.Background()
 		if _, err := s.UpsertSuppression(ctx, Suppression{ProjectID: DefaultProjectID, Email: "gone@example.com", Reason: "manual"}); err != nil {
 			t.Fatalf("suppress: %v", err)
 		}
-		if _, err := s.ClaimIdempotencyKey(ctx, "k1", "live", []byte("h"), time.Minute); err != nil {
-			t.Fatalf("claim: %v", err)
-		}
-		live := &IdempotencyResult{KeyID: "k1", Key: "live", ResponseCode: 202, ResponseBody: []byte(`{"id":"live"}`)}
-		lost := &IdempotencyResult{KeyID: "k1", Key: "never-claimed", ResponseCode: 202, ResponseBody: []byte(`{}`)}
+		live := claimed(t, s, "live", 202, `{"id":"live"}`)
+		lost := &IdempotencyResult{KeyID: "k1", Key: "never-claimed", Token: "t", Respond: fixed(202, `{}`)}
 		reqs := []struct {
-			msg     NewMessage
-			idem    *IdempotencyResult
-			wantErr error
+			msg        NewMessage
+			idem       *IdempotencyResult
+			wantErr    error
+			wantStatus string
 		}{
-			{newMsg("clean", clk.Now(), "a@example.org"), nil, nil},
-			{newMsg("suppressed", clk.Now(), "b@example.org", "Gone@Example.com"), nil, ErrSuppressedRecipient},
-			{newMsg("lost", clk.Now(), "c@example.org"), lost, ErrIdempotencyLost},
-			{newMsg("live", clk.Now(), "d@example.org"), live, nil},
+			{newMsg("clean", clk.Now(), "a@example.org"), nil, nil, StatusQueued},
+			{newMsg("suppressed", clk.Now(), "b@example.org", "Gone@Example.com"), nil, nil, StatusQueued},
+			{newMsg("lost", clk.Now(), "c@example.org"), lost, ErrIdempotencyLost, ""},
+			{newMsg("live", clk.Now(), "d@example.org"), live, nil, StatusQueued},
 		}
 		group := make([]*commitRequest, len(reqs))
 		for i, r := range reqs {
@@ -49,11 +51,18 @@ func TestGroupWrite(t *testing.T) {
 				if d.res.BatchID != "" || d.res.Batch != nil {
 					t.Errorf("committed on its own after the group failed, yet in batch %+v", d.res)
 				}
-				_, getErr := s.GetMessage(ctx, DefaultProjectID, r.msg.ID)
+				m, getErr := s.GetMessage(ctx, DefaultProjectID, r.msg.ID)
 				if written := getErr == nil; written != (r.wantErr == nil) {
 					t.Errorf("message written = %v (%v), want %v", written, getErr, r.wantErr == nil)
 				}
+				if d.res.Status != r.wantStatus || (getErr == nil && m.Status != r.wantStatus) {
+					t.Errorf("status %q, stored %q; want %q", d.res.Status, m.Status, r.wantStatus)
+				}
 			})
+		}
+		m, err := s.GetMessage(ctx, DefaultProjectID, "suppressed")
+		if err != nil || m.Recipients[1].Status != StatusSuppressed {
+			t.Errorf("suppressed recipient stored as %+v, %v; want suppressed", m.Recipients, err)
 		}
 		got, err := s.ClaimIdempotencyKey(ctx, "k1", "live", []byte("h"), time.Minute)
 		if err != nil {
@@ -76,17 +85,14 @@ func TestCommitMessageConcurrent(t *testing.T) {
 		ctx := context.Background()
 		const n = 120
 		errs := make([]error, n)
-		results := make([]CommitResult, n)
+		results := make([]Created, n)
 		var wg sync.WaitGroup
 		for i := range n {
 			key := fmt.Sprintf("key-%03d", i)
-			if _, err := s.ClaimIdempotencyKey(ctx, "k1", key, []byte("h"), time.Minute); err != nil {
-				t.Fatalf("claim: %v", err)
-			}
+			msg := newMsg(fmt.Sprintf("m-%03d", i), clk.Now(), "a@example.org", fmt.Sprintf("r%d@example.net", i))
+			idem := claimed(t, s, key, 202, msg.ID)
 			wg.Go(func() {
-				msg := newMsg(fmt.Sprintf("m-%03d", i), clk.Now(), "a@example.org", fmt.Sprintf("r%d@example.net", i))
-				results[i], errs[i] = s.CommitMessage(ctx, msg, &IdempotencyResult{KeyID: "k1", Key: key, ResponseCode: 202,
-					ResponseBody: []byte(msg.ID)})
+				results[i], errs[i] = s.CommitMessage(ctx, msg, idem)
 			})
 		}
 		wg.Wait()
@@ -117,7 +123,7 @@ func TestCommitMessageConcurrent(t *testing.T) {
 
 // checkBatches: every batch of results is listed by exactly one result
 // (its first message), with exactly the messages stored with its id.
-func checkBatches(t *testing.T, s *Store, results []CommitResult, before time.Time) {
+func checkBatches(t *testing.T, s *Store, results []Created, before time.Time) {
 	t.Helper()
 	refs, err := s.MessagesAwaitingTask(context.Background(), before, 10000)
 	if err != nil {
@@ -156,4 +162,62 @@ func checkBatches(t *testing.T, s *Store, results []CommitResult, before time.Ti
 		t.Errorf("%d messages in %d stored batches, %d results in a batch, %d listed", n, len(stored), members, len(listed))
 	}
 	t.Logf("%d of %d messages in %d batches", members, len(results), len(listed))
+}
+
+// TestGroupUnavailableIsNotWrittenAlone: a group whose write failed
+// because the database was unavailable (or its commit's outcome is
+// unknown) may have committed, so its messages all get that error and are
+// not written again one by one; a group that failed otherwise is.
+func TestGroupUnavailableIsNotWrittenAlone(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for name, url := range testsvc.DatabaseURLs(t) {
+		t.Run(name, func(t *testing.T) {
+			f := &dbfault.Faults{}
+			clk := newClock()
+			s, err := Open(ctx, Config{URL: url, Now: clk.Now, WrapConnector: f.Wrap})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = s.Close() })
+			if err := s.MigrateUp(ctx); err != nil {
+				t.Fatal(err)
+			}
+			for _, tc := range []struct {
+				name      string
+				fault     error
+				wantAlone bool // written one by one after the group failed
+			}{
+				{"unavailable", fmt.Errorf("connection refused: %w", ErrUnavailable), false},
+				{"commit unknown", fmt.Errorf("connection lost: %w", errors.Join(ErrUnavailable, ErrCommitUnknown)), false},
+				{"another error", errors.New("injected constraint failure"), true},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					group := []*commitRequest{
+						{msg: newMsg(tc.name+"-1", clk.Now(), "a@example.org"), done: make(chan commitDone, 1)},
+						{msg: newMsg(tc.name+"-2", clk.Now(), "b@example.org"), done: make(chan commitDone, 1)},
+					}
+					fired := f.Fired()
+					f.FailStatement("INSERT INTO messages (id", tc.fault)
+					s.writeCommits(ctx, group)
+					if f.Fired() == fired {
+						t.Fatal("the group's write never ran")
+					}
+					for _, r := range group {
+						d := <-r.done
+						_, getErr := s.GetMessage(ctx, DefaultProjectID, r.msg.ID)
+						if tc.wantAlone {
+							if d.err != nil || getErr != nil {
+								t.Errorf("%s: commit %v, stored %v; want written on its own", r.msg.ID, d.err, getErr)
+							}
+							continue
+						}
+						if !errors.Is(d.err, tc.fault) || !errors.Is(getErr, ErrNotFound) {
+							t.Errorf("%s: commit %v, stored %v; want the group's error and nothing written again", r.msg.ID, d.err, getErr)
+						}
+					}
+				})
+			}
+		})
+	}
 }

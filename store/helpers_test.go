@@ -73,10 +73,26 @@ func newMsg(id string, created time.Time, emails ...string) NewMessage {
 		ID: id, ProjectID: DefaultProjectID, KeyID: "k1",
 		From: "Shop <orders@shop.example>", FromDomain: "shop.example", Subject: "Order " + id,
 		Tags: []string{"order"}, Metadata: map[string]string{"order_id": id},
-		Payload: []byte(`{"subject":"x"}`), CreatedAt: created,
+		Payload: Payload{Request: []byte(`{"subject":"x"}`), Text: "hello " + id}, CreatedAt: created,
 	}
 	for _, e := range emails {
 		m.Recipients = append(m.Recipients, NewRecipient{Email: e, Kind: KindTo, Status: StatusQueued})
 	}
 	return m
+}
+
+// claimed claims key for the API key k1 (hash "h") and returns what
+// finishes that claim, recording code and body.
+func claimed(t testing.TB, s *Store, key string, code int, body string) *IdempotencyResult {
+	t.Helper()
+	st, err := s.ClaimIdempotencyKey(context.Background(), "k1", key, []byte("h"), time.Minute)
+	if err != nil || !st.Fresh {
+		t.Fatalf("claim %s = %+v, %v; want fresh", key, st, err)
+	}
+	return &IdempotencyResult{KeyID: "k1", Key: key, Token: st.Token, Respond: fixed(code, body)}
+}
+
+// fixed is a Respond that records code and body whatever was created.
+func fixed(code int, body string) func([]Created) (int, []byte, error) {
+	return func([]Created) (int, []byte, error) { return code, []byte(body), nil }
 }

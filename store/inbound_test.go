@@ -19,7 +19,7 @@ func sentMessages(t *testing.T, s *Store, clk *clock, ids []string, emails ...st
 	for _, id := range ids {
 		msgs = append(msgs, newMsg(id, clk.Now(), emails...))
 	}
-	if err := s.CreateMessages(context.Background(), msgs, nil); err != nil {
+	if _, err := s.CreateMessages(context.Background(), msgs, nil); err != nil {
 		t.Fatalf("create: %v", err)
 	}
 	for _, id := range ids {

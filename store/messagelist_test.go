@@ -28,7 +28,7 @@ func seedMessages(t *testing.T, s *Store, t0 time.Time, n int) {
 		}
 		msgs = append(msgs, m)
 	}
-	if err := s.CreateMessages(context.Background(), msgs, nil); err != nil {
+	if _, err := s.CreateMessages(context.Background(), msgs, nil); err != nil {
 		t.Fatalf("seed: %v", err)
 	}
 }

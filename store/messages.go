@@ -9,218 +9,237 @@ import (
 	"time"
 )
 
-// Multi-row INSERT heads of CreateMessages and their column counts.
-const (
-	insertMessage = `INSERT INTO messages (id, project_id, key_id, from_header, from_domain, subject,
-		status, tags, metadata, send_at, payload, event_seq, created_at, updated_at, batch_id)`
-	messageInsertCols = 15
-	// On SQLite the payload has a table of its own (migration 00005).
-	insertMessageSQLite = `INSERT INTO messages (id, project_id, key_id, from_header, from_domain, subject,
-		status, tags, metadata, send_at, event_seq, created_at, updated_at, batch_id)`
-	messageInsertColsSQLite = 14
-	insertPayload           = `INSERT INTO message_payloads (message_id, payload)`
-	payloadCols             = 2
-	// payloadColumn is the payload's position in a row of insertMessage.
-	payloadColumn   = 10
-	insertRecipient = `INSERT INTO recipients (message_id, position, email, email_lc, kind, status, updated_at)`
-	recipientCols   = 7
-	insertTag       = `INSERT INTO message_tags (message_id, tag)`
-	tagCols         = 2
-)
-
-// batch holds the flattened INSERT arguments of one CreateMessages call.
-// When checkSuppressed is set, unchecked lists, per project, the lower-cased
-// addresses of recipients not already marked suppressed.
-type batch struct {
-	messages, recipients, events, tags []any
-	checkSuppressed                    bool
-	unchecked                          map[string][]string
-}
-
-// ErrSuppressedRecipient is returned by CreateUnsuppressedMessages when a
-// recipient it was to write as queued or scheduled is on its project's
-// suppression list; nothing was written.
-var ErrSuppressedRecipient = errors.New("a recipient is on the suppression list")
+// Creating messages: CreateMessages (one request's messages) and
+// CommitMessage (concurrent single sends gathered by the batcher) write a
+// group of messages the same way. The recipients are checked against their
+// projects' suppression lists, the statuses decided (planCreate), each
+// idempotency key's response built from them, and the rows written at
+// once (messagewrite.go; PostgreSQL: one statement, SQLite: one prepared
+// single-row INSERT per row in one transaction, cheap in process). A group
+// of one is a group.
 
 // CreateMessages commits msgs in one transaction: each message with its
-// recipients (in the given order), one first event per recipient
-// (message.queued, or message.suppressed for suppressed recipients,
-// sequence 1, 2, …) and its tag rows. When idem is not nil the same
-// transaction finishes that idempotency key with idem's response; with no
-// messages it only does that. On any error nothing is written.
-func (s *Store) CreateMessages(ctx context.Context, msgs []NewMessage, idem *IdempotencyResult) error {
-	return s.createMessages(ctx, &batch{}, msgs, idemList(idem))
-}
-
-// CreateUnsuppressedMessages is CreateMessages for recipients not yet
-// checked against the suppression list: in the same transaction it checks
-// every recipient not already marked suppressed, and when one is on its
-// project's list it writes nothing and returns ErrSuppressedRecipient (the
-// caller then looks the statuses up with SuppressedAmong and uses
-// CreateMessages). On PostgreSQL the check costs no extra round trip.
-func (s *Store) CreateUnsuppressedMessages(ctx context.Context, msgs []NewMessage, idem *IdempotencyResult) error {
-	return s.createMessages(ctx, newCheckedBatch(), msgs, idemList(idem))
-}
-
-// newCheckedBatch is a batch that checks its recipients against the
-// suppression list.
-func newCheckedBatch() *batch {
-	return &batch{checkSuppressed: true, unchecked: map[string][]string{}}
-}
-
-// idemList is the one idempotency key to finish, or none.
-func idemList(idem *IdempotencyResult) []*IdempotencyResult {
-	if idem == nil {
-		return nil
+// recipients (in the given order; those on their project's suppression
+// list as suppressed), one first event per recipient (message.queued, or
+// message.suppressed, sequence 1, 2, …), its payload and its tag rows. The
+// messages to be sent now (queued, no send_at) share one batch send task
+// when there are at least two (Created). When idem is not nil the same
+// transaction finishes that idempotency key, with the response idem
+// builds from the Created of msgs; with no messages it only does that. On
+// any error nothing is written; ErrIdempotencyLost when idem's claim is no
+// longer held.
+func (s *Store) CreateMessages(ctx context.Context, msgs []NewMessage, idem *IdempotencyResult) ([]Created, error) {
+	var keys []keyFinish
+	if idem != nil {
+		keys = []keyFinish{{idem: idem, from: 0, to: len(msgs)}}
 	}
-	return []*IdempotencyResult{idem}
+	return s.createGroup(ctx, msgs, keys)
 }
 
-// createMessages commits msgs and finishes every key of idems in one
-// transaction (one statement on PostgreSQL when it fits).
-func (s *Store) createMessages(ctx context.Context, b *batch, msgs []NewMessage, idems []*IdempotencyResult) error {
-	now := s.now()
+// keyFinish is an idempotency key finished by a group, with the range
+// [from, to) of the group's messages its response is built from.
+type keyFinish struct {
+	idem     *IdempotencyResult
+	from, to int
+}
+
+// createGroup writes msgs and finishes keys in one transaction.
+func (s *Store) createGroup(ctx context.Context, msgs []NewMessage, keys []keyFinish) ([]Created, error) {
+	if len(msgs) == 0 && len(keys) == 0 {
+		return nil, nil
+	}
 	for i := range msgs {
-		if err := b.add(&msgs[i], now); err != nil {
-			return err
+		if err := checkNewMessage(&msgs[i]); err != nil {
+			return nil, err
 		}
-	}
-	if len(msgs) == 0 && len(idems) == 0 {
-		return nil
 	}
 	if s.dialect == DialectPostgres {
-		if ok, err := s.createPostgres(ctx, b, idems, now); ok {
-			return err
-		}
+		return s.createPostgres(ctx, msgs, keys)
 	}
-	return s.inTx(ctx, func(tx *sql.Tx) error {
-		if err := b.checkUnsuppressed(ctx, tx); err != nil {
-			return err
-		}
-		if err := b.insert(ctx, s, tx); err != nil {
-			return err
-		}
-		for _, idem := range idems {
-			if err := finishIdempotency(ctx, tx, idem, now); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	return s.createSQLite(ctx, msgs, keys)
 }
 
-// add validates m and appends its rows.
-func (b *batch) add(m *NewMessage, now time.Time) error {
+// checkNewMessage refuses a message the store cannot write.
+func checkNewMessage(m *NewMessage) error {
 	if m.ID == "" || m.ProjectID == "" {
 		return errors.New("insert message: id and project id are required")
 	}
+	for i, r := range m.Recipients {
+		switch r.Status {
+		case StatusQueued, StatusScheduled, StatusSuppressed:
+		default:
+			return fmt.Errorf("insert message %s: recipient %d: status %q is not queued, scheduled or suppressed", m.ID, i, r.Status)
+		}
+	}
+	return nil
+}
+
+// projectEmail keys a suppression: a project and a lower-cased address.
+type projectEmail struct{ project, email string }
+
+// toCheck lists the recipients of msgs to look up on the suppression
+// lists (those not already suppressed).
+func toCheck(msgs []NewMessage) []projectEmail {
+	var out []projectEmail
+	for _, m := range msgs {
+		for _, r := range m.Recipients {
+			if r.Status != StatusSuppressed {
+				out = append(out, projectEmail{m.ProjectID, normEmail(r.Email)})
+			}
+		}
+	}
+	return out
+}
+
+// createPlan is a group's rows, flattened row after row per table (the
+// columns of createTables), what it created and the keys it finishes.
+type createPlan struct {
+	rows    [numCreateTables][]any
+	created []Created
+	keys    []keyRow
+}
+
+// keyRow is an idempotency key to finish, with its response.
+type keyRow struct {
+	keyID, key, token string
+	code              int
+	body              []byte
+}
+
+// planCreate decides every recipient's status and the group's batch, and
+// builds the rows and the keys' responses.
+func (s *Store) planCreate(msgs []NewMessage, keys []keyFinish, suppressed map[projectEmail]bool) (*createPlan, error) {
+	now := s.now()
+	p := &createPlan{created: make([]Created, len(msgs))}
+	for i := range msgs {
+		p.created[i] = decide(&msgs[i], suppressed)
+	}
+	assignBatch(msgs, p.created)
+	for i := range msgs {
+		if err := p.add(&msgs[i], p.created[i], now); err != nil {
+			return nil, err
+		}
+	}
+	for _, k := range keys {
+		code, body, err := k.idem.Respond(p.created[k.from:k.to])
+		if err != nil {
+			return nil, fmt.Errorf("finish idempotency key: %w", err)
+		}
+		if body == nil {
+			body = []byte{}
+		}
+		p.keys = append(p.keys, keyRow{k.idem.KeyID, k.idem.Key, k.idem.Token, code, body})
+	}
+	return p, nil
+}
+
+// decide is what m's recipients are written as.
+func decide(m *NewMessage, suppressed map[projectEmail]bool) Created {
+	c := Created{ID: m.ID, Recipients: make([]string, len(m.Recipients))}
+	for i, r := range m.Recipients {
+		c.Recipients[i] = r.Status
+		if suppressed[projectEmail{m.ProjectID, normEmail(r.Email)}] {
+			c.Recipients[i] = StatusSuppressed
+		}
+	}
+	c.Status = SummarizeStatus(c.Recipients)
+	return c
+}
+
+// assignBatch is the one place that decides which messages share a batch
+// send task: those of a group that are to be sent now (queued, no
+// send_at), when there are at least two. One task for many messages costs
+// Redis three round trips instead of three per message; the messages it
+// cannot finish at the first attempt get tasks of their own.
+func assignBatch(msgs []NewMessage, created []Created) {
+	var members []int
+	var ids []string
+	for i, m := range msgs {
+		if m.SendAt == nil && created[i].Status == StatusQueued {
+			members, ids = append(members, i), append(ids, m.ID)
+		}
+	}
+	if len(members) < 2 {
+		return
+	}
+	id := BatchID(ids[0])
+	for _, i := range members {
+		created[i].BatchID = id
+	}
+	created[members[0]].Batch = ids
+}
+
+// add appends m's rows.
+func (p *createPlan) add(m *NewMessage, c Created, now time.Time) error {
 	created := m.CreatedAt
 	if created.IsZero() {
 		created = now
 	}
-	statuses := make([]string, len(m.Recipients))
-	for i, r := range m.Recipients {
-		if err := b.addRecipient(m, i, r, created); err != nil {
-			return err
-		}
-		statuses[i] = r.Status
-	}
+	at := micros(created)
 	tags, metadata, err := messageJSON(m.Tags, m.Metadata)
 	if err != nil {
 		return fmt.Errorf("insert message %s: %w", m.ID, err)
 	}
-	payload := m.Payload
-	if payload == nil {
-		payload = []byte{}
+	var sendAt, batchID any
+	if m.SendAt != nil {
+		sendAt = micros(*m.SendAt)
 	}
-	b.messages = append(b.messages, m.ID, m.ProjectID, m.KeyID, m.From, m.FromDomain, m.Subject,
-		SummarizeStatus(statuses), tags, metadata, nullMicros(m.SendAt), payload,
-		int64(len(m.Recipients)), micros(created), micros(created), nullString(m.BatchID))
+	if c.BatchID != "" {
+		batchID = c.BatchID
+	}
+	p.rows[tableMessages] = append(p.rows[tableMessages], m.ID, m.ProjectID, m.KeyID, m.From, m.FromDomain,
+		m.Subject, c.Status, tags, metadata, sendAt, int64(len(m.Recipients)), at, at, batchID)
+	p.rows[tablePayloads] = append(p.rows[tablePayloads], m.ID, string(m.Payload.Request), []byte(m.Payload.Text), []byte(m.Payload.HTML))
+	for i, r := range m.Recipients {
+		typ, data := firstEvent(m, c.Recipients[i])
+		p.rows[tableRecipients] = append(p.rows[tableRecipients], m.ID, int64(i), r.Email, normEmail(r.Email), r.Kind, c.Recipients[i], at)
+		p.rows[tableEvents] = append(p.rows[tableEvents], m.ProjectID, m.ID, r.Email, typ, int64(i+1), data, at)
+	}
 	for _, tag := range m.Tags {
-		b.tags = append(b.tags, m.ID, tag)
+		p.rows[tableTags] = append(p.rows[tableTags], m.ID, tag)
 	}
 	return nil
 }
 
-// addRecipient appends recipient i of m and its first event.
-func (b *batch) addRecipient(m *NewMessage, i int, r NewRecipient, created time.Time) error {
-	typ, data := EventQueued, "{}"
-	switch r.Status {
-	case StatusQueued:
-	case StatusScheduled:
-		if m.SendAt != nil {
-			data = `{"send_at":"` + m.SendAt.UTC().Format(time.RFC3339Nano) + `"}`
-		}
-	case StatusSuppressed:
-		typ = EventSuppressed
-	default:
-		return fmt.Errorf("insert message %s: recipient %d: status %q is not queued, scheduled or suppressed", m.ID, i, r.Status)
+// firstEvent is the type and data of a recipient's first event.
+func firstEvent(m *NewMessage, status string) (typ, data string) {
+	switch {
+	case status == StatusSuppressed:
+		return EventSuppressed, "{}"
+	case status == StatusScheduled && m.SendAt != nil:
+		return EventQueued, `{"send_at":"` + m.SendAt.UTC().Format(time.RFC3339Nano) + `"}`
 	}
-	b.recipients = append(b.recipients, m.ID, i, r.Email, normEmail(r.Email), r.Kind, r.Status, micros(created))
-	if b.checkSuppressed && r.Status != StatusSuppressed {
-		b.unchecked[m.ProjectID] = append(b.unchecked[m.ProjectID], normEmail(r.Email))
-	}
-	b.events = append(b.events, m.ProjectID, m.ID, r.Email, typ, int64(i+1), data, micros(created))
-	return nil
+	return EventQueued, "{}"
 }
 
-// insertStep is one multi-row INSERT of a batch.
-type insertStep struct {
-	what, head string
-	cols       int
-	args       []any
-	tail       string
+// The tables a group writes, in order (foreign keys point backwards).
+const (
+	tableMessages = iota
+	tablePayloads
+	tableRecipients
+	tableEvents
+	tableTags
+	numCreateTables
+)
+
+// createTable is one table a group writes: its INSERT head, its columns'
+// PostgreSQL types (for unnest) and what follows the rows.
+type createTable struct {
+	head  string
+	types []string
+	tail  string
 }
 
-// insert writes the batch with one multi-row INSERT per table.
-func (b *batch) insert(ctx context.Context, s *Store, tx *sql.Tx) error {
-	steps := []insertStep{{"messages", insertMessage, messageInsertCols, b.messages, ""}}
-	if s.dialect == DialectSQLite {
-		msgs, payloads := splitPayloads(b.messages)
-		steps = []insertStep{
-			{"messages", insertMessageSQLite, messageInsertColsSQLite, msgs, ""},
-			{"payloads", insertPayload, payloadCols, payloads, ""},
-		}
-	}
-	steps = append(steps,
-		insertStep{"recipients", insertRecipient, recipientCols, b.recipients, ""},
-		insertStep{"events", insertEvent, eventCols, b.events, ""},
-		insertStep{"tags", insertTag, tagCols, b.tags, " ON CONFLICT DO NOTHING"})
-	for _, st := range steps {
-		if err := s.insertRows(ctx, tx, st.head, st.cols, st.args, st.tail); err != nil {
-			return fmt.Errorf("insert %s: %w", st.what, err)
-		}
-	}
-	return nil
-}
-
-// splitPayloads splits rows of insertMessage into rows of
-// insertMessageSQLite and rows of insertPayload.
-func splitPayloads(rows []any) (msgs, payloads []any) {
-	n := len(rows) / messageInsertCols
-	msgs, payloads = make([]any, 0, n*messageInsertColsSQLite), make([]any, 0, n*payloadCols)
-	for r := range n {
-		row := rows[r*messageInsertCols : (r+1)*messageInsertCols]
-		msgs = append(append(msgs, row[:payloadColumn]...), row[payloadColumn+1:]...)
-		payloads = append(payloads, row[0], row[payloadColumn])
-	}
-	return msgs, payloads
-}
-
-// checkUnsuppressed returns ErrSuppressedRecipient when the batch checks
-// suppressions and one of its unchecked recipients is suppressed, reading
-// inside tx.
-func (b *batch) checkUnsuppressed(ctx context.Context, tx *sql.Tx) error {
-	for projectID, emails := range b.unchecked {
-		found, err := suppressedAmong(ctx, tx, projectID, emails)
-		if err != nil {
-			return err
-		}
-		if len(found) > 0 {
-			return ErrSuppressedRecipient
-		}
-	}
-	return nil
+// createTables are the tables of a group, indexed by tableMessages….
+var createTables = [numCreateTables]createTable{
+	tableMessages: {`INSERT INTO messages (id, project_id, key_id, from_header, from_domain, subject,
+		status, tags, metadata, send_at, event_seq, created_at, updated_at, batch_id)`,
+		[]string{"text", "text", "text", "text", "text", "text", "text", "text", "text", "bigint", "bigint", "bigint", "bigint", "text"}, ""},
+	tablePayloads: {`INSERT INTO message_payloads (message_id, request, text, html)`, []string{"text", "text", "bytea", "bytea"}, ""},
+	tableRecipients: {`INSERT INTO recipients (message_id, position, email, email_lc, kind, status, updated_at)`,
+		[]string{"text", "int", "text", "text", "text", "text", "bigint"}, ""},
+	tableEvents: {insertEvent, []string{"text", "text", "text", "text", "bigint", "text", "bigint"}, ""},
+	tableTags:   {`INSERT INTO message_tags (message_id, tag)`, []string{"text", "text"}, " ON CONFLICT DO NOTHING"},
 }
 
 // messageJSON encodes tags and metadata, never as null.

@@ -22,7 +22,7 @@ func TestCreateAndGetMessage(t *testing.T) {
 		m.Recipients = append(m.Recipients, NewRecipient{Email: "gone@example.com", Kind: KindBcc, Status: StatusSuppressed})
 		m.Recipients[0].Status, m.Recipients[1].Status = StatusScheduled, StatusScheduled
 		m.SendAt = &sendAt
-		if err := s.CreateMessages(ctx, []NewMessage{m}, nil); err != nil {
+		if _, err := s.CreateMessages(ctx, []NewMessage{m}, nil); err != nil {
 			t.Fatalf("create: %v", err)
 		}
 		got, err := s.GetMessage(ctx, DefaultProjectID, "m1")
@@ -65,7 +65,7 @@ func TestProjectIsolation(t *testing.T) {
 		if err != nil {
 			t.Fatalf("create project: %v", err)
 		}
-		if err := s.CreateMessages(ctx, []NewMessage{newMsg("m1", clk.Now(), "a@example.org")}, nil); err != nil {
+		if _, err := s.CreateMessages(ctx, []NewMessage{newMsg("m1", clk.Now(), "a@example.org")}, nil); err != nil {
 			t.Fatalf("create: %v", err)
 		}
 		if _, err := s.GetMessage(ctx, other.ID, "m1"); !errors.Is(err, ErrNotFound) {
@@ -92,18 +92,15 @@ func TestProjectIsolation(t *testing.T) {
 func TestCreateMessagesAtomic(t *testing.T) {
 	engines(t, func(t *testing.T, s *Store, clk *clock) {
 		ctx := context.Background()
-		if err := s.CreateMessages(ctx, []NewMessage{newMsg("dup", clk.Now(), "a@example.org")}, nil); err != nil {
+		if _, err := s.CreateMessages(ctx, []NewMessage{newMsg("dup", clk.Now(), "a@example.org")}, nil); err != nil {
 			t.Fatalf("create: %v", err)
 		}
-		if st, err := s.ClaimIdempotencyKey(ctx, "k1", "idem", []byte("h"), time.Minute); err != nil || !st.Fresh {
-			t.Fatalf("claim = %+v, %v", st, err)
-		}
+		idem := claimed(t, s, "idem", 202, "{}")
 		batch := []NewMessage{
 			newMsg("new1", clk.Now(), "b@example.org"),
 			newMsg("dup", clk.Now(), "c@example.org"),
 		}
-		idem := &IdempotencyResult{KeyID: "k1", Key: "idem", ResponseCode: 202, ResponseBody: []byte("{}")}
-		if err := s.CreateMessages(ctx, batch, idem); err == nil {
+		if _, err := s.CreateMessages(ctx, batch, idem); err == nil {
 			t.Fatal("batch with a duplicate id was accepted")
 		}
 		if _, err := s.GetMessage(ctx, DefaultProjectID, "new1"); !errors.Is(err, ErrNotFound) {
@@ -123,7 +120,7 @@ func TestCreateMessagesAtomic(t *testing.T) {
 		}
 		bad := newMsg("bad", clk.Now(), "d@example.org")
 		bad.Recipients[0].Status = StatusSent
-		if err := s.CreateMessages(ctx, []NewMessage{bad}, nil); err == nil {
+		if _, err := s.CreateMessages(ctx, []NewMessage{bad}, nil); err == nil {
 			t.Error("recipient status sent accepted at creation")
 		}
 	})
@@ -132,31 +129,35 @@ func TestCreateMessagesAtomic(t *testing.T) {
 func TestCreateMessagesFinishesIdempotency(t *testing.T) {
 	engines(t, func(t *testing.T, s *Store, clk *clock) {
 		ctx := context.Background()
-		for _, key := range []string{"with-msgs", "empty"} {
-			if _, err := s.ClaimIdempotencyKey(ctx, "k1", key, []byte("h"), time.Minute); err != nil {
-				t.Fatalf("claim: %v", err)
-			}
+		if _, err := s.UpsertSuppression(ctx, Suppression{ProjectID: DefaultProjectID, Email: "gone@example.com", Reason: "manual"}); err != nil {
+			t.Fatalf("suppress: %v", err)
 		}
-		idem := &IdempotencyResult{KeyID: "k1", Key: "with-msgs", ResponseCode: 202, ResponseBody: []byte(`{"id":"m1"}`)}
-		if err := s.CreateMessages(ctx, []NewMessage{newMsg("m1", clk.Now(), "a@example.org")}, idem); err != nil {
+		// The response is built from the statuses the transaction decided.
+		idem := claimed(t, s, "with-msgs", 0, "")
+		idem.Respond = func(cs []Created) (int, []byte, error) {
+			return 202, []byte(fmt.Sprintf("%s %s %v", cs[0].ID, cs[0].Status, cs[0].Recipients)), nil
+		}
+		if _, err := s.CreateMessages(ctx, []NewMessage{newMsg("m1", clk.Now(), "a@example.org", "Gone@example.com")}, idem); err != nil {
 			t.Fatalf("create: %v", err)
 		}
-		empty := &IdempotencyResult{KeyID: "k1", Key: "empty", ResponseCode: 200, ResponseBody: []byte(`{"results":[]}`)}
-		if err := s.CreateMessages(ctx, nil, empty); err != nil {
+		empty := claimed(t, s, "empty", 200, `{"results":[]}`)
+		if _, err := s.CreateMessages(ctx, nil, empty); err != nil {
 			t.Fatalf("create none: %v", err)
 		}
-		for _, want := range []*IdempotencyResult{idem, empty} {
-			st, err := s.ClaimIdempotencyKey(ctx, "k1", want.Key, []byte("other"), time.Minute)
+		for key, want := range map[string]IdempotencyState{
+			"with-msgs": {RequestHash: []byte("h"), ResponseCode: 202, ResponseBody: []byte("m1 queued [queued suppressed]")},
+			"empty":     {RequestHash: []byte("h"), ResponseCode: 200, ResponseBody: []byte(`{"results":[]}`)},
+		} {
+			st, err := s.ClaimIdempotencyKey(ctx, "k1", key, []byte("other"), time.Minute)
 			if err != nil {
 				t.Fatalf("claim again: %v", err)
 			}
-			wantSt := IdempotencyState{RequestHash: []byte("h"), ResponseCode: want.ResponseCode, ResponseBody: want.ResponseBody}
-			if diff := cmp.Diff(wantSt, st); diff != "" {
-				t.Errorf("%s (-want +got):\n%s", want.Key, diff)
+			if diff := cmp.Diff(want, st); diff != "" {
+				t.Errorf("%s (-want +got):\n%s", key, diff)
 			}
 		}
-		lost := &IdempotencyResult{KeyID: "k1", Key: "never-claimed", ResponseCode: 202}
-		err := s.CreateMessages(ctx, []NewMessage{newMsg("m2", clk.Now(), "a@example.org")}, lost)
+		lost := &IdempotencyResult{KeyID: "k1", Key: "never-claimed", Respond: fixed(202, "")}
+		_, err := s.CreateMessages(ctx, []NewMessage{newMsg("m2", clk.Now(), "a@example.org")}, lost)
 		if !errors.Is(err, ErrIdempotencyLost) {
 			t.Errorf("finishing an unclaimed key = %v, want ErrIdempotencyLost", err)
 		}
@@ -181,7 +182,7 @@ func TestMessagesAwaitingTask(t *testing.T) {
 			newMsg("m4", t0.Add(4*time.Second), "d@example.org"),
 			newMsg("m5", t0.Add(time.Minute), "e@example.org"),
 		}
-		if err := s.CreateMessages(ctx, msgs, nil); err != nil {
+		if _, err := s.CreateMessages(ctx, msgs, nil); err != nil {
 			t.Fatalf("create: %v", err)
 		}
 		if _, err := s.CancelMessage(ctx, DefaultProjectID, "m4"); err != nil {
@@ -191,7 +192,8 @@ func TestMessagesAwaitingTask(t *testing.T) {
 		if err != nil {
 			t.Fatalf("awaiting: %v", err)
 		}
-		want := []QueuedRef{{ID: "m1"}, {ID: "m2", SendAt: &sendAt}}
+		// m1 and m4, created together to be sent now, share a batch.
+		want := []QueuedRef{{ID: "m1", BatchID: "batch:m1"}, {ID: "m2", SendAt: &sendAt}}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("MessagesAwaitingTask (-want +got):\n%s", diff)
 		}
@@ -202,8 +204,8 @@ func TestMessagesAwaitingTask(t *testing.T) {
 	})
 }
 
-// TestCreateLargeBatch crosses the bind-parameter limits, so PostgreSQL
-// takes the transaction path and the INSERTs are split into chunks.
+// TestCreateLargeBatch writes a group far past the bind-parameter limits
+// of a multi-row INSERT: PostgreSQL takes it as arrays, SQLite row by row.
 func TestCreateLargeBatch(t *testing.T) {
 	engines(t, func(t *testing.T, s *Store, clk *clock) {
 		ctx := context.Background()
@@ -215,11 +217,8 @@ func TestCreateLargeBatch(t *testing.T) {
 		for i := range msgs {
 			msgs[i] = newMsg(fmt.Sprintf("big%03d", i), clk.Now(), emails...)
 		}
-		if _, err := s.ClaimIdempotencyKey(ctx, "k1", "big", []byte("h"), time.Minute); err != nil {
-			t.Fatalf("claim: %v", err)
-		}
-		idem := &IdempotencyResult{KeyID: "k1", Key: "big", ResponseCode: 200}
-		if err := s.CreateMessages(ctx, msgs, idem); err != nil {
+		idem := claimed(t, s, "big", 200, "")
+		if _, err := s.CreateMessages(ctx, msgs, idem); err != nil {
 			t.Fatalf("create: %v", err)
 		}
 		got, err := s.GetMessage(ctx, DefaultProjectID, "big499")

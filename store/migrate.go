@@ -16,7 +16,8 @@ import (
 type MigrationStatus struct {
 	// Version is the file's numeric prefix.
 	Version int64
-	// Name is the file name, e.g. "00001_init.sql".
+	// Name is the file name, e.g. "00001_init.sql"; for a migration
+	// written in Go, its version and "_go" ("00008_go").
 	Name string
 	// Applied is true once the migration ran.
 	Applied bool
@@ -30,7 +31,8 @@ func (s *Store) provider() (*goose.Provider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("migrations for %s: %w", s.dialect, err)
 	}
-	opts := []goose.ProviderOption{goose.WithLogger(goose.NopLogger())}
+	opts := []goose.ProviderOption{goose.WithLogger(goose.NopLogger()),
+		goose.WithGoMigrations(payloadsMigration(s.dialect))}
 	dialect := goose.DialectSQLite3
 	if s.dialect == DialectPostgres {
 		dialect = goose.DialectPostgres
@@ -45,6 +47,14 @@ func (s *Store) provider() (*goose.Provider, error) {
 		return nil, fmt.Errorf("migration provider: %w", err)
 	}
 	return p, nil
+}
+
+// migrationName is MigrationStatus.Name.
+func migrationName(src *goose.Source) string {
+	if src.Type == goose.TypeGo {
+		return fmt.Sprintf("%05d_go", src.Version)
+	}
+	return path.Base(src.Path)
 }
 
 // MigrateUp applies every pending migration. On PostgreSQL, when one was
@@ -97,7 +107,7 @@ func (s *Store) MigrationStatus(ctx context.Context) ([]MigrationStatus, error) 
 	for _, m := range st {
 		out = append(out, MigrationStatus{
 			Version: m.Source.Version,
-			Name:    path.Base(m.Source.Path),
+			Name:    migrationName(m.Source),
 			Applied: m.State == goose.StateApplied,
 		})
 	}

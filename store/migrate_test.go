@@ -2,11 +2,16 @@ package store
 
 import (
 	"context"
+	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/mailgate/mailgate/internal/testsvc"
 )
@@ -70,7 +75,7 @@ func checkApplied(t *testing.T, s *Store, n int) {
 	t.Helper()
 	st := migrationStatus(t, s)
 	for i, m := range st {
-		if m.Version != int64(i+1) || !strings.HasPrefix(m.Name, fmt.Sprintf("%05d_", i+1)) {
+		if (i > 0 && m.Version <= st[i-1].Version) || !strings.HasPrefix(m.Name, fmt.Sprintf("%05d_", m.Version)) {
 			t.Fatalf("migration %d is %d %s", i, m.Version, m.Name)
 		}
 		if m.Applied != (i < n) {
@@ -101,56 +106,129 @@ func TestOpenCreatesSQLiteDirectory(t *testing.T) {
 	}
 }
 
-// TestPayloadKeptAcrossMigration5: migration 5 moves SQLite's stored
-// payloads to a table of their own and back down again without losing
-// one; on PostgreSQL it changes nothing. Either way a delivery reads the
-// payload as it was stored.
-func TestPayloadKeptAcrossMigration5(t *testing.T) {
+// TestPayloadKeptAcrossMigration8: migration 8 turns the payloads of
+// version 7 (framed, or JSON alone, in messages.payload on PostgreSQL and
+// message_payloads.payload on SQLite) into the columns of Payload, and
+// back down into JSON alone, without losing one.
+func TestPayloadKeptAcrossMigration8(t *testing.T) {
 	ctx := context.Background()
+	stored := map[string][]byte{
+		"framed":   frame(`{"from":"a@example.com"}`, "line 1\r\nline \"2\"\n", "<p>\x00é</p>"),
+		"plain":    []byte(`{"from":"a@example.com","text":"kept","html":"<b>h</b>"}`),
+		"bodyless": []byte(`{"from":"a@example.com"}`),
+	}
+	want := map[string]Payload{
+		"framed":   {Request: []byte(`{"from":"a@example.com"}`), Text: "line 1\r\nline \"2\"\n", HTML: "<p>\x00é</p>"},
+		"plain":    {Request: []byte(`{"from":"a@example.com"}`), Text: "kept", HTML: "<b>h</b>"},
+		"bodyless": {Request: []byte(`{"from":"a@example.com"}`)},
+		"new":      {Request: []byte(`{"from":"b@example.com"}`), Text: "new text"},
+	}
 	for name, url := range testsvc.DatabaseURLs(t) {
 		t.Run(name, func(t *testing.T) {
 			s := openStore(t, url, newClock())
 			if err := s.MigrateUp(ctx); err != nil {
 				t.Fatalf("up: %v", err)
 			}
-			for migrationStatus(t, s)[4].Applied {
-				if err := s.MigrateDown(ctx); err != nil {
-					t.Fatalf("down: %v", err)
-				}
-			}
-			checkApplied(t, s, 4)
-			const payload = `{"text":"kept"}`
-			// Version 4's messages row, payload inline, written by hand.
-			if _, err := s.db.ExecContext(ctx, `INSERT INTO messages (id, project_id, from_header, from_domain,
-				status, payload, created_at, updated_at) VALUES ('old', $1, 'a@example.com', 'example.com', 'queued', $2, 1, 1)`,
-				DefaultProjectID, []byte(payload)); err != nil {
-				t.Fatalf("insert at version 4: %v", err)
+			downBelow(t, s, payloadsVersion)
+			for id, b := range stored {
+				insertVersion7(t, s, id, b)
 			}
 			if err := s.MigrateUp(ctx); err != nil {
-				t.Fatalf("up from 4: %v", err)
+				t.Fatalf("up from 7: %v", err)
 			}
 			msg := newMsg("new", time.Now(), "b@example.org")
-			msg.Payload = []byte(payload)
-			if err := s.CreateMessages(ctx, []NewMessage{msg}, nil); err != nil {
+			msg.Payload = want["new"]
+			if _, err := s.CreateMessages(ctx, []NewMessage{msg}, nil); err != nil {
 				t.Fatalf("create: %v", err)
 			}
-			for _, id := range []string{"old", "new"} {
-				got, err := s.MessagePayload(ctx, id)
-				if err != nil || string(got) != payload {
-					t.Errorf("%s payload at version 5 = %q, %v; want %s", id, got, err, payload)
-				}
-			}
-			for migrationStatus(t, s)[4].Applied {
-				if err := s.MigrateDown(ctx); err != nil {
-					t.Fatalf("down to 4: %v", err)
-				}
-			}
-			for _, id := range []string{"old", "new"} {
+			checkPayloads(t, s, want)
+			downBelow(t, s, payloadsVersion)
+			for id, p := range want {
 				var got []byte
-				if err := s.db.QueryRowContext(ctx, `SELECT payload FROM messages WHERE id = $1`, id).Scan(&got); err != nil || string(got) != payload {
-					t.Errorf("%s payload back at version 4 = %q, %v; want %s", id, got, err, payload)
+				q := `SELECT payload FROM messages WHERE id = $1`
+				if name == DialectSQLite {
+					q = `SELECT payload FROM message_payloads WHERE message_id = $1`
+				}
+				if err := s.db.QueryRowContext(ctx, q, id).Scan(&got); err != nil {
+					t.Fatalf("%s at version 7: %v", id, err)
+				}
+				whole, err := wholeRequest(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var gotJSON, wantJSON map[string]any
+				if json.Unmarshal(got, &gotJSON) != nil || json.Unmarshal(whole, &wantJSON) != nil || !cmp.Equal(gotJSON, wantJSON) {
+					t.Errorf("%s at version 7 = %s, want %s", id, got, whole)
 				}
 			}
+			if err := s.MigrateUp(ctx); err != nil {
+				t.Fatalf("up again: %v", err)
+			}
+			checkPayloads(t, s, want)
 		})
+	}
+}
+
+// frame is a payload in version 7's frame (frameMagic).
+func frame(head, text, html string) []byte {
+	b := []byte(frameMagic)
+	for _, part := range []string{head, text, html} {
+		b = binary.AppendUvarint(b, uint64(len(part)))
+		b = append(b, part...)
+	}
+	return b
+}
+
+// downBelow migrates s down until version is no longer applied.
+func downBelow(t *testing.T, s *Store, version int64) {
+	t.Helper()
+	for {
+		applied := false
+		for _, m := range migrationStatus(t, s) {
+			applied = applied || (m.Version == version && m.Applied)
+		}
+		if !applied {
+			return
+		}
+		if err := s.MigrateDown(context.Background()); err != nil {
+			t.Fatalf("down: %v", err)
+		}
+	}
+}
+
+// insertVersion7 writes a message with the stored payload b as version 7
+// kept it.
+func insertVersion7(t *testing.T, s *Store, id string, b []byte) {
+	t.Helper()
+	ctx := context.Background()
+	if s.dialect == DialectPostgres {
+		if _, err := s.db.ExecContext(ctx, `INSERT INTO messages (id, project_id, from_header, from_domain,
+			status, payload, created_at, updated_at) VALUES ($1, $2, 'a@example.com', 'example.com', 'queued', $3, 1, 1)`,
+			id, DefaultProjectID, b); err != nil {
+			t.Fatalf("insert at version 7: %v", err)
+		}
+		return
+	}
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO messages (id, project_id, from_header, from_domain,
+		status, created_at, updated_at) VALUES ($1, $2, 'a@example.com', 'example.com', 'queued', 1, 1)`,
+		id, DefaultProjectID); err != nil {
+		t.Fatalf("insert at version 7: %v", err)
+	}
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO message_payloads (message_id, payload) VALUES ($1, $2)`, id, b); err != nil {
+		t.Fatalf("insert at version 7: %v", err)
+	}
+}
+
+// checkPayloads compares every payload MessagePayload reads with want.
+func checkPayloads(t *testing.T, s *Store, want map[string]Payload) {
+	t.Helper()
+	for id, p := range want {
+		got, err := s.MessagePayload(context.Background(), id)
+		if err != nil {
+			t.Fatalf("payload of %s: %v", id, err)
+		}
+		if diff := cmp.Diff(p, got, cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("payload of %s (-want +got):\n%s", id, diff)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql/driver"
 	"errors"
+	"reflect"
 )
 
 // A per-connection cache of prepared SQLite statements. modernc's driver
@@ -17,6 +18,12 @@ import (
 //
 // Written by hand: neither database/sql nor modernc.org/sqlite caches
 // statements, and no maintained driver wrapper that does is served here.
+// It costs a map and a list per connection and keeps the driver's
+// optional interfaces (the connection's and the rows'). Measured end to
+// end on SQLite (bench/e2e, 5,000 messages, Ed25519, two rounds
+// alternating builds with and without it): 2,423 and 2,382 delivered/s
+// against 2,051 and 1,996 in batch mode, 2,161 and 1,707 against 1,863
+// and 1,366 in single mode: 16 to 25 % more with it.
 
 // stmtCacheSize bounds the statements kept per connection. The hot
 // statements are a few dozen texts; statements whose text varies with
@@ -227,6 +234,49 @@ func (c *cachingConn) IsValid() bool {
 type cachedRows struct {
 	driver.Rows
 	cs *cachedStmt
+}
+
+// The rows' optional interfaces pass through; for rows without one, each
+// answers what database/sql assumes when it is missing.
+
+// ColumnTypeDatabaseTypeName passes through.
+func (r *cachedRows) ColumnTypeDatabaseTypeName(i int) string {
+	if c, ok := r.Rows.(driver.RowsColumnTypeDatabaseTypeName); ok {
+		return c.ColumnTypeDatabaseTypeName(i)
+	}
+	return ""
+}
+
+// ColumnTypeScanType passes through.
+func (r *cachedRows) ColumnTypeScanType(i int) reflect.Type {
+	if c, ok := r.Rows.(driver.RowsColumnTypeScanType); ok {
+		return c.ColumnTypeScanType(i)
+	}
+	return reflect.TypeFor[any]()
+}
+
+// ColumnTypeLength passes through.
+func (r *cachedRows) ColumnTypeLength(i int) (int64, bool) {
+	if c, ok := r.Rows.(driver.RowsColumnTypeLength); ok {
+		return c.ColumnTypeLength(i)
+	}
+	return 0, false
+}
+
+// ColumnTypeNullable passes through.
+func (r *cachedRows) ColumnTypeNullable(i int) (nullable, ok bool) {
+	if c, ok := r.Rows.(driver.RowsColumnTypeNullable); ok {
+		return c.ColumnTypeNullable(i)
+	}
+	return false, false
+}
+
+// ColumnTypePrecisionScale passes through.
+func (r *cachedRows) ColumnTypePrecisionScale(i int) (precision, scale int64, ok bool) {
+	if c, ok := r.Rows.(driver.RowsColumnTypePrecisionScale); ok {
+		return c.ColumnTypePrecisionScale(i)
+	}
+	return 0, 0, false
 }
 
 // Close closes the rows (modernc resets the statement, keeping it

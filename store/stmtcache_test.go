@@ -182,3 +182,25 @@ func TestStatementCache(t *testing.T) {
 		}
 	})
 }
+
+// TestStatementCacheKeepsColumnTypes: rows read through a cached
+// statement describe their columns as the driver's own rows do.
+func TestStatementCacheKeepsColumnTypes(t *testing.T) {
+	db := openCachingSQLite(t, 8)
+	rows, err := db.Query(`SELECT k, v FROM t`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	types, err := rows.ColumnTypes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, ct := range types {
+		got = append(got, ct.DatabaseTypeName())
+	}
+	if want := []string{"INTEGER", "TEXT"}; !slices.Equal(got, want) {
+		t.Errorf("column types %v, want %v", got, want)
+	}
+}

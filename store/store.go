@@ -39,7 +39,7 @@ var (
 	ErrUnsupportedURL = errors.New("unsupported database URL")
 	// ErrBadCursor: a page cursor was not one this store handed out.
 	ErrBadCursor = errors.New("invalid cursor")
-	// ErrIdempotencyLost: CreateMessages was asked to finish an
+	// ErrIdempotencyLost: CreateMessages or CommitMessage was asked to finish an
 	// idempotency key that is no longer held in flight (purged, or taken
 	// over as stale by another request); nothing was written.
 	ErrIdempotencyLost = errors.New("idempotency key no longer held")
@@ -110,6 +110,8 @@ type Store struct {
 	// deliverywriter.go).
 	commits    *batcher[*commitRequest]
 	deliveries *batcher[deliveryOp]
+	// creates are the statements that create messages (messagewrite.go).
+	creates *createStatements
 }
 
 // Open connects to the database named by cfg.URL. It does not migrate; call
@@ -138,6 +140,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.creates = newCreateStatements(s.db, s.dialect)
 	group, writers := cfg.commitGroup(), cfg.commitWriters(s.dialect)
 	s.commits = newBatcher(group, writers, s.writeCommits)
 	// One delivery writer: starts and outcomes arriving while it writes
@@ -229,6 +232,9 @@ func (s *Store) Dialect() string { return s.dialect }
 // Close closes the connection pools.
 func (s *Store) Close() error {
 	var err error
+	if s.creates != nil {
+		s.creates.close()
+	}
 	if s.sqlite != nil {
 		err = s.sqlite.close()
 	}

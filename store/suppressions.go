@@ -12,18 +12,13 @@ const suppressionColumns = "project_id, email, reason, note, created_at"
 // normEmail is how suppressed addresses are keyed: trimmed, lower case.
 func normEmail(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
 
-// SuppressedAmong returns which of emails the project suppresses, keyed by
-// lower-cased address, in one query.
-func (s *Store) SuppressedAmong(ctx context.Context, projectID string, emails []string) (map[string]bool, error) {
-	return suppressedAmong(ctx, s.rdb, projectID, emails)
-}
-
 // suppressedChunk bounds the addresses of one query (the parameter limits:
 // 65,535 on PostgreSQL, 32,766 on SQLite).
 const suppressedChunk = 1000
 
-// suppressedAmong is SuppressedAmong reading through q (a pool or a
-// transaction), in chunks of suppressedChunk addresses.
+// suppressedAmong returns which of emails the project suppresses, keyed by
+// lower-cased address, reading through q (a pool or a transaction) in
+// chunks of suppressedChunk addresses.
 func suppressedAmong(ctx context.Context, q querier, projectID string, emails []string) (map[string]bool, error) {
 	out := map[string]bool{}
 	for len(emails) > 0 {

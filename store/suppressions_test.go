@@ -42,14 +42,14 @@ func TestSuppressions(t *testing.T) {
 		if err != nil || !cmp.Equal(want, got) {
 			t.Errorf("get = %+v, %v; want %+v", got, err, want)
 		}
-		among, err := s.SuppressedAmong(ctx, DefaultProjectID, []string{"Ann@EXAMPLE.org", "bob@example.org"})
+		among, err := suppressedAmong(ctx, s.rdb, DefaultProjectID, []string{"Ann@EXAMPLE.org", "bob@example.org"})
 		if err != nil {
 			t.Fatalf("among: %v", err)
 		}
 		if diff := cmp.Diff(map[string]bool{"ann@example.org": true}, among); diff != "" {
-			t.Errorf("SuppressedAmong (-want +got):\n%s", diff)
+			t.Errorf("suppressedAmong (-want +got):\n%s", diff)
 		}
-		among, err = s.SuppressedAmong(ctx, other.ID, []string{"ann@example.org"})
+		among, err = suppressedAmong(ctx, s.rdb, other.ID, []string{"ann@example.org"})
 		if err != nil || len(among) != 0 {
 			t.Errorf("other project among = %v, %v; want none", among, err)
 		}

@@ -91,23 +91,39 @@ type NewMessage struct {
 	Metadata   map[string]string
 	// SendAt is set for scheduled messages.
 	SendAt *time.Time
-	// BatchID, when set, names the batch send task that will make the
-	// first attempt at this message (BatchID); empty for a message with a
-	// send task of its own.
-	BatchID string
-	// Payload is the normalised request JSON, used later to build the MIME
+	// Payload is the accepted request, used later to build the MIME
 	// message. It never leaves the store through the API.
-	Payload    []byte
+	Payload    Payload
 	Recipients []NewRecipient
 	CreatedAt  time.Time
 }
 
-// NewRecipient is one distinct recipient of a NewMessage. Status is queued,
-// scheduled or suppressed.
+// NewRecipient is one distinct recipient of a NewMessage. Status is queued
+// or scheduled (suppressed to write it suppressed whatever the list says);
+// CreateMessages writes a recipient on its project's suppression list as
+// suppressed.
 type NewRecipient struct {
 	Email  string
 	Kind   string
 	Status string
+}
+
+// Created is what CreateMessages wrote for one message.
+type Created struct {
+	ID string
+	// Status is the message's status (SummarizeStatus of Recipients).
+	Status string
+	// Recipients are the statuses the recipients were written with, in
+	// the order given.
+	Recipients []string
+	// BatchID is set when the message shares one batch send task (task id
+	// BatchID) with the other messages of its group that are to be sent
+	// now; empty for a message with a send task of its own.
+	BatchID string
+	// Batch lists the ids of the batch's messages, on the batch's first
+	// message only: whoever committed that message enqueues the batch's
+	// task.
+	Batch []string
 }
 
 // Message is a stored message with its recipients.
@@ -199,6 +215,10 @@ type IdempotencyState struct {
 	// Fresh is true when this call claimed the key: the caller processes the
 	// request and finishes it with the message transaction.
 	Fresh bool
+	// Token identifies a Fresh claim. Finishing or releasing the claim
+	// requires it, so a request whose claim went stale and was taken over
+	// can touch the new holder's claim no more.
+	Token string
 	// InFlight is true when another request holds the key and has not
 	// finished.
 	InFlight bool
@@ -209,13 +229,18 @@ type IdempotencyState struct {
 	ResponseBody []byte
 }
 
-// IdempotencyResult is the response recorded for a claimed Idempotency-Key,
-// written in the same transaction as the messages it created.
+// IdempotencyResult finishes a claimed Idempotency-Key in the transaction
+// that creates its request's messages.
 type IdempotencyResult struct {
-	KeyID        string
-	Key          string
-	ResponseCode int
-	ResponseBody []byte
+	KeyID string
+	Key   string
+	// Token is the claim's IdempotencyState.Token.
+	Token string
+	// Respond returns the response to record for the request, given what
+	// the transaction writes for its messages (one Created each, in the
+	// order given). It is called inside the transaction, before anything
+	// is committed; an error aborts the transaction.
+	Respond func([]Created) (code int, body []byte, err error)
 }
 
 // QueuedRef names a message waiting for a send task.

@@ -99,16 +99,16 @@ func (r *rig) accept(to, cc, bcc []string) string {
 	r.seq++
 	id := fmt.Sprintf("01900000-0000-7000-8000-%012d", r.seq)
 	payload, _ := json.Marshal(map[string]any{"from": "Shop <orders@shop.example>", "to": to, "cc": cc,
-		"bcc": bcc, "subject": "Order " + id, "text": "hello"})
+		"bcc": bcc, "subject": "Order " + id})
 	m := store.NewMessage{ID: id, ProjectID: store.DefaultProjectID, KeyID: "key1", From: "Shop <orders@shop.example>",
-		FromDomain: "shop.example", Subject: "Order", Payload: payload, CreatedAt: r.clock}
+		FromDomain: "shop.example", Subject: "Order", Payload: store.Payload{Request: payload, Text: "hello"}, CreatedAt: r.clock}
 	kinds := []string{store.KindTo, store.KindCc, store.KindBcc}
 	for i, list := range [][]string{to, cc, bcc} {
 		for _, e := range list {
 			m.Recipients = append(m.Recipients, store.NewRecipient{Email: e, Kind: kinds[i], Status: store.StatusQueued})
 		}
 	}
-	if err := r.st.CreateMessages(context.Background(), []store.NewMessage{m}, nil); err != nil {
+	if _, err := r.st.CreateMessages(context.Background(), []store.NewMessage{m}, nil); err != nil {
 		r.t.Fatal(err)
 	}
 	return id

@@ -36,7 +36,7 @@ func TestReconcileHealsLostEnqueue(t *testing.T) {
 				newMessage("01900000-0000-7000-8000-000000000002", now, &sendAt, store.StatusScheduled),
 				newMessage("01900000-0000-7000-8000-000000000003", now, nil, store.StatusSuppressed),
 			}
-			if err := st.CreateMessages(ctx, msgs, nil); err != nil {
+			if _, err := st.CreateMessages(ctx, msgs, nil); err != nil {
 				t.Fatal(err)
 			}
 			q := queue.New(queue.Config{}, rdb)
@@ -89,7 +89,7 @@ func TestReconcileHealsLostEnqueue(t *testing.T) {
 func newMessage(id string, now time.Time, sendAt *time.Time, status string) store.NewMessage {
 	return store.NewMessage{
 		ID: id, ProjectID: store.DefaultProjectID, KeyID: "k", From: "a@shop.example",
-		FromDomain: "shop.example", Subject: "s", SendAt: sendAt, Payload: []byte(`{}`),
+		FromDomain: "shop.example", Subject: "s", SendAt: sendAt, Payload: store.Payload{Request: []byte(`{}`)},
 		Recipients: []store.NewRecipient{{Email: "b@example.org", Kind: store.KindTo, Status: status}},
 		CreatedAt:  now,
 	}
@@ -110,11 +110,8 @@ func TestReconcileBatchedMessages(t *testing.T) {
 				newMessage("01900000-0000-7000-8000-000000000012", now, nil, store.StatusQueued),
 				newMessage("01900000-0000-7000-8000-000000000013", now, nil, store.StatusQueued),
 			}
-			batch := store.BatchID(msgs[0].ID)
-			for i := range msgs {
-				msgs[i].BatchID = batch
-			}
-			if err := st.CreateMessages(ctx, msgs, nil); err != nil {
+			batch := store.BatchID(msgs[0].ID) // created together, to be sent now
+			if _, err := st.CreateMessages(ctx, msgs, nil); err != nil {
 				t.Fatal(err)
 			}
 			// The third was started by its batch task, then released

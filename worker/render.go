@@ -15,8 +15,8 @@ import (
 	"github.com/mailgate/mailgate/store"
 )
 
-// payload is the request JSON the API stored (api.MessageRequest's wire
-// form). Bcc, Tags, Metadata and SendAt are not used here; they are named
+// payload is the request the API stored: api.MessageRequest's wire form
+// (store.Payload's Request) with its text and HTML bodies. Bcc, Tags, Metadata and SendAt are not used here; they are named
 // so that the fast decoder knows every member the API writes
 // (decodePayload).
 type payload struct {
@@ -68,28 +68,22 @@ func (d *Deliverer) render(ctx context.Context, dl store.Delivery) ([]byte, erro
 	return d.deps.Signer.Sign(raw, keys)
 }
 
-// decodePayload reads the stored request. The API wrote it with exact
+// decodePayload reads the stored request: its JSON, then the bodies kept
+// beside it as they are.
+func decodePayload(stored store.Payload) (payload, error) {
+	p, err := decodePayloadJSON(stored.Request)
+	if err != nil {
+		return payload{}, err
+	}
+	p.Text, p.HTML = stored.Text, stored.HTML
+	return p, nil
+}
+
+// decodePayloadJSON reads the request JSON. The API wrote it with exact
 // member names, each once, in valid UTF-8. The JSON v2 decoder, about
 // three times faster than encoding/json on a 10 KB body, is strict in
 // those three ways and refuses unknown members too; what it accepts,
 // encoding/json reads the same. Anything else is read by encoding/json.
-//
-// The bodies of a payload in store.EncodePayload's frame are stored apart
-// from that JSON, as they are.
-func decodePayload(b []byte) (payload, error) {
-	head, text, html, framed, err := store.DecodePayload(b)
-	if err != nil {
-		return payload{}, err
-	}
-	p, err := decodePayloadJSON(head)
-	if err != nil || !framed {
-		return p, err
-	}
-	p.Text, p.HTML = text, html
-	return p, nil
-}
-
-// decodePayloadJSON is decodePayload's JSON part.
 func decodePayloadJSON(b []byte) (payload, error) {
 	var p payload
 	if decodePayloadExact(b, &p) == nil {
@@ -100,13 +94,13 @@ func decodePayloadJSON(b []byte) (payload, error) {
 	return p, err
 }
 
-// decodePayloadExact is decodePayload's fast path alone.
+// decodePayloadExact is decodePayloadJSON's fast path alone.
 func decodePayloadExact(b []byte, p *payload) error {
 	return jsonv2.Unmarshal(b, p, jsonv2.RejectUnknownMembers(true))
 }
 
 // mimeMessage turns the stored request into what mta.Build takes.
-func (d *Deliverer) mimeMessage(dl store.Delivery, stored []byte) (*mta.Message, error) {
+func (d *Deliverer) mimeMessage(dl store.Delivery, stored store.Payload) (*mta.Message, error) {
 	p, err := decodePayload(stored)
 	if err != nil {
 		return nil, fmt.Errorf("decode payload: %w", err)
