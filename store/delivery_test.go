@@ -409,7 +409,7 @@ func TestGroupPlansProbeByKey(t *testing.T) {
 	for i := range 10000 {
 		msgs = append(msgs, newMsg(fmt.Sprintf("m%05d", i), clk.Now(), fmt.Sprintf("r%d@example.org", i), "cc@example.org"))
 	}
-	if err := s.CreateMessages(ctx, msgs, nil); err != nil {
+	if _, err := s.CreateMessages(ctx, msgs, nil); err != nil {
 		t.Fatalf("create: %v", err)
 	}
 	for i := range 2000 {

@@ -28,7 +28,7 @@ func TestGroupAppliesCallsInOrder(t *testing.T) {
 			newMsg("later", clk.Now(), "hard@example.org", "d@example.org"),
 			newMsg("again", clk.Now(), "e@example.org"),
 		}
-		if err := s.CreateMessages(ctx, msgs, nil); err != nil {
+		if _, err := s.CreateMessages(ctx, msgs, nil); err != nil {
 			t.Fatalf("create: %v", err)
 		}
 		startedAlone(t, s, "again")
@@ -152,7 +152,7 @@ func TestCommitUnknownGroup(t *testing.T) {
 	if err := s.MigrateUp(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateMessages(ctx, []NewMessage{newMsg("fresh", clk.Now(), "a@example.org"),
+	if _, err := s.CreateMessages(ctx, []NewMessage{newMsg("fresh", clk.Now(), "a@example.org"),
 		newMsg("started", clk.Now(), "b@example.org")}, nil); err != nil {
 		t.Fatal(err)
 	}

@@ -227,11 +227,13 @@ func unframe(b []byte) (Payload, error) {
 }
 
 // splitRequest moves the text and html members of a whole request's JSON
-// to their columns.
+// to their columns. A payload that is no JSON object (the API never
+// stored one) is kept as it is, so that the migration moves every row and
+// sending such a message fails as it did before.
 func splitRequest(b []byte) (Payload, error) {
 	var members map[string]json.RawMessage
-	if err := json.Unmarshal(b, &members); err != nil {
-		return Payload{}, fmt.Errorf("read request JSON: %w", err)
+	if err := json.Unmarshal(b, &members); err != nil || members == nil {
+		return Payload{Request: b}, nil
 	}
 	var p Payload
 	for name, dst := range map[string]*string{"text": &p.Text, "html": &p.HTML} {
@@ -254,8 +256,8 @@ func splitRequest(b []byte) (Payload, error) {
 // and html members put back (left out when empty, as the API does).
 func wholeRequest(p Payload) ([]byte, error) {
 	members := map[string]json.RawMessage{}
-	if err := json.Unmarshal(p.Request, &members); err != nil {
-		return nil, fmt.Errorf("read request JSON: %w", err)
+	if err := json.Unmarshal(p.Request, &members); err != nil || members == nil {
+		return p.Request, nil // kept as it was (splitRequest)
 	}
 	for name, v := range map[string]string{"text": p.Text, "html": p.HTML} {
 		if v == "" {

@@ -21,7 +21,7 @@ func TestNextAttemptDue(t *testing.T) {
 			newMsg("sent", clk.Now(), "d@example.org"),
 			newMsg("queued", clk.Now(), "e@example.org"),
 		}
-		if err := s.CreateMessages(ctx, msgs, nil); err != nil {
+		if _, err := s.CreateMessages(ctx, msgs, nil); err != nil {
 			t.Fatalf("create: %v", err)
 		}
 		ends := clk.Now().Add(time.Hour)

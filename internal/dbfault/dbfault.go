@@ -216,13 +216,11 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 	if c.f.isDown() {
 		return nil, driver.ErrBadConn
 	}
-	var tx driver.Tx
-	var err error
-	if b, ok := c.inner.(driver.ConnBeginTx); ok {
-		tx, err = b.BeginTx(ctx, opts)
-	} else {
-		tx, err = c.inner.Begin() //nolint:staticcheck // the driver has nothing else
+	b, ok := c.inner.(driver.ConnBeginTx)
+	if !ok {
+		return nil, errors.New("dbfault: the wrapped driver has no BeginTx")
 	}
+	tx, err := b.BeginTx(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
