@@ -56,16 +56,33 @@ func TestParseSendPayloadRefuses(t *testing.T) {
 	}
 }
 
+// TestOpenRedisHidesPassword: the error for a bad Redis URL never shows
+// its password, whether the URL does not parse, its password ends the
+// authority early (an unescaped '/', '?' or '#') or only a later part is bad.
 func TestOpenRedisHidesPassword(t *testing.T) {
-	for _, u := range []string{"redis://:s3cretpw@127.0.0.1:6379/x", "redis-sentinel://:s3cretpw@h1:1,h2:2",
-		"bogus://:s3cretpw@host"} {
-		_, err := OpenRedis(u)
-		if err == nil {
-			continue
-		}
-		if strings.Contains(err.Error(), "s3cretpw") {
-			t.Fatalf("error shows the password: %v", err)
-		}
+	for _, u := range []string{
+		"redis://:s3cretpw@127.0.0.1:6379/x",
+		"redis://:s3cretpw@127.0.0.1:port/0",
+		"redis://u:s3cretpw/x@127.0.0.1:6379/0",
+		"redis://u:12/s3cretpw@127.0.0.1:6379/0",
+		"redis://u:12#s3cretpw@127.0.0.1:6379/0",
+		"redis://u:12?s3cretpw@127.0.0.1:6379/0",
+		"redis://:s3cretpw@127.0.0.1:6379/0?dial_timeout=x",
+		"redis-sentinel://:s3cretpw@h1:1,h2:2",
+		"redis-sentinel://:s3cretpw@h1:1,h2:2?master=m&db=x",
+		"redis-sentinel://:s3cretpw@h1:1,h2:2\x00?master=m",
+		"redis-cluster://:s3cretpw@h1:1,h2:2\x00",
+		"bogus://:s3cretpw@host",
+	} {
+		t.Run(u, func(t *testing.T) {
+			_, err := OpenRedis(u)
+			if err == nil {
+				t.Fatal("OpenRedis succeeded")
+			}
+			if strings.Contains(err.Error(), "s3cretpw") {
+				t.Errorf("error shows the password: %v", err)
+			}
+		})
 	}
 }
 

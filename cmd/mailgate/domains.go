@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/mailgate/mailgate/internal/redact"
 )
 
 // The domains commands are a client of a running gateway's /v1/domains
@@ -260,7 +262,7 @@ func (dc *domainsClient) do(ctx context.Context, method, path string, req any) (
 	}
 	r, err := http.NewRequestWithContext(ctx, method, dc.base+path, body)
 	if err != nil {
-		return nil, errors.New("API request: bad --api-url (not shown: it may hold a password)")
+		return nil, fmt.Errorf("API request: bad --api-url %s", redact.URL(dc.base))
 	}
 	r.Header.Set("Authorization", "Bearer "+dc.key)
 	if req != nil {
@@ -272,7 +274,7 @@ func (dc *domainsClient) do(ctx context.Context, method, path string, req any) (
 		if errors.As(err, &uerr) {
 			err = uerr.Err // its message repeats the URL, credentials included
 		}
-		return nil, fmt.Errorf("API at %s: %w", r.URL.Redacted(), err)
+		return nil, fmt.Errorf("API at %s: %w", redact.URL(dc.base), err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
