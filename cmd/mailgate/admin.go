@@ -33,17 +33,17 @@ func withStore(ctx context.Context, migrate bool, fn func(*store.Store) error) e
 }
 
 func migrateCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "migrate", Short: "database schema migrations"}
+	cmd := &cobra.Command{Use: "migrate", Short: "Database schema migrations"}
 	cmd.AddCommand(
-		&cobra.Command{Use: "up", Short: "apply every pending migration", Args: cobra.NoArgs,
+		&cobra.Command{Use: "up", Short: "Apply every pending migration", Args: cobra.NoArgs,
 			RunE: func(c *cobra.Command, _ []string) error {
 				return withStore(c.Context(), false, func(st *store.Store) error { return st.MigrateUp(c.Context()) })
 			}},
-		&cobra.Command{Use: "down", Short: "roll back the latest migration", Args: cobra.NoArgs,
+		&cobra.Command{Use: "down", Short: "Roll back the latest migration", Args: cobra.NoArgs,
 			RunE: func(c *cobra.Command, _ []string) error {
 				return withStore(c.Context(), false, func(st *store.Store) error { return st.MigrateDown(c.Context()) })
 			}},
-		&cobra.Command{Use: "status", Short: "list migrations and whether they are applied", Args: cobra.NoArgs,
+		&cobra.Command{Use: "status", Short: "List migrations and whether they are applied", Args: cobra.NoArgs,
 			RunE: func(c *cobra.Command, _ []string) error {
 				return withStore(c.Context(), false, func(st *store.Store) error { return printMigrations(c, st) })
 			}},
@@ -65,9 +65,9 @@ func printMigrations(c *cobra.Command, st *store.Store) error {
 }
 
 func projectsCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "projects", Short: "manage projects"}
+	cmd := &cobra.Command{Use: "projects", Short: "Manage projects"}
 	cmd.AddCommand(
-		&cobra.Command{Use: "create NAME", Short: "create a project", Args: cobra.ExactArgs(1),
+		&cobra.Command{Use: "create NAME", Short: "Create a project", Args: cobra.ExactArgs(1),
 			RunE: func(c *cobra.Command, args []string) error {
 				return withStore(c.Context(), true, func(st *store.Store) error {
 					p, err := st.CreateProject(c.Context(), args[0])
@@ -81,7 +81,7 @@ func projectsCmd() *cobra.Command {
 					return nil
 				})
 			}},
-		&cobra.Command{Use: "list", Short: "list projects", Args: cobra.NoArgs,
+		&cobra.Command{Use: "list", Short: "List projects", Args: cobra.NoArgs,
 			RunE: func(c *cobra.Command, _ []string) error {
 				return withStore(c.Context(), true, func(st *store.Store) error {
 					ps, err := st.ListProjects(c.Context())
@@ -101,7 +101,7 @@ func projectsCmd() *cobra.Command {
 }
 
 func keysCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "keys", Short: "manage API keys"}
+	cmd := &cobra.Command{Use: "keys", Short: "Manage API keys"}
 	cmd.AddCommand(keysCreateCmd(), keysListCmd(), keysRevokeCmd())
 	return cmd
 }
@@ -110,7 +110,7 @@ func keysCmd() *cobra.Command {
 func keysCreateCmd() *cobra.Command {
 	var name, project string
 	var scopes []string
-	c := &cobra.Command{Use: "create", Short: "create a key and print its token (shown once)", Args: cobra.NoArgs,
+	c := &cobra.Command{Use: "create", Short: "Create a key and print its token (shown once)", Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if name == "" || len(scopes) == 0 {
 				return errors.New("keys create needs --name and at least one --scope")
@@ -144,7 +144,7 @@ func keysCreateCmd() *cobra.Command {
 
 func keysListCmd() *cobra.Command {
 	var project string
-	c := &cobra.Command{Use: "list", Short: "list keys (never their secrets)", Args: cobra.NoArgs,
+	c := &cobra.Command{Use: "list", Short: "List keys (never their secrets)", Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			return withStore(c.Context(), true, func(st *store.Store) error {
 				projectID := ""
@@ -191,7 +191,7 @@ func broadcastRevocation(ctx context.Context, id string) error {
 }
 
 func keysRevokeCmd() *cobra.Command {
-	return &cobra.Command{Use: "revoke ID", Short: "revoke a key (refused at once)", Args: cobra.ExactArgs(1),
+	return &cobra.Command{Use: "revoke ID", Short: "Revoke a key (refused at once)", Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			err := withStore(c.Context(), true, func(st *store.Store) error {
 				return st.RevokeKey(c.Context(), args[0])
