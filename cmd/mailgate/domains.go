@@ -150,8 +150,11 @@ func (dc *domainsClient) deleteCmd() *cobra.Command {
 	return &cobra.Command{Use: "delete NAME", Args: cobra.ExactArgs(1),
 		Short: "Delete a domain and its keys",
 		RunE: func(c *cobra.Command, args []string) error {
-			_, err := dc.do(c.Context(), http.MethodDelete, "/v1/domains/"+url.PathEscape(args[0]), nil)
-			return err
+			if _, err := dc.do(c.Context(), http.MethodDelete, "/v1/domains/"+url.PathEscape(args[0]), nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.OutOrStdout(), "deleted domain %s and its DKIM keys\n", args[0])
+			return nil
 		}}
 }
 

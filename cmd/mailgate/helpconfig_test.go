@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,8 +16,9 @@ import (
 	"github.com/mailgate/mailgate/config"
 )
 
-// runCLI runs the command tree with args and returns its stdout.
-func runCLI(t *testing.T, args ...string) string {
+// execCLI runs the command tree with args and returns its stdout and
+// error.
+func execCLI(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	root, err := rootCmd()
 	if err != nil {
@@ -24,12 +26,20 @@ func runCLI(t *testing.T, args ...string) string {
 	}
 	var out bytes.Buffer
 	root.SetOut(&out)
-	root.SetErr(&out)
+	root.SetErr(io.Discard)
 	root.SetArgs(args)
-	if err := root.Execute(); err != nil {
+	err = root.Execute()
+	return out.String(), err
+}
+
+// runCLI is execCLI for a command that must succeed.
+func runCLI(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := execCLI(t, args...)
+	if err != nil {
 		t.Fatalf("mailgate %s: %v", strings.Join(args, " "), err)
 	}
-	return out.String()
+	return out
 }
 
 // listedSetting is one "  NAME (default: VALUE)" line of help config.
