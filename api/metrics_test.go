@@ -113,3 +113,32 @@ func httpSeries(t *testing.T, e *testEnv) []string {
 	}
 	return out
 }
+
+// TestCountRejectedReasons: a refusal counts under its type's reason, a
+// sender-domain refusal under sender_domain, an unknown type under other,
+// and a server error not at all.
+func TestCountRejectedReasons(t *testing.T) {
+	m, err := newMetrics(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []*Problem{
+		validationProblem(nil),
+		senderDomainProblem("/from", "shop.example"),
+		senderDomainProblem("/messages/1/from", "shop.example"),
+		newProblem(http.StatusConflict, "idempotency-mismatch", "", ""),
+		newProblem(http.StatusConflict, "idempotency-in-flight", "", ""),
+		newProblem(http.StatusTeapot, "teapot", "", ""),
+		unavailableProblem("down"),
+	} {
+		m.countRejected(p)
+	}
+	got := map[string]float64{}
+	for _, reason := range []string{"validation", "sender_domain", "idempotency", "other", "unavailable"} {
+		got[reason] = testutil.ToFloat64(m.rejected.WithLabelValues(reason))
+	}
+	want := map[string]float64{"validation": 1, "sender_domain": 2, "idempotency": 2, "other": 1, "unavailable": 0}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("rejections by reason (-want +got):\n%s", diff)
+	}
+}
