@@ -97,7 +97,6 @@ func (s *Server) rateLimit(next echo.HandlerFunc) echo.HandlerFunc {
 			return err
 		}
 		if !d.Allowed {
-			s.metrics.rejected.WithLabelValues("rate_limited").Inc()
 			p := newProblem(http.StatusTooManyRequests, "rate-limited", "Too many requests",
 				"this API key is over its request rate; retry later")
 			p.RetryAfter = int(math.Ceil(d.RetryAfter.Seconds()))

@@ -3,6 +3,8 @@ package api
 import (
 	"errors"
 	"fmt"
+	"net/http"
+	"strings"
 
 	"github.com/labstack/echo-contrib/echoprometheus"
 	"github.com/labstack/echo/v4"
@@ -15,8 +17,11 @@ type metrics struct {
 	// accepted counts messages committed with a 202.
 	// Labels: project (project name), domain (sender domain).
 	accepted *prometheus.CounterVec
-	// rejected counts refused sends. Label reason: validation, malformed,
-	// too_large, sender_domain, rate_limited, idempotency.
+	// rejected counts refused sends: every 4xx answer to POST /v1/messages
+	// and POST /v1/messages/batch, and every refused item of a batch. Label
+	// reason (rejectReasons): validation, sender_domain, malformed,
+	// too_large, unsupported_media_type, unauthorized, forbidden,
+	// rate_limited, idempotency, other.
 	rejected *prometheus.CounterVec
 	// enqueueFailures counts committed messages whose enqueue failed; the
 	// reconciler sends them later.
@@ -31,7 +36,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"project", "domain"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mailgate_messages_rejected_total",
-			Help: "Send requests refused, by reason.",
+			Help: "Send requests (and batch items) refused with a 4xx answer, by reason.",
 		}, []string{"reason"}),
 		enqueueFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mailgate_enqueue_failures_total",
@@ -49,7 +54,54 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
-// useHTTPMetrics adds the request metrics (count, duration, sizes by route).
+// rejectReasons maps the slug of a problem's type to the reason label of
+// mailgate_messages_rejected_total; a slug not listed counts as "other", so
+// the label stays bounded whatever a handler answers.
+var rejectReasons = map[string]string{
+	"validation":             "validation",
+	"malformed":              "malformed",
+	"too-large":              "too_large",
+	"unsupported-media-type": "unsupported_media_type",
+	"unauthorized":           "unauthorized",
+	"forbidden":              "forbidden",
+	"rate-limited":           "rate_limited",
+	"idempotency-in-flight":  "idempotency",
+	"idempotency-mismatch":   "idempotency",
+}
+
+// countRejected counts p when it refuses a send (a 4xx). Every refusal is
+// counted here, from the problem the client gets, so that none is missed
+// whichever layer refused it (body limit, contract, authentication, rate
+// limit, handler).
+func (m *metrics) countRejected(p *Problem) {
+	if p.Status < 400 || p.Status >= 500 {
+		return
+	}
+	reason := p.reason
+	if reason == "" {
+		reason = rejectReasons[strings.TrimPrefix(p.Type, problemType)]
+	}
+	if reason == "" {
+		reason = "other"
+	}
+	m.rejected.WithLabelValues(reason).Inc()
+}
+
+// isSend reports whether c is a send request (POST /v1/messages or POST
+// /v1/messages/batch): c.Path is the route matched, set before any
+// middleware runs.
+func isSend(c echo.Context) bool {
+	if c.Request().Method != http.MethodPost {
+		return false
+	}
+	p := c.Path()
+	return p == "/v1/messages" || p == "/v1/messages/batch"
+}
+
+// useHTTPMetrics adds the request metrics (count, duration, sizes by route
+// and status). Their host label is always empty, which Prometheus treats as
+// no label: echoprometheus would copy the client's Host header into it, and
+// any client could then create series without bound.
 func (s *Server) useHTTPMetrics(e *echo.Echo) error {
 	if s.deps.Registry == nil {
 		return nil
@@ -61,6 +113,7 @@ func (s *Server) useHTTPMetrics(e *echo.Echo) error {
 		DoNotUseRequestPathFor404: true,
 		Skipper:                   func(c echo.Context) bool { return c.Path() == "/metrics" },
 		StatusCodeResolver:        statusOf,
+		LabelFuncs:                map[string]echoprometheus.LabelValueFunc{"host": noHost},
 	}.ToMiddleware()
 	if err != nil {
 		return fmt.Errorf("http metrics: %w", err)
@@ -68,6 +121,9 @@ func (s *Server) useHTTPMetrics(e *echo.Echo) error {
 	e.Use(mw)
 	return nil
 }
+
+// noHost is the value of the HTTP metrics' host label.
+func noHost(echo.Context, error) string { return "" }
 
 // statusOf is the status the client sees, errors included.
 func statusOf(c echo.Context, err error) int {

@@ -58,7 +58,7 @@ func validatorApp(t testing.TB, bodyLimit string, seen *[]byte) *echo.Echo {
 		t.Fatal(err)
 	}
 	e := echo.New()
-	e.HTTPErrorHandler = errorHandler(slog.New(slog.DiscardHandler))
+	e.HTTPErrorHandler = errorHandler(slog.New(slog.DiscardHandler), nil)
 	e.Use(middleware.BodyLimit(bodyLimit))
 	v1 := e.Group("/v1", openAPIValidator(spec, router))
 	v1.POST("/messages", func(c echo.Context) error {

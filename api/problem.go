@@ -35,6 +35,9 @@ type Problem struct {
 	Errors []FieldError `json:"errors,omitempty"`
 	// RetryAfter, when set, is sent as the Retry-After header (seconds).
 	RetryAfter int `json:"-"`
+	// reason, when set, is the reason label a refused send counts under
+	// (metrics.countRejected) instead of the one its type maps to.
+	reason string
 }
 
 // Error implements error.
@@ -50,6 +53,16 @@ func validationProblem(errs []FieldError) *Problem {
 	p := newProblem(http.StatusUnprocessableEntity, "validation", "Invalid request",
 		"the request body has invalid fields; see errors")
 	p.Errors = errs
+	return p
+}
+
+// senderDomainProblem is the 422 answer for a From domain the project may
+// not send from; field is the JSON Pointer of the from field. It counts as
+// a rejection for reason sender_domain, not validation.
+func senderDomainProblem(field, domain string) *Problem {
+	p := validationProblem([]FieldError{{Field: field,
+		Message: fmt.Sprintf("sender domain %s is not registered for this project", domain)}})
+	p.reason = "sender_domain"
 	return p
 }
 
@@ -132,8 +145,9 @@ func httpErrorProblem(he *echo.HTTPError) *Problem {
 }
 
 // errorHandler is echo's HTTPErrorHandler: every error leaves as
-// application/problem+json.
-func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
+// application/problem+json, and a refused send is counted (m may be nil:
+// nothing is counted).
+func errorHandler(log *slog.Logger, m *metrics) echo.HTTPErrorHandler {
 	return func(err error, c echo.Context) {
 		if c.Response().Committed {
 			return
@@ -141,6 +155,9 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		p := problemFor(err)
 		if p.Status >= 500 {
 			log.Error("request failed", "method", c.Request().Method, "path", c.Path(), "err", err)
+		}
+		if m != nil && isSend(c) {
+			m.countRejected(p)
 		}
 		writeProblem(c, p)
 	}

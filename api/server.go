@@ -202,7 +202,7 @@ func (s *Server) Run(ctx context.Context) error {
 func (s *Server) routes() error {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	e.HTTPErrorHandler = errorHandler(s.deps.Log)
+	e.HTTPErrorHandler = errorHandler(s.deps.Log, s.metrics)
 	e.Use(middleware.Recover())
 	e.Use(middleware.BodyLimit(fmt.Sprintf("%dB", s.cfg.BodyLimit)))
 	if err := s.useHTTPMetrics(e); err != nil {

@@ -18,71 +18,109 @@ import (
 	"github.com/caarlos0/env/v11"
 )
 
-// Config is every setting, with its environment name and default.
+// Config is every setting: its environment name (env tag), default
+// (envDefault tag) and the description `mailgate help config` shows (help
+// tag). Settings lists them from these same tags.
 type Config struct {
 	// Env is development (default) or production (strict checks).
-	Env string `env:"MAILGATE_ENV" envDefault:"development"`
+	Env string `env:"MAILGATE_ENV" envDefault:"development" help:"development or production. production refuses to start without a master key, with a Redis that may evict or lose tasks, or with a tls=none relay; development warns about the master key and Redis instead"`
 	// DatabaseURL is postgres://… or sqlite:PATH.
-	DatabaseURL string `env:"MAILGATE_DATABASE_URL" envDefault:"sqlite:./data/mailgate.db"`
+	DatabaseURL string `env:"MAILGATE_DATABASE_URL" envDefault:"sqlite:./data/mailgate.db" help:"postgres://… or sqlite:PATH"`
 	// RedisURL is redis://, rediss://, unix://, redis-sentinel:// or redis-cluster://.
-	RedisURL string `env:"MAILGATE_REDIS_URL" envDefault:"redis://127.0.0.1:6379/0"`
+	RedisURL string `env:"MAILGATE_REDIS_URL" envDefault:"redis://127.0.0.1:6379/0" help:"redis://, rediss://, unix://, redis-sentinel://[:pass@]h1:p,h2:p?master=NAME or redis-cluster://h1:p,h2:p"`
 	// Listen is the API's address.
-	Listen string `env:"MAILGATE_LISTEN" envDefault:"127.0.0.1:8080"`
+	Listen string `env:"MAILGATE_LISTEN" envDefault:"127.0.0.1:8080" help:"the API's address"`
 	// MetricsListen is the health and metrics address of worker and poller.
-	MetricsListen string `env:"MAILGATE_METRICS_LISTEN" envDefault:"127.0.0.1:9464"`
+	MetricsListen string `env:"MAILGATE_METRICS_LISTEN" envDefault:"127.0.0.1:9464" help:"/healthz, /readyz and /metrics of worker and poller (serve and api use the API's address)"`
 	// Relays are the upstream SMTP relays, in failover order.
-	Relays []string `env:"MAILGATE_RELAYS" envSeparator:","`
+	Relays []string `env:"MAILGATE_RELAYS" envSeparator:"," help:"upstream SMTP relays in failover order, comma-separated: smtp://user:pass@host:587?tls=starttls&max_conns=10&rate=100/s or smtps://… (465); also max_messages, idle_timeout, auth, helo, name. Unset: messages are accepted and queued but not sent"`
 	// Mailboxes are the bounce/reply mailboxes the poller reads.
-	Mailboxes []string `env:"MAILGATE_MAILBOXES" envSeparator:","`
+	Mailboxes []string `env:"MAILGATE_MAILBOXES" envSeparator:"," help:"bounce and reply mailboxes the poller reads, comma-separated: imaps://, imap://, pop3s://, pop3:// (processed=FOLDER, delete=true)"`
 	// ReturnPathDomain is the domain of the VERP envelope sender.
-	ReturnPathDomain string `env:"MAILGATE_RETURN_PATH_DOMAIN"`
+	ReturnPathDomain string `env:"MAILGATE_RETURN_PATH_DOMAIN" help:"domain of the VERP envelope sender b+TOKEN@DOMAIN; its MX must reach a mailbox the poller reads"`
 	// MasterKeys are base64 32-byte keys; the first encrypts and signs.
-	MasterKeys []string `env:"MAILGATE_MASTER_KEY" envSeparator:","`
+	MasterKeys []string `env:"MAILGATE_MASTER_KEY" envSeparator:"," help:"standard base64 of 32 bytes; a comma-separated list rotates: the first encrypts and signs, all decrypt and verify. Unset in development: an ephemeral key"`
 	// AllowedSenderDomains may send without registration (unsigned).
-	AllowedSenderDomains []string `env:"MAILGATE_ALLOWED_SENDER_DOMAINS" envSeparator:","`
+	AllowedSenderDomains []string `env:"MAILGATE_ALLOWED_SENDER_DOMAINS" envSeparator:"," help:"comma-separated sender domains allowed without registration (their mail goes out unsigned)"`
 	// APIRateLimit is requests per second per key; 0 turns it off.
-	APIRateLimit int `env:"MAILGATE_API_RATE_LIMIT" envDefault:"500"`
+	APIRateLimit int `env:"MAILGATE_API_RATE_LIMIT" envDefault:"500" help:"API requests per second per key, shared across replicas; 0 turns the limit off"`
 	// WebhookAllowedNetworks are CIDRs exempt from the webhook SSRF guard.
-	WebhookAllowedNetworks []string `env:"MAILGATE_WEBHOOK_ALLOWED_NETWORKS" envSeparator:","`
+	WebhookAllowedNetworks []string `env:"MAILGATE_WEBHOOK_ALLOWED_NETWORKS" envSeparator:"," help:"comma-separated CIDRs exempt from the webhook SSRF guard"`
 	// WebhookAllowHTTP allows plain-http webhook URLs.
-	WebhookAllowHTTP bool `env:"MAILGATE_WEBHOOK_ALLOW_HTTP"`
+	WebhookAllowHTTP bool `env:"MAILGATE_WEBHOOK_ALLOW_HTTP" help:"allow plain-http webhook URLs"`
 	// DNSServer is the resolver for domain verification (host:port).
-	DNSServer string `env:"MAILGATE_DNS_SERVER"`
+	DNSServer string `env:"MAILGATE_DNS_SERVER" help:"host:port of the resolver domain verification asks; unset: the system resolver"`
 	// AutoMigrate applies migrations on start. Default true.
-	AutoMigrate bool `env:"MAILGATE_AUTO_MIGRATE" envDefault:"true"`
+	AutoMigrate bool `env:"MAILGATE_AUTO_MIGRATE" envDefault:"true" help:"apply database migrations on start"`
 	// LogLevel is debug, info (default), warn or error.
-	LogLevel string `env:"MAILGATE_LOG_LEVEL" envDefault:"info"`
+	LogLevel string `env:"MAILGATE_LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
 	// LogFormat is text (default) or json.
-	LogFormat string `env:"MAILGATE_LOG_FORMAT" envDefault:"text"`
+	LogFormat string `env:"MAILGATE_LOG_FORMAT" envDefault:"text" help:"text or json"`
 	// WorkerConcurrency is how many tasks a worker runs at once.
-	WorkerConcurrency int `env:"MAILGATE_WORKER_CONCURRENCY" envDefault:"64"`
+	WorkerConcurrency int `env:"MAILGATE_WORKER_CONCURRENCY" envDefault:"64" help:"tasks a worker runs at once (each mostly waits on the database or the relay)"`
 	// ReconcileInterval is how often the reconciler looks for lost enqueues.
-	ReconcileInterval time.Duration `env:"MAILGATE_RECONCILE_INTERVAL" envDefault:"1m"`
+	ReconcileInterval time.Duration `env:"MAILGATE_RECONCILE_INTERVAL" envDefault:"1m" help:"how often the reconciler looks for messages whose enqueue was lost"`
 	// MaxRecipients and the other send limits (DESIGN.md "Limits").
-	MaxRecipients int `env:"MAILGATE_MAX_RECIPIENTS" envDefault:"50"`
+	MaxRecipients int `env:"MAILGATE_MAX_RECIPIENTS" envDefault:"50" help:"distinct recipients per message"`
 	// MaxMessageBytes bounds text + html + decoded attachments.
-	MaxMessageBytes int64 `env:"MAILGATE_MAX_MESSAGE_BYTES" envDefault:"26214400"`
+	MaxMessageBytes int64 `env:"MAILGATE_MAX_MESSAGE_BYTES" envDefault:"26214400" help:"bytes of text, html and decoded attachments per message"`
 	// HeloName is the name mailgate gives itself in EHLO (its FQDN).
-	HeloName string `env:"MAILGATE_HELO_NAME" envDefault:"localhost"`
+	HeloName string `env:"MAILGATE_HELO_NAME" envDefault:"localhost" help:"the name given in EHLO; set the host's FQDN"`
 	// RetryBase is the first retry delay after a temporary failure; it
 	// doubles up to RetryMax.
-	RetryBase time.Duration `env:"MAILGATE_RETRY_BASE" envDefault:"1m"`
+	RetryBase time.Duration `env:"MAILGATE_RETRY_BASE" envDefault:"1m" help:"first retry delay after a temporary failure; it doubles up to MAILGATE_RETRY_MAX"`
 	// RetryMax caps the retry delay.
-	RetryMax time.Duration `env:"MAILGATE_RETRY_MAX" envDefault:"1h"`
+	RetryMax time.Duration `env:"MAILGATE_RETRY_MAX" envDefault:"1h" help:"the longest retry delay"`
 	// MaxQueueAge is how long a message may wait before it fails as expired.
-	MaxQueueAge time.Duration `env:"MAILGATE_MAX_QUEUE_AGE" envDefault:"72h"`
+	MaxQueueAge time.Duration `env:"MAILGATE_MAX_QUEUE_AGE" envDefault:"72h" help:"how long a message may wait before it fails as expired"`
 	// RateSenderDomain limits sends per sender domain ("100/s"; "" off).
-	RateSenderDomain string `env:"MAILGATE_RATE_SENDER_DOMAIN"`
+	RateSenderDomain string `env:"MAILGATE_RATE_SENDER_DOMAIN" help:"send rate per sender domain (100/s, 5000/h; several windows comma-separated, each holds); unset: off"`
 	// RateKey limits sends per API key ("50/s"; "" off).
-	RateKey string `env:"MAILGATE_RATE_KEY"`
+	RateKey string `env:"MAILGATE_RATE_KEY" help:"send rate per API key, as MAILGATE_RATE_SENDER_DOMAIN; unset: off"`
 	// RateRecipientDomains overrides the per-recipient-domain limits:
 	// "gmail.com=20/s;example.org=5/s;example.net=off".
-	RateRecipientDomains string `env:"MAILGATE_RATE_RECIPIENT_DOMAINS"`
+	RateRecipientDomains string `env:"MAILGATE_RATE_RECIPIENT_DOMAINS" help:"send rates per recipient domain over the built-in table: gmail.com=20/s,3000/h;example.org=off"`
 	// RateProviderDefaults applies the built-in limits of big mailbox
 	// providers to their domains.
-	RateProviderDefaults bool `env:"MAILGATE_RATE_PROVIDER_DEFAULTS" envDefault:"true"`
+	RateProviderDefaults bool `env:"MAILGATE_RATE_PROVIDER_DEFAULTS" envDefault:"true" help:"apply the built-in limits of big mailbox providers to their domains"`
 	// SoftBounceLimit is how many soft bounces in a row suppress an address.
-	SoftBounceLimit int `env:"MAILGATE_SOFT_BOUNCE_LIMIT" envDefault:"3"`
+	SoftBounceLimit int `env:"MAILGATE_SOFT_BOUNCE_LIMIT" envDefault:"3" help:"soft bounces in a row before an address is suppressed"`
+}
+
+// ConfigFileVar names the optional KEY=VALUE file Load reads first.
+const ConfigFileVar = "MAILGATE_CONFIG_FILE"
+
+// Setting is one variable Load reads, as `mailgate help config` lists it.
+type Setting struct {
+	// Name is the environment variable.
+	Name string
+	// Default is the value used when it is unset; "" for none.
+	Default string
+	// Help says what it sets.
+	Help string
+}
+
+// Settings lists every variable Load reads: ConfigFileVar, then Config's
+// fields in order, with the names and defaults the parser itself reads from
+// their tags (env.GetFieldParams) and their help tags. Listing them from
+// the parser's own definitions keeps the list from drifting.
+func Settings() ([]Setting, error) {
+	params, err := env.GetFieldParams(&Config{})
+	if err != nil {
+		return nil, fmt.Errorf("config tags: %w", err)
+	}
+	help := map[string]string{}
+	t := reflect.TypeOf(Config{})
+	for i := 0; i < t.NumField(); i++ {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("env"), ",")
+		help[name] = t.Field(i).Tag.Get("help")
+	}
+	out := []Setting{{Name: ConfigFileVar,
+		Help: "a file of KEY=VALUE lines (# starts a comment) read before the environment, which wins over it"}}
+	for _, p := range params {
+		out = append(out, Setting{Name: p.Key, Default: p.DefaultValue, Help: help[p.Key]})
+	}
+	return out, nil
 }
 
 // ErrInvalid wraps every configuration error.
@@ -92,7 +130,7 @@ var ErrInvalid = errors.New("invalid configuration")
 // os.Environ gives), after the file named by MAILGATE_CONFIG_FILE if any.
 func Load(environ []string) (Config, error) {
 	vars := toMap(environ)
-	if path := vars["MAILGATE_CONFIG_FILE"]; path != "" {
+	if path := vars[ConfigFileVar]; path != "" {
 		fileVars, err := readFile(path)
 		if err != nil {
 			return Config{}, err

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -67,5 +68,30 @@ func TestCheckRefuses(t *testing.T) {
 				t.Fatal("the error shows the master key")
 			}
 		})
+	}
+}
+
+// TestSettingsDescribeEveryField: every variable Load reads is listed once,
+// with a description, and every Config field is among them.
+func TestSettingsDescribeEveryField(t *testing.T) {
+	settings, err := Settings()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, s := range settings {
+		if !strings.HasPrefix(s.Name, "MAILGATE_") || seen[s.Name] {
+			t.Errorf("setting %q is not a new MAILGATE_ name", s.Name)
+		}
+		seen[s.Name] = true
+		if strings.TrimSpace(s.Help) == "" {
+			t.Errorf("%s has no help tag", s.Name)
+		}
+	}
+	if !seen[ConfigFileVar] {
+		t.Errorf("%s is not listed", ConfigFileVar)
+	}
+	if n := reflect.TypeOf(Config{}).NumField(); len(settings) != n+1 {
+		t.Errorf("%d settings for %d Config fields and the config file", len(settings), n)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/mailgate/mailgate/internal/redact"
 )
 
 // TLSMode is how a connection is secured.
@@ -87,12 +89,8 @@ var defaultPorts = map[string]int{"imap": 143, "imaps": 993, "pop3": 110, "pop3s
 // User and password are percent-decoded. tls=none is accepted only for
 // localhost and loopback IP literals. Unknown query parameters are errors.
 func ParseURL(rawURL string) (Settings, error) {
-	u, err := url.Parse(rawURL)
+	u, err := redact.ParseURL(rawURL)
 	if err != nil {
-		var uerr *url.Error
-		if errors.As(err, &uerr) {
-			err = uerr.Err // url.Error quotes the whole URL, password included
-		}
 		return Settings{}, fmt.Errorf("%w: %v", ErrBadURL, err)
 	}
 	s := Settings{Scheme: strings.ToLower(u.Scheme)}

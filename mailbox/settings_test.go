@@ -56,7 +56,7 @@ func TestParseURL(t *testing.T) {
 		{in: "pop3://u:pw@h/INBOX", wantErr: "no folders"},
 		{in: "pop3://u:pw@h?processed=Done", wantErr: "no folders"},
 		{in: "imap://u:pw@h:99999", wantErr: "port"},
-		{in: "imap://u:pw@h\x7f", wantErr: "invalid"},
+		{in: "imap://u:pw@h\x7f", wantErr: "malformed URL"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -96,6 +96,8 @@ func TestPasswordNeverPrinted(t *testing.T) {
 	for _, bad := range []string{
 		"imaps://u:" + pw + "@h:port", "imaps://u:" + pw + "@h\x00", "ftp://u:" + pw + "@h",
 		"imap://u:" + pw + "@example.com?tls=none", "imap://u:" + pw + "@h?x=1", "imap://u:" + pw + "@h/%zz",
+		"imaps://u:" + pw + "/x@h/INBOX", "imaps://u:" + pw + "?x@h/INBOX", "imaps://u:12/" + pw + "@h/INBOX",
+		"pop3s://u:12/" + pw + "@h", "imaps://u:12#" + pw + "@h",
 	} {
 		_, err := ParseURL(bad)
 		if err == nil {

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mailgate/mailgate/internal/redact"
 )
 
 // TLS modes of a relay (RelayConfig.TLS).
@@ -83,10 +85,10 @@ type RelayConfig struct {
 // duration), rate, helo, auth (mechanism), name. User and password are
 // percent-decoded. Errors never contain the password.
 func ParseRelayURL(s string) (RelayConfig, error) {
-	u, err := url.Parse(strings.TrimSpace(s))
+	s = strings.TrimSpace(s)
+	u, err := redact.ParseURL(s)
 	if err != nil {
-		// url errors quote the input, password included.
-		return RelayConfig{}, errors.New("parse relay url: malformed url (not shown: it may contain a password)")
+		return RelayConfig{}, fmt.Errorf("parse relay url %s: %w", redact.URL(s), err)
 	}
 	cfg := RelayConfig{Host: u.Hostname()}
 	switch u.Scheme {
@@ -106,7 +108,7 @@ func ParseRelayURL(s string) (RelayConfig, error) {
 		}
 	}
 	if err := cfg.applyQuery(u.Query()); err != nil {
-		return RelayConfig{}, fmt.Errorf("parse relay url %s: %w", cfg, err)
+		return RelayConfig{}, fmt.Errorf("parse relay url %s: %w", redact.URL(s), err)
 	}
 	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {

@@ -55,6 +55,11 @@ func TestParseRelayURL(t *testing.T) {
 		{in: "smtp://u:hunter2@smtp.example.com?auth=digest-md5", wantErr: "auth mechanism"},
 		{in: "http://u:hunter2@smtp.example.com", wantErr: "scheme"},
 		{in: "smtp://u:hunter2%zz@smtp.example.com", wantErr: "malformed"},
+		{in: "smtp://u:hunter2/x@smtp.example.com", wantErr: "smtp://u:xxxxx@smtp.example.com: malformed URL"},
+		{in: "smtp://u:12/hunter2@smtp.example.com", wantErr: "ends early: percent-encode"},
+		{in: "smtp://u:12#hunter2@smtp.example.com", wantErr: "ends early: percent-encode"},
+		{in: "smtp://u:12?hunter2@smtp.example.com", wantErr: "ends early: percent-encode"},
+		{in: "smtp://u:hunter2@smtp.example.com?colour=blue&tls=starttls", wantErr: "smtp://u:xxxxx@smtp.example.com?colour=blue"},
 		{in: "smtp://u:hunter2@smtp.example.com:99999", wantErr: "port"},
 		{in: "smtp://u:hunter2@:587", wantErr: "host is empty"},
 	}

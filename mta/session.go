@@ -127,6 +127,9 @@ func tlsError(ctx context.Context, err error) *Error {
 	case errors.As(err, &cve), errors.As(err, &hostErr), errors.As(err, &authErr), errors.As(err, &invalid):
 		return configError("tls certificate does not verify", err)
 	case strings.Contains(err.Error(), "doesn't support STARTTLS"):
+		// Matched by text: go-smtp (v0.25) makes this error with errors.New
+		// in NewClientStartTLS and exports no sentinel or type for it, nor
+		// a way to start TLS on a client it did not make.
 		return configError("relay does not offer STARTTLS (RFC 3207)", nil)
 	}
 	var se *smtp.SMTPError

@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -149,7 +148,10 @@ func (c *Client) CancelSend(messageID string) error {
 	if err == nil || errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
 		return nil
 	}
-	if strings.Contains(err.Error(), "active") {
+	// asynq refuses to delete a running task with an error of its internal
+	// package (code FAILED_PRECONDITION) and exports no type or sentinel
+	// for it, so the task's state tells that case from a real failure.
+	if ti, ierr := c.in.GetTaskInfo(QueueSend, messageID); ierr == nil && ti.State == asynq.TaskStateActive {
 		return nil
 	}
 	return fmt.Errorf("delete send task %s: %w", messageID, err)

@@ -56,16 +56,33 @@ func TestParseSendPayloadRefuses(t *testing.T) {
 	}
 }
 
+// TestOpenRedisHidesPassword: the error for a bad Redis URL never shows
+// its password, whether the URL does not parse, its password ends the
+// authority early (an unescaped '/', '?' or '#') or only a later part is bad.
 func TestOpenRedisHidesPassword(t *testing.T) {
-	for _, u := range []string{"redis://:s3cretpw@127.0.0.1:6379/x", "redis-sentinel://:s3cretpw@h1:1,h2:2",
-		"bogus://:s3cretpw@host"} {
-		_, err := OpenRedis(u)
-		if err == nil {
-			continue
-		}
-		if strings.Contains(err.Error(), "s3cretpw") {
-			t.Fatalf("error shows the password: %v", err)
-		}
+	for _, u := range []string{
+		"redis://:s3cretpw@127.0.0.1:6379/x",
+		"redis://:s3cretpw@127.0.0.1:port/0",
+		"redis://u:s3cretpw/x@127.0.0.1:6379/0",
+		"redis://u:12/s3cretpw@127.0.0.1:6379/0",
+		"redis://u:12#s3cretpw@127.0.0.1:6379/0",
+		"redis://u:12?s3cretpw@127.0.0.1:6379/0",
+		"redis://:s3cretpw@127.0.0.1:6379/0?dial_timeout=x",
+		"redis-sentinel://:s3cretpw@h1:1,h2:2",
+		"redis-sentinel://:s3cretpw@h1:1,h2:2?master=m&db=x",
+		"redis-sentinel://:s3cretpw@h1:1,h2:2\x00?master=m",
+		"redis-cluster://:s3cretpw@h1:1,h2:2\x00",
+		"bogus://:s3cretpw@host",
+	} {
+		t.Run(u, func(t *testing.T) {
+			_, err := OpenRedis(u)
+			if err == nil {
+				t.Fatal("OpenRedis succeeded")
+			}
+			if strings.Contains(err.Error(), "s3cretpw") {
+				t.Errorf("error shows the password: %v", err)
+			}
+		})
 	}
 }
 
@@ -111,6 +128,46 @@ func TestEnqueueSendBatch(t *testing.T) {
 
 // newTestClient is a Client and an Inspector on an empty test Redis
 // database.
+// TestCancelSendLeavesRunningTask: cancelling the task of a message whose
+// send is running succeeds and leaves the task alone (the handler re-reads
+// the recipients' statuses before sending).
+func TestCancelSendLeavesRunningTask(t *testing.T) {
+	ctx := context.Background()
+	c, in := newTestClient(t)
+	if err := c.EnqueueSend(ctx, "m1", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	rdb, err := OpenRedis(testsvc.RedisURLDB(t, 8))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	started, release := make(chan struct{}), make(chan struct{})
+	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{Concurrency: 1, Queues: map[string]int{QueueSend: 1},
+		LogLevel: asynq.FatalLevel})
+	handler := asynq.HandlerFunc(func(context.Context, *asynq.Task) error {
+		close(started)
+		<-release
+		return nil
+	})
+	if err := srv.Start(handler); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	defer close(release)
+	<-started
+	if err := c.CancelSend("m1"); err != nil {
+		t.Fatalf("cancelling a running task: %v", err)
+	}
+	ti, err := in.GetTaskInfo(QueueSend, "m1")
+	if err != nil {
+		t.Fatalf("the running task is gone: %v", err)
+	}
+	if ti.State != asynq.TaskStateActive {
+		t.Errorf("task state %v, want active", ti.State)
+	}
+}
+
 func newTestClient(t *testing.T) (*Client, *asynq.Inspector) {
 	t.Helper()
 	rdb, err := OpenRedis(testsvc.RedisURLDB(t, 8))

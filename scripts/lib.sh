@@ -3,7 +3,8 @@
 # it defines functions and variables only (no traps, no side effects).
 #
 # What it owns: installing missing Debian packages (apt-get update at most once
-# per run, no service started by the install), bounded polling, stopping a
+# per run, no service started by the install, one run at a time with a bounded
+# wait for another run's install), bounded polling, stopping a
 # process, and bringing up the Redis and PostgreSQL the tests run against.
 
 # MG_ROOT is the repository root (the scripts cd there).
@@ -85,34 +86,84 @@ block_service_starts() {
 	echo 1
 }
 
+# MG_APT_WAIT is how long, in seconds, an install waits for the package
+# manager while another run (another mailgate script, or apt elsewhere on the
+# machine) holds it, before it gives up.
+MG_APT_WAIT=600
+# MG_APT_LOCK serialises the installs of mailgate's scripts on this machine
+# ("make run" and "make test" side by side), so that one run's apt-get update
+# (whose lists lock older apt does not wait for), package install and
+# policy-rc.d never overlap another's.
+MG_APT_LOCK=/tmp/mailgate-apt.lock
+# MG_APT_FD is the descriptor holding MG_APT_LOCK while an install runs.
+MG_APT_FD=
+
+# apt_get runs apt-get as root, waiting up to MG_APT_WAIT for the dpkg lock
+# that another process holds (apt prints "Waiting for cache lock" meanwhile).
+apt_get() {
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout="$MG_APT_WAIT" "$@"
+}
+
 # apt_update_once runs apt-get update the first time it is called in a run.
 apt_update_once() {
 	[[ $MG_APT_UPDATED == 1 ]] && return 0
 	log "apt-get update"
-	as_root apt-get -o DPkg::Lock::Timeout=300 update -qq || warn "apt-get update failed; trying the package cache"
+	apt_get update -qq || warn "apt-get update failed; trying the package cache"
 	MG_APT_UPDATED=1
 }
 
+# lock_installs takes MG_APT_LOCK into MG_APT_FD, waiting up to MG_APT_WAIT
+# (and saying so) while another run holds it. The file is opened read-only
+# and created world-writable, so that runs as root and as a user share it.
+lock_installs() {
+	[[ -e $MG_APT_LOCK ]] || (umask 0 && : >>"$MG_APT_LOCK") 2>/dev/null
+	exec {MG_APT_FD}<"$MG_APT_LOCK" || die "cannot open $MG_APT_LOCK"
+	flock -n "$MG_APT_FD" && return 0
+	log "waiting up to $((MG_APT_WAIT / 60)) minutes for another run's package install to finish ($MG_APT_LOCK)"
+	flock -w "$MG_APT_WAIT" "$MG_APT_FD" ||
+		die "another run still holds $MG_APT_LOCK after $((MG_APT_WAIT / 60)) minutes"
+}
+
+# unlock_installs releases lock_installs' lock. It unlocks before closing:
+# apt-get and what it started inherited the descriptor, and one of them
+# keeping it open must not keep the lock.
+unlock_installs() {
+	flock -u "$MG_APT_FD"
+	exec {MG_APT_FD}<&-
+	MG_APT_FD=
+}
+
 # install_missing installs those of the named Debian packages that are
-# missing, without recommends and without starting their services. postfix is
-# preseeded to "No configuration" first, so no mail server is set up.
+# missing, without recommends and without starting their services, one run
+# at a time (lock_installs): the packages still missing once the lock is
+# held are installed. postfix is preseeded to "No configuration" first, so no
+# mail server is set up.
 install_missing() {
 	local -a missing
 	mapfile -t missing < <(missing_packages "$@")
 	((${#missing[@]})) || return 0
 	command -v apt-get >/dev/null 2>&1 || die "missing packages: ${missing[*]} (no apt-get here: install them by hand)"
-	log "installing ${missing[*]}"
-	if [[ " ${missing[*]} " == *" postfix "* ]]; then
+	lock_installs
+	mapfile -t missing < <(missing_packages "$@")
+	local rc=0
+	((${#missing[@]} == 0)) || install_locked "${missing[@]}" || rc=$?
+	unlock_installs
+	((rc == 0)) || die "apt-get install ${missing[*]} exited with $rc"
+	MG_INSTALLED+=("${missing[@]}")
+}
+
+# install_locked installs the named packages; install_missing holds the lock.
+install_locked() {
+	log "installing $*"
+	if [[ " $* " == *" postfix "* ]]; then
 		echo "postfix postfix/main_mailer_type select No configuration" | as_root debconf-set-selections
 	fi
 	apt_update_once
 	local created rc=0
 	created=$(block_service_starts)
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
-		--no-install-recommends "${missing[@]}" || rc=$?
+	apt_get install -y -qq --no-install-recommends "$@" || rc=$?
 	[[ $created == 1 ]] && as_root rm -f /usr/sbin/policy-rc.d
-	((rc == 0)) || die "apt-get install ${missing[*]} exited with $rc"
-	MG_INSTALLED+=("${missing[@]}")
+	return "$rc"
 }
 
 # install_for_commands CMD:PKG...: installs PKG for each CMD not on PATH (a

@@ -27,7 +27,7 @@ func keygenCmd() *cobra.Command {
 	var o keygenOptions
 	cmd := &cobra.Command{
 		Use:   "keygen",
-		Short: "make a DKIM key pair: the PEM private key on stdout (or --out), the DNS TXT record on stderr",
+		Short: "Make a DKIM key pair: the PEM private key on stdout (or --out), the DNS TXT record on stderr",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			return runKeygen(c.OutOrStdout(), c.ErrOrStderr(), o, time.Now())

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/mailgate/mailgate/internal/redact"
 )
 
 // The domains commands are a client of a running gateway's /v1/domains
@@ -22,6 +24,13 @@ import (
 // server's MAILGATE_MASTER_KEY (under `make run`, an ephemeral one only the
 // running server holds), and the API's validation and answers apply as
 // they are. They need an API key with the domains scope.
+
+// apiURLVar and apiKeyVar name the domains commands' defaults of --api-url
+// and --api-key.
+const (
+	apiURLVar = "MAILGATE_API_URL"
+	apiKeyVar = "MAILGATE_API_KEY"
+)
 
 // domainsClient talks to /v1/domains.
 type domainsClient struct {
@@ -34,10 +43,12 @@ func domainsCmd() *cobra.Command {
 	dc := &domainsClient{http: &http.Client{Timeout: 30 * time.Second}}
 	cmd := &cobra.Command{
 		Use:   "domains",
-		Short: "manage sender domains through a running gateway's API (needs a key with the domains scope)",
+		Short: "Manage sender domains through a running gateway's API (needs a key with the domains scope)",
+		Long: "Manage sender domains through a running gateway's API (needs a key with the domains scope).\n\n" +
+			"--api-url and --api-key default to MAILGATE_API_URL and MAILGATE_API_KEY: see `mailgate help config`.",
 		PersistentPreRunE: func(*cobra.Command, []string) error {
 			if dc.key == "" {
-				dc.key = os.Getenv("MAILGATE_API_KEY")
+				dc.key = os.Getenv(apiKeyVar)
 			}
 			if dc.key == "" {
 				return errors.New("domains needs an API key with the domains scope: --api-key or MAILGATE_API_KEY")
@@ -57,7 +68,7 @@ func domainsCmd() *cobra.Command {
 
 // defaultAPIURL is MAILGATE_API_URL, else the API's own listen address.
 func defaultAPIURL() string {
-	if u := os.Getenv("MAILGATE_API_URL"); u != "" {
+	if u := os.Getenv(apiURLVar); u != "" {
 		return u
 	}
 	if l := os.Getenv("MAILGATE_LISTEN"); l != "" {
@@ -99,7 +110,7 @@ func (dc *domainsClient) createCmd() *cobra.Command {
 	var algorithms []string
 	var selector string
 	c := &cobra.Command{Use: "create NAME", Aliases: []string{"add"}, Args: cobra.ExactArgs(1),
-		Short: "register a sender domain: generate its DKIM keys and print the DNS records to publish",
+		Short: "Register a sender domain: generate its DKIM keys and print the DNS records to publish",
 		RunE: func(c *cobra.Command, args []string) error {
 			req := map[string]any{"name": args[0]}
 			if len(algorithms) > 0 || selector != "" {
@@ -121,7 +132,7 @@ func (dc *domainsClient) createCmd() *cobra.Command {
 
 func (dc *domainsClient) showCmd() *cobra.Command {
 	return &cobra.Command{Use: "show NAME", Args: cobra.ExactArgs(1),
-		Short: "print a domain, its DKIM keys and the DNS records to publish",
+		Short: "Print a domain, its DKIM keys and the DNS records to publish",
 		RunE: func(c *cobra.Command, args []string) error {
 			return dc.printDomain(c, http.MethodGet, "/v1/domains/"+url.PathEscape(args[0]), nil)
 		}}
@@ -129,7 +140,7 @@ func (dc *domainsClient) showCmd() *cobra.Command {
 
 func (dc *domainsClient) rotateCmd() *cobra.Command {
 	return &cobra.Command{Use: "rotate NAME", Args: cobra.ExactArgs(1),
-		Short: "add a new DKIM selector (mail is signed with old and new until the old is retired)",
+		Short: "Add a new DKIM selector (mail is signed with old and new until the old is retired)",
 		RunE: func(c *cobra.Command, args []string) error {
 			return dc.printDomain(c, http.MethodPost, "/v1/domains/"+url.PathEscape(args[0])+"/dkim/rotate", nil)
 		}}
@@ -137,15 +148,18 @@ func (dc *domainsClient) rotateCmd() *cobra.Command {
 
 func (dc *domainsClient) deleteCmd() *cobra.Command {
 	return &cobra.Command{Use: "delete NAME", Args: cobra.ExactArgs(1),
-		Short: "delete a domain and its keys",
+		Short: "Delete a domain and its keys",
 		RunE: func(c *cobra.Command, args []string) error {
-			_, err := dc.do(c.Context(), http.MethodDelete, "/v1/domains/"+url.PathEscape(args[0]), nil)
-			return err
+			if _, err := dc.do(c.Context(), http.MethodDelete, "/v1/domains/"+url.PathEscape(args[0]), nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.OutOrStdout(), "deleted domain %s and its DKIM keys\n", args[0])
+			return nil
 		}}
 }
 
 func (dc *domainsClient) listCmd() *cobra.Command {
-	return &cobra.Command{Use: "list", Args: cobra.NoArgs, Short: "list the project's domains",
+	return &cobra.Command{Use: "list", Args: cobra.NoArgs, Short: "List the project's domains",
 		RunE: func(c *cobra.Command, _ []string) error {
 			body, err := dc.do(c.Context(), http.MethodGet, "/v1/domains", nil)
 			if err != nil || dc.json {
@@ -168,7 +182,7 @@ func (dc *domainsClient) listCmd() *cobra.Command {
 
 func (dc *domainsClient) verifyCmd() *cobra.Command {
 	return &cobra.Command{Use: "verify NAME", Args: cobra.ExactArgs(1),
-		Short: "look the domain's records up in DNS and report each; fails unless all are right",
+		Short: "Look the domain's records up in DNS and report each; fails unless all are right",
 		RunE: func(c *cobra.Command, args []string) error {
 			body, err := dc.do(c.Context(), http.MethodPost, "/v1/domains/"+url.PathEscape(args[0])+"/verify", nil)
 			var v verificationOut
@@ -260,7 +274,7 @@ func (dc *domainsClient) do(ctx context.Context, method, path string, req any) (
 	}
 	r, err := http.NewRequestWithContext(ctx, method, dc.base+path, body)
 	if err != nil {
-		return nil, errors.New("API request: bad --api-url (not shown: it may hold a password)")
+		return nil, fmt.Errorf("API request: bad --api-url %s", redact.URL(dc.base))
 	}
 	r.Header.Set("Authorization", "Bearer "+dc.key)
 	if req != nil {
@@ -272,7 +286,7 @@ func (dc *domainsClient) do(ctx context.Context, method, path string, req any) (
 		if errors.As(err, &uerr) {
 			err = uerr.Err // its message repeats the URL, credentials included
 		}
-		return nil, fmt.Errorf("API at %s: %w", r.URL.Redacted(), err)
+		return nil, fmt.Errorf("API at %s: %w", redact.URL(dc.base), err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))

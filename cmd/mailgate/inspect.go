@@ -17,7 +17,7 @@ const maxInspectBytes = 64 << 20
 func inspectCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "inspect FILE|-",
-		Short: "classify one returned email offline and print the report as JSON",
+		Short: "Classify one returned email offline and print the report as JSON",
 		Long: "inspect reads one email (a bounce, complaint, auto-reply or reply) from FILE, " +
 			"or from standard input with -, and prints what mailgate makes of it: kind, " +
 			"per-recipient results, feedback type, what it points at, and the stripped reply " +

@@ -33,8 +33,12 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := startPprof(ctx)
+	var root *cobra.Command
 	if err == nil {
-		err = rootCmd().ExecuteContext(ctx)
+		root, err = rootCmd()
+	}
+	if err == nil {
+		err = root.ExecuteContext(ctx)
 	}
 	stop()
 	if err != nil {
@@ -43,22 +47,47 @@ func main() {
 	}
 }
 
-func rootCmd() *cobra.Command {
+// rootCmd is the command tree: the roles, the administration commands and
+// the help topic "config".
+func rootCmd() (*cobra.Command, error) {
 	root := &cobra.Command{
 		Use:           "mailgate",
 		Short:         "HTTP-to-SMTP transactional email gateway",
+		Version:       version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), apiCmd(), workerCmd(), pollerCmd(), migrateCmd(),
-		projectsCmd(), keysCmd(), domainsCmd(), dkimCmd(), inspectCmd(), versionCmd())
-	return root
+	root.SetVersionTemplate("mailgate {{.Version}}\n")
+	topic, err := configTopic()
+	if err != nil {
+		return nil, err
+	}
+	configured := []*cobra.Command{serveCmd(), apiCmd(), workerCmd(), pollerCmd(), migrateCmd(), projectsCmd(), keysCmd()}
+	for _, c := range configured {
+		noteConfig(c)
+	}
+	root.AddCommand(configured...)
+	root.AddCommand(domainsCmd(), dkimCmd(), inspectCmd(), versionCmd(), topic)
+	return root, nil
+}
+
+// noteConfig ends the help of c and its subcommands, which read the
+// configuration, with configNote.
+func noteConfig(c *cobra.Command) {
+	long := c.Long
+	if long == "" {
+		long = c.Short + "."
+	}
+	c.Long = long + "\n\n" + configNote
+	for _, sub := range c.Commands() {
+		noteConfig(sub)
+	}
 }
 
 func versionCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
-		Short: "print the version",
+		Short: "Print the version",
 		Args:  cobra.NoArgs,
 		Run: func(cmd *cobra.Command, _ []string) {
 			fmt.Fprintln(cmd.OutOrStdout(), "mailgate", version)

@@ -282,3 +282,22 @@ func dashboardQueries(t *testing.T, b []byte) []string {
 	}
 	return out
 }
+
+// TestDashboardRuntimeSelectsJobs: a panel on the Go runtime's or the
+// process's metrics, which every Go program exports, shows mailgate's scrape
+// jobs only (the job variable), not every target of the Prometheus.
+func TestDashboardRuntimeSelectsJobs(t *testing.T) {
+	runtime := regexp.MustCompile(`\b(?:go|process)_[a-z0-9_]+`)
+	n := 0
+	for _, expr := range dashboardQueries(t, deployFile(t, "grafana/dashboards/mailgate.json")) {
+		for _, ref := range runtime.FindAllStringIndex(expr, -1) {
+			n++
+			if !strings.HasPrefix(expr[ref[1]:], `{job=~"$job"`) {
+				t.Errorf("%s does not select {job=~\"$job\"}", expr)
+			}
+		}
+	}
+	if n == 0 {
+		t.Error("the dashboard has no Go runtime or process panel")
+	}
+}

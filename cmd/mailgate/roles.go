@@ -21,7 +21,7 @@ import (
 func serveCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "serve",
-		Short: "run every role in one process (API, worker, poller)",
+		Short: "Run every role in one process (API, worker, poller)",
 		Args:  cobra.NoArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return runRoles(cmd.Context(), true, true, true) },
 	}
@@ -30,7 +30,7 @@ func serveCmd() *cobra.Command {
 func apiCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "api",
-		Short: "run the HTTP API only",
+		Short: "Run the HTTP API only",
 		Args:  cobra.NoArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return runRoles(cmd.Context(), true, false, false) },
 	}
@@ -39,7 +39,7 @@ func apiCmd() *cobra.Command {
 func workerCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "worker",
-		Short: "run the asynq workers (send, reconciler)",
+		Short: "Run the asynq workers (send, reconciler)",
 		Args:  cobra.NoArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return runRoles(cmd.Context(), false, true, false) },
 	}
@@ -48,7 +48,7 @@ func workerCmd() *cobra.Command {
 func pollerCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "poller",
-		Short: "run the bounce/reply mailbox poller",
+		Short: "Run the bounce/reply mailbox poller",
 		Args:  cobra.NoArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return runRoles(cmd.Context(), false, false, true) },
 	}
