@@ -172,6 +172,7 @@ func (s *Server) admitBatch(ctx context.Context, key store.APIKey, items []json.
 func (s *Server) failItem(r *batchResult, err error) bool {
 	r.Error = problemFor(err)
 	if r.Error.Status < 500 {
+		s.metrics.countRejected(r.Error) // inside a 200: the error handler never sees it
 		return false
 	}
 	s.deps.Log.Error("batch item", "index", r.Index, "err", err)

@@ -64,11 +64,9 @@ func (s *Server) claimIdempotency(c echo.Context, req any) (idemClaim, bool, err
 	case st.Fresh:
 		return idemClaim{s: s, keyID: apiKey.ID, key: key, token: st.Token}, false, nil
 	case st.InFlight:
-		s.metrics.rejected.WithLabelValues("idempotency").Inc()
 		return idemClaim{}, false, newProblem(http.StatusConflict, "idempotency-in-flight",
 			"Request in progress", "a request with this Idempotency-Key is still being processed; retry later")
 	case !bytes.Equal(st.RequestHash, hash):
-		s.metrics.rejected.WithLabelValues("idempotency").Inc()
 		return idemClaim{}, false, newProblem(http.StatusUnprocessableEntity, "idempotency-mismatch",
 			"Idempotency-Key reused", "this Idempotency-Key was used with a different request")
 	}

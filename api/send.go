@@ -103,23 +103,19 @@ func readBody(c echo.Context) ([]byte, error) {
 func (s *Server) validateOne(raw []byte, prefix string) (*MessageRequest, *ValidMessage, error) {
 	req, ferrs, err := DecodeMessageRequest(raw)
 	if err != nil {
-		s.metrics.rejected.WithLabelValues("malformed").Inc()
 		return nil, nil, malformedProblem(err.Error())
 	}
 	if len(ferrs) > 0 {
-		s.metrics.rejected.WithLabelValues("validation").Inc()
 		return nil, nil, validationProblem(prefixed(prefix, ferrs))
 	}
 	vm, ferrs, err := ValidateMessage(req, s.cfg.Limits, s.cfg.Now(), prefix)
 	if errors.Is(err, ErrTooLarge) {
-		s.metrics.rejected.WithLabelValues("too_large").Inc()
 		return nil, nil, tooLargeProblem(fmt.Sprintf("text, html and attachments exceed %d bytes", s.cfg.Limits.MaxMessageBytes))
 	}
 	if err != nil {
 		return nil, nil, err
 	}
 	if len(ferrs) > 0 {
-		s.metrics.rejected.WithLabelValues("validation").Inc()
 		return nil, nil, validationProblem(ferrs)
 	}
 	return req, vm, nil
@@ -168,9 +164,7 @@ func (s *Server) senderDomainVerdict(allowed bool, vm *ValidMessage, prefix stri
 	if allowed {
 		return nil
 	}
-	s.metrics.rejected.WithLabelValues("sender_domain").Inc()
-	return validationProblem([]FieldError{{Field: prefix + "/from",
-		Message: fmt.Sprintf("sender domain %s is not registered for this project", vm.From.Domain)}})
+	return senderDomainProblem(prefix+"/from", vm.From.Domain)
 }
 
 // prepare builds the message and its recipients, each queued, or

@@ -17,8 +17,7 @@ type DeliveryRecipient struct {
 	Status   string
 }
 
-// Delivery is a message loaded for sending. Its payload is read apart
-// (MessagePayload), once the attempt is known to go ahead.
+// Delivery is a message loaded for sending.
 type Delivery struct {
 	ID                 string
 	ProjectID          string
@@ -31,6 +30,9 @@ type Delivery struct {
 	PossiblyDuplicated bool
 	Attempts           int
 	Recipients         []DeliveryRecipient
+	// Payload is the stored request, read in the start's transaction only
+	// when the attempt has recipients to send (AttemptStart.Send).
+	Payload Payload
 }
 
 // deliveryRecipients reads a message's recipients in position order.

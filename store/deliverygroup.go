@@ -301,6 +301,28 @@ func (g *deliveryGroup) changedIDs() []string {
 	return ids
 }
 
+// sendingStarts are the distinct messages of ops whose start has
+// recipients to send: their payloads are read before the group commits.
+func sendingStarts(ops []deliveryOp) []string {
+	var ids []string
+	for _, op := range ops {
+		if op.start != nil && len(op.start.out.Send) > 0 {
+			ids = append(ids, op.start.id)
+		}
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids)
+}
+
+// givePayloads hands each start that sends its message's payload.
+func givePayloads(ops []deliveryOp, payloads map[string]Payload) {
+	for _, op := range ops {
+		if op.start != nil && len(op.start.out.Send) > 0 {
+			op.start.d.Payload = payloads[op.start.id]
+		}
+	}
+}
+
 // anyPending reports whether a recipient may still be sent.
 func anyPending(rs []DeliveryRecipient) bool {
 	return slices.ContainsFunc(rs, func(r DeliveryRecipient) bool { return isPending(r.Status) })

@@ -35,8 +35,8 @@ import (
 // group's statements once per connection, and PostgreSQL may switch a
 // prepared statement to a generic plan after five runs and keep it until
 // the table is next analysed. Made while the tables are nearly empty (a
-// new database: ANALYZE after migrating finds them empty, and autovacuum
-// analyses them again only after a minute and 10 % growth), that plan is
+// new database, whose small tables autovacuum analyses early and then
+// again only after 10 % growth), that plan is
 // a hash join over a sequential scan of recipients and of messages, which
 // would then run for every group as the tables fill up. A custom plan is
 // made for each run from the tables' current size, so it probes the keys
@@ -110,13 +110,37 @@ func (s *Store) writeGroupPostgres(ctx context.Context, ops []deliveryOp) error 
 		if ids := g.changedIDs(); len(ids) > 0 {
 			b.Queue(writeGroupStatement, g.postgresArgs(ids, s.now())...)
 		}
+		payloads := map[string]Payload{}
+		if ids := sendingStarts(ops); len(ids) > 0 {
+			b.Queue(readPayloadsPostgres, ids).Query(func(rows pgx.Rows) error { return scanPayloads(rows, payloads) })
+		}
 		b.Queue("COMMIT")
 		if err := pc.SendBatch(ctx, b).Close(); err != nil {
 			rollback(pc)
 			return commitError(fmt.Errorf("delivery group: %w", err))
 		}
+		givePayloads(ops, payloads)
 		return nil
 	})
+}
+
+// readPayloadsPostgres reads the payloads of the messages a group starts
+// sending, in the second round trip (no round trip of its own).
+const readPayloadsPostgres = `SELECT message_id, request, text, html FROM message_payloads WHERE message_id = ANY($1)`
+
+// scanPayloads reads rows of readPayloadsPostgres into payloads.
+func scanPayloads(rows pgx.Rows, payloads map[string]Payload) error {
+	for rows.Next() {
+		var id string
+		var p Payload
+		var text, html []byte
+		if err := rows.Scan(&id, &p.Request, &text, &html); err != nil {
+			return fmt.Errorf("payloads: %w", err)
+		}
+		p.Text, p.HTML = string(text), string(html)
+		payloads[id] = p
+	}
+	return rows.Err()
 }
 
 // rollback ends a failed pipeline's transaction. Its own error is dropped:

@@ -14,7 +14,7 @@ import (
 // sqliteDelivery holds the prepared statements of a delivery group on
 // SQLite.
 type sqliteDelivery struct {
-	message, recipients, writeRecipient, writeMessage, insertEvent, suppress *stmt
+	message, recipients, writeRecipient, writeMessage, insertEvent, suppress, payload *stmt
 }
 
 func newSQLiteDelivery(db *sql.DB) *sqliteDelivery {
@@ -34,11 +34,12 @@ func newSQLiteDelivery(db *sql.DB) *sqliteDelivery {
 		insertEvent: newStmt(db, insertEvent+` VALUES ($1, $2, $3, $4, $5, $6, $7)`),
 		suppress: newStmt(db, `INSERT INTO suppressions (project_id, email, reason, note, created_at, updated_at)
 			VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (project_id, email) DO NOTHING`),
+		payload: newStmt(db, `SELECT request, text, html FROM message_payloads WHERE message_id = $1`),
 	}
 }
 
 func (q *sqliteDelivery) all() []*stmt {
-	return []*stmt{q.message, q.recipients, q.writeRecipient, q.writeMessage, q.insertEvent, q.suppress}
+	return []*stmt{q.message, q.recipients, q.writeRecipient, q.writeMessage, q.insertEvent, q.suppress, q.payload}
 }
 
 // prepare prepares the statements not prepared yet. It runs before the
@@ -85,8 +86,36 @@ func (s *Store) writeGroupSQLite(ctx context.Context, ops []deliveryOp) error {
 		if err := s.sqlite.write(ctx, tx, g, micros(s.now())); err != nil {
 			return fmt.Errorf("delivery group: %w", err)
 		}
+		payloads, err := s.sqlite.payloads(ctx, tx, sendingStarts(ops))
+		if err != nil {
+			return fmt.Errorf("delivery group: %w", err)
+		}
+		givePayloads(ops, payloads)
 		return nil
 	})
+}
+
+// payloads reads the payloads of the messages ids.
+func (q *sqliteDelivery) payloads(ctx context.Context, tx *sql.Tx, ids []string) (map[string]Payload, error) {
+	out := make(map[string]Payload, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	st, err := q.payload.in(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		var p Payload
+		var text, html []byte
+		err := st.QueryRowContext(ctx, id).Scan(&p.Request, &text, &html)
+		if err != nil && err != sql.ErrNoRows {
+			return nil, fmt.Errorf("payload of %s: %w", id, err)
+		}
+		p.Text, p.HTML = string(text), string(html)
+		out[id] = p
+	}
+	return out, nil
 }
 
 // read reads a message and its recipients; nil when it does not exist.

@@ -44,11 +44,7 @@ type payload struct {
 // sender domain's keys; a domain without keys (allowed by configuration
 // but not registered) goes out unsigned, logged and counted.
 func (d *Deliverer) render(ctx context.Context, dl store.Delivery) ([]byte, error) {
-	stored, err := d.deps.Store.MessagePayload(ctx, dl.ID)
-	if err != nil {
-		return nil, err
-	}
-	m, err := d.mimeMessage(dl, stored)
+	m, err := d.mimeMessage(dl, dl.Payload)
 	if err != nil {
 		return nil, err
 	}
