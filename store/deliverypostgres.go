@@ -30,26 +30,22 @@ import (
 // connection left in a transaction is dropped by the pool (pgx's stdlib
 // ResetSession).
 
-// groupPlanner sets the planner of a delivery group's transaction (both
-// settings are local to it, like SET LOCAL). The group's statements take
-// their messages as arrays and join them to recipients and messages by key,
-// and two plans must be avoided:
-//   - a cached generic plan: pgx prepares the statements once per
-//     connection and PostgreSQL may keep a generic plan after five runs
-//     until the table is next analysed; made while the tables are nearly
-//     empty (a new database, whose small tables autovacuum analyses early
-//     and then again only after 10 % growth), it scans them whole as they
-//     fill up (TestGroupPlansProbeByKey). plan_cache_mode =
-//     force_custom_plan plans each run from the tables' current size; it
-//     costs planning three statements per group, not per call;
-//   - a sequential scan: without statistics PostgreSQL rates "message_id =
-//     ANY(a group of 64 ids)" as a third of the table, and a custom plan
-//     then scans recipients whole for every group (measured: 1,080 scans
-//     reading 20 million rows in a run of 20,000 messages, PostgreSQL's CPU
-//     from 42 % to 60 % and the delivery rate down by a quarter).
-//     enable_seqscan = off leaves it the key probes.
-const groupPlanner = `SELECT set_config('plan_cache_mode', 'force_custom_plan', true),
-	set_config('enable_seqscan', 'off', true)`
+// groupPlanner is the one planner setting of a delivery group's
+// transaction (SET LOCAL: it ends with the transaction). The group's
+// statements take their messages as arrays and join them to recipients
+// and messages by key. Without statistics (a new database, before
+// autovacuum first analyses it) PostgreSQL rates "message_id = ANY(a group
+// of 64 ids)" as a third of the table and scans recipients whole for every
+// group: measured, 1,080 scans reading 20 million rows in a run of 20,000
+// messages, PostgreSQL's CPU from 42 % to 60 % and the delivery rate down
+// by a quarter. With sequential scans off it probes the keys. Planning
+// each run afresh instead (plan_cache_mode = force_custom_plan) cost 5–7 %
+// of the end-to-end rate and does not help without statistics. What stays
+// open is a plan cached from statistics that say the tables are empty
+// (taken by hand, or by autovacuum right after they were created): it may
+// read a whole index until autovacuum analyses the tables again, after
+// 10 % growth (TestGroupPlansProbeByKey).
+const groupPlanner = `SET LOCAL enable_seqscan = off`
 
 // The first round trip's statements. Every row is found by a key probe:
 // the suppression is a correlated subquery, one primary-key probe per
