@@ -56,8 +56,11 @@ type outcomeRequest struct {
 // lockedMessage is one message of a group: its row and recipients as read
 // under its lock, then as the group's calls change them.
 type lockedMessage struct {
-	d        Delivery // Recipients hold the current statuses
+	d        Delivery // Recipients hold the current statuses; no Tags, Metadata
 	eventSeq int64
+	// tags and metadata are the stored JSON, decoded only for a start
+	// (snapshot): an outcome does not need them.
+	tags, metadata string
 	// suppressed is the reason of each recipient (by position) whose
 	// address was on the project's suppression list when read.
 	suppressed map[int]string
@@ -122,7 +125,10 @@ func (g *deliveryGroup) start(r *startRequest) {
 		r.d, r.out, r.err = Delivery{}, AttemptStart{}, fmt.Errorf("begin attempt %s: %w", r.id, ErrNotFound)
 		return
 	}
-	r.d, r.out, r.err = m.snapshot(), AttemptStart{}, nil
+	r.out = AttemptStart{}
+	if r.d, r.err = m.snapshot(); r.err != nil {
+		return
+	}
 	if !anyPending(m.d.Recipients) {
 		return
 	}
@@ -216,18 +222,11 @@ const lockedColumns = `id, project_id, key_id, from_domain, tags, metadata, send
 func scanLocked(row interface{ Scan(...any) error }) (*lockedMessage, error) {
 	m := &lockedMessage{suppressed: map[int]string{}, results: map[int]bool{}, outcomes: map[int]Outcome{}}
 	d := &m.d
-	var tags, metadata string
 	var sendAt sql.NullInt64
 	var created int64
-	if err := row.Scan(&d.ID, &d.ProjectID, &d.KeyID, &d.FromDomain, &tags, &metadata, &sendAt, &created,
+	if err := row.Scan(&d.ID, &d.ProjectID, &d.KeyID, &d.FromDomain, &m.tags, &m.metadata, &sendAt, &created,
 		&d.PossiblyDuplicated, &d.Attempts, &m.eventSeq); err != nil {
 		return nil, err
-	}
-	if err := json.Unmarshal([]byte(tags), &d.Tags); err != nil {
-		return nil, fmt.Errorf("load delivery %s tags: %w", d.ID, err)
-	}
-	if err := json.Unmarshal([]byte(metadata), &d.Metadata); err != nil {
-		return nil, fmt.Errorf("load delivery %s metadata: %w", d.ID, err)
 	}
 	d.SendAt, d.CreatedAt = timePtr(sendAt), fromMicros(created)
 	return m, nil
@@ -242,11 +241,18 @@ func (m *lockedMessage) addRecipient(rc DeliveryRecipient, reason sql.NullString
 	}
 }
 
-// snapshot is the Delivery as it stands, with its own recipients.
-func (m *lockedMessage) snapshot() Delivery {
+// snapshot is the Delivery as it stands, with its own recipients, tags
+// and metadata.
+func (m *lockedMessage) snapshot() (Delivery, error) {
 	d := m.d
 	d.Recipients = slices.Clone(m.d.Recipients)
-	return d
+	if err := json.Unmarshal([]byte(m.tags), &d.Tags); err != nil {
+		return Delivery{}, fmt.Errorf("load delivery %s tags: %w", d.ID, err)
+	}
+	if err := json.Unmarshal([]byte(m.metadata), &d.Metadata); err != nil {
+		return Delivery{}, fmt.Errorf("load delivery %s metadata: %w", d.ID, err)
+	}
+	return d, nil
 }
 
 // recipient is the recipient at position, or nil.
