@@ -5,10 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 )
@@ -51,14 +55,43 @@ func (g *generator) appendMessage(b []byte, run int64, i int) []byte {
 	return append(b, `@rcpt.bench.example"]}`...)
 }
 
-// postAll posts o.n messages in the given mode.
-func postAll(ctx context.Context, o options, base, token, mode string, gen *generator) error {
+// latencies collects the duration of every POST of a mode, from sending
+// the request to reading the whole answer. Safe for concurrent use.
+type latencies struct {
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+// add records one POST's duration.
+func (l *latencies) add(d time.Duration) {
+	l.mu.Lock()
+	l.d = append(l.d, d)
+	l.mu.Unlock()
+}
+
+// quantile returns the q-quantile (nearest rank) in milliseconds, 0 when
+// nothing was recorded.
+func (l *latencies) quantile(q float64) float64 {
+	l.mu.Lock()
+	s := slices.Clone(l.d)
+	l.mu.Unlock()
+	if len(s) == 0 {
+		return 0
+	}
+	slices.Sort(s)
+	i := int(math.Ceil(q*float64(len(s)))) - 1
+	return float64(s[max(0, min(i, len(s)-1))]) / float64(time.Millisecond)
+}
+
+// postAll posts o.n messages in the given mode, recording each POST's
+// latency in lat.
+func postAll(ctx context.Context, o options, base, token, mode string, gen *generator, lat *latencies) error {
 	run := gen.run.Add(1)
 	switch mode {
 	case "single":
-		return postSingles(ctx, o, base+"/v1/messages", token, gen, run)
+		return postSingles(ctx, o, base+"/v1/messages", token, gen, run, lat)
 	case "batch":
-		return postBatches(ctx, o, base+"/v1/messages/batch", token, gen, run)
+		return postBatches(ctx, o, base+"/v1/messages/batch", token, gen, run, lat)
 	}
 	return fmt.Errorf("unknown mode %q (want batch or single)", mode)
 }
@@ -68,7 +101,7 @@ func httpClient(conns int) *http.Client {
 }
 
 // postSingles: o.concurrency clients, one POST /v1/messages each at a time.
-func postSingles(ctx context.Context, o options, url, token string, gen *generator, run int64) error {
+func postSingles(ctx context.Context, o options, url, token string, gen *generator, run int64, lat *latencies) error {
 	hc := httpClient(o.concurrency)
 	var next atomic.Int64
 	g, ctx := errgroup.WithContext(ctx)
@@ -77,9 +110,11 @@ func postSingles(ctx context.Context, o options, url, token string, gen *generat
 			var buf []byte
 			for i := int(next.Add(1) - 1); i < o.n; i = int(next.Add(1) - 1) {
 				buf = gen.appendMessage(buf[:0], run, i)
+				t0 := time.Now()
 				if _, err := post(ctx, hc, url, token, buf, http.StatusAccepted); err != nil {
 					return err
 				}
+				lat.add(time.Since(t0))
 			}
 			return nil
 		})
@@ -88,7 +123,7 @@ func postSingles(ctx context.Context, o options, url, token string, gen *generat
 }
 
 // postBatches: o.batchConcurrency clients, batchSize messages per request.
-func postBatches(ctx context.Context, o options, url, token string, gen *generator, run int64) error {
+func postBatches(ctx context.Context, o options, url, token string, gen *generator, run int64, lat *latencies) error {
 	hc := httpClient(o.batchConcurrency)
 	var next atomic.Int64
 	g, ctx := errgroup.WithContext(ctx)
@@ -97,10 +132,12 @@ func postBatches(ctx context.Context, o options, url, token string, gen *generat
 			var buf []byte
 			for first := int(next.Add(batchSize) - batchSize); first < o.n; first = int(next.Add(batchSize) - batchSize) {
 				buf = appendBatch(buf[:0], gen, run, first, min(first+batchSize, o.n))
+				t0 := time.Now()
 				out, err := post(ctx, hc, url, token, buf, http.StatusOK)
 				if err != nil {
 					return err
 				}
+				lat.add(time.Since(t0))
 				if err := checkBatch(out, min(first+batchSize, o.n)-first); err != nil {
 					return err
 				}

@@ -88,6 +88,11 @@ type result struct {
 	DrainRate  float64            `json:"drain_per_second"`
 	WireBytes  int64              `json:"avg_wire_bytes"`
 	Attempts   map[string]float64 `json:"attempts"`
+	// AcceptP50Ms and AcceptP99Ms are quantiles of the POST latency in
+	// milliseconds, per request: one message in single mode, batchSize in
+	// batch mode.
+	AcceptP50Ms float64 `json:"accept_p50_ms"`
+	AcceptP99Ms float64 `json:"accept_p99_ms"`
 	// Target is the issue's goal in delivered messages per second: 800
 	// with dual signing, 1,500 with Ed25519 only.
 	Target int `json:"target"`
@@ -168,8 +173,9 @@ func runMode(ctx context.Context, o options, g *gateway, s *sink, token, mode st
 		}()
 	}
 	gen := newGenerator(o.size)
+	lat := &latencies{}
 	start := time.Now()
-	if err := postAll(ctx, o, g.base, token, mode, gen); err != nil {
+	if err := postAll(ctx, o, g.base, token, mode, gen, lat); err != nil {
 		return result{}, err
 	}
 	accepted := time.Since(start)
@@ -191,6 +197,7 @@ func runMode(ctx context.Context, o options, g *gateway, s *sink, token, mode st
 	}
 	r := newResult(o, mode, accepted, done.Sub(start), s, before, after)
 	r.AtAccepted = atAccepted
+	r.AcceptP50Ms, r.AcceptP99Ms = lat.quantile(0.50), lat.quantile(0.99)
 	if drain := done.Sub(start) - accepted; drain > 0 {
 		r.DrainRate = float64(int64(o.n)-atAccepted) / drain.Seconds()
 	}
@@ -234,9 +241,9 @@ func report(o options, r result) error {
 	if r.WireBytes > 0 {
 		size = fmt.Sprintf("%d B/msg", r.WireBytes)
 	}
-	fmt.Printf("%-9s %-12s %-7s %6d %10.0f %11.0f %8.1f  %-26s drain %.0f/s after accept (%d sent by then), %s, attempts %v\n",
+	fmt.Printf("%-9s %-12s %-7s %6d %10.0f %11.0f %8.1f  %-26s accept p50 %.1f ms, p99 %.1f ms per POST, drain %.0f/s after accept (%d sent by then), %s, attempts %v\n",
 		r.Label, r.Algorithms, r.Mode, r.N, r.AcceptRate, r.DeliverRate, r.TotalSecs, verdict,
-		r.DrainRate, r.AtAccepted, size, r.Attempts)
+		r.AcceptP50Ms, r.AcceptP99Ms, r.DrainRate, r.AtAccepted, size, r.Attempts)
 	if o.out == "" {
 		return nil
 	}
