@@ -186,6 +186,7 @@ func (g *deliveryGroup) record(r *outcomeRequest) {
 		}
 		changed = true
 		m.set(rc, o.Status, true)
+		o.SMTPResponse = cleanText(o.SMTPResponse)
 		m.outcomes[o.Position] = o
 		if o.Event != "" {
 			m.event(o.Email, o.Event, o.EventData)
@@ -307,12 +308,12 @@ func (g *deliveryGroup) changedIDs() []string {
 	return ids
 }
 
-// sendingStarts are the distinct messages of ops whose start has
-// recipients to send: their payloads are read before the group commits.
-func sendingStarts(ops []deliveryOp) []string {
+// startIDs are the distinct messages ops start, whose payloads are read
+// with the rows.
+func startIDs(ops []deliveryOp) []string {
 	var ids []string
 	for _, op := range ops {
-		if op.start != nil && len(op.start.out.Send) > 0 {
+		if op.start != nil {
 			ids = append(ids, op.start.id)
 		}
 	}
@@ -346,5 +347,12 @@ func truncate(s string, n int) string {
 	if len(s) > n {
 		s = s[:n]
 	}
-	return strings.ToValidUTF8(s, "")
+	return cleanText(s)
+}
+
+// cleanText is s as both engines store text: valid UTF-8 without NUL
+// (PostgreSQL refuses either in a text column). A relay's reply is
+// whatever bytes the relay sent.
+func cleanText(s string) string {
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "")
 }

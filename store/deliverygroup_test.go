@@ -131,13 +131,13 @@ func nextAttempt(t *testing.T, s *Store, id string) time.Time {
 }
 
 // TestCommitUnknownGroup: when a group's COMMIT may or may not have
-// happened (here it did, and the connection reported it lost), its
-// outcomes are written again (changing nothing the second time) but its
-// starts are answered with the error: a start written again would count a
-// second attempt and flag the message possibly duplicated for recipients
-// nothing was sent to. SQLite only: on PostgreSQL the COMMIT travels in
-// the group's pgx pipeline, below the database/sql driver a connector
-// wrapper sees.
+// happened (here it did, and the connection reported it lost), no call of
+// it is written again by the store: every call gets ErrCommitUnknown. A
+// start written again would count a second attempt and flag the message
+// possibly duplicated for recipients nothing was sent to; an outcome is
+// written again by its caller (the worker), and changes nothing the second
+// time. SQLite only: on PostgreSQL the COMMIT travels in the group's pgx
+// pipeline, below the database/sql driver a connector wrapper sees.
 func TestCommitUnknownGroup(t *testing.T) {
 	t.Parallel()
 	clk := newClock()
@@ -165,8 +165,11 @@ func TestCommitUnknownGroup(t *testing.T) {
 	if !errors.Is(start.err, ErrCommitUnknown) || len(start.out.Send) != 0 {
 		t.Errorf("start = %+v, %v; want no result and ErrCommitUnknown", start.out, start.err)
 	}
-	if outcome.err != nil {
-		t.Errorf("outcome written again: %v", outcome.err)
+	if !errors.Is(outcome.err, ErrCommitUnknown) {
+		t.Errorf("outcome = %v, want ErrCommitUnknown", outcome.err)
+	}
+	if err := s.RecordOutcomes(ctx, outcome.messageID, outcome.outs, time.Time{}); err != nil {
+		t.Fatalf("outcome written again by its caller: %v", err)
 	}
 	m, err := s.GetMessage(ctx, DefaultProjectID, "fresh")
 	if err != nil {
@@ -225,4 +228,30 @@ func (t lostCommitTx) Commit() error {
 		return fmt.Errorf("connection lost: %w", errors.Join(ErrUnavailable, ErrCommitUnknown))
 	}
 	return nil
+}
+
+// TestOutcomeKeepsAnyReply: a relay's reply is whatever bytes the relay
+// sent; one that is not valid UTF-8 or holds a NUL (which PostgreSQL
+// refuses in a text column) is still recorded, cleaned, so the outcome of
+// a send the relay accepted is never lost to its reply text.
+func TestOutcomeKeepsAnyReply(t *testing.T) {
+	engines(t, func(t *testing.T, s *Store, clk *clock) {
+		ctx := context.Background()
+		if _, err := s.CreateMessages(ctx, []NewMessage{newMsg("raw", clk.Now(), "a@example.org")}, nil); err != nil {
+			t.Fatalf("create: %v", err)
+		}
+		startedAlone(t, s, "raw")
+		out := Outcome{Position: 0, Email: "a@example.org", Status: StatusSent, SMTPCode: 250,
+			SMTPResponse: "250 2.0.0 queued as \xff\xfe\x00ABC", Event: EventSent}
+		if err := s.RecordOutcomes(ctx, "raw", []Outcome{out}, time.Time{}); err != nil {
+			t.Fatalf("record: %v", err)
+		}
+		m, err := s.GetMessage(ctx, DefaultProjectID, "raw")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := m.Recipients[0].SMTPResponse, "250 2.0.0 queued as \uFFFDABC"; m.Status != StatusSent || got != want {
+			t.Fatalf("status %s, response %q; want sent, %q", m.Status, got, want)
+		}
+	})
 }

@@ -97,11 +97,11 @@ func (s *Store) writeGroupPostgres(ctx context.Context, ops []deliveryOp) error 
 	return conn.Raw(func(driverConn any) error {
 		// *stdlib.Conn, or a Config.WrapConnector wrapper embedding it.
 		pgxConn, ok := driverConn.(interface{ Conn() *pgx.Conn })
-		if !ok {
+		if !ok || pgxConn.Conn() == nil {
 			return fmt.Errorf("delivery group: driver connection %T has no pgx connection", driverConn)
 		}
 		pc := pgxConn.Conn()
-		msgs, err := readGroupPipelined(ctx, pc, groupIDs(ops))
+		msgs, payloads, err := readGroupPipelined(ctx, pc, groupIDs(ops), startIDs(ops))
 		if err != nil {
 			rollback(pc)
 			return fmt.Errorf("delivery group: %w", err)
@@ -111,10 +111,6 @@ func (s *Store) writeGroupPostgres(ctx context.Context, ops []deliveryOp) error 
 		b := &pgx.Batch{}
 		if ids := g.changedIDs(); len(ids) > 0 {
 			b.Queue(writeGroupStatement, g.postgresArgs(ids, s.now())...)
-		}
-		payloads := map[string]Payload{}
-		if ids := sendingStarts(ops); len(ids) > 0 {
-			b.Queue(readPayloadsPostgres, ids).Query(func(rows pgx.Rows) error { return scanPayloads(rows, payloads) })
 		}
 		b.Queue("COMMIT")
 		if err := pc.SendBatch(ctx, b).Close(); err != nil {
@@ -126,49 +122,46 @@ func (s *Store) writeGroupPostgres(ctx context.Context, ops []deliveryOp) error 
 	})
 }
 
-// readPayloadsPostgres reads the payloads of the messages a group starts
-// sending, in the second round trip (no round trip of its own).
+// readPayloadsPostgres reads the payloads of the messages a group starts,
+// in the first round trip (no round trip of its own; a start that finds
+// nothing to send read one for nothing, which is rare).
 const readPayloadsPostgres = `SELECT message_id, request, text, html FROM message_payloads WHERE message_id = ANY($1)`
-
-// scanPayloads reads rows of readPayloadsPostgres into payloads.
-func scanPayloads(rows pgx.Rows, payloads map[string]Payload) error {
-	for rows.Next() {
-		var id string
-		var p Payload
-		var text, html []byte
-		if err := rows.Scan(&id, &p.Request, &text, &html); err != nil {
-			return fmt.Errorf("payloads: %w", err)
-		}
-		p.Text, p.HTML = string(text), string(html)
-		payloads[id] = p
-	}
-	return rows.Err()
-}
 
 // rollback ends a failed pipeline's transaction. Its own error is dropped:
 // the connection is then still in a transaction, and the pool discards it.
 func rollback(pc *pgx.Conn) {
-	_, _ = pc.Exec(context.Background(), "ROLLBACK")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, _ = pc.Exec(ctx, "ROLLBACK")
 }
 
 // readGroupPipelined is the first round trip: it opens the transaction,
-// locks the messages of ids (missing ones are absent from the map) and
-// reads their recipients.
-func readGroupPipelined(ctx context.Context, pc *pgx.Conn, ids []string) (map[string]*lockedMessage, error) {
+// locks the messages of ids (missing ones are absent from the map), reads
+// their recipients and the payloads of the messages starts.
+func readGroupPipelined(ctx context.Context, pc *pgx.Conn, ids, starts []string) (map[string]*lockedMessage,
+	map[string]Payload, error) {
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
 	b.Queue(groupPlanner)
 	b.Queue(lockGroupPostgres, ids)
 	b.Queue(readGroupPostgres, ids)
+	if len(starts) > 0 {
+		b.Queue(readPayloadsPostgres, starts)
+	}
 	br := pc.SendBatch(ctx, b)
 	msgs, err := scanGroup(br, len(ids))
+	payloads := map[string]Payload{}
+	if err == nil && len(starts) > 0 {
+		err = scanPayloads(br, payloads)
+	}
 	if cerr := br.Close(); err == nil && cerr != nil {
 		err = cerr
 	}
-	return msgs, err
+	return msgs, payloads, err
 }
 
-// scanGroup reads the four results of readGroupPipelined's pipeline.
+// scanGroup reads the results of readGroupPipelined's pipeline up to the
+// recipients.
 func scanGroup(br pgx.BatchResults, n int) (map[string]*lockedMessage, error) {
 	for range 2 { // BEGIN, groupPlanner
 		if _, err := br.Exec(); err != nil {
@@ -207,6 +200,26 @@ func scanGroup(br pgx.BatchResults, n int) (map[string]*lockedMessage, error) {
 		}
 	}
 	return msgs, rows.Err()
+}
+
+// scanPayloads reads the result of readPayloadsPostgres into payloads.
+func scanPayloads(br pgx.BatchResults, payloads map[string]Payload) error {
+	rows, err := br.Query()
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var p Payload
+		var text, html []byte
+		if err := rows.Scan(&id, &p.Request, &text, &html); err != nil {
+			return fmt.Errorf("payloads: %w", err)
+		}
+		p.Text, p.HTML = string(text), string(html)
+		payloads[id] = p
+	}
+	return rows.Err()
 }
 
 // postgresArgs are writeGroupStatement's arguments for the messages ids.

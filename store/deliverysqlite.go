@@ -82,12 +82,12 @@ func (s *Store) writeGroupSQLite(ctx context.Context, ops []deliveryOp) error {
 				g.msgs[id] = m
 			}
 		}
-		g.apply(ops)
-		if err := s.sqlite.write(ctx, tx, g, micros(s.now())); err != nil {
+		payloads, err := s.sqlite.payloads(ctx, tx, startIDs(ops))
+		if err != nil {
 			return fmt.Errorf("delivery group: %w", err)
 		}
-		payloads, err := s.sqlite.payloads(ctx, tx, sendingStarts(ops))
-		if err != nil {
+		g.apply(ops)
+		if err := s.sqlite.write(ctx, tx, g, micros(s.now())); err != nil {
 			return fmt.Errorf("delivery group: %w", err)
 		}
 		givePayloads(ops, payloads)

@@ -32,7 +32,11 @@ var ErrCommitUnknown = errors.New("commit outcome unknown")
 // count because nothing was committed and only time (another process
 // letting go of the file, an operator freeing the disk) helps: the same
 // call may succeed later, which is what a caller retrying on
-// ErrUnavailable expects. A constraint or syntax error is not one.
+// ErrUnavailable expects. So are PostgreSQL's transient refusals of one
+// transaction (class 40: a serialization failure or a deadlock; 55P03 a
+// lock not available; 57014 a statement timeout): nothing of it was
+// written and the same call may succeed when run again. A constraint or
+// syntax error is not one.
 func IsUnavailable(err error) bool {
 	var pgErr *pgconn.PgError
 	var connErr *pgconn.ConnectError
@@ -47,7 +51,7 @@ func IsUnavailable(err error) bool {
 	case errors.As(err, &connErr): // refused, or the server turned the session away
 		return true
 	case errors.As(err, &pgErr):
-		return pgUnavailable(pgErr.Code)
+		return pgUnavailable(pgErr.Code) || pgTransient(pgErr.Code)
 	case pgconn.SafeToRetry(err), pgconn.Timeout(err), errors.As(err, &netErr):
 		return true
 	case errors.As(err, &liteErr):
@@ -61,6 +65,13 @@ func IsUnavailable(err error) bool {
 // 57P02 crash_shutdown, 57P03 cannot_connect_now.
 func pgUnavailable(code string) bool {
 	return len(code) == 5 && code[:2] == "08" || code == "57P01" || code == "57P02" || code == "57P03"
+}
+
+// pgTransient reports whether a PostgreSQL SQLSTATE refuses one
+// transaction for now: class 40 (transaction rollback), 55P03
+// lock_not_available, 57014 query_canceled.
+func pgTransient(code string) bool {
+	return len(code) == 5 && code[:2] == "40" || code == "55P03" || code == "57014"
 }
 
 // sqliteUnavailable reports whether an SQLite result code (its primary
@@ -96,8 +107,9 @@ func commitError(err error) error {
 func commitRefused(err error) bool {
 	var pgErr *pgconn.PgError
 	var liteErr *sqlite.Error
+	var connErr *pgconn.ConnectError
 	switch {
-	case pgconn.SafeToRetry(err), errors.As(err, &liteErr):
+	case pgconn.SafeToRetry(err), errors.As(err, &liteErr), errors.As(err, &connErr):
 		return true
 	case errors.As(err, &pgErr):
 		return !pgUnavailable(pgErr.Code) // a shutdown may end the session after its COMMIT

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 )
 
 // commitRequest is one CommitMessage call waiting for its group
@@ -50,7 +49,7 @@ func (s *Store) writeCommits(ctx context.Context, group []*commitRequest) {
 		}
 	}
 	created, err := s.createGroup(ctx, msgs, keys)
-	if err == nil || len(group) == 1 || errors.Is(err, ErrUnavailable) || errors.Is(err, ErrCommitUnknown) {
+	if err == nil || len(group) == 1 || IsUnavailable(err) {
 		for i, r := range group {
 			d := commitDone{err: err}
 			if err == nil {

@@ -228,6 +228,13 @@ func insertInbound(ctx context.Context, tx *sql.Tx, rec InboundRecord, now time.
 
 // applyEffects writes rec's effects, their events and the message status.
 func (s *Store) applyEffects(ctx context.Context, tx *sql.Tx, rec InboundRecord, now time.Time) ([]EffectResult, error) {
+	// The message row is locked before its recipients, in the order the
+	// delivery writer locks them, so that the two never deadlock.
+	if s.dialect == DialectPostgres {
+		if _, err := tx.ExecContext(ctx, `SELECT 1 FROM messages WHERE id = $1 FOR UPDATE`, rec.MessageID); err != nil {
+			return nil, fmt.Errorf("lock message %s: %w", rec.MessageID, err)
+		}
+	}
 	out := make([]EffectResult, len(rec.Effects))
 	var evs []eventInput
 	changed := false

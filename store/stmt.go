@@ -8,8 +8,8 @@ import (
 )
 
 // stmt is a statement prepared once on its pool, on first use (the
-// tables exist only after MigrateUp), and prepared again after a failed
-// attempt. database/sql then prepares it once per connection and reuses
+// tables exist only after MigrateUp); a preparation that failed is tried
+// again on the next use. database/sql then prepares it once per connection and reuses
 // it; in a transaction, use it through in.
 type stmt struct {
 	db    *sql.DB

@@ -1,9 +1,11 @@
 // Package store is mailgate's system of record: projects, API keys,
 // messages and their recipients, the event log (which is also the webhook
-// outbox), suppressions and idempotency records. One implementation serves
-// PostgreSQL (pgx) in production and SQLite (modernc.org/sqlite) as the
-// embedded single-node default; the SQL is shared, times are stored as Unix
-// microseconds and JSON as text so both dialects read the same rows.
+// outbox), suppressions and idempotency records, on PostgreSQL (pgx) in
+// production and SQLite (modernc.org/sqlite) as the embedded single-node
+// default. Reads and most writes are the same SQL on both; the hot writes
+// (creating messages, a delivery group) have one implementation per
+// dialect. Times are stored as Unix microseconds and JSON as text, so both
+// dialects read the same rows.
 //
 // The store knows nothing of HTTP, Redis or SMTP: callers map its sentinel
 // errors to their own protocol.

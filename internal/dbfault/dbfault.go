@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Faults is the set of faults armed on the connections of the connectors
@@ -229,6 +231,16 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 }
 
 func (c *conn) Close() error { return c.inner.Close() }
+
+// Conn is the pgx connection beneath, for code that sends pipelines on it
+// (the store's delivery writer on PostgreSQL: those bypass the faults);
+// nil when the wrapped driver is not pgx's.
+func (c *conn) Conn() *pgx.Conn {
+	if pc, ok := c.inner.(interface{ Conn() *pgx.Conn }); ok {
+		return pc.Conn()
+	}
+	return nil
+}
 
 // CheckNamedValue lets the driver convert arguments as it would unwrapped.
 func (c *conn) CheckNamedValue(nv *driver.NamedValue) error {
