@@ -376,7 +376,7 @@ func TestGroupPlansProbeByKey(t *testing.T) {
 	}
 	statements := []struct{ name, sql, args string }{
 		{"lock", lockGroupPostgres, "'{m00001,m00002,m00003}'"},
-		{"recipients", readGroupPostgres, "'{m00001,m00002,m00003}'"},
+		{"recipients", readGroupPostgres, "'{m00001,m00002,m00003}', '{m00001}'"},
 		{"write", writeGroupStatement, "1, '{m00001}', '{0}', '{sent}', '{t}', '{250}', '{ok}', " +
 			"'{m00001}', '{sent}', '{1}', '{f}', '{2}', '{NULL}', " +
 			"'{p}', '{m00001}', '{x@example.org}', '{message.sent}', '{2}', '{\"{}\"}', " +

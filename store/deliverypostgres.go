@@ -48,15 +48,16 @@ import (
 const groupPlanner = `SET LOCAL enable_seqscan = off`
 
 // The first round trip's statements. Every row is found by a key probe:
-// the suppression is a correlated subquery, one primary-key probe per
+// the suppression, read only for the messages started ($2: an outcome
+// needs none), is a correlated subquery, one primary-key probe per
 // recipient, and so is the message's project inside it (a join to
 // suppressions could be planned, on a table without statistics, as a scan
 // of the whole table hashed).
 const (
 	lockGroupPostgres = `SELECT ` + lockedColumns + ` FROM messages WHERE id = ANY($1) ORDER BY id FOR UPDATE`
 	readGroupPostgres = `SELECT r.message_id, r.position, r.email, r.kind, r.status,
-			(SELECT s.reason FROM suppressions s WHERE s.email = r.email_lc
-				AND s.project_id = (SELECT m.project_id FROM messages m WHERE m.id = r.message_id))
+			CASE WHEN r.message_id = ANY($2) THEN (SELECT s.reason FROM suppressions s WHERE s.email = r.email_lc
+				AND s.project_id = (SELECT m.project_id FROM messages m WHERE m.id = r.message_id)) END
 		FROM recipients r WHERE r.message_id = ANY($1) ORDER BY r.message_id, r.position`
 )
 
@@ -144,7 +145,7 @@ func readGroupPipelined(ctx context.Context, pc *pgx.Conn, ids, starts []string)
 	b.Queue("BEGIN")
 	b.Queue(groupPlanner)
 	b.Queue(lockGroupPostgres, ids)
-	b.Queue(readGroupPostgres, ids)
+	b.Queue(readGroupPostgres, ids, starts)
 	if len(starts) > 0 {
 		b.Queue(readPayloadsPostgres, starts)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 )
 
 // On SQLite a delivery group is one write transaction (exclusive: no
@@ -21,7 +22,7 @@ func newSQLiteDelivery(db *sql.DB) *sqliteDelivery {
 	return &sqliteDelivery{
 		message: newStmt(db, `SELECT `+lockedColumns+` FROM messages WHERE id = $1`),
 		recipients: newStmt(db, `SELECT r.position, r.email, r.kind, r.status,
-				(SELECT s.reason FROM suppressions s WHERE s.project_id = $2 AND s.email = r.email_lc)
+				CASE WHEN $3 THEN (SELECT s.reason FROM suppressions s WHERE s.project_id = $2 AND s.email = r.email_lc) END
 			FROM recipients r WHERE r.message_id = $1 ORDER BY r.position`),
 		writeRecipient: newStmt(db, `UPDATE recipients SET status = $3,
 				smtp_code = CASE WHEN $4 THEN $5 ELSE smtp_code END,
@@ -73,8 +74,10 @@ func (s *Store) writeGroupSQLite(ctx context.Context, ops []deliveryOp) error {
 	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		g := &deliveryGroup{msgs: map[string]*lockedMessage{}}
+		starts := startIDs(ops)
 		for _, id := range groupIDs(ops) {
-			m, err := s.sqlite.read(ctx, tx, id)
+			_, started := slices.BinarySearch(starts, id)
+			m, err := s.sqlite.read(ctx, tx, id, started)
 			if err != nil {
 				return fmt.Errorf("delivery group: %w", err)
 			}
@@ -82,7 +85,7 @@ func (s *Store) writeGroupSQLite(ctx context.Context, ops []deliveryOp) error {
 				g.msgs[id] = m
 			}
 		}
-		payloads, err := s.sqlite.payloads(ctx, tx, startIDs(ops))
+		payloads, err := s.sqlite.payloads(ctx, tx, starts)
 		if err != nil {
 			return fmt.Errorf("delivery group: %w", err)
 		}
@@ -119,7 +122,7 @@ func (q *sqliteDelivery) payloads(ctx context.Context, tx *sql.Tx, ids []string)
 }
 
 // read reads a message and its recipients; nil when it does not exist.
-func (q *sqliteDelivery) read(ctx context.Context, tx *sql.Tx, id string) (*lockedMessage, error) {
+func (q *sqliteDelivery) read(ctx context.Context, tx *sql.Tx, id string, started bool) (*lockedMessage, error) {
 	st, err := q.message.in(ctx, tx)
 	if err != nil {
 		return nil, err
@@ -134,7 +137,7 @@ func (q *sqliteDelivery) read(ctx context.Context, tx *sql.Tx, id string) (*lock
 	if st, err = q.recipients.in(ctx, tx); err != nil {
 		return nil, err
 	}
-	rows, err := st.QueryContext(ctx, id, m.d.ProjectID)
+	rows, err := st.QueryContext(ctx, id, m.d.ProjectID, started)
 	if err != nil {
 		return nil, fmt.Errorf("recipients of %s: %w", id, err)
 	}
