@@ -8,10 +8,11 @@ import (
 	"testing"
 )
 
-// allowedDeps is STYLE.md's dependency direction: for each package of
-// ours, the packages of ours it may import (tests excluded). Leaves import
-// nothing of ours but internal/redact (which keeps passwords out of the
-// errors that name a URL); nothing imports api, worker, inbound or cmd.
+// allowedDeps is the dependency direction of docs/architecture.md: for
+// each package of ours, the packages of ours it may import (tests
+// excluded). Leaves import nothing of ours but internal/redact (which
+// keeps passwords out of the errors that name a URL); nothing imports api,
+// worker, inbound or cmd.
 var allowedDeps = map[string][]string{
 	"api":       {"store", "queue", "ratelimit", "apikey", "keyring", "dkimkey", "dnscheck", "migrations", "."},
 	"worker":    {"store", "queue", "mta", "ratelimit", "webhook", "dkimkey", "migrations", "internal/redact"},

@@ -10,7 +10,7 @@ import (
 	"github.com/mailgate/mailgate/store"
 )
 
-// tokenRE is the shape of an API key token (DESIGN.md, CLI table).
+// tokenRE is the shape of an API key token (docs/architecture.md "API keys and scopes").
 var tokenRE = regexp.MustCompile(`^mg_[A-Za-z0-9]+_[A-Za-z0-9]+$`)
 
 func TestAdminProjectsAndKeys(t *testing.T) {

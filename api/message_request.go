@@ -12,7 +12,7 @@ import (
 )
 
 // MessageRequest is the body of POST /v1/messages and each item of a
-// batch (DESIGN.md "Message JSON"). ValidateMessage checks it.
+// batch (docs/architecture.md "Message JSON"). ValidateMessage checks it.
 type MessageRequest struct {
 	// From is the sender mailbox, "addr" or "Name <addr>". Required.
 	From string `json:"from"`

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// Limits are the send limits (DESIGN.md "Limits"). A zero or negative
+// Limits are the send limits (docs/architecture.md "Limits"). A zero or negative
 // field takes the default given in its comment (see WithDefaults).
 // "Characters" are Unicode code points.
 type Limits struct {

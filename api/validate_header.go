@@ -100,7 +100,7 @@ func (c *messageCheck) headerValueProblem(v string) string {
 }
 
 // isReservedHeader reports whether mailgate sets the header itself
-// (DESIGN.md "Limits", plus Reply-To, Sender and Feedback-ID), ignoring
+// (docs/architecture.md "Limits", plus Reply-To, Sender and Feedback-ID), ignoring
 // case; any Content-* and X-Mailgate-* name is reserved.
 func isReservedHeader(name string) bool {
 	lower := strings.ToLower(name)

@@ -13,7 +13,7 @@ import (
 	"strings"
 )
 
-// Scopes a key can hold (DESIGN.md "HTTP API").
+// Scopes a key can hold (docs/architecture.md "API keys and scopes").
 const (
 	ScopeSend         = "messages:send"
 	ScopeRead         = "messages:read"

@@ -1,5 +1,5 @@
-// Package config owns mailgate's configuration: the MAILGATE_* names of
-// DESIGN.md, their defaults, an optional KEY=VALUE config file
+// Package config owns mailgate's configuration: the MAILGATE_* names the
+// README lists, their defaults, an optional KEY=VALUE config file
 // (MAILGATE_CONFIG_FILE; the environment wins over it) and the checks of
 // production mode. It reads nothing itself: cmd hands it the environment.
 package config
@@ -60,7 +60,7 @@ type Config struct {
 	WorkerConcurrency int `env:"MAILGATE_WORKER_CONCURRENCY" envDefault:"64" help:"tasks a worker runs at once (each mostly waits on the database or the relay)"`
 	// ReconcileInterval is how often the reconciler looks for lost enqueues.
 	ReconcileInterval time.Duration `env:"MAILGATE_RECONCILE_INTERVAL" envDefault:"1m" help:"how often the reconciler looks for messages whose enqueue was lost"`
-	// MaxRecipients and the other send limits (DESIGN.md "Limits").
+	// MaxRecipients and the other send limits (docs/architecture.md "Limits").
 	MaxRecipients int `env:"MAILGATE_MAX_RECIPIENTS" envDefault:"50" help:"distinct recipients per message"`
 	// MaxMessageBytes bounds text + html + decoded attachments.
 	MaxMessageBytes int64 `env:"MAILGATE_MAX_MESSAGE_BYTES" envDefault:"26214400" help:"bytes of text, html and decoded attachments per message"`

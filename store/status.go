@@ -1,7 +1,7 @@
 package store
 
 // SummarizeStatus is a message's status given its recipients' statuses
-// (DESIGN.md "Statuses"): while any recipient is queued, scheduled, sending
+// (docs/architecture.md "Statuses"): while any recipient is queued, scheduled, sending
 // or deferred, the earliest of those in that order; once all are final,
 // their shared status if they agree, else StatusPartial. An empty list is
 // StatusQueued.

@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Recipient statuses (DESIGN.md "Statuses"). The message status summarises
+// Recipient statuses (docs/architecture.md "Statuses"). The message status summarises
 // its recipients' statuses, see SummarizeStatus.
 const (
 	StatusQueued     = "queued"
@@ -23,7 +23,7 @@ const (
 	StatusPartial = "partial"
 )
 
-// Event types (DESIGN.md "Events").
+// Event types (docs/architecture.md "Events").
 const (
 	EventQueued      = "message.queued"
 	EventSent        = "message.sent"
@@ -37,7 +37,7 @@ const (
 	EventAutoReplied = "message.auto_replied"
 )
 
-// Suppression reasons (DESIGN.md API table).
+// Suppression reasons (docs/architecture.md "Statuses").
 const (
 	ReasonHardBounce  = "hard_bounce"
 	ReasonComplaint   = "complaint"

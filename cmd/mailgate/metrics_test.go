@@ -33,8 +33,8 @@ import (
 // metricsRedisDB is this package's Redis database; the test only reads it.
 const metricsRedisDB = 14
 
-// designMetrics are the metrics DESIGN.md's "Metrics" table promises,
-// with their types.
+// designMetrics are the metrics the "Metrics" table of docs/architecture.md
+// promises, with their types.
 func designMetrics() map[string]string {
 	return map[string]string{
 		"mailgate_messages_accepted_total":           "counter",
@@ -169,9 +169,9 @@ func TestMetricsPassPromtool(t *testing.T) {
 }
 
 // TestDeployReferencesKnownMetrics: every metric name the alerts (queries
-// and annotations) and the dashboard use is one DESIGN.md lists or one
-// the binary really exposes (HTTP, Go runtime, process, the extra gauges),
-// and the dashboard shows every DESIGN.md metric.
+// and annotations) and the dashboard use is one docs/architecture.md lists
+// or one the binary really exposes (HTTP, Go runtime, process, the extra
+// gauges), and the dashboard shows every metric of that table.
 func TestDeployReferencesKnownMetrics(t *testing.T) {
 	known := knownMetricNames(t)
 	dash := deployFile(t, "grafana/dashboards/mailgate.json")
@@ -201,10 +201,10 @@ func TestDeployReferencesKnownMetrics(t *testing.T) {
 	}
 }
 
-// knownMetricNames are DESIGN.md's metrics (histograms with their
-// _bucket, _sum and _count series), every metric the registry describes
-// (vectors without samples included) and every series name of the real
-// exposition.
+// knownMetricNames are docs/architecture.md's metrics (histograms with
+// their _bucket, _sum and _count series), every metric the registry
+// describes (vectors without samples included) and every series name of
+// the real exposition.
 func knownMetricNames(t *testing.T) map[string]bool {
 	t.Helper()
 	known := map[string]bool{}
