@@ -191,7 +191,7 @@ func scoreRow(tl tally, rep *Report, l label, logf func(string, ...any)) {
 }
 
 // TestCorpusAccuracy classifies every labelled sample and fails when an
-// accuracy drops below the thresholds of issue 4.
+// accuracy drops below the minimum it sets for that column.
 func TestCorpusAccuracy(t *testing.T) {
 	order, byFile := readLabels(t)
 	tl := tally{}

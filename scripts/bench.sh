@@ -280,7 +280,7 @@ main() {
 
 main "$@"
 
-# --- inbound (issue 4): poller throughput and bounce classification --------
+# --- inbound: poller throughput and bounce classification -----------------
 # Runs after main: BenchmarkPollerDovecot (bounces in a private Dovecot →
 # committed events over IMAP, 2000 messages, SQLite and PostgreSQL; target
 # >= 300 msgs/s) and bounce's BenchmarkParseCorpus on one core (target >=
