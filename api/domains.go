@@ -249,7 +249,10 @@ func (s *Server) verifyDomain(c echo.Context) error {
 	results := dnscheck.Check(ctx, dnscheck.NewResolver(s.cfg.DNSServer), s.dnsRecords(d))
 	out := verifyView{Name: d.Name, Verified: dnscheck.AllOK(results), Records: make([]checkView, len(results))}
 	for i, r := range results {
-		out.Records[i] = checkView{Type: r.Type, Name: r.Name, Value: r.Value, Found: r.Found, OK: r.OK}
+		out.Records[i] = checkView{Type: r.Type, Name: r.Name, Value: r.Value, Status: r.Status, Found: r.Found, OK: r.OK}
+		if r.Err != nil {
+			out.Records[i].Error = r.Err.Error()
+		}
 	}
 	return c.JSON(http.StatusOK, out)
 }
@@ -371,11 +374,13 @@ type domainListView struct {
 }
 
 type checkView struct {
-	Type  string   `json:"type"`
-	Name  string   `json:"name"`
-	Value string   `json:"value"`
-	Found []string `json:"found"`
-	OK    bool     `json:"ok"`
+	Type   string   `json:"type"`
+	Name   string   `json:"name"`
+	Value  string   `json:"value"`
+	Status string   `json:"status"`
+	Found  []string `json:"found"`
+	Error  string   `json:"error,omitempty"`
+	OK     bool     `json:"ok"`
 }
 
 type verifyView struct {

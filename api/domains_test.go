@@ -46,11 +46,13 @@ type wireDomain struct {
 }
 
 type wireCheck struct {
-	Type  string   `json:"type"`
-	Name  string   `json:"name"`
-	Value string   `json:"value"`
-	Found []string `json:"found"`
-	OK    bool     `json:"ok"`
+	Type   string   `json:"type"`
+	Name   string   `json:"name"`
+	Value  string   `json:"value"`
+	Status string   `json:"status"`
+	Found  []string `json:"found"`
+	Error  string   `json:"error"`
+	OK     bool     `json:"ok"`
 }
 
 type wireVerification struct {
@@ -283,8 +285,8 @@ func TestVerifyDomain(t *testing.T) {
 			t.Fatalf("verification %+v", v)
 		}
 		for _, c := range v.Records {
-			if c.OK || len(c.Found) != 0 {
-				t.Errorf("%s %s: ok=%v found=%v", c.Type, c.Name, c.OK, c.Found)
+			if c.OK || len(c.Found) != 0 || c.Status != "missing" || c.Error != "" {
+				t.Errorf("%s %s: ok=%v status=%q found=%v error=%q; want missing", c.Type, c.Name, c.OK, c.Status, c.Found, c.Error)
 			}
 		}
 	})
@@ -302,7 +304,7 @@ func TestVerifyDomain(t *testing.T) {
 			if r.Type == "MX" {
 				found = "10 relay.example"
 			}
-			want[i] = wireCheck{Type: r.Type, Name: r.Name, Value: r.Value, Found: []string{found}, OK: true}
+			want[i] = wireCheck{Type: r.Type, Name: r.Name, Value: r.Value, Status: "found", Found: []string{found}, OK: true}
 		}
 		if diff := cmp.Diff(want, v.Records); diff != "" {
 			t.Errorf("records (-want +got):\n%s", diff)
@@ -317,8 +319,22 @@ func TestVerifyDomain(t *testing.T) {
 			t.Error("verified with a wrong DKIM record")
 		}
 		for _, c := range v.Records {
-			if c.OK != (c.Name != wrong.Name) {
-				t.Errorf("%s ok=%v", c.Name, c.OK)
+			if c.OK != (c.Name != wrong.Name) || c.Status != "found" {
+				t.Errorf("%s ok=%v status=%q; want found", c.Name, c.OK, c.Status)
+			}
+		}
+	})
+	// A resolver that does not answer says nothing about the records:
+	// each is an error with the resolver's error, not missing.
+	t.Run("resolver down", func(t *testing.T) {
+		e.dns.Stop()
+		v := verify(t)
+		if v.Verified || len(v.Records) != len(d.DNSRecords) {
+			t.Fatalf("verification %+v", v)
+		}
+		for _, c := range v.Records {
+			if c.OK || len(c.Found) != 0 || c.Status != "error" || !strings.Contains(c.Error, c.Name) {
+				t.Errorf("%s %s: ok=%v status=%q found=%v error=%q; want error naming the record", c.Type, c.Name, c.OK, c.Status, c.Found, c.Error)
 			}
 		}
 	})

@@ -54,13 +54,30 @@ type Record struct {
 	Value string
 }
 
+// What a lookup found, a Result's Status.
+const (
+	// StatusFound: DNS answered with records of the type at the name;
+	// OK says whether they do the job.
+	StatusFound = "found"
+	// StatusMissing: DNS answered that the name does not exist or holds
+	// no record of the type: the customer has something to publish.
+	StatusMissing = "missing"
+	// StatusError: the lookup failed (timeout, server unreachable,
+	// SERVFAIL, REFUSED…), so nothing is known about the record.
+	StatusError = "error"
+)
+
 // Result is what DNS holds for a Record.
 type Result struct {
 	Record
+	// Status is one of the Status constants.
+	Status string
 	// Found are the values published at Name for Type (TXT strings of
-	// one record concatenated; MX as "<priority> <host>"), none when the
-	// lookup failed.
+	// one record concatenated; MX as "<priority> <host>"), none unless
+	// Status is StatusFound.
 	Found []string
+	// Err is the resolver's error when Status is StatusError.
+	Err error
 	// OK says whether Found satisfies the Kind's rule.
 	OK bool
 }
@@ -91,18 +108,34 @@ func NewResolver(server string) *net.Resolver {
 	}
 }
 
-// Check looks every record up and judges it. Lookups that fail (no such
-// name, timeout) leave Found empty and OK false.
+// Check looks every record up and judges it. A record DNS says is not
+// there is StatusMissing; a lookup that fails otherwise is StatusError,
+// with the resolver's error: the record may well be published. Either
+// leaves Found empty and OK false.
 func Check(ctx context.Context, r Resolver, records []Record) []Result {
 	out := make([]Result, len(records))
 	for i, rec := range records {
 		found, err := lookup(ctx, r, rec)
-		if err != nil || found == nil {
-			found = []string{}
+		res := Result{Record: rec, Status: StatusFound, Found: found}
+		switch {
+		case err != nil && !notFound(err):
+			res.Status, res.Err, res.Found = StatusError, err, []string{}
+		case len(found) == 0:
+			res.Status, res.Found = StatusMissing, []string{}
+		default:
+			res.OK = judge(rec, found)
 		}
-		out[i] = Result{Record: rec, Found: found, OK: judge(rec, found)}
+		out[i] = res
 	}
 	return out
+}
+
+// notFound reports whether err is DNS's answer that the name does not
+// exist (NXDOMAIN) or holds no record of the type asked (NODATA); Go's
+// resolver reports both as a *net.DNSError with IsNotFound.
+func notFound(err error) bool {
+	var dnsErr *net.DNSError
+	return errors.As(err, &dnsErr) && dnsErr.IsNotFound
 }
 
 // AllOK reports whether every result is OK (and there is at least one).
@@ -138,8 +171,12 @@ func lookup(ctx context.Context, r Resolver, rec Record) ([]string, error) {
 	case "A", "AAAA":
 		// The address makes the name its own mail exchanger only while it
 		// publishes no MX (RFC 5321 §5.1): an MX found is reported and
-		// fails the check.
-		if mxs, err := r.LookupMX(ctx, fqdn); err == nil && len(mxs) > 0 {
+		// fails the check; a failed MX lookup leaves the answer unknown.
+		mxs, err := r.LookupMX(ctx, fqdn)
+		if err != nil && !notFound(err) {
+			return nil, err
+		}
+		if len(mxs) > 0 {
 			out := make([]string, len(mxs))
 			for i, mx := range mxs {
 				out[i] = "MX " + strconv.Itoa(int(mx.Pref)) + " " + hostName(mx.Host)

@@ -2,10 +2,13 @@ package dnscheck_test
 
 import (
 	"context"
+	"errors"
+	"net"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/miekg/dns"
 
 	"github.com/mailgate/mailgate/dnscheck"
 	"github.com/mailgate/mailgate/dnscheck/dnstest"
@@ -42,6 +45,22 @@ func oks(results []dnscheck.Result) map[string]bool {
 	return out
 }
 
+func statuses(results []dnscheck.Result) map[string]string {
+	out := map[string]string{}
+	for _, r := range results {
+		out[r.Name] = r.Status
+	}
+	return out
+}
+
+func allStatus(status string) map[string]string {
+	out := map[string]string{}
+	for _, r := range expected {
+		out[r.Name] = status
+	}
+	return out
+}
+
 func allOK(v bool) map[string]bool {
 	out := map[string]bool{}
 	for _, r := range expected {
@@ -63,6 +82,9 @@ func TestCheckPublished(t *testing.T) {
 			if !dnscheck.AllOK(res) {
 				t.Error("AllOK = false")
 			}
+			if diff := cmp.Diff(allStatus(dnscheck.StatusFound), statuses(res)); diff != "" {
+				t.Errorf("status by name (-want +got):\n%s", diff)
+			}
 			if got := res[4].Found; !cmp.Equal(got, []string{"20 relay.example"}) {
 				t.Errorf("MX found %v", got)
 			}
@@ -82,13 +104,64 @@ func TestCheckNothingPublished(t *testing.T) {
 	if diff := cmp.Diff(allOK(false), oks(res)); diff != "" {
 		t.Errorf("ok by name (-want +got):\n%s", diff)
 	}
+	if diff := cmp.Diff(allStatus(dnscheck.StatusMissing), statuses(res)); diff != "" {
+		t.Errorf("status by name (-want +got):\n%s", diff)
+	}
 	for _, r := range res {
-		if r.Found == nil || len(r.Found) != 0 {
-			t.Errorf("%s found %#v, want empty", r.Name, r.Found)
+		if r.Found == nil || len(r.Found) != 0 || r.Err != nil {
+			t.Errorf("%s found %#v, error %v; want empty, no error", r.Name, r.Found, r.Err)
 		}
 	}
 	if dnscheck.AllOK(res) || dnscheck.AllOK(nil) {
 		t.Error("AllOK true without records")
+	}
+}
+
+// TestCheckNoRecordOfTheType: a name that exists but holds no record of
+// the type asked (NODATA) is missing, as a name that does not exist is.
+func TestCheckNoRecordOfTheType(t *testing.T) {
+	s := dnstest.Start(t)
+	for _, r := range expected {
+		s.AddIP(r.Name, net.ParseIP("192.0.2.1"))
+	}
+	res := dnscheck.Check(context.Background(), dnscheck.NewResolver(s.Addr), expected)
+	if diff := cmp.Diff(allStatus(dnscheck.StatusMissing), statuses(res)); diff != "" {
+		t.Errorf("status by name (-want +got):\n%s", diff)
+	}
+}
+
+// TestCheckLookupFails: when DNS does not answer whether a record exists
+// (the resolver down, SERVFAIL, REFUSED), every record is an error
+// carrying the resolver's error, never missing: it may well be published.
+func TestCheckLookupFails(t *testing.T) {
+	tests := []struct {
+		name  string
+		spoil func(s *dnstest.Server)
+	}{
+		{"resolver down", (*dnstest.Server).Stop},
+		{"servfail", func(s *dnstest.Server) { s.Rcode(dns.RcodeServerFailure) }},
+		{"refused", func(s *dnstest.Server) { s.Rcode(dns.RcodeRefused) }},
+	}
+	returnPathA := dnscheck.Record{Kind: dnscheck.KindReturnPath, Type: "A", Name: "bounces.shop.example", Value: "192.0.2.1"}
+	records := append(append([]dnscheck.Record{}, expected...), returnPathA)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := dnstest.Start(t)
+			publish(s)
+			s.AddIP(returnPathA.Name, net.ParseIP(returnPathA.Value))
+			tt.spoil(s)
+			res := dnscheck.Check(context.Background(), dnscheck.NewResolver(s.Addr), records)
+			for _, r := range res {
+				var dnsErr *net.DNSError
+				if r.Status != dnscheck.StatusError || r.OK || len(r.Found) != 0 || !errors.As(r.Err, &dnsErr) {
+					t.Errorf("%s %s: status %q ok %v found %v error %v; want an error from the resolver",
+						r.Type, r.Name, r.Status, r.OK, r.Found, r.Err)
+				}
+			}
+			if dnscheck.AllOK(res) {
+				t.Error("AllOK with every lookup failed")
+			}
+		})
 	}
 }
 

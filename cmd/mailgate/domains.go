@@ -95,15 +95,20 @@ type domainOut struct {
 
 // verificationOut is the API's DomainVerification.
 type verificationOut struct {
-	Name     string `json:"name"`
-	Verified bool   `json:"verified"`
-	Records  []struct {
-		Type  string   `json:"type"`
-		Name  string   `json:"name"`
-		Value string   `json:"value"`
-		Found []string `json:"found"`
-		OK    bool     `json:"ok"`
-	} `json:"records"`
+	Name     string           `json:"name"`
+	Verified bool             `json:"verified"`
+	Records  []recordCheckOut `json:"records"`
+}
+
+// recordCheckOut is the API's DNSCheck.
+type recordCheckOut struct {
+	Type   string   `json:"type"`
+	Name   string   `json:"name"`
+	Value  string   `json:"value"`
+	Status string   `json:"status"`
+	Found  []string `json:"found"`
+	Error  string   `json:"error"`
+	OK     bool     `json:"ok"`
 }
 
 func (dc *domainsClient) createCmd() *cobra.Command {
@@ -197,23 +202,56 @@ func (dc *domainsClient) verifyCmd() *cobra.Command {
 				printVerification(c.OutOrStdout(), v)
 			}
 			if !v.Verified {
-				return fmt.Errorf("%s is not verified: publish the records marked MISSING", args[0])
+				return notVerified(args[0], v)
 			}
 			return nil
 		}}
 }
 
+// printVerification prints one line per record: OK; WRONG when DNS holds
+// records that do not do the job; MISSING when DNS says there is none;
+// LOOKUP FAILED, with the resolver's error, when DNS did not answer.
 func printVerification(w io.Writer, v verificationOut) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "STATE\tTYPE\tNAME\tEXPECTED\tFOUND")
 	for _, r := range v.Records {
-		state := "OK"
-		if !r.OK {
+		state, found := "OK", strings.Join(r.Found, " | ")
+		switch {
+		case r.Status == "error":
+			state, found = "LOOKUP FAILED", r.Error
+		case r.Status == "missing":
 			state = "MISSING"
+		case !r.OK:
+			state = "WRONG"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", state, r.Type, r.Name, r.Value, strings.Join(r.Found, " | "))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", state, r.Type, r.Name, r.Value, found)
 	}
 	tw.Flush()
+}
+
+// notVerified says what to do about the records that are not OK: publish
+// the missing and wrong ones, try again those whose lookup failed.
+func notVerified(name string, v verificationOut) error {
+	failed, unpublished := 0, 0
+	for _, r := range v.Records {
+		switch {
+		case r.Status == "error":
+			failed++
+		case !r.OK:
+			unpublished++
+		}
+	}
+	var todo []string
+	if unpublished > 0 {
+		todo = append(todo, "publish the records marked MISSING or WRONG")
+	}
+	if failed > 0 {
+		todo = append(todo, fmt.Sprintf("the DNS lookup failed for %d of %d records: try again once the resolver answers", failed, len(v.Records)))
+	}
+	if len(todo) == 0 {
+		todo = append(todo, "no records to check")
+	}
+	return fmt.Errorf("%s is not verified: %s", name, strings.Join(todo, "; "))
 }
 
 // printDomain sends a request answered by a Domain and prints it.

@@ -23,8 +23,13 @@ type Server struct {
 	// truncateUDP answers every UDP query with TC set and no records, so
 	// that resolvers retry over TCP.
 	truncateUDP bool
+	// rcode, when not success, answers every query with it and nothing
+	// else.
+	rcode int
 	// queries counts queries by network ("udp", "tcp").
 	queries map[string]int
+	// stop shuts both listeners down.
+	stop func()
 }
 
 // Start serves on 127.0.0.1 until the test ends.
@@ -37,8 +42,30 @@ func Start(t testing.TB) *Server {
 	tcp := &dns.Server{Listener: ln, Handler: dns.HandlerFunc(s.serve)}
 	go func() { _ = udp.ActivateAndServe() }()
 	go func() { _ = tcp.ActivateAndServe() }()
-	t.Cleanup(func() { _ = udp.Shutdown(); _ = tcp.Shutdown() })
+	var once sync.Once
+	s.stop = func() {
+		once.Do(func() {
+			// Shutdown does nothing to a server not yet serving: close
+			// the sockets themselves too.
+			_, _ = udp.Shutdown(), tcp.Shutdown()
+			_, _ = pc.Close(), ln.Close()
+		})
+	}
+	t.Cleanup(s.Stop)
 	return s
+}
+
+// Stop closes the server's port: queries to Addr then fail as they do
+// when a resolver is down (UDP: connection refused).
+func (s *Server) Stop() { s.stop() }
+
+// Rcode makes every answer carry rcode (dns.RcodeServerFailure,
+// dns.RcodeRefused…) and no records; dns.RcodeSuccess serves the records
+// again.
+func (s *Server) Rcode(rcode int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rcode = rcode
 }
 
 // listen binds UDP on a free loopback port and TCP on the same port,
@@ -127,7 +154,9 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) {
 	s.mu.Lock()
 	s.queries[network]++
 	truncate := s.truncateUDP && network == "udp"
-	if len(req.Question) == 1 {
+	if s.rcode != dns.RcodeSuccess {
+		m.Rcode = s.rcode
+	} else if len(req.Question) == 1 {
 		q := req.Question[0]
 		rrs, known := s.records[key(q.Name)]
 		if !known {
