@@ -322,6 +322,9 @@ func paramErrors(field string, err error) []FieldError {
 		msg := se.Reason
 		if se.SchemaField == "format" && se.Schema != nil {
 			msg = formatMessage(se.Schema.Format)
+			if v, ok := se.Value.(string); ok && se.Schema.Format == "date-time" {
+				msg = dateTimeMessage(v)
+			}
 		}
 		out = append(out, FieldError{Field: field, Message: msg})
 	}
@@ -383,6 +386,17 @@ func formatMessage(format string) string {
 		return "must be an absolute URI"
 	}
 	return "must be in the format " + format
+}
+
+// dateTimeMessage says what the date-time parameter v should look like.
+// A space in it is almost always an offset's "+" sent unencoded, which a
+// query string decodes as a space, so the message says how to send it.
+func dateTimeMessage(v string) string {
+	msg := formatMessage("date-time")
+	if strings.Contains(v, " ") {
+		msg += `; send a "+" in a query as %2B (a bare "+" means a space)`
+	}
+	return msg
 }
 
 // scanName reads the quoted property name out of a kin-openapi reason.
