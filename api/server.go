@@ -218,7 +218,9 @@ func (s *Server) routes() error {
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", s.metricsHandler())
-	s.validate = openAPIValidator(spec, router)
+	s.validate = openAPIValidator(spec, router, map[string]func([]byte) []FieldError{
+		"sendMessage": missingMessageFields,
+	})
 	v1 := e.Group("/v1", s.authenticate, s.rateLimit)
 	s.messageRoutes(v1)
 	s.adminRoutes(v1)
