@@ -67,13 +67,21 @@ func bearerToken(r *http.Request) (string, bool) {
 	return token, token != ""
 }
 
+// unauthorized is the 401 answer; its WWW-Authenticate names the Bearer
+// scheme (RFC 6750 §3).
 func unauthorized(detail string) *Problem {
-	return newProblem(http.StatusUnauthorized, "unauthorized", "Unauthorized", detail)
+	p := newProblem(http.StatusUnauthorized, "unauthorized", "Unauthorized", detail)
+	p.Challenge = "Bearer"
+	return p
 }
 
-// requireScope answers 403 naming the scope the key lacks.
-func requireScope(scope string) echo.MiddlewareFunc {
+// requireScope answers 403 naming the scope the key lacks; only a key
+// holding it has the request checked against the contract (s.validate), so
+// a key that may not use a route learns nothing of its rules and gets 403
+// whatever its body.
+func (s *Server) requireScope(scope string) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		next = s.validate(next)
 		return func(c echo.Context) error {
 			if !apikey.HasScope(caller(c).Scopes, scope) {
 				return newProblem(http.StatusForbidden, "forbidden", "Missing scope",

@@ -37,6 +37,9 @@ func TestAuthRefusesBadCredentials(t *testing.T) {
 				r := e.do(t, request{Method: http.MethodGet, Path: "/v1/messages",
 					Header: map[string]string{"Authorization": tc.header}})
 				wantProblem(t, r, http.StatusUnauthorized, "unauthorized")
+				if got := r.Header.Get("WWW-Authenticate"); got != "Bearer" {
+					t.Errorf("WWW-Authenticate %q, want %q", got, "Bearer")
+				}
 			})
 		}
 	})
@@ -92,6 +95,33 @@ func TestAuthScopes(t *testing.T) {
 	}
 	if n := e.taskCount(t); n != 0 {
 		t.Errorf("%d tasks queued by refused requests", n)
+	}
+}
+
+// TestAuthScopeBeforeBody checks that a key without a route's scope gets
+// 403 whatever its body: the contract's rules for a body are not told to
+// a key that may not use the route.
+func TestAuthScopeBeforeBody(t *testing.T) {
+	e := newEnv(t, store.DialectSQLite)
+	readOnly := e.key(store.DefaultProjectID, apikey.ScopeRead)
+	cases := []struct {
+		name, token, path, scope string
+		body                     any
+	}{
+		{"project without admin", e.sender, "/v1/projects", apikey.ScopeAdmin, map[string]any{}},
+		{"key without admin", e.sender, "/v1/keys", apikey.ScopeAdmin, map[string]any{"scopes": "all"}},
+		{"key, not JSON, without admin", e.sender, "/v1/keys", apikey.ScopeAdmin, "{"},
+		{"send without messages:send", readOnly, "/v1/messages", apikey.ScopeSend, map[string]any{}},
+		{"suppression without scope", readOnly, "/v1/suppressions", apikey.ScopeSuppressions, map[string]any{"x": 1}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := e.post(t, tc.path, tc.token, tc.body)
+			p := wantProblem(t, r, http.StatusForbidden, "forbidden")
+			if !strings.Contains(p.Detail, tc.scope) {
+				t.Errorf("detail %q does not name %q", p.Detail, tc.scope)
+			}
+		})
 	}
 }
 

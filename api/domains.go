@@ -34,13 +34,13 @@ const maxSelectorBase = 62
 const verifyTimeout = 15 * time.Second
 
 func (s *Server) domainRoutes(g *echo.Group) {
-	g.POST("/domains", s.createDomain, requireScope(scopeDomains))
-	g.GET("/domains", s.listDomains, requireScope(scopeDomains))
-	g.GET("/domains/:name", s.getDomain, requireScope(scopeDomains))
-	g.DELETE("/domains/:name", s.deleteDomain, requireScope(scopeDomains))
-	g.POST("/domains/:name/verify", s.verifyDomain, requireScope(scopeDomains))
-	g.POST("/domains/:name/dkim/rotate", s.rotateDKIM, requireScope(scopeDomains))
-	g.DELETE("/domains/:name/dkim/:selector", s.retireDKIM, requireScope(scopeDomains))
+	g.POST("/domains", s.createDomain, s.requireScope(scopeDomains))
+	g.GET("/domains", s.listDomains, s.requireScope(scopeDomains))
+	g.GET("/domains/:name", s.getDomain, s.requireScope(scopeDomains))
+	g.DELETE("/domains/:name", s.deleteDomain, s.requireScope(scopeDomains))
+	g.POST("/domains/:name/verify", s.verifyDomain, s.requireScope(scopeDomains))
+	g.POST("/domains/:name/dkim/rotate", s.rotateDKIM, s.requireScope(scopeDomains))
+	g.DELETE("/domains/:name/dkim/:selector", s.retireDKIM, s.requireScope(scopeDomains))
 }
 
 type domainRequest struct {

@@ -15,7 +15,7 @@ import (
 var inboundKinds = []string{"bounce", "delayed", "delivered", "complaint", "auto_reply", "reply", "unknown"}
 
 func (s *Server) inboundRoutes(g *echo.Group) {
-	g.GET("/inbound", s.listInbound, requireScope(scopeRead))
+	g.GET("/inbound", s.listInbound, s.requireScope(scopeRead))
 }
 
 // listInbound is GET /v1/inbound, newest first. A key sees its project's

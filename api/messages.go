@@ -147,7 +147,7 @@ func timeRange(q url.Values) (since, until *time.Time, err error) {
 		}
 		t, err := time.Parse(time.RFC3339Nano, v)
 		if err != nil {
-			return nil, queryProblem(name, "must be an RFC 3339 date-time")
+			return nil, queryProblem(name, dateTimeMessage(v))
 		}
 		return &t, nil
 	}

@@ -112,7 +112,11 @@ func loadRequestView(doc []byte) (*openapi3.T, error) {
 // "path:NAME", "header:NAME" for parameters (as openapi.yaml's Problem
 // schema says). Routes not in the contract pass through. Authentication is
 // not done here. The body is read once and put back for the handler.
-func openAPIValidator(spec *openapi3.T, router routers.Router) echo.MiddlewareFunc {
+//
+// missing, keyed by operationId, names what a body lacks that the
+// contract cannot say is required (one field of several, say); a 422 gets
+// those fields too, so one answer names every missing field.
+func openAPIValidator(spec *openapi3.T, router routers.Router, missing map[string]func(body []byte) []FieldError) echo.MiddlewareFunc {
 	v := newRequestValidator(spec)
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
@@ -129,11 +133,31 @@ func openAPIValidator(spec *openapi3.T, router routers.Router) echo.MiddlewareFu
 				Request: req, PathParams: params, Route: route,
 			}
 			if err := v.validate(req.Context(), input); err != nil {
-				return requestProblem(err)
+				return withMissing(requestProblem(err), req, missing[route.Operation.OperationID])
 			}
 			return next(c)
 		}
 	}
+}
+
+// withMissing adds to err, when it is a 422, the fields missing finds
+// absent from the request's body that err does not already name.
+func withMissing(err error, req *http.Request, missing func([]byte) []FieldError) error {
+	var p *Problem
+	if missing == nil || !errors.As(err, &p) || p.Status != http.StatusUnprocessableEntity {
+		return err
+	}
+	body, rerr := bodyBytes(req)
+	if rerr != nil {
+		return err
+	}
+	fields := p.Errors
+	for _, f := range missing(body) {
+		if !slices.ContainsFunc(p.Errors, func(g FieldError) bool { return g.Field == f.Field }) {
+			fields = append(fields, f)
+		}
+	}
+	return invalidProblem(fields)
 }
 
 // requestValidator runs openapi3filter's request validation, with the
@@ -322,6 +346,9 @@ func paramErrors(field string, err error) []FieldError {
 		msg := se.Reason
 		if se.SchemaField == "format" && se.Schema != nil {
 			msg = formatMessage(se.Schema.Format)
+			if v, ok := se.Value.(string); ok && se.Schema.Format == "date-time" {
+				msg = dateTimeMessage(v)
+			}
 		}
 		out = append(out, FieldError{Field: field, Message: msg})
 	}
@@ -383,6 +410,17 @@ func formatMessage(format string) string {
 		return "must be an absolute URI"
 	}
 	return "must be in the format " + format
+}
+
+// dateTimeMessage says what the date-time parameter v should look like.
+// A space in it is almost always an offset's "+" sent unencoded, which a
+// query string decodes as a space, so the message says how to send it.
+func dateTimeMessage(v string) string {
+	msg := formatMessage("date-time")
+	if strings.Contains(v, " ") {
+		msg += `; send a "+" in a query as %2B (a bare "+" means a space)`
+	}
+	return msg
 }
 
 // scanName reads the quoted property name out of a kin-openapi reason.

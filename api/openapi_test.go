@@ -60,7 +60,7 @@ func validatorApp(t testing.TB, bodyLimit string, seen *[]byte) *echo.Echo {
 	e := echo.New()
 	e.HTTPErrorHandler = errorHandler(slog.New(slog.DiscardHandler), nil)
 	e.Use(middleware.BodyLimit(bodyLimit))
-	v1 := e.Group("/v1", openAPIValidator(spec, router))
+	v1 := e.Group("/v1", openAPIValidator(spec, router, nil))
 	v1.POST("/messages", func(c echo.Context) error {
 		body, err := io.ReadAll(c.Request().Body)
 		if err != nil {
@@ -318,7 +318,7 @@ func BenchmarkOpenAPIValidator(b *testing.B) {
 		b.Fatal(err)
 	}
 	body := readFixture(b, "message.json")
-	mw := openAPIValidator(spec, router)(func(echo.Context) error { return nil })
+	mw := openAPIValidator(spec, router, nil)(func(echo.Context) error { return nil })
 	e := echo.New()
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))

@@ -35,6 +35,9 @@ type Problem struct {
 	Errors []FieldError `json:"errors,omitempty"`
 	// RetryAfter, when set, is sent as the Retry-After header (seconds).
 	RetryAfter int `json:"-"`
+	// Challenge, when set, is sent as the WWW-Authenticate header
+	// (RFC 9110 §11.6.1): the scheme a 401's client must authenticate with.
+	Challenge string `json:"-"`
 	// reason, when set, is the reason label a refused send counts under
 	// (metrics.countRejected) instead of the one its type maps to.
 	reason string
@@ -167,6 +170,9 @@ func errorHandler(log *slog.Logger, m *metrics) echo.HTTPErrorHandler {
 func writeProblem(c echo.Context, p *Problem) {
 	if p.RetryAfter > 0 {
 		c.Response().Header().Set("Retry-After", fmt.Sprint(p.RetryAfter))
+	}
+	if p.Challenge != "" {
+		c.Response().Header().Set(echo.HeaderWWWAuthenticate, p.Challenge)
 	}
 	c.Response().Header().Set(echo.HeaderContentType, "application/problem+json")
 	c.Response().WriteHeader(p.Status)

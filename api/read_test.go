@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -181,6 +182,25 @@ func TestReadListRefusesBadParameters(t *testing.T) {
 			}
 			if p := r.problem(t); !p.hasField(tc.field) {
 				t.Errorf("errors %v do not name %q", p.fields(), tc.field)
+			}
+		})
+	}
+}
+
+// TestReadTimeFilterPlusHint checks that a time filter whose offset's "+"
+// arrived as a space (sent unencoded in the query) is refused with a hint
+// to encode it, and that the encoded form is accepted.
+func TestReadTimeFilterPlusHint(t *testing.T) {
+	e := newEnv(t, store.DialectSQLite)
+	for _, path := range []string{"/v1/messages", "/v1/events"} {
+		t.Run(path, func(t *testing.T) {
+			for _, name := range []string{"since", "until"} {
+				r := e.get(t, path+"?"+name+"=2026-12-01T09:00:00+01:00", e.sender)
+				p := wantProblem(t, r, http.StatusUnprocessableEntity, "validation", "query:"+name)
+				if len(p.Errors) != 1 || !strings.Contains(p.Errors[0].Message, "%2B") {
+					t.Errorf("errors %+v give no hint to send + as %%2B", p.Errors)
+				}
+				wantCode(t, e.get(t, path+"?"+name+"=2026-12-01T09:00:00%2B01:00", e.sender), http.StatusOK)
 			}
 		})
 	}

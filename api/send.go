@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -96,6 +97,22 @@ func readBody(c echo.Context) ([]byte, error) {
 		return nil, malformedProblem("the request body could not be read")
 	}
 	return b, nil
+}
+
+// missingMessageFields is missingFields of a POST /v1/messages body the
+// contract refused. The body is decoded leniently (unknown members
+// ignored, a value of the wrong type left empty) because the contract
+// names those already; a body that is not a JSON object adds nothing.
+func missingMessageFields(body []byte) []FieldError {
+	if trimmed := bytes.TrimLeft(body, " \t\r\n"); len(trimmed) == 0 || trimmed[0] != '{' {
+		return nil
+	}
+	var req MessageRequest
+	var typeErr *json.UnmarshalTypeError
+	if err := json.Unmarshal(body, &req); err != nil && !errors.As(err, &typeErr) {
+		return nil
+	}
+	return missingFields(&req, "")
 }
 
 // validateOne decodes and validates one message; prefix is prepended to

@@ -246,6 +246,54 @@ func TestSendRefusesInvalidRequests(t *testing.T) {
 	})
 }
 
+// TestSendNamesEveryMissingField checks that a body lacking required
+// fields gets one 422 naming each of them, whether the contract or the
+// server's own check finds it, and the other fields the contract refuses
+// besides.
+func TestSendNamesEveryMissingField(t *testing.T) {
+	e := newEnv(t, store.DialectSQLite)
+	cases := []struct {
+		name string
+		body any
+		want []string
+	}{
+		{"empty object", map[string]any{}, []string{"/from", "/text", "/to"}},
+		{"only a recipient", map[string]any{"to": []string{"ann@example.org"}}, []string{"/from", "/text"}},
+		{"empty sender and an unknown field", map[string]any{"from": "", "cc": []string{}, "x": 1},
+			[]string{"/from", "/text", "/to", "/x"}},
+		{"batch item", map[string]any{"messages": []any{map[string]any{}}}, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := "/v1/messages"
+			if tc.want == nil {
+				path = "/v1/messages/batch"
+			}
+			r := e.post(t, path, e.sender, tc.body)
+			if tc.want == nil {
+				var res struct {
+					Results []struct{ Error *Problem }
+				}
+				wantCode(t, r, http.StatusOK)
+				r.decode(t, &res)
+				if len(res.Results) != 1 || res.Results[0].Error == nil {
+					t.Fatalf("results %+v, want one error", res.Results)
+				}
+				got := res.Results[0].Error.fields()
+				if want := []string{"/messages/0/from", "/messages/0/to", "/messages/0/text"}; !slices.Equal(got, want) {
+					t.Errorf("errors name %v, want %v", got, want)
+				}
+				return
+			}
+			p := wantProblem(t, r, http.StatusUnprocessableEntity, "validation")
+			if got := p.fields(); !slices.Equal(got, tc.want) {
+				t.Errorf("errors name %v, want %v (%+v)", got, tc.want, p.Errors)
+			}
+		})
+	}
+	wantNothingStored(t, e)
+}
+
 // wantNothingStored checks that no message, event or task exists.
 func wantNothingStored(t *testing.T, e *testEnv) {
 	t.Helper()

@@ -141,6 +141,9 @@ type Server struct {
 	domains *domainCache
 	// keys caches API keys; nil without Deps.Revocations.
 	keys *keyCache
+	// validate checks a request against openapi.yaml (openAPIValidator);
+	// requireScope runs it after the scope check.
+	validate echo.MiddlewareFunc
 }
 
 // New builds the server and its routes.
@@ -215,7 +218,10 @@ func (s *Server) routes() error {
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", s.metricsHandler())
-	v1 := e.Group("/v1", s.authenticate, s.rateLimit, openAPIValidator(spec, router))
+	s.validate = openAPIValidator(spec, router, map[string]func([]byte) []FieldError{
+		"sendMessage": missingMessageFields,
+	})
+	v1 := e.Group("/v1", s.authenticate, s.rateLimit)
 	s.messageRoutes(v1)
 	s.adminRoutes(v1)
 	s.domainRoutes(v1) // api/domains.go (added by the domains helper)
@@ -225,23 +231,23 @@ func (s *Server) routes() error {
 }
 
 func (s *Server) messageRoutes(g *echo.Group) {
-	g.POST("/messages", s.sendMessage, requireScope(scopeSend))
-	g.POST("/messages/batch", s.sendBatch, requireScope(scopeSend))
-	g.GET("/messages", s.listMessages, requireScope(scopeRead))
-	g.GET("/messages/:id", s.getMessage, requireScope(scopeRead))
-	g.POST("/messages/:id/cancel", s.cancelMessage, requireScope(scopeSend))
-	g.GET("/events", s.listEvents, requireScope(scopeRead))
-	g.GET("/suppressions", s.listSuppressions, requireScope(scopeSuppressions))
-	g.POST("/suppressions", s.createSuppression, requireScope(scopeSuppressions))
-	g.GET("/suppressions/:email", s.getSuppression, requireScope(scopeSuppressions))
-	g.DELETE("/suppressions/:email", s.deleteSuppression, requireScope(scopeSuppressions))
+	g.POST("/messages", s.sendMessage, s.requireScope(scopeSend))
+	g.POST("/messages/batch", s.sendBatch, s.requireScope(scopeSend))
+	g.GET("/messages", s.listMessages, s.requireScope(scopeRead))
+	g.GET("/messages/:id", s.getMessage, s.requireScope(scopeRead))
+	g.POST("/messages/:id/cancel", s.cancelMessage, s.requireScope(scopeSend))
+	g.GET("/events", s.listEvents, s.requireScope(scopeRead))
+	g.GET("/suppressions", s.listSuppressions, s.requireScope(scopeSuppressions))
+	g.POST("/suppressions", s.createSuppression, s.requireScope(scopeSuppressions))
+	g.GET("/suppressions/:email", s.getSuppression, s.requireScope(scopeSuppressions))
+	g.DELETE("/suppressions/:email", s.deleteSuppression, s.requireScope(scopeSuppressions))
 }
 
 func (s *Server) adminRoutes(g *echo.Group) {
-	g.POST("/projects", s.createProject, requireScope(scopeAdmin))
-	g.GET("/projects", s.listProjects, requireScope(scopeAdmin))
-	g.POST("/keys", s.createKey, requireScope(scopeAdmin))
-	g.GET("/keys", s.listKeys, requireScope(scopeAdmin))
-	g.GET("/keys/:id", s.getKey, requireScope(scopeAdmin))
-	g.DELETE("/keys/:id", s.revokeKey, requireScope(scopeAdmin))
+	g.POST("/projects", s.createProject, s.requireScope(scopeAdmin))
+	g.GET("/projects", s.listProjects, s.requireScope(scopeAdmin))
+	g.POST("/keys", s.createKey, s.requireScope(scopeAdmin))
+	g.GET("/keys", s.listKeys, s.requireScope(scopeAdmin))
+	g.GET("/keys/:id", s.getKey, s.requireScope(scopeAdmin))
+	g.DELETE("/keys/:id", s.revokeKey, s.requireScope(scopeAdmin))
 }

@@ -115,15 +115,19 @@ func ValidateMessage(req *MessageRequest, lim Limits, now time.Time, prefix stri
 	}
 	c := &messageCheck{lim: lim, now: now, prefix: prefix}
 	vm := &ValidMessage{}
-	vm.From = c.requiredAddress("/from", req.From)
-	vm.Recipients = c.recipients(req)
+	if c.hasFrom(req) {
+		vm.From, _ = c.address("/from", req.From)
+	}
+	if c.hasRecipient(req) {
+		vm.Recipients = c.recipients(req)
+	}
 	if req.ReplyTo != "" {
 		if a, ok := c.address("/reply_to", req.ReplyTo); ok {
 			vm.ReplyTo = &a
 		}
 	}
 	c.subject(req.Subject)
-	c.body(req)
+	c.hasBody(req)
 	c.headers(req.Headers)
 	vm.Size = int64(len(req.Text)) + int64(len(req.HTML)) + c.attachments(req.Attachments)
 	c.tags(req.Tags)
@@ -152,14 +156,42 @@ func (c *messageCheck) add(ptr, msg string) {
 	c.errs = append(c.errs, FieldError{Field: c.prefix + ptr, Message: msg})
 }
 
-// requiredAddress parses a mandatory single address.
-func (c *messageCheck) requiredAddress(ptr, s string) Address {
-	if s == "" {
-		c.add(ptr, "is required")
-		return Address{}
+// missingFields names the required fields req lacks: from, a recipient
+// (to, cc or bcc) and text or html, as ValidateMessage does. The contract
+// requires only from (the others are a choice among fields), so a request
+// refused by the contract gets these added, naming every missing field at
+// once; prefix is prepended to each Field.
+func missingFields(req *MessageRequest, prefix string) []FieldError {
+	c := &messageCheck{prefix: prefix}
+	c.hasFrom(req)
+	c.hasRecipient(req)
+	c.hasBody(req)
+	return c.errs
+}
+
+// hasFrom requires from.
+func (c *messageCheck) hasFrom(req *MessageRequest) bool {
+	if req.From == "" {
+		c.add("/from", "is required")
+		return false
 	}
-	a, _ := c.address(ptr, s)
-	return a
+	return true
+}
+
+// hasRecipient requires at least one address in to, cc or bcc.
+func (c *messageCheck) hasRecipient(req *MessageRequest) bool {
+	if len(req.To)+len(req.Cc)+len(req.Bcc) == 0 {
+		c.add("/to", "at least one recipient is required")
+		return false
+	}
+	return true
+}
+
+// hasBody requires text or html.
+func (c *messageCheck) hasBody(req *MessageRequest) {
+	if req.Text == "" && req.HTML == "" {
+		c.add("/text", "text or html is required")
+	}
 }
 
 // address parses s, recording the parse error at ptr.
@@ -176,10 +208,6 @@ func (c *messageCheck) address(ptr, s string) (Address, bool) {
 // The list holding the first address past MaxRecipients gets the error,
 // and the addresses after it are not examined.
 func (c *messageCheck) recipients(req *MessageRequest) []ValidRecipient {
-	if len(req.To)+len(req.Cc)+len(req.Bcc) == 0 {
-		c.add("/to", "at least one recipient is required")
-		return nil
-	}
 	out := make([]ValidRecipient, 0, min(len(req.To)+len(req.Cc)+len(req.Bcc), c.lim.MaxRecipients))
 	lists := [...]struct {
 		kind string
@@ -210,13 +238,6 @@ func containsRecipient(rs []ValidRecipient, email string) bool {
 		}
 	}
 	return false
-}
-
-// body requires text or html.
-func (c *messageCheck) body(req *MessageRequest) {
-	if req.Text == "" && req.HTML == "" {
-		c.add("/text", "text or html is required")
-	}
 }
 
 // sendAt parses send_at (RFC 3339 §5.6) and keeps it within
