@@ -39,7 +39,6 @@ type Config struct {
 	AllowedSenderDomains []string
 	// DNSServer is the resolver ("host:port") domain verification asks
 	// (MAILGATE_DNS_SERVER). Default "": the system resolver.
-	// (Added by the domains helper for api/domains.go.)
 	DNSServer string
 	// ReturnPathDomain is the domain of the VERP envelope sender
 	// (MAILGATE_RETURN_PATH_DOMAIN); when set, a domain's dns_records
@@ -115,7 +114,6 @@ type Deps struct {
 	Limiter *ratelimit.Limiter
 	// Keyring seals DKIM private keys (MAILGATE_MASTER_KEY, or a generated
 	// key in development). Without it, creating domains fails.
-	// (Added by the domains helper for api/domains.go.)
 	Keyring *keyring.Keyring
 	// Registry receives the API's metrics; /metrics serves Gatherer.
 	Registry prometheus.Registerer
@@ -224,7 +222,7 @@ func (s *Server) routes() error {
 	v1 := e.Group("/v1", s.authenticate, s.rateLimit)
 	s.messageRoutes(v1)
 	s.adminRoutes(v1)
-	s.domainRoutes(v1) // api/domains.go (added by the domains helper)
+	s.domainRoutes(v1) // api/domains.go
 	s.inboundRoutes(v1)
 	s.echo = e
 	return nil
