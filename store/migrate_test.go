@@ -219,11 +219,15 @@ func insertVersion7(t *testing.T, s *Store, id string, b []byte) {
 	}
 }
 
-// checkPayloads compares every payload MessagePayload reads with want.
+// checkPayloads compares every stored payload with want.
 func checkPayloads(t *testing.T, s *Store, want map[string]Payload) {
 	t.Helper()
 	for id, p := range want {
-		got, err := s.MessagePayload(context.Background(), id)
+		var got Payload
+		var text, html []byte
+		err := s.db.QueryRowContext(context.Background(),
+			`SELECT request, text, html FROM message_payloads WHERE message_id = $1`, id).Scan(&got.Request, &text, &html)
+		got.Text, got.HTML = string(text), string(html)
 		if err != nil {
 			t.Fatalf("payload of %s: %v", id, err)
 		}
