@@ -21,10 +21,31 @@ MG_INSTALLED=()
 MG_STARTED_PG=
 
 log() { printf '==> %s\n' "$*" >&2; }
+# MG_LOG_FILE, when set (run.sh sets it), is where quietly sends the output
+# of the noisy steps (apt-get, go install, go build), so that the terminal
+# gets the one line per step that log prints. Unset, they print as usual.
+export MG_LOG_FILE=${MG_LOG_FILE:-}
 warn() { printf 'warning: %s\n' "$*" >&2; }
 die() {
 	printf 'error: %s\n' "$*" >&2
 	exit 1
+}
+
+# quietly CMD...: runs CMD, its output appended to MG_LOG_FILE when that is
+# set; when CMD fails, the last lines of the file are shown.
+quietly() {
+	if [[ -z $MG_LOG_FILE ]]; then
+		"$@"
+		return
+	fi
+	local rc=0
+	printf '\n$ %s\n' "$*" >>"$MG_LOG_FILE"
+	"$@" >>"$MG_LOG_FILE" 2>&1 || rc=$?
+	if ((rc != 0)); then
+		warn "$* exited with $rc; its last lines (the whole output is in $MG_LOG_FILE):"
+		tail -n 30 "$MG_LOG_FILE" >&2
+	fi
+	return "$rc"
 }
 
 # as_root runs a command as root: directly when we are root, else with sudo.
@@ -58,7 +79,9 @@ require_go() {
 use_openssl() {
 	[[ ${MAILGATE_OPENSSL:-1} == 0 ]] && return 0
 	install_missing gcc libc6-dev libssl-dev
-	export CGO_ENABLED=1 GOFLAGS="${GOFLAGS:+$GOFLAGS }-tags=openssl"
+	export CGO_ENABLED=1
+	# A child script (run.sh calls tools.sh) finds the tag already there.
+	[[ " ${GOFLAGS:-} " == *" -tags=openssl "* ]] || export GOFLAGS="${GOFLAGS:+$GOFLAGS }-tags=openssl"
 }
 
 # missing_packages prints, one a line, the named Debian packages that are not
@@ -107,8 +130,8 @@ apt_get() {
 # apt_update_once runs apt-get update the first time it is called in a run.
 apt_update_once() {
 	[[ $MG_APT_UPDATED == 1 ]] && return 0
-	log "apt-get update"
-	apt_get update -qq || warn "apt-get update failed; trying the package cache"
+	log "apt-get update…"
+	quietly apt_get update -qq || warn "apt-get update failed; trying the package cache"
 	MG_APT_UPDATED=1
 }
 
@@ -154,14 +177,14 @@ install_missing() {
 
 # install_locked installs the named packages; install_missing holds the lock.
 install_locked() {
-	log "installing $*"
+	log "installing $* (apt)…"
 	if [[ " $* " == *" postfix "* ]]; then
 		echo "postfix postfix/main_mailer_type select No configuration" | as_root debconf-set-selections
 	fi
 	apt_update_once
 	local created rc=0
 	created=$(block_service_starts)
-	apt_get install -y -qq --no-install-recommends "$@" || rc=$?
+	quietly apt_get install -y -qq --no-install-recommends "$@" || rc=$?
 	[[ $created == 1 ]] && as_root rm -f /usr/sbin/policy-rc.d
 	return "$rc"
 }

@@ -2,19 +2,27 @@
 # shellcheck disable=SC2317 # functions run from traps
 # run.sh: `make run`, a working single-node gateway on this machine.
 #
-# Installs redis-server when missing, starts a private Redis with AOF
-# persistence under ./data/redis on 127.0.0.1:${MAILGATE_RUN_REDIS_PORT:-6390}
-# (a Redis already on 6379 is left alone), builds ./bin/mailgate and runs
-# `mailgate serve` in the foreground on SQLite (./data/mailgate.db), listening
-# on 127.0.0.1:8080. The environment it uses is written to ./data/env so a
-# second terminal can `source ./data/env` and run mailgate commands.
+# The first run installs what is missing (redis-server and the C toolchain
+# for the openssl build, with apt) and builds Mailpit and ./bin/mailgate: a
+# few minutes, one line per step on the terminal, the tools' own output in
+# ./data/setup.log (its last lines are shown when a step fails). Later runs
+# start in seconds.
+#
+# It starts a private Redis with AOF persistence under ./data/redis on
+# 127.0.0.1:${MAILGATE_RUN_REDIS_PORT:-6390} (a Redis already on 6379 is left
+# alone) and runs `mailgate serve` in the foreground on SQLite
+# (./data/mailgate.db), listening on ${MAILGATE_LISTEN:-127.0.0.1:8080}. The
+# environment it uses is written to ./data/env, with absolute paths, so a
+# second terminal can `source ./data/env` and run mailgate commands from any
+# directory against the same database.
 #
 # Mail goes to Mailpit, a local SMTP sink with an HTTP API (built once into
 # ./.tools/bin by scripts/tools.sh): SMTP on
 # 127.0.0.1:${MAILGATE_RUN_MAILPIT_SMTP_PORT:-1025} (plaintext on loopback:
-# tls=none), API and UI on 127.0.0.1:${MAILGATE_RUN_MAILPIT_HTTP_PORT:-8025},
-# its store in ./data/mailpit. MAILGATE_RELAYS then points at it (a
-# MAILGATE_RELAYS set by the user wins, and no Mailpit is started).
+# tls=none), API on 127.0.0.1:${MAILGATE_RUN_MAILPIT_HTTP_PORT:-8025} (a
+# Mailpit built with go install has no web UI assets: its page is blank, the
+# API works), its store in ./data/mailpit. MAILGATE_RELAYS then points at it
+# (a MAILGATE_RELAYS set by the user wins, and no Mailpit is started).
 # MAILGATE_DNS_SERVER defaults to 127.0.0.1:53, so that the local gateway
 # talks to loopback alone (domain verification then finds what a local
 # resolver answers, or nothing; set it to check real DNS).
@@ -23,17 +31,22 @@
 # (mode 600), so the DKIM keys it seals open after a restart; one set by the
 # user wins.
 #
+# MAILGATE_RUN_DATA moves ./data (the database, Redis' AOF, Mailpit's store,
+# env and setup.log) to another directory, e.g. for a second gateway beside
+# the first.
+#
 # Ctrl-C stops mailgate, then Mailpit, then the private Redis if this script started it
 # (MAILGATE_RUN_KEEP_REDIS=1 leaves it running). A Redis that already answered
-# on the port is used and left alone. MAILGATE_DATABASE_URL, MAILGATE_REDIS_URL
-# (then no private Redis is started), MAILGATE_LISTEN and
+# on the port is used and left alone. MAILGATE_DATABASE_URL (a relative
+# sqlite:PATH is taken from the repository root and made absolute),
+# MAILGATE_REDIS_URL (then no private Redis is started), MAILGATE_LISTEN and
 # MAILGATE_ALLOWED_SENDER_DOMAINS set by the user win over the defaults.
+#
+# Sourced (`source scripts/run.sh`), it defines its functions and runs
+# nothing: the tests call write_env that way.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-cd "$MG_ROOT"
-require_go
-use_openssl
 
 redis_port=${MAILGATE_RUN_REDIS_PORT:-6390}
 started_redis=0
@@ -41,23 +54,40 @@ mailgate_pid=
 mailpit_pid=
 mailpit_smtp_port=${MAILGATE_RUN_MAILPIT_SMTP_PORT:-1025}
 mailpit_http_port=${MAILGATE_RUN_MAILPIT_HTTP_PORT:-8025}
+# data is the directory of the run's state, absolute.
+data=$(realpath -m "${MAILGATE_RUN_DATA:-$MG_ROOT/data}")
+
+# short PATH prints PATH relative to the working directory when it is under
+# it (./data/env), else as it is: for messages.
+short() {
+	case $1 in
+	"$PWD"/*) printf './%s' "${1#"$PWD"/}" ;;
+	*) printf '%s' "$1" ;;
+	esac
+}
+
+# first_run: something the run needs is not installed or built yet.
+first_run() {
+	! command -v redis-server >/dev/null 2>&1 || [[ ! -x bin/mailgate ]] ||
+		{ [[ -z ${MAILGATE_RELAYS:-} ]] && [[ ! -x .tools/bin/mailpit ]]; }
+}
 
 # start_private_redis: Redis for the gateway, durable (AOF, fsync every
 # second), never evicting queued work, on loopback only.
 start_private_redis() {
-	mkdir -p data/redis
+	mkdir -p "$data/redis"
 	if redis_up "$redis_port"; then
 		log "Redis: already answering on 127.0.0.1:$redis_port; using it"
 		return 0
 	fi
-	log "Redis: starting a private one on 127.0.0.1:$redis_port (AOF in ./data/redis)"
+	log "starting Redis on 127.0.0.1:$redis_port (AOF in $(short "$data/redis"))…"
 	redis-server --port "$redis_port" --bind 127.0.0.1 --daemonize yes \
-		--dir "$MG_ROOT/data/redis" --appendonly yes --appendfsync everysec --save "" \
+		--dir "$data/redis" --appendonly yes --appendfsync everysec --save "" \
 		--maxmemory-policy noeviction \
-		--pidfile "$MG_ROOT/data/redis/redis.pid" --logfile "$MG_ROOT/data/redis/redis.log"
+		--pidfile "$data/redis/redis.pid" --logfile "$data/redis/redis.log"
 	started_redis=1
 	wait_until 100 redis_up "$redis_port" ||
-		die "Redis did not answer on 127.0.0.1:$redis_port (see ./data/redis/redis.log)"
+		die "Redis did not answer on 127.0.0.1:$redis_port (see $(short "$data/redis/redis.log"))"
 }
 
 # port_taken PORT: something accepts TCP connections on 127.0.0.1:PORT.
@@ -70,28 +100,34 @@ mailpit_up() {
 	curl -fsS -o /dev/null "http://127.0.0.1:$mailpit_http_port/api/v1/messages"
 }
 
+# build_smtp_sink builds Mailpit into ./.tools/bin unless MAILGATE_RELAYS is
+# set (then no Mailpit is needed).
+build_smtp_sink() {
+	[[ -z ${MAILGATE_RELAYS:-} ]] || return 0
+	bash scripts/tools.sh mailpit
+}
+
 # start_smtp_sink starts Mailpit on loopback (SMTP without TLS or AUTH, API
-# and UI on HTTP), keeping its messages in ./data/mailpit, and points
+# on HTTP), keeping its messages in ./data/mailpit, and points
 # MAILGATE_RELAYS at it. A MAILGATE_RELAYS set by the user is used instead.
 start_smtp_sink() {
 	if [[ -n ${MAILGATE_RELAYS:-} ]]; then
 		log "Mailpit: not started (MAILGATE_RELAYS is set: using it)"
 		return 0
 	fi
-	bash scripts/tools.sh
 	local port
 	for port in "$mailpit_smtp_port" "$mailpit_http_port"; do
 		! port_taken "$port" ||
 			die "127.0.0.1:$port is in use: stop what listens there, or set MAILGATE_RUN_MAILPIT_SMTP_PORT and MAILGATE_RUN_MAILPIT_HTTP_PORT"
 	done
-	mkdir -p data/mailpit
-	log "Mailpit: SMTP on 127.0.0.1:$mailpit_smtp_port, API and UI on http://127.0.0.1:$mailpit_http_port (log in ./data/mailpit/mailpit.log)"
+	mkdir -p "$data/mailpit"
+	log "starting Mailpit: SMTP on 127.0.0.1:$mailpit_smtp_port, API on http://127.0.0.1:$mailpit_http_port (log in $(short "$data/mailpit/mailpit.log"))…"
 	.tools/bin/mailpit --disable-version-check --smtp-disable-rdns \
 		--smtp "127.0.0.1:$mailpit_smtp_port" --listen "127.0.0.1:$mailpit_http_port" \
-		--database data/mailpit/mailpit.db --log-file data/mailpit/mailpit.log &
+		--database "$data/mailpit/mailpit.db" --log-file "$data/mailpit/mailpit.log" &
 	mailpit_pid=$!
 	wait_until 100 mailpit_up ||
-		die "Mailpit did not answer on 127.0.0.1:$mailpit_http_port (see ./data/mailpit/mailpit.log)"
+		die "Mailpit did not answer on 127.0.0.1:$mailpit_http_port (see $(short "$data/mailpit/mailpit.log"))"
 	export MAILGATE_RELAYS="smtp://127.0.0.1:$mailpit_smtp_port?tls=none"
 }
 
@@ -115,37 +151,67 @@ ensure_master_key() {
 	if [[ -n ${MAILGATE_MASTER_KEY:-} ]]; then
 		return 0
 	fi
-	local key=
-	if [[ -f data/env ]]; then
-		key=$(sed -n 's/^export MAILGATE_MASTER_KEY=//p' data/env | tail -n 1 | tr -d "\"'\\\\")
+	local key= env
+	env=$(short "$data/env")
+	if [[ -f $data/env ]]; then
+		key=$(sed -n 's/^export MAILGATE_MASTER_KEY=//p' "$data/env" | tail -n 1 | tr -d "\"'\\\\")
 	fi
 	if [[ -n $key ]]; then
 		valid_master_keys "$key" ||
-			die "./data/env holds a MAILGATE_MASTER_KEY that is not base64 of 32 bytes: fix that line (or remove it and lose the DKIM keys sealed with it)"
-		log "MAILGATE_MASTER_KEY: the one kept in ./data/env"
+			die "$env holds a MAILGATE_MASTER_KEY that is not base64 of 32 bytes: fix that line (or remove it and lose the DKIM keys sealed with it)"
+		log "MAILGATE_MASTER_KEY: the one kept in $env"
 	else
-		log "MAILGATE_MASTER_KEY: generating one, kept in ./data/env (DKIM keys sealed with it survive restarts)"
+		log "MAILGATE_MASTER_KEY: generating one, kept in $env (DKIM keys sealed with it survive restarts)"
 		key=$(head -c 32 /dev/urandom | base64 | tr -d '\n')
 	fi
 	export MAILGATE_MASTER_KEY=$key
 }
 
+# absolute_database_url URL prints URL with a relative sqlite:PATH made
+# absolute from the working directory (the repository root under main), so
+# that ./data/env names the same file wherever it is sourced. Other URLs are
+# printed as they are.
+absolute_database_url() {
+	local url=$1 path
+	if [[ $url != sqlite:* ]]; then
+		printf '%s\n' "$url"
+		return
+	fi
+	path=${url#sqlite:}
+	path=${path#//}
+	[[ $path == /* ]] || path=$PWD/${path#./}
+	printf 'sqlite:%s\n' "$path"
+}
+
+# set_defaults exports the settings of the gateway: the user's where set,
+# else those of a local run. The private Redis' URL is set by main.
+set_defaults() {
+	MAILGATE_DATABASE_URL=$(absolute_database_url "${MAILGATE_DATABASE_URL:-sqlite:$data/mailgate.db}")
+	export MAILGATE_DATABASE_URL
+	export MAILGATE_LISTEN=${MAILGATE_LISTEN:-127.0.0.1:8080}
+	export MAILGATE_ALLOWED_SENDER_DOMAINS=${MAILGATE_ALLOWED_SENDER_DOMAINS:-example.com}
+	export MAILGATE_RETURN_PATH_DOMAIN=${MAILGATE_RETURN_PATH_DOMAIN:-bounces.example.com}
+	export MAILGATE_DNS_SERVER=${MAILGATE_DNS_SERVER:-127.0.0.1:53}
+}
+
 # write_env records the gateway's environment in ./data/env.
 write_env() {
+	mkdir -p "$data"
 	{
 		echo "# Written by scripts/run.sh: the environment of the gateway 'make run' started."
-		echo "# Use it with: source ./data/env"
+		echo "# Use it with: source $data/env"
 		local name
 		for name in MAILGATE_DATABASE_URL MAILGATE_REDIS_URL MAILGATE_LISTEN MAILGATE_ALLOWED_SENDER_DOMAINS \
 			MAILGATE_RELAYS MAILGATE_RETURN_PATH_DOMAIN MAILGATE_DNS_SERVER MAILGATE_MASTER_KEY; do
 			printf 'export %s=%q\n' "$name" "${!name:-}"
 		done
-	} >data/env.tmp
-	chmod 600 data/env.tmp # it holds the master key
-	mv data/env.tmp data/env
+	} >"$data/env.tmp"
+	chmod 600 "$data/env.tmp" # it holds the master key
+	mv "$data/env.tmp" "$data/env"
 }
 
-# print_first_steps shows how to create a key and send the first message.
+# print_first_steps shows how to create a key, send the first message and
+# see it.
 print_first_steps() {
 	local base="http://$MAILGATE_LISTEN"
 	cat <<EOF
@@ -153,29 +219,31 @@ print_first_steps() {
 mailgate serve is starting on $base (Ctrl-C stops it).
 In another terminal, create an API key and send your first message:
 
-  cd $MG_ROOT && source ./data/env
+  cd $MG_ROOT && source $(short "$data/env")
   KEY=\$(./bin/mailgate keys create --name first --scope messages:send --scope messages:read --scope domains)
   curl -sS -X POST $base/v1/messages \\
     -H "Authorization: Bearer \$KEY" -H 'Content-Type: application/json' \\
     -d '{"from": "Shop <orders@example.com>", "to": ["ann@example.org"],
          "subject": "Hello from mailgate", "text": "My first message."}'
 
-  # the answer is 202 {"id": "ID", "status": "queued", ...}; then read its status:
+  # the answer is 202 {"id": "ID", "status": "queued", ...}; then read its
+  # status, each recipient's SMTP answer and the events:
   curl -sS -H "Authorization: Bearer \$KEY" $base/v1/messages/ID
 
 EOF
-	[[ -n $mailpit_pid ]] || return 0
-	local mp="http://127.0.0.1:$mailpit_http_port"
-	cat <<EOF
-Sent mail lands in Mailpit ($MAILGATE_RELAYS). See it with its API:
+	if [[ -n $mailpit_pid ]]; then
+		local mp="http://127.0.0.1:$mailpit_http_port"
+		cat <<EOF
+Sent mail lands in Mailpit ($MAILGATE_RELAYS). Read it through Mailpit's
+API (this Mailpit has no web UI):
 
   curl -s $mp/api/v1/messages | python3 -m json.tool   # ID, From, To, Subject of each
-  curl -s $mp/api/v1/message/MAILPIT_ID/raw            # one message as sent, DKIM-Signature included
-
-or its web UI at $mp/ (a Mailpit built with go install may lack the UI's
-JavaScript bundle; the API always works). A walkthrough: docs/walkthrough.md
+  curl -s $mp/api/v1/message/MAILPIT_ID/raw            # one message as it arrived, DKIM-Signature included
 
 EOF
+	fi
+	echo "Next: docs/walkthrough.md (a sender domain, DKIM keys, a signed message)."
+	echo
 }
 
 # on_signal stops mailgate: Ctrl-C's SIGINT reached it too (Go re-enables the
@@ -196,35 +264,42 @@ on_signal() {
 cleanup() {
 	stop_process "$mailgate_pid"
 	if [[ -n $mailpit_pid ]]; then
-		log "Mailpit: stopping (its messages stay in ./data/mailpit)"
+		log "Mailpit: stopping (its messages stay in $(short "$data/mailpit"))"
 		stop_process "$mailpit_pid"
 		mailpit_pid=
 	fi
 	if [[ $started_redis == 1 && ${MAILGATE_RUN_KEEP_REDIS:-0} != 1 ]]; then
-		log "Redis: stopping the private Redis on $redis_port (its AOF stays in ./data/redis)"
+		log "Redis: stopping the private Redis on $redis_port (its AOF stays in $(short "$data/redis"))"
 		redis-cli -h 127.0.0.1 -p "$redis_port" shutdown >/dev/null 2>&1 || true
 	fi
 }
 
 main() {
+	cd "$MG_ROOT"
+	mkdir -p "$data" bin
+	# The noisy output of apt-get, go install and go build goes to
+	# setup.log (lib.sh's quietly); the terminal gets one line per step.
+	export MG_LOG_FILE=$data/setup.log
+	: >"$MG_LOG_FILE"
+	if first_run; then
+		log "first run: installing what is missing and building Mailpit and mailgate can take a few minutes (details in $(short "$MG_LOG_FILE"))"
+	fi
+	require_go
 	install_for_commands redis-server:redis-server redis-cli:redis-tools
-	mkdir -p data bin
+	use_openssl
+	build_smtp_sink
+	log "building mailgate (./bin/mailgate)…"
+	quietly go build -o ./bin/mailgate ./cmd/mailgate || die "go build ./cmd/mailgate failed"
+
 	trap cleanup EXIT
 	trap on_signal INT TERM
 	if [[ -z ${MAILGATE_REDIS_URL:-} ]]; then
 		start_private_redis
 		export MAILGATE_REDIS_URL="redis://127.0.0.1:$redis_port/0"
 	fi
-	export MAILGATE_DATABASE_URL=${MAILGATE_DATABASE_URL:-sqlite:./data/mailgate.db}
-	export MAILGATE_LISTEN=${MAILGATE_LISTEN:-127.0.0.1:8080}
-	export MAILGATE_ALLOWED_SENDER_DOMAINS=${MAILGATE_ALLOWED_SENDER_DOMAINS:-example.com}
-	export MAILGATE_RETURN_PATH_DOMAIN=${MAILGATE_RETURN_PATH_DOMAIN:-bounces.example.com}
-	export MAILGATE_DNS_SERVER=${MAILGATE_DNS_SERVER:-127.0.0.1:53}
+	set_defaults
 	ensure_master_key
 	start_smtp_sink
-
-	log "go build -o ./bin/mailgate ./cmd/mailgate"
-	go build -o ./bin/mailgate ./cmd/mailgate
 	write_env
 	print_first_steps
 	./bin/mailgate serve &
@@ -235,4 +310,6 @@ main() {
 	exit "$rc"
 }
 
-main "$@"
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+	main "$@"
+fi

@@ -13,8 +13,9 @@
 #
 # The tools come from the Go module proxy with `go install PKG@VERSION`, so
 # they need no go.mod entry of ours. ./.tools/ is git-ignored: never commit
-# the binaries. Prints nothing but progress on stderr; exits non-zero when a
-# build fails.
+# the binaries. Prints nothing but progress on stderr (go install's own
+# output goes to MG_LOG_FILE when the caller set it: see lib.sh's quietly);
+# exits non-zero when a build fails.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -45,11 +46,11 @@ ensure_tool() {
 	if [[ $(built_version "$name") == "$version" ]]; then
 		return 0
 	fi
-	log "building $name $version into ./.tools/bin (go install $pkg@$version)"
+	log "building $name $version into ./.tools/bin (first run only, about a minute: go install $pkg@$version)…"
 	mkdir -p "$MG_TOOLS_BIN"
 	# go install ignores our go.mod for PKG@VERSION; GOFLAGS from the
 	# caller (say -mod=vendor) would not apply to it.
-	GOBIN=$MG_TOOLS_BIN GOFLAGS='' go install "$pkg@$version" ||
+	quietly env GOBIN="$MG_TOOLS_BIN" GOFLAGS= go install "$pkg@$version" ||
 		die "could not build $name $version (go install $pkg@$version)"
 	[[ $(built_version "$name") == "$version" ]] ||
 		die "./.tools/bin/$name is not $version after go install"
