@@ -1,15 +1,25 @@
 package mailgate
 
 import (
+	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"io/fs"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 
+	"github.com/mailgate/mailgate/internal/testsvc"
 	"github.com/mailgate/mailgate/store"
 )
 
@@ -182,4 +192,178 @@ func withoutMailgateEnv() []string {
 		env = append(env, kv)
 	}
 	return env
+}
+
+// TestDocsWalkthrough runs docs/walkthrough.md as a reader would: `make
+// run`'s script (scripts/run.sh) in the foreground, on free loopback
+// ports and with its ./data in a temporary directory, then the
+// walkthrough's commands pasted into bash from that directory (the ports
+// they name replaced by the ones in use). Every command must succeed, the
+// signatures must verify, and Ctrl-C (SIGINT to the process group) must stop
+// the gateway, Mailpit and the private Redis.
+func TestDocsWalkthrough(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a gateway (-short)")
+	}
+	requireRunTools(t)
+	root, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.Symlink(filepath.Join(root, "bin"), filepath.Join(dir, "bin")); err != nil {
+		t.Fatal(err)
+	}
+	listen := "127.0.0.1:" + freePort(t)
+	mailpitHTTP := freePort(t)
+	redisPort := freePort(t)
+	env := withoutMailgateEnv()
+	run := exec.Command("bash", "scripts/run.sh")
+	run.Env = append(env, "MAILGATE_RUN_DATA="+filepath.Join(dir, "data"), "MAILGATE_LISTEN="+listen,
+		"MAILGATE_RUN_REDIS_PORT="+redisPort, "MAILGATE_RUN_MAILPIT_SMTP_PORT="+freePort(t),
+		"MAILGATE_RUN_MAILPIT_HTTP_PORT="+mailpitHTTP)
+	var runOut syncBuffer
+	run.Stdout, run.Stderr = &runOut, &runOut
+	run.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- run.Wait() }()
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped { // a failed test: stop everything, Redis included
+			_ = syscall.Kill(-run.Process.Pid, syscall.SIGKILL)
+			<-done
+			_ = exec.Command("redis-cli", "-p", redisPort, "shutdown", "nosave").Run()
+		}
+		if t.Failed() {
+			t.Logf("--- make run's output ---\n%s", runOut.String())
+		}
+	})
+	waitReady(t, "http://"+listen+"/readyz", done)
+
+	script := "set -euo pipefail\n"
+	for _, block := range walkthroughShellBlocks(t) {
+		if strings.TrimSpace(block) == "make run" {
+			continue
+		}
+		script += strings.NewReplacer("127.0.0.1:8080", listen, "127.0.0.1:8025", "127.0.0.1:"+mailpitHTTP).Replace(block)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	paste := exec.CommandContext(ctx, "bash", "-c", script)
+	paste.Dir, paste.Env = dir, env
+	var stdout, stderr bytes.Buffer
+	paste.Stdout, paste.Stderr = &stdout, &stderr
+	if err := paste.Run(); err != nil {
+		t.Fatalf("the walkthrough's commands: %v\n--- stdout ---\n%s\n--- stderr ---\n%s", err, stdout.String(), stderr.String())
+	}
+	out := stdout.String()
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^mg_\S+$`),                                                    // step 2: the token
+		regexp.MustCompile(`(?m)^TXT example\.com v=spf1 ip4:127\.0\.0\.1 ~all$`),             // step 3
+		regexp.MustCompile(`(?m)^    "status": "sent",$`),                                     // step 4: mailgate's view
+		regexp.MustCompile(`(?m)^\S+ Your order #1234 to: \['ann@example\.org'\] bcc: \[\]$`), // step 5
+		regexp.MustCompile(`(?m)^DKIM-Signature: a=ed25519-sha256;`),                          // step 5: the raw message
+		regexp.MustCompile(`(?m)^\[True, True\]$`),                                            // step 6
+	} {
+		if !want.MatchString(out) {
+			t.Errorf("the walkthrough's output has no line matching %s:\n%s", want, out)
+		}
+	}
+
+	// Ctrl-C in make run's terminal.
+	if err := syscall.Kill(-run.Process.Pid, syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		stopped = true
+		if err != nil {
+			t.Errorf("make run ended with %v after Ctrl-C, want exit 0", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("make run still runs 30 s after Ctrl-C")
+	}
+	for _, port := range []string{strings.TrimPrefix(listen, "127.0.0.1:"), mailpitHTTP, redisPort} {
+		if conn, err := net.DialTimeout("tcp", "127.0.0.1:"+port, time.Second); err == nil {
+			conn.Close()
+			t.Errorf("127.0.0.1:%s still answers after make run stopped", port)
+		}
+	}
+}
+
+// requireRunTools skips the test (fails it in CI) unless what scripts/run.sh
+// would otherwise install or build is there: Redis, the C toolchain of the
+// openssl build, Mailpit in ./.tools/bin, and python3-dkim for the
+// walkthrough's last step.
+func requireRunTools(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		testsvc.Missing(t, "redis-server", err)
+	}
+	missing, err := exec.Command("bash", "-c", "source scripts/lib.sh && missing_packages gcc libc6-dev libssl-dev").Output()
+	if err != nil || len(bytes.TrimSpace(missing)) > 0 {
+		testsvc.Missing(t, "the openssl build's packages", fmt.Errorf("missing: %q (%v)", missing, err))
+	}
+	if _, err := os.Stat(".tools/bin/mailpit"); err != nil {
+		testsvc.Missing(t, "mailpit (bash scripts/tools.sh builds it)", err)
+	}
+	if out, err := exec.Command("/usr/bin/python3", "-c", "import dkim").CombinedOutput(); err != nil {
+		testsvc.Missing(t, "python3-dkim", fmt.Errorf("%v: %s", err, out))
+	}
+}
+
+// freePort is a TCP port free on 127.0.0.1 a moment ago.
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+}
+
+// waitReady polls url until it answers 200, for at most 50 s (the script
+// builds ./bin/mailgate first), failing early when the script ends.
+func waitReady(t *testing.T, url string, done <-chan error) {
+	t.Helper()
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(50 * time.Second)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for time.Now().Before(deadline) {
+		if resp, err := client.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("make run ended before %s answered: %v", url, err)
+		case <-tick.C:
+		}
+	}
+	t.Fatalf("%s did not answer 200 within 50 s", url)
+}
+
+// syncBuffer is a bytes.Buffer safe for a process' two output streams.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
