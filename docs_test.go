@@ -95,6 +95,22 @@ func walkthroughShellBlocks(t *testing.T) []string {
 	return blocks
 }
 
+// walkthroughOutputAfter returns the block of docs/walkthrough.md that
+// follows the ```sh block holding command alone.
+func walkthroughOutputAfter(t *testing.T, command string) string {
+	t.Helper()
+	b, err := os.ReadFile("docs/walkthrough.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile("(?ms)^```sh\n" + regexp.QuoteMeta(command) + "\n```\n.*?^```[a-z]*\n(.*?)^```$")
+	m := re.FindStringSubmatch(string(b))
+	if m == nil {
+		t.Fatalf("docs/walkthrough.md shows no output after the command %q", command)
+	}
+	return m[1]
+}
+
 // TestDocsWalkthroughPasteable: the walkthrough's commands hold nothing
 // that only the author's run had: no Mailpit message id, message id or
 // token typed in, no fixed file under /tmp (mktemp makes the directory),
@@ -215,12 +231,11 @@ func TestDocsWalkthrough(t *testing.T) {
 		t.Fatal(err)
 	}
 	listen := "127.0.0.1:" + freePort(t)
-	mailpitHTTP := freePort(t)
-	redisPort := freePort(t)
+	mailpitSMTP, mailpitHTTP, redisPort := freePort(t), freePort(t), freePort(t)
 	env := withoutMailgateEnv()
 	run := exec.Command("bash", "scripts/run.sh")
 	run.Env = append(env, "MAILGATE_RUN_DATA="+filepath.Join(dir, "data"), "MAILGATE_LISTEN="+listen,
-		"MAILGATE_RUN_REDIS_PORT="+redisPort, "MAILGATE_RUN_MAILPIT_SMTP_PORT="+freePort(t),
+		"MAILGATE_RUN_REDIS_PORT="+redisPort, "MAILGATE_RUN_MAILPIT_SMTP_PORT="+mailpitSMTP,
 		"MAILGATE_RUN_MAILPIT_HTTP_PORT="+mailpitHTTP)
 	var runOut syncBuffer
 	run.Stdout, run.Stderr = &runOut, &runOut
@@ -242,6 +257,19 @@ func TestDocsWalkthrough(t *testing.T) {
 		}
 	})
 	waitReady(t, "http://"+listen+"/readyz", done)
+
+	// What make run printed, back on its default ports and ./data, is
+	// what step 1 shows (which has the lines of a first run too).
+	defaults := strings.NewReplacer(listen, "127.0.0.1:8080", "127.0.0.1:"+mailpitSMTP, "127.0.0.1:1025",
+		"127.0.0.1:"+mailpitHTTP, "127.0.0.1:8025", "127.0.0.1:"+redisPort, "127.0.0.1:6390",
+		filepath.Join(dir, "data"), "./data")
+	step1 := walkthroughOutputAfter(t, "make run")
+	printed, _, _ := strings.Cut(runOut.String(), "\n\n")
+	for _, line := range strings.Split(defaults.Replace(printed+"\nmailgate serve is starting on http://"+listen+" (Ctrl-C stops it)."), "\n") {
+		if !strings.Contains(step1, line+"\n") {
+			t.Errorf("make run printed %q, which step 1 of docs/walkthrough.md does not show", line)
+		}
+	}
 
 	script := "set -euo pipefail\n"
 	for _, block := range walkthroughShellBlocks(t) {

@@ -124,7 +124,8 @@ start_smtp_sink() {
 	log "starting Mailpit: SMTP on 127.0.0.1:$mailpit_smtp_port, API on http://127.0.0.1:$mailpit_http_port (log in $(short "$data/mailpit/mailpit.log"))…"
 	.tools/bin/mailpit --disable-version-check --smtp-disable-rdns \
 		--smtp "127.0.0.1:$mailpit_smtp_port" --listen "127.0.0.1:$mailpit_http_port" \
-		--database "$data/mailpit/mailpit.db" --log-file "$data/mailpit/mailpit.log" &
+		--database "$data/mailpit/mailpit.db" --log-file "$data/mailpit/mailpit.log" \
+		>>"$data/mailpit/mailpit.log" 2>&1 &
 	mailpit_pid=$!
 	wait_until 100 mailpit_up ||
 		die "Mailpit did not answer on 127.0.0.1:$mailpit_http_port (see $(short "$data/mailpit/mailpit.log"))"
