@@ -354,12 +354,14 @@ func freePort(t *testing.T) string {
 	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
 }
 
-// waitReady polls url until it answers 200, for at most 50 s (the script
-// builds ./bin/mailgate first), failing early when the script ends.
+// waitReady polls url until it answers 200, failing early when the script
+// ends. The script builds ./bin/mailgate first: a link of cached packages
+// (a few seconds) after make test's lint compiled them, longer from a cold
+// build cache, hence the two minutes.
 func waitReady(t *testing.T, url string, done <-chan error) {
 	t.Helper()
 	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(50 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for time.Now().Before(deadline) {
@@ -375,7 +377,7 @@ func waitReady(t *testing.T, url string, done <-chan error) {
 		case <-tick.C:
 		}
 	}
-	t.Fatalf("%s did not answer 200 within 50 s", url)
+	t.Fatalf("%s did not answer 200 within 2 minutes", url)
 }
 
 // syncBuffer is a bytes.Buffer safe for a process' two output streams.
