@@ -328,8 +328,10 @@ func TestDocsWalkthrough(t *testing.T) {
 // walkthrough's last step.
 func requireRunTools(t *testing.T) {
 	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		testsvc.Missing(t, "redis-server", err)
+	for _, command := range []string{"redis-server", "redis-cli"} {
+		if _, err := exec.LookPath(command); err != nil {
+			testsvc.Missing(t, command, err)
+		}
 	}
 	missing, err := exec.Command("bash", "-c", "source scripts/lib.sh && missing_packages gcc libc6-dev libssl-dev").Output()
 	if err != nil || len(bytes.TrimSpace(missing)) > 0 {
