@@ -14,7 +14,8 @@
 
 -- +goose Up
 ALTER TABLE inbound ADD COLUMN authenticated BOOLEAN NOT NULL DEFAULT FALSE;
-UPDATE inbound SET authenticated = TRUE WHERE matched AND summary LIKE '%"verp\_token":"_%' ESCAPE '\';
+UPDATE inbound SET authenticated = TRUE WHERE matched AND summary LIKE '%"verp\_token":"_%' ESCAPE '\'
+    AND summary NOT LIKE '%"verp\_token":""%' ESCAPE '\';
 
 -- +goose Down
 ALTER TABLE inbound DROP COLUMN authenticated;

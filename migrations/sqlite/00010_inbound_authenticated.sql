@@ -14,7 +14,8 @@
 
 -- +goose Up
 ALTER TABLE inbound ADD COLUMN authenticated INTEGER NOT NULL DEFAULT 0;
-UPDATE inbound SET authenticated = 1 WHERE matched = 1 AND summary LIKE '%"verp\_token":"_%' ESCAPE '\';
+UPDATE inbound SET authenticated = 1 WHERE matched = 1 AND summary LIKE '%"verp\_token":"_%' ESCAPE '\'
+    AND summary NOT LIKE '%"verp\_token":""%' ESCAPE '\';
 
 -- +goose Down
 ALTER TABLE inbound DROP COLUMN authenticated;
