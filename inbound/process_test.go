@@ -280,6 +280,29 @@ func TestHeadersOnlyBounceChangesNothing(t *testing.T) {
 	})
 }
 
+// TestTokenNamesTheRecipient: a report a recipient's own token
+// authenticates concerns that recipient, whatever address its text names
+// (one SMTP transaction per recipient: the report is about that delivery),
+// so quoting another recipient as failed affects only the token's owner.
+func TestTokenNamesTheRecipient(t *testing.T) {
+	engines(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		id := e.sentMessage("ann@example.org", "bob@example.net")
+		res, err := e.poller(Config{}).Process(ctx, "bounces", Message{ID: "own", Raw: e.fixture("dsn-userunknown", id, 0, "bob@example.net")})
+		if err != nil || !res.Authenticated {
+			t.Fatalf("process = %+v, %v; want authenticated", res, err)
+		}
+		wantStatuses(t, e, id, store.StatusBounced, store.StatusSent)
+		sup := map[string]string{"ann@example.org": e.suppression("ann@example.org"), "bob@example.net": e.suppression("bob@example.net")}
+		if diff := cmp.Diff(map[string]string{"ann@example.org": store.ReasonHardBounce, "bob@example.net": ""}, sup); diff != "" {
+			t.Errorf("suppressions (-want +got):\n%s", diff)
+		}
+		if evs := e.events(id); len(evs) != 1 || !strings.HasPrefix(evs[0], store.EventBounced+" ann@example.org ") {
+			t.Errorf("events %q, want one message.bounced for ann", evs)
+		}
+	})
+}
+
 // TestComplaintByReturnedReturnPath: an ARF report whose only token is the
 // Return-Path of the returned original (text/rfc822-headers, RFC 5965 §2
 // item c), with the recipient's address redacted, suppresses the
