@@ -20,9 +20,10 @@ type Metrics struct {
 	// unmatched counts messages tied to no message of ours. Label: mailbox.
 	unmatched *prometheus.CounterVec
 	// bounces counts bounces applied to a recipient (authenticated by a
-	// VERP token: a report matched by headers alone is not). Labels: domain (the
-	// sender domain of the bounced message), type (hard, soft), reason
-	// (bounce's reason vocabulary: userunknown, mailboxfull, …).
+	// VERP token: a report matched by headers alone is not). Labels:
+	// domain (the sender domain of the bounced message), type (hard,
+	// soft), reason (bounce's reason vocabulary: userunknown, mailboxfull,
+	// …).
 	bounces *prometheus.CounterVec
 	// complaints counts complaints applied to a recipient (authenticated,
 	// as bounces). Label: domain (sender domain).
