@@ -56,16 +56,19 @@ func (s *Server) listInbound(c echo.Context) error {
 }
 
 type inboundView struct {
-	ID           string          `json:"id"`
-	Mailbox      string          `json:"mailbox"`
-	ReceivedAt   string          `json:"received_at"`
-	Kind         string          `json:"kind"`
-	Matched      bool            `json:"matched"`
-	MessageID    *string         `json:"message_id"`
-	Recipient    *string         `json:"recipient"`
-	Results      json.RawMessage `json:"results"`
-	FeedbackType *string         `json:"feedback_type"`
-	Reply        json.RawMessage `json:"reply"`
+	ID         string `json:"id"`
+	Mailbox    string `json:"mailbox"`
+	ReceivedAt string `json:"received_at"`
+	Kind       string `json:"kind"`
+	Matched    bool   `json:"matched"`
+	// Authenticated is true when a VERP token named the recipient: only
+	// then did the mail change the recipient's status or suppressions.
+	Authenticated bool            `json:"authenticated"`
+	MessageID     *string         `json:"message_id"`
+	Recipient     *string         `json:"recipient"`
+	Results       json.RawMessage `json:"results"`
+	FeedbackType  *string         `json:"feedback_type"`
+	Reply         json.RawMessage `json:"reply"`
 }
 
 // inboundSummary is the part of the stored report the API shows.
@@ -79,7 +82,7 @@ func toInboundView(in store.Inbound) inboundView {
 	var sum inboundSummary
 	_ = json.Unmarshal(in.Summary, &sum) // a damaged summary shows as empty
 	v := inboundView{ID: in.ID, Mailbox: in.Mailbox, ReceivedAt: timeString(in.ReceivedAt), Kind: in.Kind,
-		Matched: in.Matched, MessageID: optString(in.MessageID), Recipient: optString(in.Recipient),
+		Matched: in.Matched, Authenticated: in.Authenticated, MessageID: optString(in.MessageID), Recipient: optString(in.Recipient),
 		Results: sum.Results, FeedbackType: optString(sum.FeedbackType), Reply: sum.Reply}
 	if len(v.Results) == 0 || string(v.Results) == "null" {
 		v.Results = json.RawMessage(`[]`)

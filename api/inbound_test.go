@@ -14,16 +14,17 @@ import (
 )
 
 type wireInbound struct {
-	ID           string          `json:"id"`
-	Mailbox      string          `json:"mailbox"`
-	ReceivedAt   string          `json:"received_at"`
-	Kind         string          `json:"kind"`
-	Matched      bool            `json:"matched"`
-	MessageID    *string         `json:"message_id"`
-	Recipient    *string         `json:"recipient"`
-	Results      json.RawMessage `json:"results"`
-	FeedbackType *string         `json:"feedback_type"`
-	Reply        json.RawMessage `json:"reply"`
+	ID            string          `json:"id"`
+	Mailbox       string          `json:"mailbox"`
+	ReceivedAt    string          `json:"received_at"`
+	Kind          string          `json:"kind"`
+	Matched       bool            `json:"matched"`
+	Authenticated bool            `json:"authenticated"`
+	MessageID     *string         `json:"message_id"`
+	Recipient     *string         `json:"recipient"`
+	Results       json.RawMessage `json:"results"`
+	FeedbackType  *string         `json:"feedback_type"`
+	Reply         json.RawMessage `json:"reply"`
 }
 
 // bounceSummary is a stored report as package inbound writes it.
@@ -32,13 +33,14 @@ const bounceSummary = `{"kind":"bounce","results":[{"recipient":"ann@example.org
 	`"refs":{"verp_token":"x"}}`
 
 // recordInbound stores rows as the poller would: a matched bounce of the
-// default project's message, a matched reply of another project's, and
-// an unmatched complaint.
+// default project's message (authenticated by its VERP token), a matched
+// reply of another project's (by In-Reply-To: not authenticated), and an
+// unmatched complaint.
 func (e *testEnv) recordInbound(t *testing.T, ours, theirs acceptedBody, theirProject string) {
 	t.Helper()
 	recs := []store.InboundRecord{
 		{ID: "0193a6f2-0000-7000-8000-000000000001", Mailbox: "bounces", MailboxMessageID: "1", Kind: "bounce",
-			ProjectID: store.DefaultProjectID, MessageID: ours.ID, Recipient: "ann@example.org",
+			ProjectID: store.DefaultProjectID, MessageID: ours.ID, Recipient: "ann@example.org", Authenticated: true,
 			Summary: json.RawMessage(bounceSummary), RawSize: 10},
 		{ID: "0193a6f2-0000-7000-8000-000000000002", Mailbox: "replies", MailboxMessageID: "2", Kind: "reply",
 			ProjectID: theirProject, MessageID: theirs.ID, Recipient: "ann@example.org",
@@ -119,7 +121,7 @@ func TestListInboundRows(t *testing.T) {
 	}
 	b := page.Data[0]
 	if b.MessageID == nil || *b.MessageID != ours.ID || b.Recipient == nil || *b.Recipient != "ann@example.org" ||
-		!b.Matched || b.FeedbackType != nil {
+		!b.Matched || !b.Authenticated || b.FeedbackType != nil {
 		t.Errorf("matched row %+v", b)
 	}
 	var results []map[string]any
@@ -128,7 +130,8 @@ func TestListInboundRows(t *testing.T) {
 	}
 	var replies wireList[wireInbound]
 	e.get(t, "/v1/inbound?kind=reply", other).decode(t, &replies)
-	if len(replies.Data) != 1 || string(replies.Data[0].Reply) != `{"from":"ann@example.org","subject":"Re: x","text":"Thanks"}` {
+	if len(replies.Data) != 1 || string(replies.Data[0].Reply) != `{"from":"ann@example.org","subject":"Re: x","text":"Thanks"}` ||
+		!replies.Data[0].Matched || replies.Data[0].Authenticated {
 		t.Errorf("reply rows %+v", replies.Data)
 	}
 }

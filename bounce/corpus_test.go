@@ -229,3 +229,64 @@ func logTally(t *testing.T, tl tally) {
 		t.Logf("ACCURACY %-14s %6.2f%% (%d/%d)", col, 100*tl.rate(col), c[0], c[1])
 	}
 }
+
+// tokenFigures counts, over the labelled corpus, the samples carrying a
+// VERP token (Refs.VERPToken), those addressed in one of verpHeaders (a
+// DSN goes to the original's envelope sender, where the token of this
+// gateway's mail would be), and those returning the original's
+// Return-Path.
+type tokenFigures struct{ samples, token, addressed, returnPath int }
+
+func corpusTokenFigures(t *testing.T) tokenFigures {
+	t.Helper()
+	order, _ := readLabels(t)
+	var f tokenFigures
+	for _, name := range order {
+		raw, err := os.ReadFile(filepath.Join("testdata", "corpus", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr, err := readTree(splitMbox(repairFolding(raw))[0], Limits{}.withDefaults())
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		m := newMsg(tr)
+		f.samples++
+		if m.refs().VERPToken != "" {
+			f.token++
+		}
+		if m.orig != nil && len(headerAddresses(m.orig.Get("Return-Path"))) > 0 {
+			f.returnPath++
+		}
+		for _, h := range verpHeaders {
+			if len(headerAddresses(m.h.Get(h))) > 0 {
+				f.addressed++
+				break
+			}
+		}
+	}
+	return f
+}
+
+// TestCorpusVERPTokens counts the labelled samples that carry a VERP token
+// (only those change state: a report matched by headers alone is recorded
+// and nothing more) and checks that the README states the figures.
+func TestCorpusVERPTokens(t *testing.T) {
+	f := corpusTokenFigures(t)
+	t.Logf("%d of %d samples carry a VERP token; %d are addressed in Delivered-To/X-Original-To/Envelope-To/To; "+
+		"%d return the original's Return-Path", f.token, f.samples, f.addressed, f.returnPath)
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Join(strings.Fields(string(readme)), " ")
+	for _, want := range []string{
+		fmt.Sprintf("%d of the %d labelled samples carry a VERP token", f.token, f.samples),
+		fmt.Sprintf("%d of them are addressed", f.addressed),
+		fmt.Sprintf("%d return the original's Return-Path", f.returnPath),
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("README does not say %q", want)
+		}
+	}
+}

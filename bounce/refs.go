@@ -4,8 +4,11 @@ import (
 	"strings"
 )
 
-// verpHeaders are the fields of a returned message that may carry the VERP
-// address the bounce was sent to.
+// verpHeaders are the fields of the report itself that may carry the VERP
+// address it was delivered to: a DSN goes to the original's envelope
+// sender (RFC 3464 §2; RFC 5321 §4.5.5), an auto-reply to its Return-Path
+// (RFC 3834 §4), and the receiving MTA records that address in one of
+// these.
 var verpHeaders = []string{"Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To", "To"}
 
 // refs collects what the message points at.
@@ -22,11 +25,30 @@ func (m *msg) refs() Refs {
 	return r
 }
 
-// verpToken returns TOKEN from the first b+TOKEN@domain address in the VERP
-// headers, then in the Return-Path of the returned original.
+// verpToken returns TOKEN from the first b+TOKEN@domain address found, in
+// order:
+//   - the VERP headers of the report itself (verpHeaders);
+//   - the Original-Mail-From field of an ARF report, the envelope sender
+//     of the reported message (RFC 5965 §3.2);
+//   - the Return-Path of the returned original: the text/rfc822-headers or
+//     message/rfc822 part of a DSN (RFC 3464 §2, RFC 3462 §2) or of an ARF
+//     report (RFC 5965 §2 item c), or the copy a non-standard bounce quotes
+//     inline. The delivering MTA wrote the envelope sender there (RFC 5321
+//     §4.4).
+//
+// The returned original's own Delivered-To, X-Original-To and To are not
+// searched: they name the original's recipient, never its envelope
+// sender, so mail from this gateway never has a token there.
 func (m *msg) verpToken() string {
 	for _, name := range verpHeaders {
 		for _, v := range m.h.Values(name) {
+			if tok := verpFrom(v); tok != "" {
+				return tok
+			}
+		}
+	}
+	if p := m.t.first("message/feedback-report"); p != nil {
+		for _, v := range arfValues(p.body, "original-mail-from") {
 			if tok := verpFrom(v); tok != "" {
 				return tok
 			}

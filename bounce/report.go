@@ -81,9 +81,10 @@ type Result struct {
 // Refs is what a returned message points at.
 type Refs struct {
 	// VERPToken is TOKEN from a b+TOKEN@domain address found in the
-	// To, Delivered-To, X-Original-To or Envelope-To headers of the
-	// message, or the Return-Path of the returned original. It is not
-	// verified here.
+	// Delivered-To, X-Original-To, Envelope-To or To headers of the
+	// message, the Original-Mail-From of an ARF report (RFC 5965 §3.2),
+	// or the Return-Path of the returned original. It is not verified
+	// here.
 	VERPToken string `json:"verp_token,omitempty"`
 	// MailgateID is the X-Mailgate-ID header of the returned original.
 	MailgateID string `json:"mailgate_id,omitempty"`

@@ -21,6 +21,11 @@ type match struct {
 	// via says which reference matched: verp, mailgate_id, message_id,
 	// in_reply_to or references.
 	via string
+	// authenticated is true when a valid VERP token named the recipient:
+	// only such a report changes state. Every other reference is copied
+	// from headers anyone can quote, such as a recipient of the same
+	// message.
+	authenticated bool
 }
 
 // correlate ties a report to the message it answers, in order: the VERP
@@ -28,8 +33,9 @@ type match struct {
 // original, then, for replies and auto-replies, In-Reply-To and the
 // References (newest first). A VERP token that does not authenticate, or
 // names no stored message, leaves the report unmatched without looking
-// further: a forged bounce must change nothing. It returns a zero match
-// (nil target) when nothing matches; an error only when the store fails.
+// further: a forged bounce must change nothing. Only a match by the token
+// is authenticated. It returns a zero match (nil target) when nothing
+// matches; an error only when the store fails.
 func (p *Poller) correlate(ctx context.Context, rep *bounce.Report) (match, error) {
 	if tok := rep.Refs.VERPToken; tok != "" {
 		return p.byVERP(ctx, tok)
@@ -67,7 +73,7 @@ func (p *Poller) byVERP(ctx context.Context, token string) (match, error) {
 	if err != nil || t == nil || pos >= len(t.Recipients) {
 		return none, err
 	}
-	return match{target: t, position: pos, via: "verp"}, nil
+	return match{target: t, position: pos, via: "verp", authenticated: true}, nil
 }
 
 // target loads a message; nil when it does not exist.

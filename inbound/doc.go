@@ -13,7 +13,10 @@
 // then X-Mailgate-ID or the returned Message-ID, then In-Reply-To and
 // References for replies); the effects (status bounced or complained,
 // events, suppressions, soft-bounce counts) and the inbound row are written
-// in one store transaction. The inbound row, keyed by (mailbox, mailbox
+// in one store transaction. Only a report a valid VERP token ties to the
+// recipient is authenticated and changes state; one matched by headers
+// alone, which anyone who saw the message can quote, is recorded with its
+// event marked "authenticated": false and changes nothing. The inbound row, keyed by (mailbox, mailbox
 // message id), is also the "already processed" record, so a crash between
 // the commit and marking the message done never makes a second event.
 //

@@ -20,12 +20,18 @@ type bounceData struct {
 	Diagnostic string `json:"diagnostic"`
 	// ReplyCode is the SMTP reply code, omitted when unknown.
 	ReplyCode int `json:"reply_code,omitempty"`
+	// Authenticated is true when a valid VERP token named the recipient;
+	// false when the report was matched by its headers alone and changed
+	// nothing.
+	Authenticated bool `json:"authenticated"`
 }
 
 // complaintData is the data of a message.complained event.
 type complaintData struct {
 	// FeedbackType is the ARF Feedback-Type (RFC 5965 §3.1).
 	FeedbackType string `json:"feedback_type"`
+	// Authenticated: as in bounceData.
+	Authenticated bool `json:"authenticated"`
 }
 
 // autoReplyData is the data of a message.auto_replied event.
@@ -33,6 +39,8 @@ type autoReplyData struct {
 	From    string `json:"from"`
 	Subject string `json:"subject"`
 	Text    string `json:"text"`
+	// Authenticated: as in bounceData.
+	Authenticated bool `json:"authenticated"`
 }
 
 // replyData is the data of a message.replied event.
@@ -42,6 +50,9 @@ type replyData struct {
 	Text        string       `json:"text"`
 	InReplyTo   string       `json:"in_reply_to"`
 	Attachments []Attachment `json:"attachments"`
+	// Authenticated: as in bounceData. A person's reply normally answers
+	// the From address and is matched by In-Reply-To or References: false.
+	Authenticated bool `json:"authenticated"`
 }
 
 // target is one recipient a report is about, with the result describing it.
@@ -100,14 +111,19 @@ func resultFor(rep *bounce.Report, email string) bounce.Result {
 }
 
 // effect is what the report does to one concerned recipient; ok is false
-// when it does nothing (delayed, unknown).
-func effect(rep *bounce.Report, tg target, attachments []Attachment) (store.InboundEffect, bool) {
+// when it does nothing (delayed, unknown). A report that is not
+// authenticated (no valid VERP token named the recipient) only appends its
+// event, marked so: it changes no status, suppresses nobody and neither
+// counts nor resets soft bounces, since anyone who saw the message's
+// headers, another recipient for one, can quote them.
+func effect(rep *bounce.Report, tg target, attachments []Attachment, authenticated bool) (store.InboundEffect, bool) {
 	ef := store.InboundEffect{Position: tg.position, Email: tg.email}
 	switch rep.Kind {
 	case bounce.KindBounce:
 		ef.Status, ef.Event = store.StatusBounced, store.EventBounced
 		ef.EventData = eventJSON(bounceData{Type: bounceType(tg.result.Hard), Reason: reasonLabel(tg.result),
-			Status: tg.result.Status, Diagnostic: tg.result.Diagnostic, ReplyCode: tg.result.ReplyCode})
+			Status: tg.result.Status, Diagnostic: tg.result.Diagnostic, ReplyCode: tg.result.ReplyCode,
+			Authenticated: authenticated})
 		if tg.result.Hard {
 			ef.Suppress = store.ReasonHardBounce
 		} else {
@@ -115,13 +131,14 @@ func effect(rep *bounce.Report, tg target, attachments []Attachment) (store.Inbo
 		}
 	case bounce.KindComplaint:
 		ef.Status, ef.Event, ef.Suppress = store.StatusComplained, store.EventComplained, store.ReasonComplaint
-		ef.EventData = eventJSON(complaintData{FeedbackType: rep.FeedbackType})
+		ef.EventData = eventJSON(complaintData{FeedbackType: rep.FeedbackType, Authenticated: authenticated})
 	case bounce.KindDelivered:
 		ef.ResetSoftBounces = true
 	case bounce.KindAutoReply:
 		ef.Event, ef.ResetSoftBounces = store.EventAutoReplied, true
 		r := replyOf(rep)
-		ef.EventData = eventJSON(autoReplyData{From: r.From, Subject: r.Subject, Text: r.Text})
+		ef.EventData = eventJSON(autoReplyData{From: r.From, Subject: r.Subject, Text: r.Text,
+			Authenticated: authenticated})
 	case bounce.KindReply:
 		ef.Event, ef.ResetSoftBounces = store.EventReplied, true
 		r := replyOf(rep)
@@ -129,9 +146,13 @@ func effect(rep *bounce.Report, tg target, attachments []Attachment) (store.Inbo
 			attachments = []Attachment{}
 		}
 		ef.EventData = eventJSON(replyData{From: r.From, Subject: r.Subject, Text: r.Text,
-			InReplyTo: rep.Refs.InReplyTo, Attachments: attachments})
+			InReplyTo: rep.Refs.InReplyTo, Attachments: attachments, Authenticated: authenticated})
 	default:
 		return ef, false
+	}
+	if !authenticated {
+		ef = store.InboundEffect{Position: ef.Position, Email: ef.Email, Event: ef.Event, EventData: ef.EventData}
+		return ef, ef.Event != ""
 	}
 	return ef, true
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -282,4 +283,31 @@ func await(t *testing.T, ch <-chan struct{}, what string) {
 	case <-time.After(10 * time.Second):
 		t.Fatalf("timed out waiting for %s", what)
 	}
+}
+
+// wantSoftBounces checks the address's count of consecutive soft bounces.
+func (e *env) wantSoftBounces(email string, want int) {
+	e.t.Helper()
+	got, err := e.store.SoftBounceCount(context.Background(), store.DefaultProjectID, email)
+	if err != nil || got != want {
+		e.t.Errorf("soft bounces of %s = %d, %v; want %d", email, got, err, want)
+	}
+}
+
+// inboundAuthenticated lists, oldest first, whether each inbound row
+// matched to message id is authenticated.
+func (e *env) inboundAuthenticated(id string) []bool {
+	e.t.Helper()
+	rows, _, err := e.store.ListInbound(context.Background(), store.InboundFilter{ProjectID: store.DefaultProjectID,
+		Page: store.Page{Limit: 100}})
+	if err != nil {
+		e.t.Fatalf("list inbound: %v", err)
+	}
+	var out []bool
+	for _, r := range slices.Backward(rows) {
+		if r.MessageID == id {
+			out = append(out, r.Authenticated)
+		}
+	}
+	return out
 }

@@ -19,12 +19,14 @@ type Metrics struct {
 	messages *prometheus.CounterVec
 	// unmatched counts messages tied to no message of ours. Label: mailbox.
 	unmatched *prometheus.CounterVec
-	// bounces counts bounces applied to a recipient. Labels: domain (the
-	// sender domain of the bounced message), type (hard, soft), reason
-	// (bounce's reason vocabulary: userunknown, mailboxfull, …).
+	// bounces counts bounces applied to a recipient (authenticated by a
+	// VERP token: a report matched by headers alone is not). Labels:
+	// domain (the sender domain of the bounced message), type (hard,
+	// soft), reason (bounce's reason vocabulary: userunknown, mailboxfull,
+	// …).
 	bounces *prometheus.CounterVec
-	// complaints counts complaints applied to a recipient. Label: domain
-	// (sender domain).
+	// complaints counts complaints applied to a recipient (authenticated,
+	// as bounces). Label: domain (sender domain).
 	complaints *prometheus.CounterVec
 	// replies counts replies tied to a message. Label: kind (reply,
 	// auto_reply).
@@ -79,11 +81,18 @@ func (m *Metrics) observe(mailbox string, pm processed, res store.InboundResult)
 		if i >= len(res.Effects) || !res.Effects[i].Applied {
 			continue
 		}
+		// Bounces and complaints count when they were applied to the
+		// recipient, which only an authenticated report is; replies count
+		// when they were tied to the message.
 		switch pm.report.Kind {
 		case bounce.KindBounce:
-			m.bounces.WithLabelValues(pm.target.FromDomain, bounceType(pm.results[i].Hard), reasonLabel(pm.results[i])).Inc()
+			if pm.authenticated {
+				m.bounces.WithLabelValues(pm.target.FromDomain, bounceType(pm.results[i].Hard), reasonLabel(pm.results[i])).Inc()
+			}
 		case bounce.KindComplaint:
-			m.complaints.WithLabelValues(pm.target.FromDomain).Inc()
+			if pm.authenticated {
+				m.complaints.WithLabelValues(pm.target.FromDomain).Inc()
+			}
 		case bounce.KindReply, bounce.KindAutoReply:
 			if ef.Event != "" {
 				m.replies.WithLabelValues(pm.report.Kind).Inc()

@@ -266,7 +266,8 @@ func (p *Poller) processAll(ctx context.Context, name string, msgs []Message) ([
 				return
 			}
 			p.deps.Log.Debug("inbound processed", "mailbox", name, "id", m.ID, "kind", res.Kind,
-				"matched", res.Matched, "message_id", res.MessageID, "duplicate", res.Duplicate)
+				"matched", res.Matched, "message_id", res.MessageID, "authenticated", res.Authenticated,
+				"duplicate", res.Duplicate)
 			ids = append(ids, m.ID)
 		}()
 	}

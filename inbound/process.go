@@ -18,6 +18,9 @@ type Result struct {
 	Matched bool
 	// MessageID is the matched message's id, "" when unmatched.
 	MessageID string
+	// Authenticated is true when a valid VERP token named the recipient:
+	// only then did the message change state.
+	Authenticated bool
 	// Duplicate is true when the mailbox message had already been
 	// recorded: nothing was written this time.
 	Duplicate bool
@@ -26,10 +29,12 @@ type Result struct {
 // processed is a parsed, correlated message with its effects; effects[i]
 // came from results[i].
 type processed struct {
-	report  *bounce.Report
-	target  *store.InboundTarget
-	effects []store.InboundEffect
-	results []bounce.Result
+	report *bounce.Report
+	target *store.InboundTarget
+	// authenticated: see match.authenticated.
+	authenticated bool
+	effects       []store.InboundEffect
+	results       []bounce.Result
 	// parseErr is set when the message could not be parsed at all.
 	parseErr error
 }
@@ -49,7 +54,8 @@ func (p *Poller) Process(ctx context.Context, mailbox string, msg Message) (Resu
 	if err != nil {
 		return Result{}, fmt.Errorf("process %s/%s: %w", mailbox, msg.ID, err)
 	}
-	out := Result{Kind: pm.report.Kind, Matched: pm.target != nil, MessageID: rec.MessageID, Duplicate: res.Duplicate}
+	out := Result{Kind: pm.report.Kind, Matched: pm.target != nil, MessageID: rec.MessageID,
+		Authenticated: pm.authenticated, Duplicate: res.Duplicate}
 	if !res.Duplicate {
 		p.metrics.observe(mailbox, pm, res)
 	}
@@ -70,13 +76,13 @@ func (p *Poller) prepare(ctx context.Context, raw []byte) (processed, error) {
 	if err != nil || m.target == nil {
 		return processed{report: rep}, err
 	}
-	pm := processed{report: rep, target: m.target}
+	pm := processed{report: rep, target: m.target, authenticated: m.authenticated}
 	var files []Attachment
 	if rep.Kind == bounce.KindReply {
 		files = attachments(raw)
 	}
 	for _, tg := range concerned(m, rep) {
-		if ef, ok := effect(rep, tg, files); ok {
+		if ef, ok := effect(rep, tg, files, m.authenticated); ok {
 			pm.effects = append(pm.effects, ef)
 			pm.results = append(pm.results, tg.result)
 		}
@@ -101,7 +107,7 @@ func (p *Poller) record(mailbox string, msg Message, pm processed) store.Inbound
 	rec := store.InboundRecord{
 		Mailbox: mailbox, MailboxMessageID: msg.ID, ReceivedAt: p.cfg.Now(), Kind: pm.report.Kind,
 		Summary: summaryJSON(pm), RawSize: int64(len(msg.Raw)), RawHead: p.rawHead(msg.Raw),
-		Effects: pm.effects, SoftBounceLimit: p.cfg.SoftBounceLimit,
+		Authenticated: pm.authenticated, Effects: pm.effects, SoftBounceLimit: p.cfg.SoftBounceLimit,
 	}
 	if pm.target != nil {
 		rec.ProjectID, rec.MessageID = pm.target.ProjectID, pm.target.ID

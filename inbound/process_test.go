@@ -34,7 +34,7 @@ func TestHardBounceByVERP(t *testing.T) {
 		}
 		want := []string{`message.bounced bob@example.net {"type":"hard","reason":"userunknown","status":"5.1.1",` +
 			`"diagnostic":"550 5.1.1 \u003cbob@example.net\u003e: Recipient address rejected: User unknown in virtual mailbox table",` +
-			`"reply_code":550}`}
+			`"reply_code":550,"authenticated":true}`}
 		if diff := cmp.Diff(want, e.events(id)); diff != "" {
 			t.Errorf("events (-want +got):\n%s", diff)
 		}
@@ -52,7 +52,7 @@ func TestHardBounceByVERP(t *testing.T) {
 			t.Fatalf("inbound rows = %v, %v", list, err)
 		}
 		row := list[0]
-		if !row.Matched || row.MessageID != id || row.Recipient != "bob@example.net" || row.Kind != "bounce" ||
+		if !row.Matched || !row.Authenticated || row.MessageID != id || row.Recipient != "bob@example.net" || row.Kind != "bounce" ||
 			row.RawSize != int64(len(raw)) || !strings.Contains(string(row.Summary), `"reason":"userunknown"`) {
 			t.Errorf("inbound row %+v", row)
 		}
@@ -90,7 +90,8 @@ func TestForgedVERPChangesNothing(t *testing.T) {
 		}
 		no := false
 		list, _, err := e.store.ListInbound(ctx, store.InboundFilter{IncludeUnmatched: true, Matched: &no})
-		if err != nil || len(list) != 1 || list[0].ProjectID != "" || list[0].MessageID != "" || list[0].Kind != "bounce" {
+		if err != nil || len(list) != 1 || list[0].ProjectID != "" || list[0].MessageID != "" || list[0].Kind != "bounce" ||
+			list[0].Authenticated {
 			t.Errorf("unmatched rows = %+v, %v", list, err)
 		}
 		if !src.isDone("7") {
@@ -118,7 +119,7 @@ func TestComplaint(t *testing.T) {
 		if got := e.recipientStatus(id, 0); got != store.StatusComplained {
 			t.Errorf("status %q, want complained", got)
 		}
-		want := []string{`message.complained ann@example.org {"feedback_type":"abuse"}`}
+		want := []string{`message.complained ann@example.org {"feedback_type":"abuse","authenticated":true}`}
 		if diff := cmp.Diff(want, e.events(id)); diff != "" {
 			t.Errorf("events (-want +got):\n%s", diff)
 		}
@@ -151,7 +152,7 @@ func TestSoftBouncesSuppressAfterLimit(t *testing.T) {
 			if i == 0 {
 				want := []string{`message.bounced full@example.org {"type":"soft","reason":"mailboxfull","status":"5.2.2",` +
 					`"diagnostic":"552 5.2.2 \u003cfull@example.org\u003e: Recipient address rejected: Mailbox full: quota exceeded for this account",` +
-					`"reply_code":552}`}
+					`"reply_code":552,"authenticated":true}`}
 				if diff := cmp.Diff(want, e.events(id)); diff != "" {
 					t.Errorf("events (-want +got):\n%s", diff)
 				}
@@ -163,9 +164,21 @@ func TestSoftBouncesSuppressAfterLimit(t *testing.T) {
 	})
 }
 
+// TestRepliesByReferences: replies and auto-replies tied to the message by
+// In-Reply-To/References only make their events, marked not
+// authenticated, and change nothing: they do not reset the recipient's
+// soft bounces. An auto-reply sent to the VERP envelope sender (RFC 3834
+// §4) is authenticated and does.
 func TestRepliesByReferences(t *testing.T) {
 	engines(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
+		earlier := e.sentMessage("ann@example.org")
+		p := e.poller(Config{})
+		if _, err := p.Process(ctx, "bounces", Message{ID: "s1", Raw: e.fixture("dsn-mailboxfull", earlier, 0, "ann@example.org")}); err != nil {
+			t.Fatalf("process soft bounce: %v", err)
+		}
+		e.wantSoftBounces("ann@example.org", 1)
+
 		id := e.sentMessage("other@example.com", "ann@example.org")
 		src := newFakeSource("replies",
 			Message{ID: "a1", Raw: e.fixture("autoreply", id, 1, "ann@example.org")},
@@ -175,11 +188,11 @@ func TestRepliesByReferences(t *testing.T) {
 		}
 		want := []string{
 			`message.auto_replied ann@example.org {"from":"ann@example.org","subject":"Automatic reply: Your order #1234",` +
-				`"text":"I am out of the office until Monday and will answer then.\n\nAnn"}`,
+				`"text":"I am out of the office until Monday and will answer then.\n\nAnn","authenticated":false}`,
 			`message.replied ann@example.org {"from":"ann@example.org","subject":"Re: Your order #1234",` +
 				`"text":"Hello, can you send it to my office address instead?\n\nThanks, Anna",` +
 				`"in_reply_to":"` + id + `@shop.example",` +
-				`"attachments":[{"filename":"address.pdf","content_type":"application/pdf","size":54}]}`,
+				`"attachments":[{"filename":"address.pdf","content_type":"application/pdf","size":54}],"authenticated":false}`,
 		}
 		// The two mails of one batch are processed concurrently: their
 		// events may be sequenced either way.
@@ -193,6 +206,129 @@ func TestRepliesByReferences(t *testing.T) {
 			if got := testutil.ToFloat64(e.metrics.replies.WithLabelValues(kind)); got != 1 {
 				t.Errorf("replies{kind=%s} = %v, want 1", kind, got)
 			}
+		}
+		e.wantSoftBounces("ann@example.org", 1)
+		if got := e.inboundAuthenticated(id); !cmp.Equal(got, []bool{false, false}) {
+			t.Errorf("inbound rows authenticated %v, want false, false", got)
+		}
+
+		res, err := p.Process(ctx, "replies", Message{ID: "a2", Raw: e.fixture("autoreply-verp", id, 1, "ann@example.org")})
+		if err != nil || !res.Matched || !res.Authenticated {
+			t.Fatalf("process auto-reply to the VERP address = %+v, %v; want matched and authenticated", res, err)
+		}
+		e.wantSoftBounces("ann@example.org", 0)
+		if evs := e.events(id); len(evs) != 3 || !strings.HasSuffix(evs[2], `"authenticated":true}`) {
+			t.Errorf("events %q, want a third, authenticated", evs)
+		}
+	})
+}
+
+// TestHeadersOnlyBounceChangesNothing: a recipient of a message with two
+// recipients writes a bounce by hand that quotes the message's headers
+// (X-Mailgate-ID, Message-ID) and names the other recipient as failed,
+// without a VERP token. It is recorded, matched but not authenticated,
+// with its event marked so, and changes nobody's status, suppresses nobody
+// and counts no soft bounce.
+func TestHeadersOnlyBounceChangesNothing(t *testing.T) {
+	soft := strings.NewReplacer("550 5.1.1", "552 5.2.2", "Status: 5.1.1", "Status: 5.2.2",
+		"User unknown in virtual mailbox table", "Mailbox full: quota exceeded", "User unknown in virtual mailbox\n    table",
+		"Mailbox full: quota exceeded")
+	engines(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		for _, tc := range []struct {
+			name, reason, typ string
+			edit              func(string) string
+		}{
+			{"hard", "userunknown", "hard", func(s string) string { return s }},
+			{"soft", "mailboxfull", "soft", soft.Replace},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				id := e.sentMessage("ann@example.org", "bob@example.net")
+				raw := tc.edit(string(e.fixture("dsn-headers-only", id, 1, "bob@example.net")))
+				res, err := e.poller(Config{}).Process(ctx, "bounces", Message{ID: "crafted-" + tc.name, Raw: []byte(raw)})
+				if err != nil {
+					t.Fatalf("process: %v", err)
+				}
+				if !res.Matched || res.Authenticated || res.MessageID != id || res.Kind != "bounce" {
+					t.Errorf("result %+v, want a bounce matched to %s, not authenticated", res, id)
+				}
+				wantStatuses(t, e, id, store.StatusSent, store.StatusSent)
+				evs := e.events(id)
+				if len(evs) != 1 || !strings.HasPrefix(evs[0], store.EventBounced+" bob@example.net ") ||
+					!strings.Contains(evs[0], `"type":"`+tc.typ+`","reason":"`+tc.reason+`"`) ||
+					!strings.HasSuffix(evs[0], `"authenticated":false}`) {
+					t.Errorf("events %q, want one message.bounced for bob, %s, not authenticated", evs, tc.reason)
+				}
+				for _, a := range []string{"ann@example.org", "bob@example.net"} {
+					if got := e.suppression(a); got != "" {
+						t.Errorf("%s suppressed with %q", a, got)
+					}
+					e.wantSoftBounces(a, 0)
+				}
+				m, err := e.store.GetMessage(ctx, store.DefaultProjectID, id)
+				if err != nil || m.Status != store.StatusSent {
+					t.Errorf("message status %q, %v; want sent", m.Status, err)
+				}
+				if got := e.inboundAuthenticated(id); !cmp.Equal(got, []bool{false}) {
+					t.Errorf("inbound rows authenticated %v, want one, false", got)
+				}
+			})
+		}
+		if got := testutil.CollectAndCount(e.metrics.bounces); got != 0 {
+			t.Errorf("%d bounce metric series, want none (nothing was applied)", got)
+		}
+	})
+}
+
+// TestTokenNamesTheRecipient: a report a recipient's own token
+// authenticates concerns that recipient, whatever address its text names
+// (one SMTP transaction per recipient: the report is about that delivery),
+// so quoting another recipient as failed affects only the token's owner.
+func TestTokenNamesTheRecipient(t *testing.T) {
+	engines(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		id := e.sentMessage("ann@example.org", "bob@example.net")
+		res, err := e.poller(Config{}).Process(ctx, "bounces", Message{ID: "own", Raw: e.fixture("dsn-userunknown", id, 0, "bob@example.net")})
+		if err != nil || !res.Authenticated {
+			t.Fatalf("process = %+v, %v; want authenticated", res, err)
+		}
+		wantStatuses(t, e, id, store.StatusBounced, store.StatusSent)
+		sup := map[string]string{"ann@example.org": e.suppression("ann@example.org"), "bob@example.net": e.suppression("bob@example.net")}
+		if diff := cmp.Diff(map[string]string{"ann@example.org": store.ReasonHardBounce, "bob@example.net": ""}, sup); diff != "" {
+			t.Errorf("suppressions (-want +got):\n%s", diff)
+		}
+		if evs := e.events(id); len(evs) != 1 || !strings.HasPrefix(evs[0], store.EventBounced+" ann@example.org ") {
+			t.Errorf("events %q, want one message.bounced for ann", evs)
+		}
+	})
+}
+
+// TestComplaintByReturnedReturnPath: an ARF report whose only token is the
+// Return-Path of the returned original (text/rfc822-headers, RFC 5965 §2
+// item c), with the recipient's address redacted, suppresses the
+// recipient the token names and no other.
+func TestComplaintByReturnedReturnPath(t *testing.T) {
+	engines(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		id := e.sentMessage("ann@example.org", "bob@example.net")
+		res, err := e.poller(Config{}).Process(ctx, "fbl", Message{ID: "c2", Raw: e.fixture("arf-returned-headers", id, 1, "")})
+		if err != nil || !res.Matched || !res.Authenticated {
+			t.Fatalf("process = %+v, %v; want matched and authenticated", res, err)
+		}
+		wantStatuses(t, e, id, store.StatusSent, store.StatusComplained)
+		want := []string{`message.complained bob@example.net {"feedback_type":"abuse","authenticated":true}`}
+		if diff := cmp.Diff(want, e.events(id)); diff != "" {
+			t.Errorf("events (-want +got):\n%s", diff)
+		}
+		sup := map[string]string{"ann@example.org": e.suppression("ann@example.org"), "bob@example.net": e.suppression("bob@example.net")}
+		if diff := cmp.Diff(map[string]string{"ann@example.org": "", "bob@example.net": store.ReasonComplaint}, sup); diff != "" {
+			t.Errorf("suppressions (-want +got):\n%s", diff)
+		}
+		if got := e.inboundAuthenticated(id); !cmp.Equal(got, []bool{true}) {
+			t.Errorf("inbound rows authenticated %v, want one, true", got)
+		}
+		if got := testutil.ToFloat64(e.metrics.complaints.WithLabelValues("shop.example")); got != 1 {
+			t.Errorf("complaints metric = %v, want 1", got)
 		}
 	})
 }

@@ -167,10 +167,11 @@ func forge(t *testing.T, addr string) string {
 
 // bounceEvent is the data of a message.bounced event the test checks.
 type bounceEvent struct {
-	Type      string `json:"type"`
-	Status    string `json:"status"`
-	Reason    string `json:"reason"`
-	ReplyCode int    `json:"reply_code"`
+	Type          string `json:"type"`
+	Status        string `json:"status"`
+	Reason        string `json:"reason"`
+	ReplyCode     int    `json:"reply_code"`
+	Authenticated bool   `json:"authenticated"`
 }
 
 // TestRoundTripBounce sends a message to two recipients through the
@@ -257,7 +258,7 @@ func checkBounced(t *testing.T, e *env, id string, srv *dovecot.Server) {
 	if err := json.Unmarshal([]byte(strings.SplitN(evs[0], " ", 3)[2]), &got); err != nil {
 		t.Fatalf("event data: %v", err)
 	}
-	want := bounceEvent{Type: "hard", Status: "5.1.1", Reason: "userunknown", ReplyCode: 550}
+	want := bounceEvent{Type: "hard", Status: "5.1.1", Reason: "userunknown", ReplyCode: 550, Authenticated: true}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("bounce event (-want +got):\n%s", diff)
 	}
@@ -271,11 +272,14 @@ func checkBounced(t *testing.T, e *env, id string, srv *dovecot.Server) {
 	}
 }
 
-// checkInbound asserts the inbound rows: the real report matched to bob,
-// both forgeries unmatched.
+// checkInbound asserts the inbound rows: the real report matched to bob
+// and authenticated, both forgeries unmatched.
 func checkInbound(t *testing.T, e *env, mailbox, id string) {
 	t.Helper()
-	type row struct{ Kind, MessageID, Recipient string }
+	type row struct {
+		Kind, MessageID, Recipient string
+		Authenticated              bool
+	}
 	list := func(matched bool) []row {
 		rows, _, err := e.store.ListInbound(context.Background(), store.InboundFilter{
 			ProjectID: store.DefaultProjectID, IncludeUnmatched: true, Matched: &matched, Page: store.Page{Limit: 10}})
@@ -287,14 +291,14 @@ func checkInbound(t *testing.T, e *env, mailbox, id string) {
 			if in.Mailbox != mailbox || in.Matched != matched {
 				t.Errorf("row %+v listed under matched=%v", in, matched)
 			}
-			out = append(out, row{in.Kind, in.MessageID, in.Recipient})
+			out = append(out, row{in.Kind, in.MessageID, in.Recipient, in.Authenticated})
 		}
 		return out
 	}
-	if diff := cmp.Diff([]row{{"bounce", id, "bob@example.net"}}, list(true)); diff != "" {
+	if diff := cmp.Diff([]row{{"bounce", id, "bob@example.net", true}}, list(true)); diff != "" {
 		t.Errorf("matched inbound (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]row{{"bounce", "", ""}, {"bounce", "", ""}}, list(false)); diff != "" {
+	if diff := cmp.Diff([]row{{"bounce", "", "", false}, {"bounce", "", "", false}}, list(false)); diff != "" {
 		t.Errorf("unmatched inbound (-want +got):\n%s", diff)
 	}
 }

@@ -70,6 +70,10 @@ type InboundRecord struct {
 	// caller chose to keep them.
 	RawSize int64
 	RawHead []byte
+	// Authenticated is true when a valid VERP token named the recipient
+	// (an unmatched record is never authenticated). Package inbound gives
+	// a record that is not authenticated effects that only append events.
+	Authenticated bool
 	// Effects are applied only when the message is matched.
 	Effects []InboundEffect
 	// SoftBounceLimit is how many soft bounces in a row suppress an
@@ -104,10 +108,13 @@ type Inbound struct {
 	ReceivedAt       time.Time
 	Kind             string
 	Matched          bool
-	MessageID        string
-	Recipient        string
-	Summary          json.RawMessage
-	RawSize          int64
+	// Authenticated is true when a valid VERP token named the recipient;
+	// only such a message changed state.
+	Authenticated bool
+	MessageID     string
+	Recipient     string
+	Summary       json.RawMessage
+	RawSize       int64
 }
 
 // InboundFilter narrows ListInbound.
@@ -211,11 +218,11 @@ func insertInbound(ctx context.Context, tx *sql.Tx, rec InboundRecord, now time.
 	}
 	matched := rec.ProjectID != "" && rec.MessageID != ""
 	res, err := tx.ExecContext(ctx, `INSERT INTO inbound (id, project_id, mailbox, mailbox_message_id, received_at,
-		kind, matched, message_id, recipient, summary, raw_size, raw_head)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+		kind, matched, authenticated, message_id, recipient, summary, raw_size, raw_head)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 		ON CONFLICT (mailbox, mailbox_message_id) DO NOTHING`,
 		rec.ID, nullString(rec.ProjectID), rec.Mailbox, rec.MailboxMessageID, micros(received), rec.Kind, matched,
-		nullString(rec.MessageID), nullString(rec.Recipient), summary, rec.RawSize, rec.RawHead)
+		matched && rec.Authenticated, nullString(rec.MessageID), nullString(rec.Recipient), summary, rec.RawSize, rec.RawHead)
 	if err != nil {
 		return false, fmt.Errorf("record inbound %s/%s: %w", rec.Mailbox, rec.MailboxMessageID, err)
 	}
@@ -367,8 +374,8 @@ func (s *Store) SoftBounceCount(ctx context.Context, projectID, email string) (i
 	return n, nil
 }
 
-const inboundColumns = `id, project_id, mailbox, mailbox_message_id, received_at, kind, matched, message_id,
-	recipient, summary, raw_size`
+const inboundColumns = `id, project_id, mailbox, mailbox_message_id, received_at, kind, matched, authenticated,
+	message_id, recipient, summary, raw_size`
 
 // ListInbound lists received messages matching f, newest first. The
 // returned cursor fetches the next page; it is "" after the last page.
@@ -431,7 +438,7 @@ func queryInbound(ctx context.Context, q querier, query string, args []any) ([]I
 		var received int64
 		var summary string
 		if err := rows.Scan(&in.ID, &project, &in.Mailbox, &in.MailboxMessageID, &received, &in.Kind,
-			&in.Matched, &messageID, &recipient, &summary, &in.RawSize); err != nil {
+			&in.Matched, &in.Authenticated, &messageID, &recipient, &summary, &in.RawSize); err != nil {
 			return nil, err
 		}
 		in.ProjectID, in.MessageID, in.Recipient = project.String, messageID.String, recipient.String

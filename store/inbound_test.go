@@ -38,7 +38,7 @@ func bounceRecord(mailboxID, messageID string, pos int, email string, hard bool)
 		ef.EventData, ef.Suppress = json.RawMessage(`{"type":"hard"}`), ReasonHardBounce
 	}
 	return InboundRecord{Mailbox: "bounces", MailboxMessageID: mailboxID, Kind: "bounce",
-		ProjectID: DefaultProjectID, MessageID: messageID, Recipient: email,
+		ProjectID: DefaultProjectID, MessageID: messageID, Recipient: email, Authenticated: true,
 		Summary: json.RawMessage(`{"kind":"bounce"}`), RawSize: 100, RawHead: []byte("raw"),
 		Effects: []InboundEffect{ef}}
 }
@@ -188,6 +188,7 @@ func TestListInbound(t *testing.T) {
 			{ID: "i3", Mailbox: "mb", MailboxMessageID: "3", Kind: "delayed", RawSize: 7},
 		}
 		recs[1].ID = "i2"
+		recs[0].Authenticated = true // unmatched: stored as not authenticated
 		for _, r := range recs {
 			clk.Advance(time.Second)
 			if _, err := s.RecordInbound(ctx, r); err != nil {
@@ -220,10 +221,14 @@ func TestListInbound(t *testing.T) {
 			t.Fatalf("list: %v %v", list, err)
 		}
 		want := Inbound{ID: "i2", ProjectID: DefaultProjectID, Mailbox: "bounces", MailboxMessageID: "2",
-			ReceivedAt: clk.Now().Add(-time.Second), Kind: "bounce", Matched: true, MessageID: "m1",
+			ReceivedAt: clk.Now().Add(-time.Second), Kind: "bounce", Matched: true, Authenticated: true, MessageID: "m1",
 			Recipient: "a@example.org", Summary: json.RawMessage(`{"kind":"bounce"}`), RawSize: 100}
 		if diff := cmp.Diff(want, list[0]); diff != "" {
 			t.Errorf("row (-want +got):\n%s", diff)
+		}
+		all, _, err := s.ListInbound(ctx, InboundFilter{ProjectID: DefaultProjectID, IncludeUnmatched: true})
+		if err != nil || len(all) != 3 || all[2].ID != "i1" || all[2].Authenticated {
+			t.Errorf("unmatched row i1 listed as %+v, %v; want not authenticated", all, err)
 		}
 		if _, _, err := s.ListInbound(ctx, InboundFilter{Page: Page{Cursor: "bad!"}}); !errors.Is(err, ErrBadCursor) {
 			t.Errorf("bad cursor: %v", err)

@@ -236,3 +236,71 @@ func checkPayloads(t *testing.T, s *Store, want map[string]Payload) {
 		}
 	}
 }
+
+// inboundAuthenticatedVersion is the migration adding inbound.authenticated.
+const inboundAuthenticatedVersion = 10
+
+// TestInboundAuthenticatedMigration10: migration 10 adds
+// inbound.authenticated, true for the rows written before it that were
+// matched while their report carried a VERP token (the poller tied such a
+// report by the token alone), false for the others; down drops the column
+// and keeps the rows.
+func TestInboundAuthenticatedMigration10(t *testing.T) {
+	ctx := context.Background()
+	rows := []struct {
+		id      string
+		matched bool
+		summary string
+		want    bool
+	}{
+		{"by-token", true, `{"kind":"bounce","results":[],"refs":{"verp_token":"v1.k1.abc","mailgate_id":"m"}}`, true},
+		{"by-headers", true, `{"kind":"bounce","results":[],"refs":{"mailgate_id":"m"}}`, false},
+		{"forged-token", false, `{"kind":"bounce","results":[],"refs":{"verp_token":"v1.k1.forged"}}`, false},
+		{"token-in-text", true, `{"kind":"reply","results":[],"refs":{"in_reply_to":"m@x"},` +
+			`"reply":{"from":"a@example.org","subject":"s","text":"{\"verp_token\":\"v1\"}"}}`, false},
+		{"unparsed", true, `{"kind":"unknown","error":"bad`, false},
+		{"empty token", true, `{"kind":"bounce","refs":{"verp_token":""}}`, false},
+	}
+	for name, url := range testsvc.DatabaseURLs(t) {
+		t.Run(name, func(t *testing.T) {
+			s := openStore(t, url, newClock())
+			if err := s.MigrateUp(ctx); err != nil {
+				t.Fatalf("up: %v", err)
+			}
+			downBelow(t, s, inboundAuthenticatedVersion)
+			for i, r := range rows {
+				var messageID any
+				if r.matched {
+					messageID = "m"
+				}
+				if _, err := s.db.ExecContext(ctx, `INSERT INTO inbound (id, project_id, mailbox, mailbox_message_id,
+					received_at, kind, matched, message_id, summary, raw_size) VALUES ($1, $2, 'mb', $3, 1, 'bounce', $4, $5, $6, 0)`,
+					r.id, DefaultProjectID, fmt.Sprint(i), r.matched, messageID, r.summary); err != nil {
+					t.Fatalf("insert %s below version 10: %v", r.id, err)
+				}
+			}
+			for pass := range 2 {
+				if err := s.MigrateUp(ctx); err != nil {
+					t.Fatalf("up (pass %d): %v", pass, err)
+				}
+				for _, r := range rows {
+					var got bool
+					if err := s.db.QueryRowContext(ctx, `SELECT authenticated FROM inbound WHERE id = $1`, r.id).Scan(&got); err != nil {
+						t.Fatalf("%s: %v", r.id, err)
+					}
+					if got != r.want {
+						t.Errorf("pass %d: %s authenticated = %v, want %v", pass, r.id, got, r.want)
+					}
+				}
+				downBelow(t, s, inboundAuthenticatedVersion)
+				var n int
+				if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM inbound`).Scan(&n); err != nil || n != len(rows) {
+					t.Fatalf("rows after down: %d, %v; want %d", n, err, len(rows))
+				}
+				if _, err := s.db.ExecContext(ctx, `SELECT authenticated FROM inbound`); err == nil {
+					t.Fatal("inbound.authenticated survived migrating down")
+				}
+			}
+		})
+	}
+}
