@@ -2,16 +2,17 @@ package api
 
 import (
 	"context"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/mailgate/mailgate/queue"
 )
 
 // domainCache remembers for KeyCacheTTL which sender domains a project has
 // registered, so that a send does not read the domains table on every
 // request. Only "registered" is remembered, so a domain added is usable at
-// once. A domain deleted through any replica is evicted everywhere at once
-// through the Revocations broadcast (domainRevocation); the TTL bounds how
+// once. A domain changed through any replica is evicted everywhere at once
+// through the Revocations broadcast (domainChanged); the TTL bounds how
 // long a change made behind mailgate's back takes.
 type domainCache struct {
 	ttl time.Duration
@@ -50,42 +51,46 @@ func (dc *domainCache) evict(projectID, domain string) {
 	delete(dc.domains, domainCacheKey(projectID, domain))
 }
 
-// domainRevocationPrefix marks a deleted domain on the revocations
-// channel; key ids (letters and digits) never start with it.
-const domainRevocationPrefix = "domain\x00"
-
-// domainRevocation is the broadcast payload for a deleted domain.
-func domainRevocation(projectID, domain string) string {
-	return domainRevocationPrefix + domainCacheKey(projectID, domain)
+func (dc *domainCache) clear() {
+	dc.mu.Lock()
+	defer dc.mu.Unlock()
+	clear(dc.domains)
 }
 
-// parseDomainRevocation reads a domainRevocation payload.
-func parseDomainRevocation(payload string) (projectID, domain string, ok bool) {
-	rest, ok := strings.CutPrefix(payload, domainRevocationPrefix)
-	if !ok {
-		return "", "", false
-	}
-	return strings.Cut(rest, "\x00")
-}
-
-// domainDeleted evicts a domain here and tells the other replicas.
-func (s *Server) domainDeleted(ctx context.Context, projectID, domain string) {
-	if s.domains == nil {
+// domainChanged evicts a domain here and tells the other replicas and
+// the workers (queue.DomainChange), which drop what they cached of it at
+// once: call it after the domain was registered or deleted, or its DKIM
+// keys or status changed. A failed broadcast is logged; the others then
+// catch up within their cache TTL.
+func (s *Server) domainChanged(ctx context.Context, projectID, domain string) {
+	if s.deps.Revocations == nil {
 		return
 	}
-	s.domains.evict(projectID, domain)
-	if err := s.deps.Revocations.Publish(ctx, domainRevocation(projectID, domain)); err != nil {
-		s.deps.Log.Warn("broadcast domain deletion; other replicas drop it within the cache TTL", "err", err)
+	if s.domains != nil {
+		s.domains.evict(projectID, domain)
+	}
+	if err := s.deps.Revocations.Publish(ctx, queue.DomainChange(projectID, domain)); err != nil {
+		s.deps.Log.Warn("broadcast domain change; other replicas and workers see it within their cache TTL",
+			"domain", domain, "err", err)
 	}
 }
 
-// revoked applies one broadcast: a deleted domain or a revoked key id.
+// revoked applies one broadcast: a changed domain or a revoked key id.
 func (s *Server) revoked(payload string) {
-	if projectID, domain, ok := parseDomainRevocation(payload); ok {
+	if projectID, domain, ok := queue.ParseDomainChange(payload); ok {
 		if s.domains != nil {
 			s.domains.evict(projectID, domain)
 		}
 		return
 	}
 	s.keys.evict(payload)
+}
+
+// forget empties both caches: the broadcast subscription was (re)made,
+// and what was published before it was lost.
+func (s *Server) forget() {
+	s.keys.clear()
+	if s.domains != nil {
+		s.domains.clear()
+	}
 }

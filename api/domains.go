@@ -76,6 +76,7 @@ func (s *Server) createDomain(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	s.domainChanged(c.Request().Context(), d.ProjectID, d.Name)
 	return c.JSON(http.StatusCreated, s.toDomainView(d))
 }
 
@@ -233,7 +234,7 @@ func (s *Server) deleteDomain(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	s.domainDeleted(c.Request().Context(), projectID, name)
+	s.domainChanged(c.Request().Context(), projectID, name)
 	return c.NoContent(http.StatusNoContent)
 }
 
@@ -281,6 +282,7 @@ func (s *Server) rotateDKIM(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	s.domainChanged(c.Request().Context(), caller(c).ProjectID, d.Name)
 	return c.JSON(http.StatusOK, s.toDomainView(d))
 }
 
@@ -333,7 +335,8 @@ func (s *Server) retireDKIM(c echo.Context) error {
 	if !ok {
 		return notFoundProblem("domain")
 	}
-	err := s.deps.Store.RetireDKIMKey(c.Request().Context(), caller(c).ProjectID, name, strings.ToLower(c.Param("selector")))
+	projectID := caller(c).ProjectID
+	err := s.deps.Store.RetireDKIMKey(c.Request().Context(), projectID, name, strings.ToLower(c.Param("selector")))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return notFoundProblem("active DKIM key")
@@ -343,6 +346,7 @@ func (s *Server) retireDKIM(c echo.Context) error {
 	case err != nil:
 		return err
 	}
+	s.domainChanged(c.Request().Context(), projectID, name)
 	return c.NoContent(http.StatusNoContent)
 }
 

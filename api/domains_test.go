@@ -392,9 +392,9 @@ func TestRotateAndRetireDKIM(t *testing.T) {
 		if got := keySelectors(d, true); !cmp.Equal(got, []string{month + "r", "olde", "oldr"}) {
 			t.Errorf("retired selectors %v", got)
 		}
-		keys, err := e.store.SigningKeys(context.Background(), store.DefaultProjectID, "shop.example")
-		if err != nil || len(keys) != 3 {
-			t.Errorf("signing keys: %d, %v; want 3", len(keys), err)
+		keys, registered, err := e.store.SigningKeys(context.Background(), store.DefaultProjectID, "shop.example")
+		if err != nil || !registered || len(keys) != 3 {
+			t.Errorf("signing keys: %d, registered %v, %v; want 3 of a registered domain", len(keys), registered, err)
 		}
 	})
 }

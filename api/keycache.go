@@ -8,12 +8,13 @@ import (
 	"github.com/mailgate/mailgate/store"
 )
 
-// Revocations broadcasts key revocations between API replicas
-// (queue.Revocations). With it, keys are cached for a moment; without it,
-// every request reads its key from the database.
+// Revocations broadcasts key revocations and domain changes between API
+// replicas and to the workers (queue.Revocations). With it, keys and
+// domains are cached for a moment; without it, every request reads them
+// from the database.
 type Revocations interface {
-	Publish(ctx context.Context, id string) error
-	Subscribe(ctx context.Context, ready chan<- struct{}, fn func(id string)) error
+	Publish(ctx context.Context, payload string) error
+	Subscribe(ctx context.Context, subscribed func(), fn func(payload string)) error
 }
 
 // keyCache keeps recently used keys for KeyCacheTTL so that the send path
@@ -62,6 +63,12 @@ func (kc *keyCache) evict(id string) {
 	delete(kc.keys, id)
 }
 
+func (kc *keyCache) clear() {
+	kc.mu.Lock()
+	defer kc.mu.Unlock()
+	clear(kc.keys)
+}
+
 // lookupKey reads a key through the cache when revocations are broadcast.
 func (s *Server) lookupKey(ctx context.Context, id string) (store.APIKey, error) {
 	if s.keys != nil {
@@ -88,13 +95,22 @@ func (s *Server) keyRevoked(ctx context.Context, id string) {
 }
 
 // Listen keeps the key and domain caches in step with key revocations
-// and domain deletions from other replicas until ctx ends. Run it beside
-// Run; ready is closed when it listens.
+// and domain changes from other replicas until ctx ends. Run it beside
+// Run; ready is closed when it first listens. Each subscription (the
+// first, and each after a reconnect to Redis) empties both caches, since
+// broadcasts made while none was active are lost.
 func (s *Server) Listen(ctx context.Context, ready chan<- struct{}) error {
 	if s.keys == nil {
 		close(ready)
 		<-ctx.Done()
 		return nil
 	}
-	return s.deps.Revocations.Subscribe(ctx, ready, s.revoked)
+	first := true
+	return s.deps.Revocations.Subscribe(ctx, func() {
+		s.forget()
+		if first {
+			first = false
+			close(ready)
+		}
+	}, s.revoked)
 }

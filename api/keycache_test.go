@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mailgate/mailgate/apikey"
+	"github.com/mailgate/mailgate/internal/testsvc"
 	"github.com/mailgate/mailgate/queue"
 	"github.com/mailgate/mailgate/store"
 )
@@ -60,4 +61,45 @@ func startReplica(t *testing.T, a *testEnv, cfg Config) *testEnv {
 	go func() { _ = b.Listen(ctx, ready) }()
 	<-ready
 	return &testEnv{t: t, handler: b.Handler()}
+}
+
+// TestCachesDroppedOnResubscribe: a key revoked while a replica's
+// subscription was down (its Redis restarted) is refused once the
+// replica has subscribed again, though the key is cached for a minute:
+// each subscription empties the caches.
+func TestCachesDroppedOnResubscribe(t *testing.T) {
+	a := newEnv(t, store.DialectSQLite)
+	redisServer := testsvc.StartRedis(t)
+	rdb, err := queue.OpenRedis(redisServer.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rdb.Close() })
+	b, err := New(Config{KeyCacheTTL: time.Minute}, Deps{Store: a.store, Queue: a.queue, Revocations: queue.NewRevocations(rdb)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	ready := make(chan struct{})
+	go func() { _ = b.Listen(ctx, ready) }()
+	<-ready
+	replicaB := &testEnv{t: t, handler: b.Handler()}
+
+	token := a.key(store.DefaultProjectID, apikey.ScopeRead)
+	id, _, _ := apikey.Parse(token)
+	wantCode(t, replicaB.get(t, "/v1/messages", token), http.StatusOK)
+	if err := a.store.RevokeKey(context.Background(), id); err != nil { // no broadcast
+		t.Fatal(err)
+	}
+	wantCode(t, replicaB.get(t, "/v1/messages", token), http.StatusOK) // cached
+
+	redisServer.Restart()
+	deadline := time.Now().Add(30 * time.Second)
+	for replicaB.get(t, "/v1/messages", token).Code != http.StatusUnauthorized {
+		if time.Now().After(deadline) {
+			t.Fatal("replica B still accepts the revoked key after resubscribing")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

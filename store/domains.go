@@ -344,18 +344,22 @@ func (s *Store) RetireDKIMKey(ctx context.Context, projectID, name, selector str
 }
 
 // SigningKeys are the active (not retired) keys of a project's domain,
-// oldest first: the worker signs with every one of them. A domain that is
-// not registered has none.
-func (s *Store) SigningKeys(ctx context.Context, projectID, domain string) ([]DKIMKey, error) {
-	keys, err := queryKeys(ctx, s.rdb, `WHERE retired_at IS NULL AND domain_id IN
+// oldest first: the worker signs with every one of them. registered is
+// false, with no keys, for a domain the project has not registered; a
+// registered domain always has an active key of each algorithm it signs
+// with (RetireDKIMKey keeps the last one), so none means the domain was
+// registered or deleted between the two reads.
+func (s *Store) SigningKeys(ctx context.Context, projectID, domain string) (keys []DKIMKey, registered bool, err error) {
+	byDomain, err := queryKeys(ctx, s.rdb, `WHERE retired_at IS NULL AND domain_id IN
 		(SELECT id FROM domains WHERE project_id = $1 AND name = $2)`, projectID, domain)
 	if err != nil {
-		return nil, fmt.Errorf("signing keys of %s: %w", domain, err)
+		return nil, false, fmt.Errorf("signing keys of %s: %w", domain, err)
 	}
-	for _, k := range keys {
-		return k, nil
+	for _, k := range byDomain {
+		return k, true, nil
 	}
-	return []DKIMKey{}, nil
+	registered, err = s.DomainRegistered(ctx, projectID, domain)
+	return []DKIMKey{}, registered, err
 }
 
 // DomainRegistered reports whether the project registered domain (lower

@@ -155,11 +155,15 @@ func checkRegistered(t *testing.T, s *Store, projectID, name string, want bool) 
 	}
 }
 
+// checkSigning: want nil means the domain is not registered.
 func checkSigning(t *testing.T, s *Store, projectID, name string, want []string) {
 	t.Helper()
-	keys, err := s.SigningKeys(context.Background(), projectID, name)
+	keys, registered, err := s.SigningKeys(context.Background(), projectID, name)
 	if err != nil {
 		t.Fatalf("signing keys: %v", err)
+	}
+	if registered != (want != nil) {
+		t.Errorf("SigningKeys(%s) registered %v, want %v", name, registered, want != nil)
 	}
 	if want == nil {
 		want = []string{}

@@ -104,8 +104,10 @@ type ReturnPath interface {
 	Address(messageID string, recipient int) (string, error)
 }
 
-// KeySource gives the DKIM keys to sign a project's mail from a domain;
-// none means the domain is sent unsigned.
+// KeySource gives the DKIM keys to sign a project's mail from a domain:
+// none for a domain the project has not registered (sent unsigned), an
+// error when a registered domain's keys cannot be had (the message is
+// deferred: a registered domain's mail never leaves unsigned).
 type KeySource interface {
 	SigningKeys(ctx context.Context, projectID, domain string) ([]mta.DKIMKey, error)
 }
@@ -262,12 +264,43 @@ func (d *Deliverer) deliver(ctx context.Context, messageID string, firstOnly boo
 	if d.expired(dl) {
 		return d.expire(ctx, dl, start.Send)
 	}
-	raw, err := d.render(ctx, dl)
+	retryAt := d.cfg.Now().Add(d.backoff(failures))
+	keys, err := d.deps.Keys.SigningKeys(ctx, dl.ProjectID, dl.FromDomain)
+	if err != nil {
+		return d.deferUnsignable(ctx, dl, start.Send, err, retryAt)
+	}
+	raw, err := d.render(dl, keys)
 	if err != nil {
 		d.release(ctx, dl, start.Send)
 		return fmt.Errorf("render %s: %w", dl.ID, err)
 	}
-	return d.relayAll(ctx, dl, start.Send, raw, d.cfg.Now().Add(d.backoff(failures)))
+	return d.relayAll(ctx, dl, start.Send, raw, retryAt)
+}
+
+// deferUnsignable defers every recipient of an attempt whose sender
+// domain is registered but whose DKIM keys cannot be had (keysErr), rather
+// than send the message unsigned: each gets message.deferred with reason
+// dkim_unavailable, and the task retries on the backoff schedule (until
+// MaxAge expires the message). keysErr names the domain and selector,
+// never key material; it is logged, and the deferral counted.
+func (d *Deliverer) deferUnsignable(ctx context.Context, dl store.Delivery, rs []store.DeliveryRecipient,
+	keysErr error, retryAt time.Time) error {
+	d.deps.Metrics.dkimUnavailable.WithLabelValues(dl.FromDomain).Inc()
+	d.deps.Log.Error("deferring: the sender domain's DKIM keys cannot be loaded", "domain", dl.FromDomain,
+		"message_id", dl.ID, "err", keysErr)
+	text := "not sent: the DKIM keys of " + dl.FromDomain + " cannot be loaded"
+	data := eventData(map[string]any{"reason": "dkim_unavailable", "smtp_response": text})
+	outs := make([]store.Outcome, len(rs))
+	for i, r := range rs {
+		outs[i] = store.Outcome{Position: r.Position, Email: r.Email, Status: store.StatusDeferred,
+			SMTPResponse: text, Event: store.EventDeferred, EventData: data}
+	}
+	if err := d.keep(ctx, func(ctx context.Context) error {
+		return d.deps.Store.RecordOutcomes(ctx, dl.ID, outs, retryAt)
+	}); err != nil {
+		return fmt.Errorf("record outcome of %s: %w", dl.ID, err)
+	}
+	return errDeferred
 }
 
 // relayAll sends to each recipient in turn, those never tried first. A

@@ -19,6 +19,9 @@ type Metrics struct {
 	// unsigned counts messages sent unsigned from an allowed but
 	// unregistered sender domain. Label: domain.
 	unsigned *prometheus.CounterVec
+	// dkimUnavailable counts attempts deferred because a registered sender
+	// domain's DKIM keys could not be loaded. Label: domain.
+	dkimUnavailable *prometheus.CounterVec
 	// messages is the number of messages by status (refreshed by the
 	// reconciler). Label: status.
 	messages *prometheus.GaugeVec
@@ -45,6 +48,10 @@ func NewMetrics() *Metrics {
 			Name: "mailgate_unsigned_messages_total",
 			Help: "Messages sent without DKIM from an allowed but unregistered sender domain.",
 		}, []string{"domain"}),
+		dkimUnavailable: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mailgate_dkim_unavailable_total",
+			Help: "Delivery attempts deferred because the registered sender domain's DKIM keys could not be loaded.",
+		}, []string{"domain"}),
 		messages: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "mailgate_messages",
 			Help: "Messages by status.",
@@ -54,7 +61,7 @@ func NewMetrics() *Metrics {
 
 // Register adds the collectors to reg.
 func (m *Metrics) Register(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.attempts, m.relayDuration, m.signDuration, m.unsigned, m.messages} {
+	for _, c := range []prometheus.Collector{m.attempts, m.relayDuration, m.signDuration, m.unsigned, m.dkimUnavailable, m.messages} {
 		if err := reg.Register(c); err != nil {
 			return fmt.Errorf("register worker metrics: %w", err)
 		}

@@ -1,7 +1,6 @@
 package worker
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -40,10 +39,10 @@ type payload struct {
 	SendAt   string            `json:"send_at"`
 }
 
-// render builds the MIME message of a delivery and signs it with the
-// sender domain's keys; a domain without keys (allowed by configuration
-// but not registered) goes out unsigned, logged and counted.
-func (d *Deliverer) render(ctx context.Context, dl store.Delivery) ([]byte, error) {
+// render builds the MIME message of a delivery and signs it with keys,
+// the sender domain's (KeySource); a domain without keys (allowed by
+// configuration but not registered) goes out unsigned, logged and counted.
+func (d *Deliverer) render(dl store.Delivery, keys []mta.DKIMKey) ([]byte, error) {
 	m, err := d.mimeMessage(dl, dl.Payload)
 	if err != nil {
 		return nil, err
@@ -52,13 +51,9 @@ func (d *Deliverer) render(ctx context.Context, dl store.Delivery) ([]byte, erro
 	if err != nil {
 		return nil, fmt.Errorf("build: %w", err)
 	}
-	keys, err := d.deps.Keys.SigningKeys(ctx, dl.ProjectID, dl.FromDomain)
-	if err != nil {
-		return nil, fmt.Errorf("signing keys of %s: %w", dl.FromDomain, err)
-	}
 	if len(keys) == 0 {
 		d.deps.Metrics.unsigned.WithLabelValues(dl.FromDomain).Inc()
-		d.deps.Log.Warn("sending unsigned: the sender domain has no DKIM keys", "domain", dl.FromDomain, "message_id", dl.ID)
+		d.deps.Log.Warn("sending unsigned: the sender domain is not registered", "domain", dl.FromDomain, "message_id", dl.ID)
 		return raw, nil
 	}
 	return d.deps.Signer.Sign(raw, keys)

@@ -39,8 +39,9 @@ func (a *app) relayHosts() []string {
 	return hosts
 }
 
-// deliverer builds the send pipeline, or nil when no relay is configured.
-func (a *app) deliverer(metrics *worker.Metrics) (*worker.Deliverer, error) {
+// deliverer builds the send pipeline signing with keys, or nil when no
+// relay is configured.
+func (a *app) deliverer(metrics *worker.Metrics, keys *worker.StoreKeys) (*worker.Deliverer, error) {
 	rcs, err := a.relayConfigs()
 	if err != nil || len(rcs) == 0 {
 		return nil, err
@@ -68,7 +69,7 @@ func (a *app) deliverer(metrics *worker.Metrics) (*worker.Deliverer, error) {
 		Relay:      mta.NewRelays(pools),
 		Limits:     policy,
 		ReturnPath: verp.New(a.keyring, returnPath),
-		Keys:       worker.NewStoreKeys(a.store, a.keyring, 0, nil),
+		Keys:       keys,
 		Signer:     mta.NewSigner(mta.SignerConfig{Observe: metrics.ObserveSign}),
 		Metrics:    metrics,
 		Log:        a.log,

@@ -74,11 +74,13 @@ func runRoles(ctx context.Context, withAPI, withWorker, withPoller bool) error {
 		g.Go(func() error { return a.runMetricsServer(ctx) })
 	}
 	if withWorker {
-		w, err := a.worker()
+		keys := worker.NewStoreKeys(a.store, a.keyring, 0, nil)
+		w, err := a.worker(keys)
 		if err != nil {
 			return err
 		}
 		g.Go(func() error { return w.Run(ctx) })
+		g.Go(func() error { return a.listenDomainChanges(ctx, keys) })
 	}
 	if withPoller {
 		g.Go(func() error { return a.runPoller(ctx) })
@@ -110,12 +112,14 @@ func (a *app) apiServer() (*api.Server, error) {
 
 func (a *app) pingRedis(ctx context.Context) error { return a.redis.Ping(ctx).Err() }
 
-func (a *app) worker() (*worker.Worker, error) {
+// worker assembles the send worker; keys are its DKIM keys, kept in step
+// with the API's changes by listenDomainChanges.
+func (a *app) worker(keys *worker.StoreKeys) (*worker.Worker, error) {
 	metrics := worker.NewMetrics()
 	if err := metrics.Register(a.reg); err != nil {
 		return nil, err
 	}
-	d, err := a.deliverer(metrics)
+	d, err := a.deliverer(metrics, keys)
 	if err != nil {
 		return nil, err
 	}
@@ -126,6 +130,21 @@ func (a *app) worker() (*worker.Worker, error) {
 		Concurrency:       a.cfg.WorkerConcurrency,
 		ReconcileInterval: a.cfg.ReconcileInterval,
 	}, worker.Deps{Store: a.store, Queue: a.queue, Redis: a.redis, Log: a.log, Deliverer: d, Metrics: metrics}), nil
+}
+
+// listenDomainChanges evicts from keys each domain the API registers,
+// deletes or re-keys, as it broadcasts them over Redis, until ctx ends;
+// go-redis resubscribes after a reconnect, and each subscription empties
+// the cache. Should the listener stop, the cache's TTL still bounds how
+// stale a key gets, so the worker goes on.
+func (a *app) listenDomainChanges(ctx context.Context, keys *worker.StoreKeys) error {
+	err := keys.Listen(ctx, queue.NewRevocations(a.redis), func() {
+		a.log.Info("listening for domain changes; DKIM key cache emptied")
+	})
+	if err != nil {
+		a.log.Warn("domain change listener stopped; DKIM keys are cached for at most the TTL", "err", err)
+	}
+	return nil
 }
 
 // runMetricsServer serves /healthz, /readyz and /metrics for the worker
