@@ -33,7 +33,9 @@
 #
 # MAILGATE_RUN_DATA moves ./data (the database, Redis' AOF, Mailpit's store,
 # env and setup.log) to another directory, e.g. for a second gateway beside
-# the first.
+# the first, which then needs its own ports too (MAILGATE_LISTEN and the
+# MAILGATE_RUN_*_PORT variables): on the first one's Redis port it would share
+# that Redis, and the two gateways' queues with it.
 #
 # Ctrl-C stops mailgate, then Mailpit, then the private Redis if this script started it
 # (MAILGATE_RUN_KEEP_REDIS=1 leaves it running). A Redis that already answered
@@ -43,8 +45,8 @@
 # MAILGATE_ALLOWED_SENDER_DOMAINS set by the user win over the defaults.
 #
 # Sourced (`source scripts/run.sh`), it defines its functions and runs
-# nothing: the tests call write_env that way.
-set -euo pipefail
+# nothing (and leaves the caller's shell options alone): the tests call
+# write_env that way.
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -198,16 +200,21 @@ set_defaults() {
 # write_env records the gateway's environment in ./data/env.
 write_env() {
 	mkdir -p "$data"
-	{
-		echo "# Written by scripts/run.sh: the environment of the gateway 'make run' started."
-		echo "# Use it with: source $data/env"
-		local name
-		for name in MAILGATE_DATABASE_URL MAILGATE_REDIS_URL MAILGATE_LISTEN MAILGATE_ALLOWED_SENDER_DOMAINS \
-			MAILGATE_RELAYS MAILGATE_RETURN_PATH_DOMAIN MAILGATE_DNS_SERVER MAILGATE_MASTER_KEY; do
-			printf 'export %s=%q\n' "$name" "${!name:-}"
-		done
-	} >"$data/env.tmp"
-	chmod 600 "$data/env.tmp" # it holds the master key
+	# umask 077: the file holds the master key, readable by its owner alone
+	# from the moment it exists.
+	(
+		umask 077
+		{
+			echo "# Written by scripts/run.sh: the environment of the gateway 'make run' started."
+			echo "# Use it with: source $data/env"
+			local name
+			for name in MAILGATE_DATABASE_URL MAILGATE_REDIS_URL MAILGATE_LISTEN MAILGATE_ALLOWED_SENDER_DOMAINS \
+				MAILGATE_RELAYS MAILGATE_RETURN_PATH_DOMAIN MAILGATE_DNS_SERVER MAILGATE_MASTER_KEY; do
+				printf 'export %s=%q\n' "$name" "${!name:-}"
+			done
+		} >"$data/env.tmp"
+	)
+	chmod 600 "$data/env.tmp" # an env.tmp left by an earlier run kept its mode
 	mv "$data/env.tmp" "$data/env"
 }
 
@@ -220,7 +227,7 @@ print_first_steps() {
 mailgate serve is starting on $base (Ctrl-C stops it).
 In another terminal, create an API key and send your first message:
 
-  cd $MG_ROOT && source $(short "$data/env")
+  cd $(printf %q "$MG_ROOT") && source $(printf %q "$(short "$data/env")")
   KEY=\$(./bin/mailgate keys create --name first --scope messages:send --scope messages:read --scope domains)
   curl -sS -X POST $base/v1/messages \\
     -H "Authorization: Bearer \$KEY" -H 'Content-Type: application/json' \\
@@ -312,5 +319,6 @@ main() {
 }
 
 if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+	set -euo pipefail
 	main "$@"
 fi

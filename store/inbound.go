@@ -71,8 +71,9 @@ type InboundRecord struct {
 	RawSize int64
 	RawHead []byte
 	// Authenticated is true when a valid VERP token named the recipient
-	// (an unmatched record is never authenticated). Package inbound gives
-	// a record that is not authenticated effects that only append events.
+	// (an unmatched record is never authenticated). A record that is not
+	// authenticated may only append events: any other effect makes
+	// RecordInbound fail with ErrUnauthenticatedEffect, writing nothing.
 	Authenticated bool
 	// Effects are applied only when the message is matched.
 	Effects []InboundEffect
@@ -246,6 +247,9 @@ func (s *Store) applyEffects(ctx context.Context, tx *sql.Tx, rec InboundRecord,
 	var evs []eventInput
 	changed := false
 	for i, ef := range rec.Effects {
+		if !rec.Authenticated && changesState(ef) {
+			return nil, fmt.Errorf("record inbound %s/%s: %w", rec.Mailbox, rec.MailboxMessageID, ErrUnauthenticatedEffect)
+		}
 		r, err := applyEffect(ctx, tx, rec, ef, now)
 		if err != nil {
 			return nil, err
@@ -267,6 +271,17 @@ func (s *Store) applyEffects(ctx context.Context, tx *sql.Tx, rec InboundRecord,
 		return nil, fmt.Errorf("touch message %s: %w", rec.MessageID, err)
 	}
 	return out, refreshMessageStatus(ctx, tx, rec.MessageID)
+}
+
+// ErrUnauthenticatedEffect: RecordInbound was given a record that no VERP
+// token authenticated with an effect beyond its event. Only an
+// authenticated report may change a status, suppress an address or count
+// soft bounces; anyone who saw a message's headers can quote them.
+var ErrUnauthenticatedEffect = errors.New("an unauthenticated report can only append its event")
+
+// changesState reports whether ef does more than append an event.
+func changesState(ef InboundEffect) bool {
+	return ef.Status != "" || ef.Suppress != "" || ef.SoftBounce || ef.ResetSoftBounces
 }
 
 // applyEffect changes one recipient's status, suppression and count.

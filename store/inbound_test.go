@@ -150,7 +150,7 @@ func TestRecordInboundSoftBounceReset(t *testing.T) {
 			t.Fatalf("record: %v", err)
 		}
 		reply := InboundRecord{Mailbox: "bounces", MailboxMessageID: "u2", Kind: "reply",
-			ProjectID: DefaultProjectID, MessageID: "m2", Recipient: "x@example.org",
+			ProjectID: DefaultProjectID, MessageID: "m2", Recipient: "x@example.org", Authenticated: true,
 			Effects: []InboundEffect{{Position: 0, Email: "x@example.org", Event: EventReplied,
 				EventData: json.RawMessage(`{"text":"hi"}`), ResetSoftBounces: true}}}
 		res, err := s.RecordInbound(ctx, reply)
@@ -273,6 +273,48 @@ func TestLoadInboundTarget(t *testing.T) {
 		}
 		if _, err := s.LoadInboundTarget(ctx, "nope"); !errors.Is(err, ErrNotFound) {
 			t.Errorf("missing message: %v, want ErrNotFound", err)
+		}
+	})
+}
+
+// A record no VERP token authenticated may append its event and nothing
+// else: given a state change it is refused whole, the inbound row
+// included, so a caller's mistake cannot suppress anyone.
+func TestRecordInboundUnauthenticatedChangesNothing(t *testing.T) {
+	engines(t, func(t *testing.T, s *Store, clk *clock) {
+		ctx := context.Background()
+		sentMessages(t, s, clk, []string{"m1"}, "a@example.org", "b@example.org")
+		rec := bounceRecord("uid-1", "m1", 1, "b@example.org", true)
+		rec.Authenticated = false
+		if _, err := s.RecordInbound(ctx, rec); !errors.Is(err, ErrUnauthenticatedEffect) {
+			t.Fatalf("unauthenticated hard bounce: err %v, want ErrUnauthenticatedEffect", err)
+		}
+		if _, err := s.GetSuppression(ctx, DefaultProjectID, "b@example.org"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("suppression after a refused record: err %v, want ErrNotFound", err)
+		}
+		if all, _, err := s.ListInbound(ctx, InboundFilter{ProjectID: DefaultProjectID, IncludeUnmatched: true}); err != nil || len(all) != 0 {
+			t.Errorf("inbound rows after a refused record: %d (%v), want none", len(all), err)
+		}
+
+		// The event alone is recorded, marked, and changes no status.
+		ef := rec.Effects[0]
+		rec.Effects = []InboundEffect{{Position: ef.Position, Email: ef.Email, Event: ef.Event, EventData: ef.EventData}}
+		got, err := s.RecordInbound(ctx, rec)
+		if err != nil {
+			t.Fatalf("event only: %v", err)
+		}
+		if diff := cmp.Diff(InboundResult{Effects: []EffectResult{{Applied: true}}}, got); diff != "" {
+			t.Errorf("event only (-want +got):\n%s", diff)
+		}
+		m, err := s.GetMessage(ctx, DefaultProjectID, "m1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff([]string{StatusSent, StatusSent}, recipientStatuses(m)); diff != "" {
+			t.Errorf("statuses (-want +got):\n%s", diff)
+		}
+		if _, err := s.GetSuppression(ctx, DefaultProjectID, "b@example.org"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("suppression after the event: err %v, want ErrNotFound", err)
 		}
 	})
 }
