@@ -526,3 +526,68 @@ func copyFile(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 }
+
+// TestComposeTLS: mailgate refuses plaintext to anything but loopback, so
+// the Mailpits must speak TLS with init's certificate: the relay STARTTLS
+// on its SMTP port, the bounce mailbox implicit TLS on its POP3 port, with
+// a certificate naming both hosts, trusted by mailgate through
+// SSL_CERT_FILE, and the poller logging in with the mailbox's credentials.
+func TestComposeTLS(t *testing.T) {
+	c := readCompose(t)
+	initCmd := strings.Join(c.Services["init"].Command, "\n")
+	env := c.Services["worker"].Environment
+	cert := env["SSL_CERT_FILE"]
+	certVolume, certName, ok := c.Services["worker"].mount(cert)
+	if !ok {
+		t.Fatalf("SSL_CERT_FILE %q is not mounted", cert)
+	}
+	// flagFile is the file a Mailpit flag names, as volume and file name.
+	flagFile := func(service, flag string) (string, string) {
+		s := c.Services[service]
+		i := slices.Index(s.Command, flag)
+		if i < 0 || i+1 == len(s.Command) {
+			t.Errorf("%s: no %s", service, flag)
+			return "", ""
+		}
+		vol, name, _ := s.mount(s.Command[i+1])
+		return vol, name
+	}
+
+	relays, err := mta.ParseRelayURLs(env["MAILGATE_RELAYS"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range relays {
+		if r.TLS != mta.TLSStartTLS || r.Port != 1025 {
+			t.Errorf("relay %s: want STARTTLS on Mailpit's SMTP port 1025, got tls=%s port %d", r.Host, r.TLS, r.Port)
+		}
+		if vol, name := flagFile(r.Host, "--smtp-tls-cert"); vol != certVolume || name != certName {
+			t.Errorf("relay %s presents %s/%s, mailgate trusts %s/%s", r.Host, vol, name, certVolume, certName)
+		}
+		if !strings.Contains(initCmd, "DNS:"+r.Host) {
+			t.Errorf("init's certificate does not name %s", r.Host)
+		}
+	}
+
+	poller := c.Services["poller"]
+	mb, err := mailbox.ParseURL(poller.Environment["MAILGATE_MAILBOXES"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mb.TLS != mailbox.TLSImplicit || mb.Scheme != "pop3s" || mb.Port != 1110 {
+		t.Errorf("mailbox %s: want pop3s on Mailpit's POP3 port 1110", mb.Name())
+	}
+	if vol, name := flagFile(mb.Host, "--pop3-tls-cert"); vol != certVolume || name != certName {
+		t.Errorf("mailbox %s presents %s/%s, mailgate trusts %s/%s", mb.Host, vol, name, certVolume, certName)
+	}
+	if !strings.Contains(initCmd, "DNS:"+mb.Host) {
+		t.Errorf("init's certificate does not name %s", mb.Host)
+	}
+	u, err := url.Parse(poller.Environment["MAILGATE_MAILBOXES"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Services[mb.Host].Environment["MP_POP3_AUTH"]; got != u.User.String() {
+		t.Errorf("the poller logs in as %s, the mailbox %s accepts %q", mb.User, mb.Host, got)
+	}
+}
