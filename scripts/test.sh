@@ -2,8 +2,9 @@
 # test.sh: `make test`, every test. Installs the Debian packages the tests use
 # when missing, starts Redis (127.0.0.1:6379) and PostgreSQL (127.0.0.1:5432)
 # when nothing answers there, runs scripts/lint.sh, builds the pinned tools
-# (scripts/tools.sh: Mailpit and staticcheck into ./.tools/bin), then go test
-# -race.
+# (scripts/tools.sh: Mailpit and staticcheck into ./.tools/bin), runs the
+# deploy/ module's tests (image, compose file, Kubernetes manifests), then go
+# test -race.
 #
 # Safe to run again and with the services already up: it starts only what is
 # absent and leaves what it started running for the next run.
@@ -39,6 +40,12 @@ bash scripts/lint.sh
 # fails under CI=true.
 bash scripts/tools.sh || warn "scripts/tools.sh failed: tests needing Mailpit will skip (fail under CI=true)"
 export MAILGATE_TEST_MAILPIT=$MG_ROOT/.tools/bin/mailpit
+
+# The deployment files' tests: deploy/ is a module of its own. They build
+# the image's binary with scripts/build-static.sh (pure Go, CGO_ENABLED=0)
+# and render the Kubernetes overlays in-process; no container engine runs.
+log "go test -count=1 ./... in deploy/"
+(cd deploy && go test -count=1 ./...)
 
 # Every package runs under the race detector: store, worker, api, mta,
 # ratelimit and inbound synchronise by hand, and the rest cost little more
