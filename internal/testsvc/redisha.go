@@ -228,11 +228,16 @@ func StartSentinel(t testing.TB) *Sentinel {
 // URL is the setup's redis-sentinel:// URL (every sentinel, the master
 // name, database db).
 func (s *Sentinel) URL(db int) string {
+	return fmt.Sprintf("redis-sentinel://%s?master=%s&db=%d", strings.Join(s.SentinelAddrs(), ","), SentinelMaster, db)
+}
+
+// SentinelAddrs are the sentinels' host:port addresses.
+func (s *Sentinel) SentinelAddrs() []string {
 	addrs := make([]string, len(s.sentinels))
 	for i, sp := range s.sentinels {
 		addrs[i] = sp.addr
 	}
-	return fmt.Sprintf("redis-sentinel://%s?master=%s&db=%d", strings.Join(addrs, ","), SentinelMaster, db)
+	return addrs
 }
 
 // Primary is the address of the primary the first sentinel reports.

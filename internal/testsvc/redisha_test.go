@@ -15,7 +15,7 @@ func TestSentinelFailover(t *testing.T) {
 	s := StartSentinel(t)
 	ctx := context.Background()
 	rdb := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: SentinelMaster,
-		SentinelAddrs: []string{s.sentinels[0].addr, s.sentinels[1].addr, s.sentinels[2].addr}})
+		SentinelAddrs: s.SentinelAddrs()})
 	defer rdb.Close()
 	if err := rdb.Set(ctx, "k", "v", 0).Err(); err != nil {
 		t.Fatalf("set: %v", err)
