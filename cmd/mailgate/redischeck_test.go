@@ -15,8 +15,8 @@ import (
 )
 
 // checkApp runs checkRedis on the Redis at url in env (development or
-// production) and returns its error and what it logged.
-func checkApp(t *testing.T, env, url string) (error, string) {
+// production) and returns what it logged and its error.
+func checkApp(t *testing.T, env, url string) (string, error) {
 	t.Helper()
 	rdb, err := queue.OpenRedis(url)
 	if err != nil {
@@ -26,7 +26,7 @@ func checkApp(t *testing.T, env, url string) (error, string) {
 	var log bytes.Buffer
 	a := &app{cfg: config.Config{Env: env}, log: slog.New(slog.NewTextHandler(&log, nil)), redis: rdb}
 	err = a.checkRedis(context.Background())
-	return err, log.String()
+	return log.String(), err
 }
 
 // TestCheckRedis: production mode refuses an evicting or non-persistent
@@ -64,7 +64,7 @@ func TestCheckRedis(t *testing.T) {
 				url = strings.Replace(url, "redis://", "redis://"+tt.user+"@", 1)
 			}
 			for _, env := range []string{"production", "development"} {
-				err, log := checkApp(t, env, url)
+				log, err := checkApp(t, env, url)
 				switch {
 				case tt.refused == "" && err != nil:
 					t.Errorf("%s: refused: %v", env, err)
@@ -102,7 +102,7 @@ func TestCheckRedisClusterEveryNode(t *testing.T) {
 			t.Fatalf("CONFIG SET appendonly yes on %s: %v", addr, err)
 		}
 	}
-	if err, log := checkApp(t, "production", cl.URL()); err != nil || log != "" {
+	if log, err := checkApp(t, "production", cl.URL()); err != nil || log != "" {
 		t.Fatalf("safe cluster: error %v, log %q; want neither", err, log)
 	}
 	bad := cl.Addrs()[2]
@@ -111,7 +111,7 @@ func TestCheckRedisClusterEveryNode(t *testing.T) {
 	if err := rdb.ConfigSet(ctx, "maxmemory-policy", "volatile-lru").Err(); err != nil {
 		t.Fatalf("CONFIG SET: %v", err)
 	}
-	err, _ := checkApp(t, "production", cl.URL())
+	_, err := checkApp(t, "production", cl.URL())
 	if want := "redis node " + bad + ": maxmemory-policy is volatile-lru"; err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("error %v, want one saying %q", err, want)
 	}
