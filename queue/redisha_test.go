@@ -16,7 +16,8 @@ import (
 // reach a real Sentinel setup (through its sentinels, to the primary, in
 // the URL's database) and a real three-node Cluster, and asynq works on
 // the client OpenRedis returns: an enqueue is idempotent, a scheduled
-// task is cancelled, and a task is dequeued by a server on that client.
+// task is cancelled, and a task is dequeued by a server on that client;
+// a revocation published on one connection reaches a subscriber on another.
 func TestOpenRedisHA(t *testing.T) {
 	sentinel := testsvc.StartSentinel(t)
 	cluster := testsvc.StartCluster(t, 3)
@@ -70,6 +71,37 @@ func TestOpenRedisHA(t *testing.T) {
 				}
 			case <-time.After(10 * time.Second):
 				t.Fatal("the asynq server dequeued nothing within 10 s")
+			}
+
+			// Revocations reach a subscriber on another connection (on a
+			// Cluster, PUBLISH reaches every node's subscribers).
+			sub, err := OpenRedis(tt.url)
+			if err != nil {
+				t.Fatalf("OpenRedis: %v", err)
+			}
+			defer sub.Close()
+			subscribed, received := make(chan struct{}, 1), make(chan string, 1)
+			sctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			go func() {
+				_ = NewRevocations(sub).Subscribe(sctx, func() { subscribed <- struct{}{} },
+					func(p string) { received <- p })
+			}()
+			select {
+			case <-subscribed:
+			case <-time.After(10 * time.Second):
+				t.Fatal("not subscribed within 10 s")
+			}
+			if err := NewRevocations(rdb).Publish(ctx, "key-1"); err != nil {
+				t.Fatalf("publish: %v", err)
+			}
+			select {
+			case p := <-received:
+				if p != "key-1" {
+					t.Errorf("received %q, want key-1", p)
+				}
+			case <-time.After(10 * time.Second):
+				t.Error("the revocation did not arrive within 10 s")
 			}
 		})
 	}
