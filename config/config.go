@@ -60,6 +60,10 @@ type Config struct {
 	WorkerConcurrency int `env:"MAILGATE_WORKER_CONCURRENCY" envDefault:"64" help:"tasks a worker runs at once (each mostly waits on the database or the relay)"`
 	// ReconcileInterval is how often the reconciler looks for lost enqueues.
 	ReconcileInterval time.Duration `env:"MAILGATE_RECONCILE_INTERVAL" envDefault:"1m" help:"how often the reconciler looks for messages whose enqueue was lost"`
+	// ReconcileGrace is how long a queued message waits for its task, or a
+	// started one past its next attempt's due time, before the reconciler
+	// enqueues it again (worker.Config.ReconcileGrace).
+	ReconcileGrace time.Duration `env:"MAILGATE_RECONCILE_GRACE" envDefault:"1m" help:"how long a message waits for its task before the reconciler enqueues it again (enqueueing a message whose task exists does nothing)"`
 	// MaxRecipients and the other send limits (docs/architecture.md "Limits").
 	MaxRecipients int `env:"MAILGATE_MAX_RECIPIENTS" envDefault:"50" help:"distinct recipients per message"`
 	// MaxMessageBytes bounds text + html + decoded attachments.

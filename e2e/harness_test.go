@@ -73,6 +73,13 @@ func newGateway(t *testing.T, databaseURL string, kv ...string) *gateway {
 	t.Helper()
 	redisURL := testsvc.RedisURLDB(t, e2eRedisDB)
 	flushRedis(t, redisURL)
+	return newGatewayRedis(t, databaseURL, redisURL, kv...)
+}
+
+// newGatewayRedis is newGateway on the Redis named by redisURL (used as
+// is: a Redis of the test's own, such as a Sentinel setup or a Cluster).
+func newGatewayRedis(t *testing.T, databaseURL, redisURL string, kv ...string) *gateway {
+	t.Helper()
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	env := []string{

@@ -69,6 +69,13 @@ func engines(t *testing.T, fn func(t *testing.T, e *env)) {
 
 func newEnv(t *testing.T, url string) *env {
 	t.Helper()
+	return newEnvRedis(t, url, testsvc.RedisURLDB(t, inboundTestRedisDB))
+}
+
+// newEnvRedis is newEnv on the Redis named by redisURL (a Sentinel setup
+// or a Cluster of the test's own).
+func newEnvRedis(t *testing.T, url, redisURL string) *env {
+	t.Helper()
 	ctx := context.Background()
 	clk := &clock{now: time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)}
 	st, err := store.Open(ctx, store.Config{URL: url, Now: clk.Now, MaxOpenConns: 8})
@@ -79,7 +86,7 @@ func newEnv(t *testing.T, url string) *env {
 	if err := st.MigrateUp(ctx); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
-	rdb, err := queue.OpenRedis(testsvc.RedisURLDB(t, inboundTestRedisDB))
+	rdb, err := queue.OpenRedis(redisURL)
 	if err != nil {
 		t.Fatalf("open redis: %v", err)
 	}

@@ -64,7 +64,13 @@ func TestRunProcessesMailbox(t *testing.T) {
 
 func TestOnePollerPerMailbox(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, testsvc.SQLiteURL(t))
+	onePollerPerMailbox(t, newEnv(t, testsvc.SQLiteURL(t)))
+}
+
+// onePollerPerMailbox: while one poller holds a mailbox's lock, a second
+// one tries it again and again but never fetches; it takes over once the
+// first stops.
+func onePollerPerMailbox(t *testing.T, e *env) {
 	srcA, srcB := newFakeSource("shared"), newFakeSource("shared")
 	stopA := run(t, e.poller(Config{}, srcA))
 	await(t, srcA.fetched, "first poller's Fetch")
@@ -84,7 +90,12 @@ func TestOnePollerPerMailbox(t *testing.T) {
 
 func TestTakeOverExpiredLock(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, testsvc.SQLiteURL(t))
+	takeOverExpiredLock(t, newEnv(t, testsvc.SQLiteURL(t)))
+}
+
+// takeOverExpiredLock: a lock left by a poller that crashed is taken over
+// once it expires.
+func takeOverExpiredLock(t *testing.T, e *env) {
 	// A poller that crashed left its lock behind; it expires soon.
 	if err := e.rdb.Set(context.Background(), e.prefix+"crashed", "dead-poller", 300*time.Millisecond).Err(); err != nil {
 		t.Fatalf("set lock: %v", err)
@@ -95,5 +106,52 @@ func TestTakeOverExpiredLock(t *testing.T) {
 	token, err := e.rdb.Get(context.Background(), e.prefix+"crashed").Result()
 	if err != nil || token == "dead-poller" {
 		t.Errorf("lock = %q, %v; want our token", token, err)
+	}
+}
+
+// TestPollerLockOnRedisHA: the mailbox lock (SET NX PX, and scripts on
+// that one key to renew and release it) on a three-node Redis Cluster and
+// on a Sentinel setup: one poller per mailbox, takeover after a crash,
+// the lock renewed while held and released when Run returns.
+func TestPollerLockOnRedisHA(t *testing.T) {
+	setups := []struct {
+		name string
+		url  func(t *testing.T) string
+	}{
+		{"cluster", func(t *testing.T) string { return testsvc.StartCluster(t, 3).URL() }},
+		{"sentinel", func(t *testing.T) string { return testsvc.StartSentinel(t).URL(0) }},
+	}
+	for _, setup := range setups {
+		t.Run(setup.name, func(t *testing.T) {
+			redisURL := setup.url(t)
+			onePollerPerMailbox(t, newEnvRedis(t, testsvc.SQLiteURL(t), redisURL))
+			takeOverExpiredLock(t, newEnvRedis(t, testsvc.SQLiteURL(t), redisURL))
+			e := newEnvRedis(t, testsvc.SQLiteURL(t), redisURL)
+			src := newFakeSource("released")
+			stop := run(t, e.poller(Config{LockTTL: 600 * time.Millisecond}, src))
+			await(t, src.fetched, "Fetch")
+			ctx, key := context.Background(), e.prefix+"released"
+			// The expiry only goes down unless the holder renews it.
+			lowest, err := e.rdb.PTTL(ctx, key).Result()
+			if err != nil || lowest <= 0 {
+				t.Fatalf("lock PTTL %v, %v; want it held with an expiry", lowest, err)
+			}
+			renewed := false
+			for deadline := time.Now().Add(5 * time.Second); !renewed && time.Now().Before(deadline); {
+				ttl, err := e.rdb.PTTL(ctx, key).Result()
+				if err != nil || ttl <= 0 {
+					t.Fatalf("lock PTTL %v, %v while the poller runs", ttl, err)
+				}
+				renewed, lowest = ttl > lowest, min(lowest, ttl)
+				time.Sleep(10 * time.Millisecond)
+			}
+			if !renewed {
+				t.Errorf("lock expiry never extended (renew script) within 5 s")
+			}
+			stop()
+			if held, err := e.rdb.Exists(context.Background(), e.prefix+"released").Result(); err != nil || held != 0 {
+				t.Errorf("lock still held after Run returned: %d, %v", held, err)
+			}
+		})
 	}
 }

@@ -20,7 +20,10 @@ cd "$MG_ROOT"
 require_go
 use_openssl
 
-# Debian packages the tests rely on: real Redis and PostgreSQL, python3-dkim
+# Debian packages the tests rely on: real Redis (redis-server also runs the
+# sentinels and cluster nodes of the Sentinel and Cluster tests, as
+# `redis-server FILE --sentinel` and with --cluster-enabled: neither the
+# redis-sentinel package nor redis-cli is needed) and PostgreSQL, python3-dkim
 # as an independent DKIM verifier, Dovecot as a real IMAP/POP3 server,
 # promtool for the alert rules, postfix's tools (no mail server: preseeded),
 # and a C compiler with libc's headers for the race detector (it needs cgo).

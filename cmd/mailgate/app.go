@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -107,30 +108,93 @@ func openKeyring(cfg config.Config, log *slog.Logger) (*keyring.Keyring, error) 
 	return keyring.Generated()
 }
 
-// checkRedis refuses, in production, a Redis that may lose or evict tasks;
-// in development it warns.
+// checkRedis refuses, in production, a Redis that may evict or lose
+// tasks (maxmemory-policy other than noeviction; neither AOF nor RDB
+// snapshots); in development it warns. It asks each node the client writes
+// to: the server of a redis:// URL, the primary of a Sentinel setup (its
+// replicas are not asked), and every node of a Cluster, replicas included
+// (a replica becomes a primary on failover). A node that refuses CONFIG GET
+// (the command renamed, or an ACL user without +config, as on many managed
+// services) cannot be checked: it warns, naming what to verify by hand,
+// and starts, in production too.
 func (a *app) checkRedis(ctx context.Context) error {
 	if err := a.redis.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("redis: %w", err)
 	}
-	var problems []string
-	if v, err := a.redis.ConfigGet(ctx, "maxmemory-policy").Result(); err == nil && v["maxmemory-policy"] != "" && v["maxmemory-policy"] != "noeviction" {
-		problems = append(problems, "maxmemory-policy is "+v["maxmemory-policy"]+" (want noeviction)")
+	var (
+		mu       sync.Mutex
+		problems []string
+	)
+	check := func(ctx context.Context, node string, c redis.Cmdable) error {
+		found, denied, err := checkRedisNode(ctx, c)
+		if err != nil {
+			return fmt.Errorf("check %s: %w", node, err)
+		}
+		if denied != nil {
+			a.log.Warn("could not check the settings of " + node + " (CONFIG GET refused: " + denied.Error() +
+				"): verify by hand that maxmemory-policy is noeviction and that persistence is on (appendonly yes, or RDB snapshots: save)")
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, f := range found {
+			if node != "redis" { // a Cluster's node
+				f = node + ": " + f
+			}
+			problems = append(problems, f)
+		}
+		return nil
 	}
-	aof, _ := a.redis.ConfigGet(ctx, "appendonly").Result()
-	save, _ := a.redis.ConfigGet(ctx, "save").Result()
-	if aof["appendonly"] == "no" && save["save"] == "" && (aof != nil || save != nil) {
-		problems = append(problems, "persistence is off (neither AOF nor RDB snapshots)")
+	var err error
+	if cc, ok := a.redis.(*redis.ClusterClient); ok {
+		err = cc.ForEachShard(ctx, func(ctx context.Context, node *redis.Client) error {
+			return check(ctx, "redis node "+node.Options().Addr, node)
+		})
+	} else {
+		err = check(ctx, "redis", a.redis)
+	}
+	if err != nil {
+		return err
 	}
 	if len(problems) == 0 {
 		return nil
 	}
+	slices.Sort(problems)
 	msg := "redis may lose tasks: " + strings.Join(problems, "; ")
 	if a.cfg.Production() {
 		return fmt.Errorf("%s (refused in production mode)", msg)
 	}
 	a.log.Warn(msg + " (the reconciler re-enqueues from the database, but tasks may be delayed)")
 	return nil
+}
+
+// checkRedisNode reads one node's eviction policy and persistence and
+// returns what is wrong with them. denied is the node's error reply when
+// it refused CONFIG GET (or answered without the setting); err is a
+// failure to ask at all.
+func checkRedisNode(ctx context.Context, c redis.Cmdable) (problems []string, denied, err error) {
+	got := map[string]string{}
+	for _, name := range []string{"maxmemory-policy", "appendonly", "save"} {
+		v, err := c.ConfigGet(ctx, name).Result()
+		var reply redis.Error
+		if errors.As(err, &reply) {
+			return nil, err, nil
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("CONFIG GET %s: %w", name, err)
+		}
+		value, ok := v[name]
+		if !ok {
+			return nil, fmt.Errorf("CONFIG GET %s answered no value", name), nil
+		}
+		got[name] = value
+	}
+	if p := got["maxmemory-policy"]; p != "noeviction" {
+		problems = append(problems, "maxmemory-policy is "+p+" (want noeviction)")
+	}
+	if got["appendonly"] != "yes" && got["save"] == "" {
+		problems = append(problems, "persistence is off (neither AOF nor RDB snapshots)")
+	}
+	return problems, nil, nil
 }
 
 func (a *app) close() {

@@ -129,6 +129,7 @@ func (a *app) worker(keys *worker.StoreKeys) (*worker.Worker, error) {
 	return worker.New(worker.Config{
 		Concurrency:       a.cfg.WorkerConcurrency,
 		ReconcileInterval: a.cfg.ReconcileInterval,
+		ReconcileGrace:    a.cfg.ReconcileGrace,
 	}, worker.Deps{Store: a.store, Queue: a.queue, Redis: a.redis, Log: a.log, Deliverer: d, Metrics: metrics}), nil
 }
 

@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -128,73 +127,32 @@ func randomHex(n int) string {
 }
 
 // Redis is a redis-server the test started on a loopback port of its own,
-// without persistence, so that the test may restart it.
+// without persistence unless its arguments ask for it, so that the test may
+// restart it.
 type Redis struct {
-	t    testing.TB
-	port int
-	cmd  *exec.Cmd
-	done chan struct{}
+	proc *redisProc
 }
 
 // StartRedis starts redis-server (from PATH) on a free loopback port and
-// waits until it accepts connections; it is stopped when the test ends.
-func StartRedis(t testing.TB) *Redis {
+// waits until it answers PING; it is stopped when the test ends.
+func StartRedis(t testing.TB) *Redis { return StartRedisArgs(t) }
+
+// StartRedisArgs is StartRedis with more redis-server arguments (such as
+// "--maxmemory-policy", "allkeys-lru"), given after the defaults so that
+// they win.
+func StartRedisArgs(t testing.TB, args ...string) *Redis {
 	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		Missing(t, "redis-server", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("redis port: %v", err)
-	}
-	r := &Redis{t: t, port: ln.Addr().(*net.TCPAddr).Port}
-	_ = ln.Close()
-	r.start()
-	t.Cleanup(r.stop)
-	return r
+	ports := freePorts(t, 1)
+	return &Redis{proc: startRedisProc(t, "redis", ports[0], args...)}
 }
 
 // URL is redis://127.0.0.1:PORT/0.
-func (r *Redis) URL() string { return "redis://127.0.0.1:" + strconv.Itoa(r.port) + "/0" }
+func (r *Redis) URL() string { return "redis://" + r.proc.addr + "/0" }
 
 // Restart stops the server (SIGKILL: connections drop, everything it held
 // is lost) and starts it again on the same port.
 func (r *Redis) Restart() {
-	r.t.Helper()
-	r.stop()
-	r.start()
-}
-
-func (r *Redis) start() {
-	r.t.Helper()
-	r.cmd = exec.Command("redis-server", "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no")
-	if err := r.cmd.Start(); err != nil {
-		r.t.Fatalf("start redis-server: %v", err)
-	}
-	r.done = make(chan struct{})
-	cmd, done := r.cmd, r.done
-	go func() { _ = cmd.Wait(); close(done) }()
-	addr := "127.0.0.1:" + strconv.Itoa(r.port)
-	deadline := time.Now().Add(10 * time.Second)
-	for dialCheck(addr) != nil {
-		select {
-		case <-done:
-			r.t.Fatalf("redis-server on %s exited at start", addr)
-		default:
-		}
-		if time.Now().After(deadline) {
-			r.t.Fatalf("redis-server on %s not listening after 10 s", addr)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func (r *Redis) stop() {
-	if r.cmd == nil || r.cmd.Process == nil {
-		return
-	}
-	_ = r.cmd.Process.Kill()
-	<-r.done
-	r.cmd = nil
+	r.proc.t.Helper()
+	r.proc.kill()
+	r.proc.start()
 }
