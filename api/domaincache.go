@@ -2,88 +2,102 @@ package api
 
 import (
 	"context"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/mailgate/mailgate/queue"
 )
 
-// domainCache remembers for KeyCacheTTL which sender domains a project has
-// registered, so that a send does not read the domains table on every
-// request. Only "registered" is remembered, so a domain added is usable at
-// once. A domain deleted through any replica is evicted everywhere at once
-// through the Revocations broadcast (domainRevocation); the TTL bounds how
-// long a change made behind mailgate's back takes.
+// domainCache remembers for KeyCacheTTL the sender domains a project may
+// send from (senderCheck: verified, or pending in development, with the
+// warning the send carries), so that a send does not read the domains
+// table on every request. Only "may send" is remembered, so a domain
+// registered or verified is usable at once. A change of a domain (its
+// status above all) made through any replica evicts the name for every
+// project everywhere at once through the Revocations broadcast
+// (domainChanged, and the worker's re-check): verifying a name in one project changes what the others
+// may do with it. The TTL bounds how long a change made behind mailgate's
+// back takes.
 type domainCache struct {
 	ttl time.Duration
 	now func() time.Time
 
-	mu      sync.Mutex
-	domains map[string]time.Time // "project\x00domain" → expiry
+	mu sync.Mutex
+	// domains: name → project id → entry.
+	domains map[string]map[string]domainEntry
+	size    int
 }
+
+// domainEntry is one cached "may send".
+type domainEntry struct {
+	expires time.Time
+	// warning is what a send from the domain is told ("" for none).
+	warning string
+}
+
+// maxDomainEntries bounds the cache; past it the cache starts over.
+const maxDomainEntries = 10000
 
 func newDomainCache(ttl time.Duration, now func() time.Time) *domainCache {
-	return &domainCache{ttl: ttl, now: now, domains: map[string]time.Time{}}
+	return &domainCache{ttl: ttl, now: now, domains: map[string]map[string]domainEntry{}}
 }
 
-func domainCacheKey(projectID, domain string) string { return projectID + "\x00" + domain }
-
-// registered reports whether the pair was found registered within the TTL.
-func (dc *domainCache) registered(projectID, domain string) bool {
+// sendable reports whether the pair was found sendable within the TTL,
+// and the warning its sends carry.
+func (dc *domainCache) sendable(projectID, domain string) (string, bool) {
 	dc.mu.Lock()
 	defer dc.mu.Unlock()
-	expires, ok := dc.domains[domainCacheKey(projectID, domain)]
-	return ok && dc.now().Before(expires)
+	e, ok := dc.domains[domain][projectID]
+	if !ok || !dc.now().Before(e.expires) {
+		return "", false
+	}
+	return e.warning, true
 }
 
-func (dc *domainCache) put(projectID, domain string) {
+func (dc *domainCache) put(projectID, domain, warning string) {
 	dc.mu.Lock()
 	defer dc.mu.Unlock()
-	if len(dc.domains) > 10000 {
+	if dc.size >= maxDomainEntries {
 		clear(dc.domains)
+		dc.size = 0
 	}
-	dc.domains[domainCacheKey(projectID, domain)] = dc.now().Add(dc.ttl)
+	byProject := dc.domains[domain]
+	if byProject == nil {
+		byProject = map[string]domainEntry{}
+		dc.domains[domain] = byProject
+	}
+	if _, ok := byProject[projectID]; !ok {
+		dc.size++
+	}
+	byProject[projectID] = domainEntry{expires: dc.now().Add(dc.ttl), warning: warning}
 }
 
-func (dc *domainCache) evict(projectID, domain string) {
+// evict forgets the name for every project.
+func (dc *domainCache) evict(domain string) {
 	dc.mu.Lock()
 	defer dc.mu.Unlock()
-	delete(dc.domains, domainCacheKey(projectID, domain))
+	dc.size -= len(dc.domains[domain])
+	delete(dc.domains, domain)
 }
 
-// domainRevocationPrefix marks a deleted domain on the revocations
-// channel; key ids (letters and digits) never start with it.
-const domainRevocationPrefix = "domain\x00"
-
-// domainRevocation is the broadcast payload for a deleted domain.
-func domainRevocation(projectID, domain string) string {
-	return domainRevocationPrefix + domainCacheKey(projectID, domain)
-}
-
-// parseDomainRevocation reads a domainRevocation payload.
-func parseDomainRevocation(payload string) (projectID, domain string, ok bool) {
-	rest, ok := strings.CutPrefix(payload, domainRevocationPrefix)
-	if !ok {
-		return "", "", false
-	}
-	return strings.Cut(rest, "\x00")
-}
-
-// domainDeleted evicts a domain here and tells the other replicas.
-func (s *Server) domainDeleted(ctx context.Context, projectID, domain string) {
+// domainChanged evicts a domain here and tells the other replicas: called
+// when a project's domain is deleted or a check changes its status. The
+// name is evicted for every project, not only projectID's.
+func (s *Server) domainChanged(ctx context.Context, projectID, domain string) {
 	if s.domains == nil {
 		return
 	}
-	s.domains.evict(projectID, domain)
-	if err := s.deps.Revocations.Publish(ctx, domainRevocation(projectID, domain)); err != nil {
-		s.deps.Log.Warn("broadcast domain deletion; other replicas drop it within the cache TTL", "err", err)
+	s.domains.evict(domain)
+	if err := s.deps.Revocations.Publish(ctx, queue.DomainChanged(projectID, domain)); err != nil {
+		s.deps.Log.Warn("broadcast domain change; other replicas see it within the cache TTL", "err", err)
 	}
 }
 
-// revoked applies one broadcast: a deleted domain or a revoked key id.
+// revoked applies one broadcast: a changed domain or a revoked key id.
 func (s *Server) revoked(payload string) {
-	if projectID, domain, ok := parseDomainRevocation(payload); ok {
+	if _, domain, ok := queue.ParseDomainChanged(payload); ok {
 		if s.domains != nil {
-			s.domains.evict(projectID, domain)
+			s.domains.evict(domain)
 		}
 		return
 	}
