@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/mailgate/mailgate/apikey"
 	"github.com/mailgate/mailgate/store"
@@ -317,19 +319,29 @@ func TestConcurrentVerifyHTTP(t *testing.T) {
 
 // TestVerifyElsewhereEvictsCachedPending: with the domain cache on, a
 // project sending from its pending domain in development (cached as
-// sendable, with its warning) is refused at once after another project
-// verifies the name: the verification evicts the name for every project.
+// sendable, with its warning, on two replicas) is refused right after
+// another project verifies the name: the verification evicts the name for
+// every project, on this replica at once and on the other through the
+// broadcast.
 func TestVerifyElsewhereEvictsCachedPending(t *testing.T) {
 	e := newDomainEnvWith(t, store.DialectSQLite, []string{"relay.example"})
 	cacheWithBroadcast(e.testEnv)
+	replicaB := startReplica(t, e.testEnv, Config{})
 	a, b := e.defaultTenant(), e.tenant("tenant-b")
 	e.register(t, b, "tb", false)
-	for range 2 { // the second answer comes from the cache
-		if acc := e.send(t, b.sender, brandMessage()); len(acc.Warnings) != 1 {
+	for _, env := range []*testEnv{e.testEnv, replicaB, e.testEnv, replicaB} { // the second round comes from the caches
+		if acc := env.send(t, b.sender, brandMessage()); len(acc.Warnings) != 1 {
 			t.Fatalf("send from a pending domain: warnings %q, want one", acc.Warnings)
 		}
 	}
 	e.register(t, a, "ta", true)
 	e.wantVerified(t, a)
 	e.wantFromRefused(t, "/v1/messages", b.sender, brandMessage(), "/from", "another project")
+	deadline := time.Now().Add(5 * time.Second)
+	for replicaB.post(t, "/v1/messages", b.sender, brandMessage()).Code != http.StatusUnprocessableEntity { // the broadcast is asynchronous
+		if time.Now().After(deadline) {
+			t.Fatal("replica B still sends from a name another project verified through replica A")
+		}
+		runtime.Gosched()
+	}
 }
