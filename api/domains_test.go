@@ -443,7 +443,7 @@ func TestSendNeedsRegisteredDomain(t *testing.T) {
 // TestCachedDomainDeletedOnEveryReplica: with caching on, a sender domain
 // deleted through one replica is refused there at once and by another
 // replica on its next requests, and a domain added is usable on every
-// replica at once (only "registered" is cached).
+// replica at once (only "may send" is cached).
 func TestCachedDomainDeletedOnEveryReplica(t *testing.T) {
 	a := newDomainEnv(t, store.DialectSQLite)
 	cacheWithBroadcast(a.testEnv)
