@@ -124,8 +124,8 @@ func checkFromProblem(t *testing.T, p Problem, field string, says []string) {
 }
 
 // TestVerifiedDomainBelongsToItsProject: once project A verified a name,
-// project B may register it but not verify it (409, even with its own
-// DKIM record published) nor send from it (422), in development and in
+// project B may register it but not verify it (409, before and after
+// publishing its own DKIM record) nor send from it (422), in development and in
 // production mode; A sends from it without a warning, and its event log
 // has the domain.verified event, without a message.
 func TestVerifiedDomainBelongsToItsProject(t *testing.T) {
@@ -148,7 +148,11 @@ func TestVerifiedDomainBelongsToItsProject(t *testing.T) {
 						got.Status, got.VerifiedAt, got.CheckedAt, now)
 				}
 
-				e.register(t, b, "tb", true)
+				bDomain := e.register(t, b, "tb", false)
+				wantProblem(t, e.verifyAs(t, b), http.StatusConflict, "domain-taken")
+				for _, rec := range dkimRecords(bDomain) { // B proves control too: still A's
+					publish(e.dns, rec)
+				}
 				p := wantProblem(t, e.verifyAs(t, b), http.StatusConflict, "domain-taken")
 				if !strings.Contains(p.Detail, brand) {
 					t.Errorf("409 detail %q does not name the domain", p.Detail)

@@ -41,23 +41,24 @@ type CheckedRecord struct {
 
 // DomainCheckResult is what RecordDomainCheck did.
 type DomainCheckResult struct {
-	// Domain is the domain after the check, with its keys.
+	// Domain is the domain as stored after the check, with its keys.
 	Domain Domain
 	// Changed says whether its status changed (and an event was written).
 	Changed bool
-	// Taken: the record was found but another project has the name
-	// verified, so the status did not become verified.
+	// Taken: another project has the name verified, so the status did
+	// not change.
 	Taken bool
 }
 
 // RecordDomainCheck stores the definite outcome of a DKIM lookup of a
 // project's domain at Now: found says whether a record of one of its
 // active keys is published (a lookup error is no outcome: the caller
-// leaves the domain alone). Found makes the domain verified unless
-// another project has the name verified (Taken); not found turns a
-// verified domain failed and leaves a pending or failed one as it is.
-// Either sets checked_at. A status change writes its event in the same
-// transaction. An unknown domain is ErrNotFound.
+// leaves the domain alone). When another project has the name verified,
+// nothing but checked_at changes and the result is Taken, found or not.
+// Otherwise found makes the domain verified; not found turns a verified
+// domain failed and leaves a pending or failed one as it is. Either sets
+// checked_at. A status change writes its event in the same transaction.
+// An unknown domain is ErrNotFound.
 //
 // Two projects verifying one name at once cannot both win: the unique
 // index on verified names refuses the second (Taken).
@@ -70,6 +71,12 @@ func (s *Store) RecordDomainCheck(ctx context.Context, projectID, name string, f
 		if err != nil {
 			return err
 		}
+		if _, err := tx.ExecContext(ctx, `UPDATE domains SET checked_at = $2 WHERE id = $1`, id, now); err != nil {
+			return err
+		}
+		if res.Taken, err = verifiedElsewhere(ctx, tx, id, name); err != nil || res.Taken {
+			return err
+		}
 		next := status
 		switch {
 		case found:
@@ -77,11 +84,8 @@ func (s *Store) RecordDomainCheck(ctx context.Context, projectID, name string, f
 		case status == DomainVerified:
 			next = DomainFailed
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE domains SET checked_at = $2 WHERE id = $1`, id, now); err != nil {
-			return err
-		}
 		if next != status {
-			if res.Taken, err = s.setDomainStatus(ctx, tx, id, next, now); err != nil || res.Taken {
+			if err := setDomainStatus(ctx, tx, id, next, now); err != nil {
 				return err
 			}
 			res.Changed = true
@@ -89,8 +93,7 @@ func (s *Store) RecordDomainCheck(ctx context.Context, projectID, name string, f
 				return err
 			}
 		}
-		res.Domain, err = getDomain(ctx, tx, projectID, name)
-		return err
+		return nil
 	})
 	if errors.Is(err, errTaken) {
 		res, err = DomainCheckResult{Taken: true}, nil
@@ -98,45 +101,40 @@ func (s *Store) RecordDomainCheck(ctx context.Context, projectID, name string, f
 	if err != nil {
 		return DomainCheckResult{}, fmt.Errorf("record check of domain %s: %w", name, err)
 	}
-	if res.Taken { // the refused update left the transaction before getDomain: read what is stored
-		if res.Domain, err = s.GetDomain(ctx, projectID, name); err != nil {
-			return DomainCheckResult{}, err
-		}
+	if res.Domain, err = s.GetDomain(ctx, projectID, name); err != nil {
+		return DomainCheckResult{}, err
 	}
 	return res, nil
 }
 
 // errTaken rolls back a transaction whose domain update the unique index
-// of verified names refused.
+// of verified names refused: a concurrent verification of the name in
+// another project committed first.
 var errTaken = errors.New("name verified by another project")
 
-// setDomainStatus sets a domain's status; becoming verified also sets
-// verified_at. It reports true when another project has the name
-// verified: found committed before, or, for a verification committed
-// concurrently, through the unique index of verified names refusing the
-// update, which aborts a PostgreSQL transaction: that is errTaken, for
-// the caller to roll back.
-func (s *Store) setDomainStatus(ctx context.Context, tx *sql.Tx, id, status string, now int64) (bool, error) {
-	q := `UPDATE domains SET status = $2 WHERE id = $1`
-	if status == DomainVerified {
-		q = `UPDATE domains SET status = $2, verified_at = $3 WHERE id = $1`
-		var other int
-		err := tx.QueryRowContext(ctx, `SELECT 1 FROM domains WHERE name = (SELECT name FROM domains WHERE id = $1)
-			AND status = 'verified' AND id <> $1`, id).Scan(&other)
-		if err == nil {
-			return true, nil
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return false, err
-		}
-		_, err = tx.ExecContext(ctx, q, id, status, now)
-		if isUniqueViolation(err) {
-			return true, errTaken // a concurrent verification of the name committed first
-		}
-		return false, err
+// verifiedElsewhere reports whether a domain other than id has the name
+// verified (committed).
+func verifiedElsewhere(ctx context.Context, tx *sql.Tx, id, name string) (bool, error) {
+	var one int
+	err := tx.QueryRowContext(ctx, `SELECT 1 FROM domains WHERE name = $1 AND status = 'verified' AND id <> $2`,
+		name, id).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
 	}
-	_, err := tx.ExecContext(ctx, q, id, status)
-	return false, err
+	return err == nil, err
+}
+
+// setDomainStatus sets a domain's status; becoming verified also sets
+// verified_at. The unique index of verified names refusing it (which
+// aborts a PostgreSQL transaction) is errTaken, for the caller to roll
+// back.
+func setDomainStatus(ctx context.Context, tx *sql.Tx, id, status string, now int64) error {
+	_, err := tx.ExecContext(ctx, `UPDATE domains SET status = $2,
+		verified_at = CASE WHEN $2 = 'verified' THEN $3 ELSE verified_at END WHERE id = $1`, id, status, now)
+	if isUniqueViolation(err) {
+		return errTaken
+	}
+	return err
 }
 
 // lockDomainStatus is lockDomain with the domain's status.
