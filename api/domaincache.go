@@ -72,6 +72,14 @@ func (dc *domainCache) put(projectID, domain, warning string) {
 	byProject[projectID] = domainEntry{expires: dc.now().Add(dc.ttl), warning: warning}
 }
 
+// clear forgets everything.
+func (dc *domainCache) clear() {
+	dc.mu.Lock()
+	defer dc.mu.Unlock()
+	clear(dc.domains)
+	dc.size = 0
+}
+
 // evict forgets the name for every project.
 func (dc *domainCache) evict(domain string) {
 	dc.mu.Lock()
@@ -84,18 +92,20 @@ func (dc *domainCache) evict(domain string) {
 // when a project's domain is deleted or a check changes its status. The
 // name is evicted for every project, not only projectID's.
 func (s *Server) domainChanged(ctx context.Context, projectID, domain string) {
-	if s.domains == nil {
+	if s.deps.Revocations == nil {
 		return
 	}
-	s.domains.evict(domain)
-	if err := s.deps.Revocations.Publish(ctx, queue.DomainChanged(projectID, domain)); err != nil {
+	if s.domains != nil {
+		s.domains.evict(domain)
+	}
+	if err := s.deps.Revocations.Publish(ctx, queue.DomainChange(projectID, domain)); err != nil {
 		s.deps.Log.Warn("broadcast domain change; other replicas see it within the cache TTL", "err", err)
 	}
 }
 
 // revoked applies one broadcast: a changed domain or a revoked key id.
 func (s *Server) revoked(payload string) {
-	if _, domain, ok := queue.ParseDomainChanged(payload); ok {
+	if _, domain, ok := queue.ParseDomainChange(payload); ok {
 		if s.domains != nil {
 			s.domains.evict(domain)
 		}

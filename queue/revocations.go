@@ -7,13 +7,14 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// revocationChannel carries the ids of revoked API keys, and changed
-// sender domains (DomainChanged), to every API replica, so that a replica
-// caching them drops a revoked key or a changed domain at once.
+// revocationChannel carries, to every API replica and worker, the ids of
+// revoked API keys and the domains whose registration or DKIM keys
+// changed (DomainChange), so that a process caching either drops the
+// entry at once.
 const revocationChannel = "mailgate:keys:revoked"
 
-// Revocations broadcasts API key revocations and sender domain changes
-// over Redis pub/sub.
+// Revocations broadcasts API key revocations and domain changes over
+// Redis pub/sub.
 type Revocations struct {
 	rdb redis.UniversalClient
 }
@@ -50,21 +51,20 @@ func (r *Revocations) Subscribe(ctx context.Context, ready chan<- struct{}, fn f
 	}
 }
 
-// domainChangedPrefix marks a changed sender domain on the revocations
-// channel; key ids (letters and digits) never start with it.
-const domainChangedPrefix = "domain\x00"
+// domainChangePrefix marks a domain change on the revocations channel;
+// key ids (letters and digits) never start with it.
+const domainChangePrefix = "domain\x00"
 
-// DomainChanged is the payload that tells every API replica that a
-// project's sender domain changed (deleted, or its verification status
-// changed), so that they drop what they cached about the name.
-func DomainChanged(projectID, domain string) string {
-	return domainChangedPrefix + projectID + "\x00" + domain
+// DomainChange is the broadcast payload saying that a project's domain
+// was registered or deleted, or that its DKIM keys or status changed.
+func DomainChange(projectID, domain string) string {
+	return domainChangePrefix + projectID + "\x00" + domain
 }
 
-// ParseDomainChanged reads a DomainChanged payload; ok is false for a key
-// id.
-func ParseDomainChanged(payload string) (projectID, domain string, ok bool) {
-	rest, ok := strings.CutPrefix(payload, domainChangedPrefix)
+// ParseDomainChange reads a DomainChange payload; ok is false for any
+// other payload (a key id).
+func ParseDomainChange(payload string) (projectID, domain string, ok bool) {
+	rest, ok := strings.CutPrefix(payload, domainChangePrefix)
 	if !ok {
 		return "", "", false
 	}

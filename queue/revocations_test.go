@@ -2,14 +2,14 @@ package queue
 
 import "testing"
 
-// TestDomainChangedPayload: a DomainChanged payload parses back to its
+// TestDomainChangePayload: a DomainChange payload parses back to its
 // project and domain; a key id is not one.
-func TestDomainChangedPayload(t *testing.T) {
-	p, d, ok := ParseDomainChanged(DomainChanged("proj-1", "shop.example"))
+func TestDomainChangePayload(t *testing.T) {
+	p, d, ok := ParseDomainChange(DomainChange("proj-1", "shop.example"))
 	if !ok || p != "proj-1" || d != "shop.example" {
-		t.Errorf("ParseDomainChanged = %q, %q, %v", p, d, ok)
+		t.Errorf("ParseDomainChange = %q, %q, %v", p, d, ok)
 	}
-	if _, _, ok := ParseDomainChanged("a1b2c3d4"); ok {
+	if _, _, ok := ParseDomainChange("a1b2c3d4"); ok {
 		t.Error("a key id parsed as a domain change")
 	}
 }

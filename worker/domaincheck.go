@@ -100,7 +100,7 @@ func (w *Worker) recheckDomain(ctx context.Context, d store.Domain) {
 	case res.Changed:
 		log.Warn("domain re-check: status changed", "from", d.Status, "to", res.Domain.Status)
 		if w.deps.Publisher != nil {
-			if err := w.deps.Publisher.Publish(ctx, queue.DomainChanged(d.ProjectID, d.Name)); err != nil {
+			if err := w.deps.Publisher.Publish(ctx, queue.DomainChange(d.ProjectID, d.Name)); err != nil {
 				log.Warn("broadcast domain change; the API replicas see it within their cache TTL", "err", err)
 			}
 		}

@@ -202,7 +202,7 @@ func TestDomainRecheck(t *testing.T) {
 				t.Errorf("after the record was removed (-want +got):\n%s", diff)
 			}
 			e.wantGauge(t, map[string]int{"a.example": 0, "b.example": 1})
-			if got := e.pub.take(); !cmp.Equal(got, []string{queue.DomainChanged(store.DefaultProjectID, "a.example")}) {
+			if got := e.pub.take(); !cmp.Equal(got, []string{queue.DomainChange(store.DefaultProjectID, "a.example")}) {
 				t.Errorf("broadcasts %q, want a.example's change", got)
 			}
 
