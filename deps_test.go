@@ -15,7 +15,7 @@ import (
 // worker, inbound or cmd.
 var allowedDeps = map[string][]string{
 	"api":       {"store", "queue", "ratelimit", "apikey", "keyring", "dkimkey", "dnscheck", "migrations", ".", "internal/redact"},
-	"worker":    {"store", "queue", "mta", "ratelimit", "webhook", "dkimkey", "migrations", "internal/redact"},
+	"worker":    {"store", "queue", "mta", "ratelimit", "webhook", "dkimkey", "dnscheck", "migrations", "internal/redact"},
 	"inbound":   {"store", "queue", "bounce", "webhook", "verp", "mailbox", "migrations", "internal/redact"},
 	"store":     {"migrations"},
 	"queue":     {"internal/redact"},

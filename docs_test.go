@@ -53,7 +53,7 @@ func TestDocsSelfContained(t *testing.T) {
 }
 
 // TestArchitectureNamesStatusesAndEvents: docs/architecture.md lists every
-// recipient status and every event type the store writes.
+// recipient and sender domain status and every event type the store writes.
 func TestArchitectureNamesStatusesAndEvents(t *testing.T) {
 	b, err := os.ReadFile("docs/architecture.md")
 	if err != nil {
@@ -70,6 +70,8 @@ func TestArchitectureNamesStatusesAndEvents(t *testing.T) {
 		store.EventQueued, store.EventSent, store.EventDeferred, store.EventFailed,
 		store.EventSuppressed, store.EventCancelled, store.EventBounced, store.EventComplained,
 		store.EventReplied, store.EventAutoReplied,
+		store.DomainPending, store.DomainVerified, store.DomainFailed,
+		store.EventDomainVerified, store.EventDomainVerificationFailed,
 	} {
 		if !listed[name] {
 			t.Errorf("docs/architecture.md has no table row for %q", name)

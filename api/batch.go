@@ -40,6 +40,7 @@ type batchResult struct {
 	ID         string                  `json:"id,omitempty"`
 	Status     string                  `json:"status,omitempty"`
 	Recipients []acceptedRecipientView `json:"recipients,omitempty"`
+	Warnings   []string                `json:"warnings,omitempty"`
 	Error      *Problem                `json:"error,omitempty"`
 }
 
@@ -115,7 +116,7 @@ func (b *admitted) respond(created []store.Created) (int, []byte, error) {
 		a.created = created[i]
 		v := a.view()
 		r := &b.results[b.index[i]]
-		r.ID, r.Status, r.Recipients = v.ID, v.Status, v.Recipients
+		r.ID, r.Status, r.Recipients, r.Warnings = v.ID, v.Status, v.Recipients, v.Warnings
 	}
 	out, err := json.Marshal(struct {
 		Results []batchResult `json:"results"`
@@ -143,18 +144,19 @@ func (s *Server) enqueueBatch(ctx context.Context, batchID string, ids []string)
 // 5xx) fails the whole request with a 503.
 func (s *Server) admitBatch(ctx context.Context, key store.APIKey, items []json.RawMessage) (*admitted, error) {
 	b := &admitted{results: make([]batchResult, len(items))}
-	domains := map[string]bool{}
+	domains := map[string]senderCheck{}
 	for i, raw := range items {
 		r := &b.results[i]
 		r.Index = i
 		prefix := "/messages/" + strconv.Itoa(i)
 		req, vm, err := s.validateOne(raw, prefix)
+		var warning string
 		if err == nil {
-			err = s.checkSenderDomainOnce(ctx, key.ProjectID, vm, prefix, domains)
+			warning, err = s.checkSenderDomainOnce(ctx, key.ProjectID, vm, prefix, domains)
 		}
 		var acc accepted
 		if err == nil {
-			acc, err = s.prepare(key, req, vm)
+			acc, err = s.prepare(key, req, vm, warning)
 		}
 		if err != nil {
 			if s.failItem(r, err) {
@@ -182,14 +184,14 @@ func (s *Server) failItem(r *batchResult, err error) bool {
 // checkSenderDomainOnce is checkSenderDomain asking the store once per
 // domain of a batch: seen holds the verdicts already looked up.
 func (s *Server) checkSenderDomainOnce(ctx context.Context, projectID string, vm *ValidMessage, prefix string,
-	seen map[string]bool) error {
-	ok, found := seen[vm.From.Domain]
+	seen map[string]senderCheck) (string, error) {
+	sc, found := seen[vm.From.Domain]
 	if !found {
 		var err error
-		if ok, err = s.senderDomainAllowed(ctx, projectID, vm.From.Domain); err != nil {
-			return err
+		if sc, err = s.senderDomain(ctx, projectID, vm.From.Domain); err != nil {
+			return "", err
 		}
-		seen[vm.From.Domain] = ok
+		seen[vm.From.Domain] = sc
 	}
-	return s.senderDomainVerdict(ok, vm, prefix)
+	return s.senderDomainVerdict(sc, prefix)
 }

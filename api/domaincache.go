@@ -8,66 +8,98 @@ import (
 	"github.com/mailgate/mailgate/queue"
 )
 
-// domainCache remembers for KeyCacheTTL which sender domains a project has
-// registered, so that a send does not read the domains table on every
-// request. Only "registered" is remembered, so a domain added is usable at
-// once. A domain changed through any replica is evicted everywhere at once
-// through the Revocations broadcast (domainChanged); the TTL bounds how
-// long a change made behind mailgate's back takes.
+// domainCache remembers for KeyCacheTTL the sender domains a project may
+// send from (senderCheck: verified, or pending in development, with the
+// warning the send carries), so that a send does not read the domains
+// table on every request. Only "may send" is remembered, so a domain
+// registered or verified is usable at once. A change of a domain (its
+// status above all) made through any replica evicts the name for every
+// project everywhere at once through the Revocations broadcast
+// (domainChanged, and the worker's re-check): verifying a name in one project changes what the others
+// may do with it. The TTL bounds how long a change made behind mailgate's
+// back takes.
 type domainCache struct {
 	ttl time.Duration
 	now func() time.Time
 
-	mu      sync.Mutex
-	domains map[string]time.Time // "project\x00domain" → expiry
+	mu sync.Mutex
+	// domains: name → project id → entry.
+	domains map[string]map[string]domainEntry
+	size    int
 }
+
+// domainEntry is one cached "may send".
+type domainEntry struct {
+	expires time.Time
+	// warning is what a send from the domain is told ("" for none).
+	warning string
+}
+
+// maxDomainEntries bounds the cache; past it the cache starts over.
+const maxDomainEntries = 10000
 
 func newDomainCache(ttl time.Duration, now func() time.Time) *domainCache {
-	return &domainCache{ttl: ttl, now: now, domains: map[string]time.Time{}}
+	return &domainCache{ttl: ttl, now: now, domains: map[string]map[string]domainEntry{}}
 }
 
-func domainCacheKey(projectID, domain string) string { return projectID + "\x00" + domain }
-
-// registered reports whether the pair was found registered within the TTL.
-func (dc *domainCache) registered(projectID, domain string) bool {
+// sendable reports whether the pair was found sendable within the TTL,
+// and the warning its sends carry.
+func (dc *domainCache) sendable(projectID, domain string) (string, bool) {
 	dc.mu.Lock()
 	defer dc.mu.Unlock()
-	expires, ok := dc.domains[domainCacheKey(projectID, domain)]
-	return ok && dc.now().Before(expires)
-}
-
-func (dc *domainCache) put(projectID, domain string) {
-	dc.mu.Lock()
-	defer dc.mu.Unlock()
-	if len(dc.domains) > 10000 {
-		clear(dc.domains)
+	e, ok := dc.domains[domain][projectID]
+	if !ok || !dc.now().Before(e.expires) {
+		return "", false
 	}
-	dc.domains[domainCacheKey(projectID, domain)] = dc.now().Add(dc.ttl)
+	return e.warning, true
 }
 
-func (dc *domainCache) evict(projectID, domain string) {
+func (dc *domainCache) put(projectID, domain, warning string) {
 	dc.mu.Lock()
 	defer dc.mu.Unlock()
-	delete(dc.domains, domainCacheKey(projectID, domain))
+	if dc.size >= maxDomainEntries {
+		clear(dc.domains)
+		dc.size = 0
+	}
+	byProject := dc.domains[domain]
+	if byProject == nil {
+		byProject = map[string]domainEntry{}
+		dc.domains[domain] = byProject
+	}
+	if _, ok := byProject[projectID]; !ok {
+		dc.size++
+	}
+	byProject[projectID] = domainEntry{expires: dc.now().Add(dc.ttl), warning: warning}
 }
 
+// clear forgets everything.
 func (dc *domainCache) clear() {
 	dc.mu.Lock()
 	defer dc.mu.Unlock()
 	clear(dc.domains)
+	dc.size = 0
 }
 
-// domainChanged evicts a domain here and tells the other replicas and
-// the workers (queue.DomainChange), which drop what they cached of it at
-// once: call it after the domain was registered or deleted, or its DKIM
-// keys or status changed. A failed broadcast is logged; the others then
-// catch up within their cache TTL.
+// evict forgets the name for every project.
+func (dc *domainCache) evict(domain string) {
+	dc.mu.Lock()
+	defer dc.mu.Unlock()
+	dc.size -= len(dc.domains[domain])
+	delete(dc.domains, domain)
+}
+
+// domainChanged evicts a domain here (for every project: verifying a name
+// in one project changes what the others may do with it) and tells the
+// other replicas and the workers (queue.DomainChange), which drop what they
+// cached of it at once: call it after the domain was registered or
+// deleted, or its DKIM keys or status changed. A failed broadcast is
+// logged; the others then catch up within their cache TTL.
 func (s *Server) domainChanged(ctx context.Context, projectID, domain string) {
 	if s.deps.Revocations == nil {
 		return
 	}
 	if s.domains != nil {
-		s.domains.evict(projectID, domain)
+		s.domains.evict(domain)
 	}
 	if err := s.deps.Revocations.Publish(ctx, queue.DomainChange(projectID, domain)); err != nil {
 		s.deps.Log.Warn("broadcast domain change; other replicas and workers see it within their cache TTL",
@@ -77,9 +109,9 @@ func (s *Server) domainChanged(ctx context.Context, projectID, domain string) {
 
 // revoked applies one broadcast: a changed domain or a revoked key id.
 func (s *Server) revoked(payload string) {
-	if projectID, domain, ok := queue.ParseDomainChange(payload); ok {
+	if _, domain, ok := queue.ParseDomainChange(payload); ok {
 		if s.domains != nil {
-			s.domains.evict(projectID, domain)
+			s.domains.evict(domain)
 		}
 		return
 	}

@@ -239,7 +239,9 @@ func (s *Server) deleteDomain(c echo.Context) error {
 }
 
 // verifyDomain is POST /v1/domains/{name}/verify: every record of
-// dns_records looked up through the configured resolver and judged.
+// dns_records looked up through the configured resolver and judged. The
+// DKIM records decide the domain's status (recordCheck); the answer's
+// verified says whether every record is right.
 func (s *Server) verifyDomain(c echo.Context) error {
 	d, err := s.pathDomain(c)
 	if err != nil {
@@ -248,7 +250,11 @@ func (s *Server) verifyDomain(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), verifyTimeout)
 	defer cancel()
 	results := dnscheck.Check(ctx, dnscheck.NewResolver(s.cfg.DNSServer), s.dnsRecords(d))
-	out := verifyView{Name: d.Name, Verified: dnscheck.AllOK(results), Records: make([]checkView, len(results))}
+	d, err = s.recordCheck(c.Request().Context(), d, results)
+	if err != nil {
+		return err
+	}
+	out := verifyView{Name: d.Name, Status: d.Status, Verified: dnscheck.AllOK(results), Records: make([]checkView, len(results))}
 	for i, r := range results {
 		out.Records[i] = checkView{Type: r.Type, Name: r.Name, Value: r.Value, Status: r.Status, Found: r.Found, OK: r.OK}
 		if r.Err != nil {
@@ -256,6 +262,43 @@ func (s *Server) verifyDomain(c echo.Context) error {
 		}
 	}
 	return c.JSON(http.StatusOK, out)
+}
+
+// recordCheck stores what the DKIM results prove about d and returns the
+// domain as stored: a record found makes it verified, none (every lookup
+// answered) turns a verified domain failed; a failed lookup changes
+// nothing. A name another project has verified is a 409.
+func (s *Server) recordCheck(ctx context.Context, d store.Domain, results []dnscheck.Result) (store.Domain, error) {
+	proof := dnscheck.DKIMProof(results)
+	if proof == dnscheck.ProofUnknown {
+		return d, nil
+	}
+	res, err := s.deps.Store.RecordDomainCheck(ctx, d.ProjectID, d.Name, proof == dnscheck.ProofFound, checkedRecords(results))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return store.Domain{}, notFoundProblem("domain")
+	case err != nil:
+		return store.Domain{}, err
+	case res.Taken:
+		return store.Domain{}, newProblem(http.StatusConflict, "domain-taken", "Domain verified elsewhere",
+			"the name "+d.Name+" is verified by another project; it cannot be verified in this one")
+	}
+	if res.Changed {
+		s.domainChanged(ctx, d.ProjectID, d.Name)
+	}
+	return res.Domain, nil
+}
+
+// checkedRecords are the DKIM results among results, as a domain event
+// reports them.
+func checkedRecords(results []dnscheck.Result) []store.CheckedRecord {
+	var out []store.CheckedRecord
+	for _, r := range results {
+		if r.Kind == dnscheck.KindDKIM {
+			out = append(out, store.CheckedRecord{Name: r.Name, Status: r.Status, OK: r.OK})
+		}
+	}
+	return out
 }
 
 // rotateDKIM is POST /v1/domains/{name}/dkim/rotate: new keys for the
@@ -367,7 +410,11 @@ type dnsRecordView struct {
 }
 
 type domainView struct {
-	Name       string          `json:"name"`
+	Name string `json:"name"`
+	// Status is pending, verified or failed.
+	Status     string          `json:"status"`
+	VerifiedAt *string         `json:"verified_at"`
+	CheckedAt  *string         `json:"checked_at"`
 	CreatedAt  string          `json:"created_at"`
 	DKIM       []dkimKeyView   `json:"dkim"`
 	DNSRecords []dnsRecordView `json:"dns_records"`
@@ -388,14 +435,17 @@ type checkView struct {
 }
 
 type verifyView struct {
-	Name     string      `json:"name"`
+	Name string `json:"name"`
+	// Status is the domain's status after the check.
+	Status   string      `json:"status"`
 	Verified bool        `json:"verified"`
 	Records  []checkView `json:"records"`
 }
 
 func (s *Server) toDomainView(d store.Domain) domainView {
-	v := domainView{Name: d.Name, CreatedAt: timeString(d.CreatedAt),
-		DKIM: make([]dkimKeyView, len(d.Keys)), DNSRecords: []dnsRecordView{}}
+	v := domainView{Name: d.Name, Status: d.Status, VerifiedAt: optTime(d.VerifiedAt), CheckedAt: optTime(d.CheckedAt),
+		CreatedAt: timeString(d.CreatedAt),
+		DKIM:      make([]dkimKeyView, len(d.Keys)), DNSRecords: []dnsRecordView{}}
 	for i, k := range d.Keys {
 		v.DKIM[i] = dkimKeyView{Selector: k.Selector, Algorithm: k.Algorithm,
 			CreatedAt: timeString(k.CreatedAt), RetiredAt: optTime(k.RetiredAt)}
@@ -429,8 +479,7 @@ func (s *Server) dnsRecords(d store.Domain) []dnscheck.Record {
 	var out []dnscheck.Record
 	for _, k := range d.Keys {
 		if k.RetiredAt == nil {
-			out = append(out, dnscheck.Record{Kind: dnscheck.KindDKIM, Type: "TXT",
-				Name: k.Selector + "._domainkey." + d.Name, Value: k.PublicRecord})
+			out = append(out, dnscheck.DKIMRecord(k.Selector, d.Name, k.PublicRecord))
 		}
 	}
 	hosts := s.relayHosts()

@@ -40,6 +40,9 @@ type wireDNSRecord struct {
 
 type wireDomain struct {
 	Name       string          `json:"name"`
+	Status     string          `json:"status"`
+	VerifiedAt *string         `json:"verified_at"`
+	CheckedAt  *string         `json:"checked_at"`
 	CreatedAt  string          `json:"created_at"`
 	DKIM       []wireDKIMKey   `json:"dkim"`
 	DNSRecords []wireDNSRecord `json:"dns_records"`
@@ -57,6 +60,7 @@ type wireCheck struct {
 
 type wireVerification struct {
 	Name     string      `json:"name"`
+	Status   string      `json:"status"`
 	Verified bool        `json:"verified"`
 	Records  []wireCheck `json:"records"`
 }
@@ -79,17 +83,24 @@ func newDomainEnv(t *testing.T, engine string) *domainEnv {
 // newDomainEnvRelays is newDomainEnv with the given relay hosts.
 func newDomainEnvRelays(t *testing.T, engine string, relayHosts ...string) *domainEnv {
 	t.Helper()
+	return newDomainEnvWith(t, engine, relayHosts)
+}
+
+// newDomainEnvWith is newDomainEnvRelays with options applied after the
+// domain settings.
+func newDomainEnvWith(t *testing.T, engine string, relayHosts []string, opts ...envOption) *domainEnv {
+	t.Helper()
 	kr, err := keyring.Generated()
 	if err != nil {
 		t.Fatal(err)
 	}
 	dns := dnstest.Start(t)
-	e := newEnv(t, engine, func(c *Config, d *Deps) {
+	e := newEnv(t, engine, append([]envOption{func(c *Config, d *Deps) {
 		d.Keyring = kr
 		c.DNSServer = dns.Addr
 		c.RelayHosts = relayHosts
 		c.ReturnPathDomain = "bounces.mailgate.example"
-	})
+	}}, opts...)...)
 	return &domainEnv{testEnv: e, kr: kr, dns: dns, domains: e.key(store.DefaultProjectID, apikey.ScopeDomains)}
 }
 
@@ -432,7 +443,7 @@ func TestSendNeedsRegisteredDomain(t *testing.T) {
 // TestCachedDomainDeletedOnEveryReplica: with caching on, a sender domain
 // deleted through one replica is refused there at once and by another
 // replica on its next requests, and a domain added is usable on every
-// replica at once (only "registered" is cached).
+// replica at once (only "may send" is cached).
 func TestCachedDomainDeletedOnEveryReplica(t *testing.T) {
 	a := newDomainEnv(t, store.DialectSQLite)
 	cacheWithBroadcast(a.testEnv)

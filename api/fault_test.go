@@ -105,7 +105,7 @@ func TestSendStaleClaimTakenOver(t *testing.T) {
 		// commit is the rest of a request holding ic; it returns the
 		// answer it recorded.
 		commit := func(ic idemClaim) ([]byte, error) {
-			acc, err := e.srv.prepare(key, req, mustValidate(t, e, req))
+			acc, err := e.srv.prepare(key, req, mustValidate(t, e, req), "")
 			if err != nil {
 				t.Fatal(err)
 			}

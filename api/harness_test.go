@@ -363,6 +363,7 @@ type acceptedBody struct {
 	ID         string          `json:"id"`
 	Status     string          `json:"status"`
 	Recipients []wireRecipient `json:"recipients"`
+	Warnings   []string        `json:"warnings"`
 }
 
 // send posts body and wants 202.
@@ -454,6 +455,7 @@ type wireEvent struct {
 	Type      string          `json:"type"`
 	MessageID string          `json:"message_id"`
 	Recipient string          `json:"recipient"`
+	Domain    string          `json:"domain"`
 	Sequence  int64           `json:"sequence"`
 	Timestamp string          `json:"timestamp"`
 	Data      json.RawMessage `json:"data"`

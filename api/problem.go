@@ -60,11 +60,11 @@ func validationProblem(errs []FieldError) *Problem {
 }
 
 // senderDomainProblem is the 422 answer for a From domain the project may
-// not send from; field is the JSON Pointer of the from field. It counts as
-// a rejection for reason sender_domain, not validation.
-func senderDomainProblem(field, domain string) *Problem {
-	p := validationProblem([]FieldError{{Field: field,
-		Message: fmt.Sprintf("sender domain %s is not registered for this project", domain)}})
+// not send from; field is the JSON Pointer of the from field, message says
+// why, naming the domain. It counts as a rejection for reason
+// sender_domain, not validation.
+func senderDomainProblem(field, message string) *Problem {
+	p := validationProblem([]FieldError{{Field: field, Message: message}})
 	p.reason = "sender_domain"
 	return p
 }

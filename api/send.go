@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -23,11 +24,14 @@ const idempotencyHeader = "Idempotency-Key"
 type accepted struct {
 	msg     store.NewMessage
 	created store.Created
+	// warnings are told to the client with the answer.
+	warnings []string
 }
 
 // view is the answer the client gets for a committed message.
 func (a accepted) view() acceptedView {
-	v := acceptedView{ID: a.msg.ID, Status: a.created.Status, Recipients: make([]acceptedRecipientView, len(a.msg.Recipients))}
+	v := acceptedView{ID: a.msg.ID, Status: a.created.Status, Recipients: make([]acceptedRecipientView, len(a.msg.Recipients)),
+		Warnings: a.warnings}
 	for i, r := range a.msg.Recipients {
 		v.Recipients[i] = acceptedRecipientView{Email: r.Email, Status: a.created.Recipients[i]}
 	}
@@ -69,15 +73,16 @@ func (s *Server) sendMessage(c echo.Context) error {
 // commitOne checks the sender domain and commits one message, finishing
 // claim with the 202 body in the same transaction.
 func (s *Server) commitOne(ctx context.Context, key store.APIKey, req *MessageRequest, vm *ValidMessage, claim idemClaim) (accepted, error) {
-	if err := s.checkSenderDomain(ctx, key.ProjectID, vm, ""); err != nil {
+	warning, err := s.checkSenderDomain(ctx, key.ProjectID, vm, "")
+	if err != nil {
 		return accepted{}, err
 	}
-	acc, err := s.prepare(key, req, vm)
+	acc, err := s.prepare(key, req, vm, warning)
 	if err != nil {
 		return accepted{}, err
 	}
 	acc.created, err = s.deps.Store.CommitMessage(ctx, acc.msg, claim.result(func(cs []store.Created) (int, []byte, error) {
-		b, err := json.Marshal(accepted{msg: acc.msg, created: cs[0]}.view())
+		b, err := json.Marshal(accepted{msg: acc.msg, created: cs[0], warnings: acc.warnings}.view())
 		return http.StatusAccepted, b, err
 	}))
 	if err != nil {
@@ -149,45 +154,107 @@ func prefixed(prefix string, errs []FieldError) []FieldError {
 	return out
 }
 
-// checkSenderDomain refuses a From domain the project may not send from:
-// one it has not registered (POST /v1/domains) and that is not in
-// AllowedSenderDomains.
-func (s *Server) checkSenderDomain(ctx context.Context, projectID string, vm *ValidMessage, prefix string) error {
-	ok, err := s.senderDomainAllowed(ctx, projectID, vm.From.Domain)
-	if err != nil {
-		return err
-	}
-	return s.senderDomainVerdict(ok, vm, prefix)
+// senderCheck is the verdict on a project's From domain: it may send
+// (with a warning, maybe), or refusal says why not.
+type senderCheck struct {
+	// warning is told to the client in the 202 answer ("" for none).
+	warning string
+	// refusal, when not "", is the 422's message naming the domain.
+	refusal string
 }
 
-// senderDomainAllowed reports whether the project may send from domain.
-func (s *Server) senderDomainAllowed(ctx context.Context, projectID, domain string) (bool, error) {
-	if s.allowed[domain] || (s.domains != nil && s.domains.registered(projectID, domain)) {
-		return true, nil
-	}
-	registered, err := s.deps.Store.DomainRegistered(ctx, projectID, domain)
+// checkSenderDomain checks the From domain of a message and returns the
+// warning its send carries (""), or the 422 naming the from field (under
+// prefix).
+func (s *Server) checkSenderDomain(ctx context.Context, projectID string, vm *ValidMessage, prefix string) (string, error) {
+	sc, err := s.senderDomain(ctx, projectID, vm.From.Domain)
 	if err != nil {
-		return false, fmt.Errorf("check sender domain: %w", err)
+		return "", err
 	}
-	if registered && s.domains != nil {
-		s.domains.put(projectID, domain)
-	}
-	return registered, nil
+	return s.senderDomainVerdict(sc, prefix)
 }
 
-// senderDomainVerdict is nil for an allowed domain, else the 422 naming
-// the from field (under prefix).
-func (s *Server) senderDomainVerdict(allowed bool, vm *ValidMessage, prefix string) error {
-	if allowed {
-		return nil
+// senderDomain decides whether the project may send from domain: one in
+// AllowedSenderDomains (unsigned, no registration); else a domain the
+// project registered that no other project has verified, and that is
+// verified, or, in development mode only, pending or failed (signed as
+// usual, with a warning). A positive verdict is cached (domainCache), so
+// a send costs one map lookup; a miss is one store lookup.
+func (s *Server) senderDomain(ctx context.Context, projectID, domain string) (senderCheck, error) {
+	if s.allowed[domain] {
+		return senderCheck{}, nil
 	}
-	return senderDomainProblem(prefix+"/from", vm.From.Domain)
+	if s.domains != nil {
+		if warning, ok := s.domains.sendable(projectID, domain); ok {
+			return senderCheck{warning: warning}, nil
+		}
+	}
+	sd, err := s.deps.Store.SenderDomain(ctx, projectID, domain)
+	if err != nil {
+		return senderCheck{}, fmt.Errorf("check sender domain: %w", err)
+	}
+	sc := s.judgeSenderDomain(domain, sd)
+	if sc.refusal != "" {
+		return sc, nil
+	}
+	if sc.warning != "" {
+		// Logged once per cache fill (per TTL and replica), not per send.
+		s.deps.Log.Warn("sending from an unverified sender domain (development mode)",
+			"project_id", projectID, "domain", domain, "status", sd.Status)
+	}
+	if s.domains != nil {
+		s.domains.put(projectID, domain, sc.warning)
+	}
+	return sc, nil
+}
+
+// judgeSenderDomain is senderDomain's rule applied to what the store said.
+func (s *Server) judgeSenderDomain(domain string, sd store.SenderDomain) senderCheck {
+	switch {
+	case !sd.Registered:
+		return senderCheck{refusal: fmt.Sprintf("sender domain %s is not registered for this project", domain)}
+	case sd.VerifiedElsewhere:
+		return senderCheck{refusal: fmt.Sprintf("sender domain %s is verified by another project; "+
+			"this project cannot send from it", domain)}
+	case sd.Status == store.DomainVerified:
+		return senderCheck{}
+	}
+	publish := fmt.Sprintf("publish its DKIM record (%s, listed in GET /v1/domains/%s) and run POST /v1/domains/%s/verify",
+		dkimRecordNames(domain, sd.Selectors), domain, domain)
+	if s.cfg.Production {
+		return senderCheck{refusal: fmt.Sprintf("sender domain %s is not verified (status %s): %s", domain, sd.Status, publish)}
+	}
+	return senderCheck{warning: fmt.Sprintf("sender domain %s is not verified (status %s): sent, signed, because "+
+		"this server runs in development mode; production mode refuses it until you %s", domain, sd.Status, publish)}
+}
+
+// dkimRecordNames lists the DKIM record names of the selectors, "TXT
+// a._domainkey.shop.example or TXT b._domainkey.shop.example".
+func dkimRecordNames(domain string, selectors []string) string {
+	if len(selectors) == 0 {
+		return "TXT <selector>._domainkey." + domain
+	}
+	names := make([]string, len(selectors))
+	for i, sel := range selectors {
+		names[i] = "TXT " + sel + "._domainkey." + domain
+	}
+	return strings.Join(names, " or ")
+}
+
+// senderDomainVerdict is the warning of a sendable domain, else the 422
+// naming the from field (under prefix).
+func (s *Server) senderDomainVerdict(sc senderCheck, prefix string) (string, error) {
+	if sc.refusal != "" {
+		return "", senderDomainProblem(prefix+"/from", sc.refusal)
+	}
+	return sc.warning, nil
 }
 
 // prepare builds the message and its recipients, each queued, or
 // scheduled for a message with send_at (the store writes those on the
-// suppression list as suppressed).
-func (s *Server) prepare(key store.APIKey, req *MessageRequest, vm *ValidMessage) (accepted, error) {
+// suppression list as suppressed); warning ("" for none) goes with the
+// answer.
+func (s *Server) prepare(key store.APIKey, req *MessageRequest, vm *ValidMessage, warning string) (accepted, error) {
 	payload, err := encodePayload(req)
 	if err != nil {
 		return accepted{}, err
@@ -205,7 +272,11 @@ func (s *Server) prepare(key store.APIKey, req *MessageRequest, vm *ValidMessage
 	for _, r := range vm.Recipients {
 		msg.Recipients = append(msg.Recipients, store.NewRecipient{Email: r.Email, Kind: r.Kind, Status: status})
 	}
-	return accepted{msg: msg}, nil
+	acc := accepted{msg: msg}
+	if warning != "" {
+		acc.warnings = []string{warning}
+	}
+	return acc, nil
 }
 
 // encodePayload is the stored form of req: its JSON without the bodies,

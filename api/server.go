@@ -37,6 +37,10 @@ type Config struct {
 	RateLimit int
 	// AllowedSenderDomains may send without being registered (lower case).
 	AllowedSenderDomains []string
+	// Production is production mode (MAILGATE_ENV=production): a send
+	// from a registered domain that is not verified is refused (422); in
+	// development it is accepted, signed, with a warning. Default false.
+	Production bool
 	// DNSServer is the resolver ("host:port") domain verification asks
 	// (MAILGATE_DNS_SERVER). Default "": the system resolver.
 	DNSServer string
@@ -56,8 +60,9 @@ type Config struct {
 	IdempotencyStale time.Duration
 	// ReadyTimeout bounds each readiness check. Default 2 seconds.
 	ReadyTimeout time.Duration
-	// KeyCacheTTL is how long a key, or a sender domain found registered,
-	// read from the database is reused when Deps.Revocations is set.
+	// KeyCacheTTL is how long a key, or the verdict that a project may
+	// send from a domain, read from the database is reused when
+	// Deps.Revocations is set.
 	// Default 5 seconds.
 	KeyCacheTTL time.Duration
 	// Now is the clock. Default time.Now.
@@ -134,7 +139,7 @@ type Server struct {
 	allowed map[string]bool
 	// projectNames caches project id → name for metric labels.
 	projectNames sync.Map
-	// domains caches registered sender domains; nil without
+	// domains caches the sender domains projects may send from; nil without
 	// Deps.Revocations.
 	domains *domainCache
 	// keys caches API keys; nil without Deps.Revocations.

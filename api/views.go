@@ -21,6 +21,9 @@ type acceptedView struct {
 	ID         string                  `json:"id"`
 	Status     string                  `json:"status"`
 	Recipients []acceptedRecipientView `json:"recipients"`
+	// Warnings are things the client should fix although the message was
+	// accepted (a sender domain not verified, in development mode).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 type recipientView struct {
@@ -52,11 +55,14 @@ type messageDetailView struct {
 	Events []eventView `json:"events"`
 }
 
+// eventView is one event. An event about a sender domain (domain.*) has
+// no message: it carries domain instead of message_id and recipient.
 type eventView struct {
 	ID        string          `json:"id"`
 	Type      string          `json:"type"`
-	MessageID string          `json:"message_id"`
-	Recipient string          `json:"recipient"`
+	MessageID string          `json:"message_id,omitempty"`
+	Recipient *string         `json:"recipient,omitempty"`
+	Domain    string          `json:"domain,omitempty"`
 	Sequence  int64           `json:"sequence"`
 	Timestamp string          `json:"timestamp"`
 	Data      json.RawMessage `json:"data"`
@@ -128,8 +134,13 @@ func toEventView(e store.Event) eventView {
 	if len(data) == 0 {
 		data = json.RawMessage("{}")
 	}
-	return eventView{ID: strconv.FormatInt(e.ID, 10), Type: e.Type, MessageID: e.MessageID,
-		Recipient: e.Recipient, Sequence: e.Sequence, Timestamp: timeString(e.CreatedAt), Data: data}
+	v := eventView{ID: strconv.FormatInt(e.ID, 10), Type: e.Type, MessageID: e.MessageID, Domain: e.Domain,
+		Sequence: e.Sequence, Timestamp: timeString(e.CreatedAt), Data: data}
+	if e.MessageID != "" {
+		recipient := e.Recipient // "" for a message-wide event, and still present
+		v.Recipient = &recipient
+	}
+	return v
 }
 
 func toSuppressionView(sp store.Suppression) suppressionView {

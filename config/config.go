@@ -23,7 +23,7 @@ import (
 // tag). Settings lists them from these same tags.
 type Config struct {
 	// Env is development (default) or production (strict checks).
-	Env string `env:"MAILGATE_ENV" envDefault:"development" help:"development or production. production refuses to start without a master key, with a Redis that may evict or lose tasks, or with a tls=none relay; development warns about the master key and Redis instead"`
+	Env string `env:"MAILGATE_ENV" envDefault:"development" help:"development or production. production refuses to start without a master key, with a Redis that may evict or lose tasks, or with a tls=none relay, and sends only from verified sender domains; development warns about the master key and Redis instead, and sends from pending ones with a warning"`
 	// DatabaseURL is postgres://… or sqlite:PATH.
 	DatabaseURL string `env:"MAILGATE_DATABASE_URL" envDefault:"sqlite:./data/mailgate.db" help:"postgres://… or sqlite:PATH"`
 	// RedisURL is redis://, rediss://, unix://, redis-sentinel:// or redis-cluster://.
@@ -50,6 +50,9 @@ type Config struct {
 	WebhookAllowHTTP bool `env:"MAILGATE_WEBHOOK_ALLOW_HTTP" help:"allow plain-http webhook URLs"`
 	// DNSServer is the resolver for domain verification (host:port).
 	DNSServer string `env:"MAILGATE_DNS_SERVER" help:"host:port of the resolver domain verification asks; unset: the system resolver"`
+	// DomainRecheckInterval is how often a verified sender domain's DKIM
+	// record is looked up again; 0 turns the re-check off.
+	DomainRecheckInterval time.Duration `env:"MAILGATE_DOMAIN_RECHECK_INTERVAL" envDefault:"24h" help:"how often the worker looks a verified sender domain's DKIM record up again (a domain whose record is gone becomes failed); 0 turns the re-check off"`
 	// AutoMigrate applies migrations on start. Default true.
 	AutoMigrate bool `env:"MAILGATE_AUTO_MIGRATE" envDefault:"true" help:"apply database migrations on start"`
 	// LogLevel is debug, info (default), warn or error.
@@ -240,6 +243,9 @@ func (c Config) Check() error {
 				return fmt.Errorf("%w: MAILGATE_RELAYS item %d uses tls=none, refused in production mode", ErrInvalid, i+1)
 			}
 		}
+	}
+	if c.DomainRecheckInterval < 0 {
+		return fmt.Errorf("%w: MAILGATE_DOMAIN_RECHECK_INTERVAL must be ≥ 0", ErrInvalid)
 	}
 	if c.APIRateLimit < 0 {
 		return fmt.Errorf("%w: MAILGATE_API_RATE_LIMIT must be ≥ 0", ErrInvalid)

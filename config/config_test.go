@@ -16,7 +16,8 @@ func TestLoadDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.DatabaseURL != "sqlite:./data/mailgate.db" || c.Listen != "127.0.0.1:8080" || c.APIRateLimit != 500 ||
-		c.Env != "development" || !c.AutoMigrate || c.RetryBase != time.Minute || c.MaxQueueAge != 72*time.Hour {
+		c.Env != "development" || !c.AutoMigrate || c.RetryBase != time.Minute || c.MaxQueueAge != 72*time.Hour ||
+		c.DomainRecheckInterval != 24*time.Hour {
 		t.Fatalf("defaults wrong: %+v", c)
 	}
 }
@@ -56,6 +57,7 @@ func TestCheckRefuses(t *testing.T) {
 		{"production tls=none", []string{"MAILGATE_ENV=production", "MAILGATE_MASTER_KEY=" + key,
 			"MAILGATE_RELAYS=smtp://127.0.0.1:25?tls=none"}, "tls=none"},
 		{"negative rate", []string{"MAILGATE_API_RATE_LIMIT=-1"}, "RATE_LIMIT"},
+		{"negative re-check interval", []string{"MAILGATE_DOMAIN_RECHECK_INTERVAL=-1h"}, "MAILGATE_DOMAIN_RECHECK_INTERVAL"},
 		{"not a number", []string{"MAILGATE_API_RATE_LIMIT=many"}, "MAILGATE_API_RATE_LIMIT"},
 	}
 	for _, tt := range tests {

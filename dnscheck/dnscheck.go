@@ -238,3 +238,42 @@ func lastField(s string) string {
 	}
 	return f[len(f)-1]
 }
+
+// DKIMRecord is the record of one DKIM key: its TXT value at
+// <selector>._domainkey.<domain> (RFC 6376 §3.6.2.1).
+func DKIMRecord(selector, domain, value string) Record {
+	return Record{Kind: KindDKIM, Type: "TXT", Name: selector + "._domainkey." + domain, Value: value}
+}
+
+// What the DKIM results of a check prove about a domain (DKIMProof).
+const (
+	// ProofFound: a DKIM record of one of the domain's keys is published
+	// and matches the key. Publishing it proves control of the domain.
+	ProofFound = "found"
+	// ProofMissing: every DKIM lookup was answered and none found a
+	// matching record.
+	ProofMissing = "missing"
+	// ProofUnknown: no matching record was found and at least one lookup
+	// failed, so one may be published: nothing is proved either way.
+	ProofUnknown = "unknown"
+)
+
+// DKIMProof judges the KindDKIM results among results: ProofFound when
+// one is OK, else ProofUnknown when one is StatusError, else ProofMissing
+// (no DKIM record asked for included).
+func DKIMProof(results []Result) string {
+	unknown := false
+	for _, r := range results {
+		if r.Kind != KindDKIM {
+			continue
+		}
+		if r.OK {
+			return ProofFound
+		}
+		unknown = unknown || r.Status == StatusError
+	}
+	if unknown {
+		return ProofUnknown
+	}
+	return ProofMissing
+}

@@ -206,3 +206,33 @@ func TestCheckWrongRecords(t *testing.T) {
 		})
 	}
 }
+
+// TestDKIMProof: one matching DKIM record proves the domain whatever the
+// others say; without one, a failed DKIM lookup leaves it unknown; other
+// kinds of record never count.
+func TestDKIMProof(t *testing.T) {
+	dkim := func(status string, ok bool) dnscheck.Result {
+		return dnscheck.Result{Record: dnscheck.DKIMRecord("s", "shop.example", "v=DKIM1; p=x"), Status: status, OK: ok}
+	}
+	spfOK := dnscheck.Result{Record: expected[2], Status: dnscheck.StatusFound, OK: true}
+	spfErr := dnscheck.Result{Record: expected[2], Status: dnscheck.StatusError}
+	for _, tc := range []struct {
+		name    string
+		results []dnscheck.Result
+		want    string
+	}{
+		{"one of two found", []dnscheck.Result{dkim(dnscheck.StatusMissing, false), dkim(dnscheck.StatusFound, true)}, dnscheck.ProofFound},
+		{"found beside an error", []dnscheck.Result{dkim(dnscheck.StatusError, false), dkim(dnscheck.StatusFound, true)}, dnscheck.ProofFound},
+		{"all missing", []dnscheck.Result{dkim(dnscheck.StatusMissing, false), dkim(dnscheck.StatusMissing, false), spfOK}, dnscheck.ProofMissing},
+		{"published but another key", []dnscheck.Result{dkim(dnscheck.StatusFound, false)}, dnscheck.ProofMissing},
+		{"missing and an error", []dnscheck.Result{dkim(dnscheck.StatusMissing, false), dkim(dnscheck.StatusError, false)}, dnscheck.ProofUnknown},
+		{"only SPF failed", []dnscheck.Result{dkim(dnscheck.StatusMissing, false), spfErr}, dnscheck.ProofMissing},
+		{"no DKIM record", []dnscheck.Result{spfOK}, dnscheck.ProofMissing},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := dnscheck.DKIMProof(tc.results); got != tc.want {
+				t.Errorf("DKIMProof = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

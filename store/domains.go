@@ -23,6 +23,14 @@ type Domain struct {
 	// Name is lower case, IDN in A-label form; unique per project.
 	Name      string
 	CreatedAt time.Time
+	// Status is DomainPending, DomainVerified or DomainFailed
+	// (domaincheck.go); a new domain is pending.
+	Status string
+	// VerifiedAt is when the domain last became verified; nil if never.
+	VerifiedAt *time.Time
+	// CheckedAt is when its DKIM record was last looked up (by verify or
+	// a re-check); nil if never.
+	CheckedAt *time.Time
 	// Keys are every key, active and retired, oldest first (then by
 	// selector).
 	Keys []DKIMKey
@@ -47,6 +55,20 @@ type DKIMKey struct {
 }
 
 const dkimKeyColumns = "id, selector, algorithm, private_key_sealed, public_record, created_at, retired_at"
+
+const domainColumns = "id, project_id, name, created_at, status, verified_at, checked_at"
+
+// scanDomain reads domainColumns (without the keys).
+func scanDomain(r scanner) (Domain, error) {
+	var d Domain
+	var created int64
+	var verified, checked sql.NullInt64
+	if err := r.Scan(&d.ID, &d.ProjectID, &d.Name, &created, &d.Status, &verified, &checked); err != nil {
+		return Domain{}, err
+	}
+	d.CreatedAt, d.VerifiedAt, d.CheckedAt = fromMicros(created), timePtr(verified), timePtr(checked)
+	return d, nil
+}
 
 // CreateDomain stores a domain with its keys in one transaction. Empty ids
 // become UUIDv7s and zero times Now. A name the project already has is
@@ -90,6 +112,7 @@ func fillIDs(d *Domain, now time.Time) error {
 		d.CreatedAt = now
 	}
 	d.CreatedAt = fromMicros(micros(d.CreatedAt))
+	d.Status, d.VerifiedAt, d.CheckedAt = DomainPending, nil, nil
 	for i := range d.Keys {
 		if err := fillKey(&d.Keys[i], now); err != nil {
 			return err
@@ -160,14 +183,11 @@ func (s *Store) GetDomain(ctx context.Context, projectID, name string) (Domain, 
 }
 
 func getDomain(ctx context.Context, q querier, projectID, name string) (Domain, error) {
-	var d Domain
-	var created int64
-	err := q.QueryRowContext(ctx, `SELECT id, project_id, name, created_at FROM domains
-		WHERE project_id = $1 AND name = $2`, projectID, name).Scan(&d.ID, &d.ProjectID, &d.Name, &created)
+	d, err := scanDomain(q.QueryRowContext(ctx, `SELECT `+domainColumns+` FROM domains
+		WHERE project_id = $1 AND name = $2`, projectID, name))
 	if err != nil {
 		return Domain{}, notFound(err)
 	}
-	d.CreatedAt = fromMicros(created)
 	keys, err := queryKeys(ctx, q, `WHERE domain_id = $1`, d.ID)
 	if err != nil {
 		return Domain{}, err
@@ -178,7 +198,7 @@ func getDomain(ctx context.Context, q querier, projectID, name string) (Domain, 
 
 // ListDomains lists a project's domains by name, each with its keys.
 func (s *Store) ListDomains(ctx context.Context, projectID string) ([]Domain, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT id, project_id, name, created_at FROM domains
+	rows, err := s.rdb.QueryContext(ctx, `SELECT `+domainColumns+` FROM domains
 		WHERE project_id = $1 ORDER BY name`, projectID)
 	if err != nil {
 		return nil, fmt.Errorf("list domains: %w", err)
@@ -186,12 +206,10 @@ func (s *Store) ListDomains(ctx context.Context, projectID string) ([]Domain, er
 	defer rows.Close()
 	out := []Domain{}
 	for rows.Next() {
-		var d Domain
-		var created int64
-		if err := rows.Scan(&d.ID, &d.ProjectID, &d.Name, &created); err != nil {
+		d, err := scanDomain(rows)
+		if err != nil {
 			return nil, fmt.Errorf("list domains: %w", err)
 		}
-		d.CreatedAt = fromMicros(created)
 		out = append(out, d)
 	}
 	if err := rows.Err(); err != nil {
@@ -358,21 +376,14 @@ func (s *Store) SigningKeys(ctx context.Context, projectID, domain string) (keys
 	for _, k := range byDomain {
 		return k, true, nil
 	}
-	registered, err = s.DomainRegistered(ctx, projectID, domain)
-	return []DKIMKey{}, registered, err
-}
-
-// DomainRegistered reports whether the project registered domain (lower
-// case, A-label form). It is one indexed lookup, made on every send.
-func (s *Store) DomainRegistered(ctx context.Context, projectID, domain string) (bool, error) {
 	var one int
-	err := s.rdb.QueryRowContext(ctx, `SELECT 1 FROM domains WHERE project_id = $1 AND name = $2`,
+	err = s.rdb.QueryRowContext(ctx, `SELECT 1 FROM domains WHERE project_id = $1 AND name = $2`,
 		projectID, domain).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
+		return []DKIMKey{}, false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("domain registered %s: %w", domain, err)
+		return nil, false, fmt.Errorf("signing keys of %s: %w", domain, err)
 	}
-	return true, nil
+	return []DKIMKey{}, true, nil
 }

@@ -149,9 +149,9 @@ func checkDomain(t *testing.T, s *Store, projectID string, want Domain) {
 
 func checkRegistered(t *testing.T, s *Store, projectID, name string, want bool) {
 	t.Helper()
-	got, err := s.DomainRegistered(context.Background(), projectID, name)
-	if err != nil || got != want {
-		t.Errorf("DomainRegistered(%s) = %v, %v; want %v", name, got, err, want)
+	got, err := s.SenderDomain(context.Background(), projectID, name)
+	if err != nil || got.Registered != want {
+		t.Errorf("SenderDomain(%s).Registered = %v, %v; want %v", name, got.Registered, err, want)
 	}
 }
 

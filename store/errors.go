@@ -116,3 +116,17 @@ func commitRefused(err error) bool {
 	}
 	return false
 }
+
+// isUniqueViolation reports whether err is a unique constraint refusing a
+// write: SQLSTATE 23505 on PostgreSQL, SQLITE_CONSTRAINT_UNIQUE on SQLite.
+func isUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	var liteErr *sqlite.Error
+	switch {
+	case errors.As(err, &pgErr):
+		return pgErr.Code == "23505"
+	case errors.As(err, &liteErr):
+		return liteErr.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE
+	}
+	return false
+}

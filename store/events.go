@@ -127,14 +127,20 @@ func queryEvents(ctx context.Context, q querier, query string, args []any) ([]Ev
 		var ev Event
 		var data string
 		var created int64
-		if err := rows.Scan(&ev.ID, &ev.ProjectID, &ev.MessageID, &ev.Recipient, &ev.Type, &ev.Sequence,
+		var messageID sql.NullString
+		if err := rows.Scan(&ev.ID, &ev.ProjectID, &messageID, &ev.Recipient, &ev.Type, &ev.Sequence,
 			&data, &created); err != nil {
 			return nil, err
 		}
 		if data == "" || data == "null" {
 			data = "{}"
 		}
-		ev.Data = json.RawMessage(data)
+		ev.MessageID, ev.Data = messageID.String, json.RawMessage(data)
+		if !messageID.Valid { // a domain event: the domain is in its data
+			var d domainEventData
+			_ = json.Unmarshal(ev.Data, &d) // written by insertDomainEvent; a bad row leaves Domain empty
+			ev.Domain = d.Domain
+		}
 		ev.CreatedAt = fromMicros(created)
 		out = append(out, ev)
 	}

@@ -304,3 +304,119 @@ func TestInboundAuthenticatedMigration10(t *testing.T) {
 		})
 	}
 }
+
+// domainVerificationVersion is the migration that adds domain statuses and
+// lets an event have no message.
+const domainVerificationVersion = 9
+
+// TestEventsKeptAcrossMigration9: migration 9 keeps every event (ids,
+// data), the indexes, the foreign key to messages and, on SQLite, the
+// AUTOINCREMENT counter of the rebuilt table; events without a message
+// can then be written, and down deletes only those.
+func TestEventsKeptAcrossMigration9(t *testing.T) {
+	ctx := context.Background()
+	for name, url := range testsvc.DatabaseURLs(t) {
+		t.Run(name, func(t *testing.T) {
+			clk := newClock()
+			s := openStore(t, url, clk)
+			if err := s.MigrateUp(ctx); err != nil {
+				t.Fatalf("up: %v", err)
+			}
+			downBelow(t, s, domainVerificationVersion)
+			for _, id := range []string{"m1", "m2", "m3"} {
+				if _, err := s.CreateMessages(ctx, []NewMessage{newMsg(id, clk.Now(), "a@example.org", "b@example.org")}, nil); err != nil {
+					t.Fatalf("create %s at version 8: %v", id, err)
+				}
+			}
+			var lastID int64
+			if err := s.db.QueryRowContext(ctx, `SELECT MAX(id) FROM events`).Scan(&lastID); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.db.ExecContext(ctx, `DELETE FROM messages WHERE id = 'm3'`); err != nil {
+				t.Fatal(err) // the newest events go with their message: their ids must not come back
+			}
+			before := allEvents(t, s)
+			if len(before) != 4 {
+				t.Fatalf("%d events at version 8, want 4", len(before))
+			}
+
+			if err := s.MigrateUp(ctx); err != nil {
+				t.Fatalf("up from 8: %v", err)
+			}
+			if diff := cmp.Diff(before, allEvents(t, s)); diff != "" {
+				t.Errorf("events after up (-before +after):\n%s", diff)
+			}
+			checkEventIndexes(t, s)
+			if _, err := s.db.ExecContext(ctx, `INSERT INTO events (project_id, message_id, type, sequence, created_at)
+				VALUES ($1, 'no-such-message', 'message.sent', 9, 1)`, DefaultProjectID); err == nil {
+				t.Error("an event of a message that does not exist was written: the foreign key is gone")
+			}
+			newDomain(t, s, DefaultProjectID, "shop.example")
+			if res := recordCheck(t, s, DefaultProjectID, "shop.example", true); !res.Changed {
+				t.Fatalf("verify after up = %+v", res)
+			}
+			after := allEvents(t, s)
+			if len(after) != 5 || after[0].Type != EventDomainVerified || after[0].MessageID != "" || after[0].Domain != "shop.example" {
+				t.Fatalf("events after a verification = %+v, want the domain event first", after)
+			}
+			if after[0].ID <= lastID {
+				t.Errorf("the domain event took id %d, not above the last id ever used (%d)", after[0].ID, lastID)
+			}
+			if _, err := s.db.ExecContext(ctx, `DELETE FROM messages WHERE id = 'm2'`); err != nil {
+				t.Fatal(err)
+			}
+			if n := len(allEvents(t, s)); n != 3 {
+				t.Errorf("%d events after deleting a message of two, want 3: the cascade is gone", n)
+			}
+
+			downBelow(t, s, domainVerificationVersion)
+			if diff := cmp.Diff(before[2:], allEvents(t, s)); diff != "" {
+				t.Errorf("events after down (-want +got):\n%s", diff)
+			}
+			checkEventIndexes(t, s)
+			if _, err := s.db.ExecContext(ctx, `INSERT INTO events (project_id, message_id, type, sequence, created_at)
+				VALUES ($1, NULL, 'domain.verified', 0, 1)`, DefaultProjectID); err == nil {
+				t.Error("an event without a message was written at version 8")
+			}
+			if err := s.MigrateUp(ctx); err != nil {
+				t.Fatalf("up again: %v", err)
+			}
+		})
+	}
+}
+
+// allEvents lists the default project's events, newest first.
+func allEvents(t *testing.T, s *Store) []Event {
+	t.Helper()
+	evs, err := queryEvents(context.Background(), s.db, `SELECT `+eventColumns+` FROM events e
+		WHERE e.project_id = $1 ORDER BY e.id DESC`, []any{DefaultProjectID})
+	if err != nil {
+		t.Fatalf("events: %v", err)
+	}
+	return evs
+}
+
+// checkEventIndexes asserts that the events table has its two indexes.
+func checkEventIndexes(t *testing.T, s *Store) {
+	t.Helper()
+	q := `SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' AND name LIKE 'events_%'`
+	if s.dialect == DialectPostgres {
+		q = `SELECT indexname FROM pg_indexes WHERE tablename = 'events' AND indexname LIKE 'events_%' AND indexname <> 'events_pkey'`
+	}
+	rows, err := s.db.QueryContext(context.Background(), q+` ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, n)
+	}
+	if diff := cmp.Diff([]string{"events_message_sequence_idx", "events_project_id_idx"}, names); diff != "" {
+		t.Errorf("indexes of events (-want +got):\n%s", diff)
+	}
+}

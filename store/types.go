@@ -158,10 +158,15 @@ type Recipient struct {
 type Event struct {
 	ID        int64
 	ProjectID string
+	// MessageID is the message the event is about; "" for an event about
+	// a sender domain (domain.*), which has Domain instead.
 	MessageID string
+	// Domain is the sender domain of a domain.* event; "" otherwise.
+	Domain    string
 	Recipient string
 	Type      string
-	// Sequence is the per-message sequence number (1, 2, …).
+	// Sequence is the per-message sequence number (1, 2, …); 0 for an
+	// event without a message.
 	Sequence  int64
 	Data      json.RawMessage
 	CreatedAt time.Time

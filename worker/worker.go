@@ -1,7 +1,8 @@
 // Package worker runs mailgate's background work on asynq: the send task
 // (deliver one message), the batch send task (first attempts at a batch
-// request's messages, batch.go) and the reconciler that heals the gap between a
-// database commit and its enqueue. The handler's return value is the retry
+// request's messages, batch.go), the reconciler that heals the gap between a
+// database commit and its enqueue, and the periodic re-check of verified
+// sender domains' DKIM records (domaincheck.go). The handler's return value is the retry
 // protocol: nil is done, a plain error retries on the schedule,
 // asynq.SkipRetry ends the task, and a rate-limit wait is rescheduled
 // without counting as a failure.
@@ -18,6 +19,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/mailgate/mailgate/dnscheck"
 	"github.com/mailgate/mailgate/queue"
 	"github.com/mailgate/mailgate/store"
 )
@@ -58,6 +60,16 @@ type Config struct {
 	TaskCheckInterval time.Duration
 	// IdempotencyTTL is how long Idempotency-Keys are kept. Default 24 hours.
 	IdempotencyTTL time.Duration
+	// DomainRecheckInterval is how long after its last check a verified
+	// (or failed) sender domain's DKIM record is looked up again
+	// (domaincheck.go). Zero turns the re-check off; cmd passes
+	// MAILGATE_DOMAIN_RECHECK_INTERVAL, whose default is 24 hours.
+	DomainRecheckInterval time.Duration
+	// DomainRecheckPoll is how often the worker looks for domains due for
+	// a re-check. Default 1 minute.
+	DomainRecheckPoll time.Duration
+	// DomainRecheckBatch bounds the domains one pass looks for. Default 100.
+	DomainRecheckBatch int
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }
@@ -87,6 +99,12 @@ func (c Config) withDefaults() Config {
 	if c.IdempotencyTTL == 0 {
 		c.IdempotencyTTL = 24 * time.Hour
 	}
+	if c.DomainRecheckPoll == 0 {
+		c.DomainRecheckPoll = time.Minute
+	}
+	if c.DomainRecheckBatch == 0 {
+		c.DomainRecheckBatch = 100
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -112,6 +130,14 @@ type Deps struct {
 	// Metrics, when set, gets the messages-by-status gauge refreshed by
 	// the reconciler.
 	Metrics *Metrics
+	// Resolver is the DNS resolver of the domain re-check, the one verify
+	// uses (dnscheck.NewResolver of MAILGATE_DNS_SERVER). Default: the
+	// system resolver.
+	Resolver dnscheck.Resolver
+	// Publisher, when set, tells the API replicas that a re-check changed
+	// a domain's status (queue.Revocations), so that they drop what they
+	// cached about it at once instead of within their cache TTL.
+	Publisher Publisher
 }
 
 // Worker runs the asynq server and the reconciler.
@@ -123,6 +149,8 @@ type Worker struct {
 	// start no more messages, so shutdown waits only for what is sending.
 	stopping chan struct{}
 	stopOnce sync.Once
+	// resolver is Deps.Resolver or the system resolver.
+	resolver dnscheck.Resolver
 }
 
 // errNoDelivery: this worker has no delivery configured.
@@ -134,8 +162,12 @@ func New(cfg Config, deps Deps) *Worker {
 		deps.Log = slog.New(slog.DiscardHandler)
 	}
 	cfg = cfg.withDefaults()
-	return &Worker{cfg: cfg, deps: deps, slots: make(chan struct{}, cfg.Concurrency),
-		stopping: make(chan struct{})}
+	w := &Worker{cfg: cfg, deps: deps, slots: make(chan struct{}, cfg.Concurrency),
+		stopping: make(chan struct{}), resolver: deps.Resolver}
+	if w.resolver == nil {
+		w.resolver = dnscheck.NewResolver("")
+	}
+	return w
 }
 
 // Run processes tasks and reconciles until ctx is done.
@@ -161,7 +193,13 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err := srv.Start(mux); err != nil {
 		return fmt.Errorf("start asynq server: %w", err)
 	}
+	rechecked := make(chan struct{})
+	go func() {
+		defer close(rechecked)
+		w.recheckLoop(ctx)
+	}()
 	w.reconcileLoop(ctx)
+	<-rechecked
 	w.stopOnce.Do(func() { close(w.stopping) }) // tasks start no more messages
 	srv.Shutdown()
 	return nil

@@ -90,7 +90,8 @@ func newApp(ctx context.Context) (*app, error) {
 	a.queue = queue.New(queue.Config{}, a.redis)
 	a.reg.MustRegister(
 		worker.NewQueueCollector(a.redis, slices.Sorted(maps.Keys(queue.Queues()))),
-		worker.NewSuppressionCollector(a.store))
+		worker.NewSuppressionCollector(a.store),
+		worker.NewDomainCollector(a.store))
 	return a, nil
 }
 

@@ -80,6 +80,7 @@ func defaultAPIURL() string {
 // domainOut is the API's Domain.
 type domainOut struct {
 	Name      string `json:"name"`
+	Status    string `json:"status"`
 	CreatedAt string `json:"created_at"`
 	DKIM      []struct {
 		Selector  string  `json:"selector"`
@@ -96,6 +97,7 @@ type domainOut struct {
 // verificationOut is the API's DomainVerification.
 type verificationOut struct {
 	Name     string           `json:"name"`
+	Status   string           `json:"status"`
 	Verified bool             `json:"verified"`
 	Records  []recordCheckOut `json:"records"`
 }
@@ -177,9 +179,9 @@ func (dc *domainsClient) listCmd() *cobra.Command {
 				return fmt.Errorf("decode the API's answer: %w", err)
 			}
 			tw := tabwriter.NewWriter(c.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tCREATED\tSELECTORS")
+			fmt.Fprintln(tw, "NAME\tSTATUS\tCREATED\tSELECTORS")
 			for _, d := range list.Data {
-				fmt.Fprintf(tw, "%s\t%s\t%s\n", d.Name, d.CreatedAt, activeSelectors(d))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", d.Name, d.Status, d.CreatedAt, activeSelectors(d))
 			}
 			return tw.Flush()
 		}}
@@ -227,6 +229,7 @@ func printVerification(w io.Writer, v verificationOut) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", state, r.Type, r.Name, r.Value, found)
 	}
 	tw.Flush()
+	fmt.Fprintf(w, "\n%s is %s (a DKIM record found verifies it; production mode sends only from verified domains)\n", v.Name, v.Status)
 }
 
 // notVerified says what to do about the records that are not OK: publish
@@ -265,7 +268,7 @@ func (dc *domainsClient) printDomain(c *cobra.Command, method, path string, req 
 		return fmt.Errorf("decode the API's answer: %w", err)
 	}
 	out := c.OutOrStdout()
-	fmt.Fprintf(out, "%s (created %s), DKIM selectors: %s\n\nPublish:\n", d.Name, d.CreatedAt, activeSelectors(d))
+	fmt.Fprintf(out, "%s (%s, created %s), DKIM selectors: %s\n\nPublish:\n", d.Name, d.Status, d.CreatedAt, activeSelectors(d))
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TYPE\tNAME\tVALUE")
 	for _, r := range d.DNSRecords {

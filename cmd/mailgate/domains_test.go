@@ -58,11 +58,13 @@ func TestDomainsVerifyLookupFailed(t *testing.T) {
 	}
 }
 
-// verifyRows are the record rows of `domains verify`'s table.
+// verifyRows are the record rows of `domains verify`'s table, which a
+// blank line and the domain's status follow (pending here: nothing found).
 func verifyRows(t *testing.T, out string) []string {
 	t.Helper()
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) < 2 || !strings.HasPrefix(lines[0], "STATE ") {
+	table, status, _ := strings.Cut(strings.TrimSpace(out), "\n\n")
+	lines := strings.Split(table, "\n")
+	if len(lines) < 2 || !strings.HasPrefix(lines[0], "STATE ") || !strings.HasPrefix(status, "shop.example is pending ") {
 		t.Fatalf("domains verify printed:\n%s", out)
 	}
 	return lines[1:]

@@ -53,6 +53,7 @@ func designMetrics() map[string]string {
 		"mailgate_queue_size":                        "gauge",
 		"mailgate_queue_oldest_seconds":              "gauge",
 		"mailgate_suppressions":                      "gauge",
+		"mailgate_domain_verified":                   "gauge",
 	}
 }
 
@@ -108,7 +109,8 @@ func exposition(t *testing.T) ([]byte, []string) {
 			t.Fatalf("register: %v", err)
 		}
 	}
-	reg.MustRegister(worker.NewQueueCollector(rdb, []string{queue.QueueSend}), worker.NewSuppressionCollector(st))
+	reg.MustRegister(worker.NewQueueCollector(rdb, []string{queue.QueueSend}), worker.NewSuppressionCollector(st),
+		worker.NewDomainCollector(st))
 	for _, path := range []string{"/healthz", "/v1/messages"} {
 		srv.Handler().ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, path, nil))
 	}

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/mailgate/mailgate/api"
+	"github.com/mailgate/mailgate/dnscheck"
 	"github.com/mailgate/mailgate/queue"
 	"github.com/mailgate/mailgate/ratelimit"
 	"github.com/mailgate/mailgate/worker"
@@ -93,6 +94,7 @@ func (a *app) apiServer() (*api.Server, error) {
 		Listen:               a.cfg.Listen,
 		RateLimit:            a.cfg.APIRateLimit,
 		AllowedSenderDomains: a.cfg.AllowedSenderDomains,
+		Production:           a.cfg.Production(),
 		Limits:               api.Limits{MaxRecipients: a.cfg.MaxRecipients, MaxMessageBytes: a.cfg.MaxMessageBytes},
 		DNSServer:            a.cfg.DNSServer,
 		ReturnPathDomain:     a.cfg.ReturnPathDomain,
@@ -127,10 +129,12 @@ func (a *app) worker(keys *worker.StoreKeys) (*worker.Worker, error) {
 		a.log.Warn("MAILGATE_RELAYS is empty: messages are accepted and queued but not sent")
 	}
 	return worker.New(worker.Config{
-		Concurrency:       a.cfg.WorkerConcurrency,
-		ReconcileInterval: a.cfg.ReconcileInterval,
-		ReconcileGrace:    a.cfg.ReconcileGrace,
-	}, worker.Deps{Store: a.store, Queue: a.queue, Redis: a.redis, Log: a.log, Deliverer: d, Metrics: metrics}), nil
+		Concurrency:           a.cfg.WorkerConcurrency,
+		ReconcileInterval:     a.cfg.ReconcileInterval,
+		ReconcileGrace:        a.cfg.ReconcileGrace,
+		DomainRecheckInterval: a.cfg.DomainRecheckInterval,
+	}, worker.Deps{Store: a.store, Queue: a.queue, Redis: a.redis, Log: a.log, Deliverer: d, Metrics: metrics,
+		Resolver: dnscheck.NewResolver(a.cfg.DNSServer), Publisher: queue.NewRevocations(a.redis)}), nil
 }
 
 // listenDomainChanges evicts from keys each domain the API registers,
