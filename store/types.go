@@ -162,8 +162,14 @@ type Event struct {
 	Recipient string
 	Type      string
 	// Sequence is the per-message sequence number (1, 2, …).
-	Sequence  int64
-	Data      json.RawMessage
+	Sequence int64
+	// Data holds the type-specific details as stored; WebhookData adds
+	// the message's fields.
+	Data json.RawMessage
+	// Tags and Metadata are the message's (none for an event without a
+	// message).
+	Tags      []string
+	Metadata  map[string]string
 	CreatedAt time.Time
 }
 

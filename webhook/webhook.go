@@ -98,3 +98,12 @@ func Headers(secrets []string, id string, ts time.Time, body []byte) (map[string
 		HeaderSignature: sig,
 	}, nil
 }
+
+// TestEventType is the type of the payload POST /v1/webhooks/{id}/test
+// sends.
+const TestEventType = "webhook.test"
+
+// SealAAD is the additional data an endpoint's secret is sealed with
+// under the master key: it binds the sealed secret to its endpoint, so a
+// sealed value copied to another endpoint's row does not open.
+func SealAAD(endpointID string) []byte { return []byte("mailgate webhook secret\x00" + endpointID) }
