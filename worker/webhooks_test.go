@@ -55,8 +55,8 @@ type hookReceiver struct {
 	mu        sync.Mutex
 	verifiers []*standardwebhooks.Webhook
 	answer    func(w http.ResponseWriter)
-	ids       []string         // webhook-id of every request
-	stamps    []string         // webhook-timestamp of every request
+	ids       []string          // webhook-id of every request
+	stamps    []string          // webhook-timestamp of every request
 	got       map[string][]byte // body by webhook-id, of the verified ones
 	refused   int               // deliveries failing verification
 }
