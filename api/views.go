@@ -52,11 +52,14 @@ type messageDetailView struct {
 	Events []eventView `json:"events"`
 }
 
+// eventView is one event; its data is what a webhook delivery carries.
+// An event without a message (webhook.disabled) has no message_id nor
+// recipient.
 type eventView struct {
 	ID        string          `json:"id"`
 	Type      string          `json:"type"`
-	MessageID string          `json:"message_id"`
-	Recipient string          `json:"recipient"`
+	MessageID string          `json:"message_id,omitempty"`
+	Recipient *string         `json:"recipient,omitempty"`
 	Sequence  int64           `json:"sequence"`
 	Timestamp string          `json:"timestamp"`
 	Data      json.RawMessage `json:"data"`
@@ -105,12 +108,16 @@ func toMessageView(m store.Message) messageView {
 	return v
 }
 
-func toMessageDetailView(m store.Message, events []store.Event) messageDetailView {
+func toMessageDetailView(m store.Message, events []store.Event) (messageDetailView, error) {
 	v := messageDetailView{messageView: toMessageView(m), Events: make([]eventView, len(events))}
 	for i, e := range events {
-		v.Events[i] = toEventView(e)
+		ev, err := toEventView(e)
+		if err != nil {
+			return messageDetailView{}, err
+		}
+		v.Events[i] = ev
 	}
-	return v
+	return v, nil
 }
 
 func toRecipientView(r store.Recipient) recipientView {
@@ -123,13 +130,18 @@ func toRecipientView(r store.Recipient) recipientView {
 	return v
 }
 
-func toEventView(e store.Event) eventView {
-	data := e.Data
-	if len(data) == 0 {
-		data = json.RawMessage("{}")
+func toEventView(e store.Event) (eventView, error) {
+	data, err := e.WebhookData()
+	if err != nil {
+		return eventView{}, err
 	}
-	return eventView{ID: strconv.FormatInt(e.ID, 10), Type: e.Type, MessageID: e.MessageID,
-		Recipient: e.Recipient, Sequence: e.Sequence, Timestamp: timeString(e.CreatedAt), Data: data}
+	v := eventView{ID: strconv.FormatInt(e.ID, 10), Type: e.Type, MessageID: e.MessageID,
+		Sequence: e.Sequence, Timestamp: timeString(e.CreatedAt), Data: data}
+	if e.MessageID != "" {
+		recipient := e.Recipient // "" for a message-wide event, and still present
+		v.Recipient = &recipient
+	}
+	return v, nil
 }
 
 func toSuppressionView(sp store.Suppression) suppressionView {

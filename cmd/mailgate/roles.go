@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -15,6 +17,7 @@ import (
 	"github.com/mailgate/mailgate/api"
 	"github.com/mailgate/mailgate/queue"
 	"github.com/mailgate/mailgate/ratelimit"
+	"github.com/mailgate/mailgate/webhook"
 	"github.com/mailgate/mailgate/worker"
 )
 
@@ -39,7 +42,7 @@ func apiCmd() *cobra.Command {
 func workerCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "worker",
-		Short: "Run the asynq workers (send, reconciler)",
+		Short: "Run the asynq workers (send, reconciler) and the webhook dispatcher",
 		Args:  cobra.NoArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return runRoles(cmd.Context(), false, true, false) },
 	}
@@ -79,6 +82,11 @@ func runRoles(ctx context.Context, withAPI, withWorker, withPoller bool) error {
 			return err
 		}
 		g.Go(func() error { return w.Run(ctx) })
+		d, err := a.webhookDispatcher()
+		if err != nil {
+			return err
+		}
+		g.Go(func() error { return d.Run(ctx) })
 	}
 	if withPoller {
 		g.Go(func() error { return a.runPoller(ctx) })
@@ -87,6 +95,10 @@ func runRoles(ctx context.Context, withAPI, withWorker, withPoller bool) error {
 }
 
 func (a *app) apiServer() (*api.Server, error) {
+	hooks, err := a.webhookClient()
+	if err != nil {
+		return nil, err
+	}
 	return api.New(api.Config{
 		Listen:               a.cfg.Listen,
 		RateLimit:            a.cfg.APIRateLimit,
@@ -105,6 +117,7 @@ func (a *app) apiServer() (*api.Server, error) {
 		Log:         a.log,
 		Ready:       []api.ReadyCheck{{Name: "redis", Check: a.pingRedis}},
 		Revocations: queue.NewRevocations(a.redis),
+		Webhooks:    hooks,
 	})
 }
 
@@ -126,6 +139,35 @@ func (a *app) worker() (*worker.Worker, error) {
 		Concurrency:       a.cfg.WorkerConcurrency,
 		ReconcileInterval: a.cfg.ReconcileInterval,
 	}, worker.Deps{Store: a.store, Queue: a.queue, Redis: a.redis, Log: a.log, Deliverer: d, Metrics: metrics}), nil
+}
+
+// webhookClient is the webhook poster (and URL checker) the
+// configuration describes.
+func (a *app) webhookClient() (*webhook.Client, error) {
+	nets := make([]netip.Prefix, 0, len(a.cfg.WebhookAllowedNetworks))
+	for _, n := range a.cfg.WebhookAllowedNetworks {
+		p, err := netip.ParsePrefix(strings.TrimSpace(n))
+		if err != nil {
+			return nil, fmt.Errorf("MAILGATE_WEBHOOK_ALLOWED_NETWORKS: %w", err)
+		}
+		nets = append(nets, p)
+	}
+	return webhook.New(webhook.Config{AllowedNetworks: nets, AllowHTTP: a.cfg.WebhookAllowHTTP,
+		MaxResponseBody: 1 << 10}), nil
+}
+
+// webhookDispatcher delivers webhook events from the database.
+func (a *app) webhookDispatcher() (*worker.Dispatcher, error) {
+	client, err := a.webhookClient()
+	if err != nil {
+		return nil, err
+	}
+	metrics := worker.NewWebhookMetrics()
+	if err := metrics.Register(a.reg); err != nil {
+		return nil, err
+	}
+	return worker.NewDispatcher(worker.WebhookConfig{}, worker.WebhookDeps{Store: a.store, Client: client,
+		Opener: a.keyring, Metrics: metrics, Log: a.log}), nil
 }
 
 // runMetricsServer serves /healthz, /readyz and /metrics for the worker
