@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/mailgate/mailgate/internal/testsvc"
@@ -541,4 +542,26 @@ func TestWebhookLeaseAfterKill(t *testing.T) {
 			t.Errorf("statuses %v", s)
 		}
 	})
+}
+
+// TestWebhookMetricsAtZero: every result of the deliveries counter, the
+// histogram and the gauges are exported before the first delivery.
+func TestWebhookMetricsAtZero(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	if err := NewWebhookMetrics().Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, mf := range mfs {
+		got[mf.GetName()] = len(mf.GetMetric())
+	}
+	want := map[string]int{"mailgate_webhook_deliveries_total": 3, "mailgate_webhook_delivery_duration_seconds": 1,
+		"mailgate_webhook_backlog": 1, "mailgate_webhook_endpoints_disabled": 1}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("series exported at start (-want +got):\n%s", diff)
+	}
 }
