@@ -381,8 +381,52 @@ type WebhookAttempt struct {
 // RecordWebhookAttempt stores an attempt's outcome in one transaction: the
 // delivery's status; the endpoint's failing_since (cleared by a delivered
 // attempt, set by the first failed one); and, with DisableReason, the
-// endpoint disabled and the event log saying so.
+// endpoint disabled and the event log saying so. Concurrent calls are
+// written together, one transaction for the group (batcher.go); should the
+// group fail, each is written alone.
 func (s *Store) RecordWebhookAttempt(ctx context.Context, a WebhookAttempt) error {
+	r := &attemptRequest{a: a, done: make(chan struct{})}
+	s.hookAttempts.submit(ctx, r)
+	<-r.done
+	if r.err != nil {
+		return fmt.Errorf("record webhook attempt %s: %w", a.DeliveryID, r.err)
+	}
+	return nil
+}
+
+// attemptRequest is one RecordWebhookAttempt call waiting for its write.
+type attemptRequest struct {
+	a    WebhookAttempt
+	err  error
+	done chan struct{}
+}
+
+// writeWebhookAttempts writes a group of attempts in one transaction, or
+// each alone when that fails, and answers every request.
+func (s *Store) writeWebhookAttempts(ctx context.Context, group []*attemptRequest) {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		for _, r := range group {
+			if err := s.writeWebhookAttempt(ctx, tx, r.a); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil && len(group) > 1 {
+		for _, r := range group {
+			r.err = s.inTx(ctx, func(tx *sql.Tx) error { return s.writeWebhookAttempt(ctx, tx, r.a) })
+			close(r.done)
+		}
+		return
+	}
+	for _, r := range group {
+		r.err = err
+		close(r.done)
+	}
+}
+
+// writeWebhookAttempt writes one attempt's outcome inside tx.
+func (s *Store) writeWebhookAttempt(ctx context.Context, tx *sql.Tx, a WebhookAttempt) error {
 	counted := 0
 	if a.Counted {
 		counted = 1
@@ -391,32 +435,26 @@ func (s *Store) RecordWebhookAttempt(ctx context.Context, a WebhookAttempt) erro
 	if a.ResponseCode != 0 {
 		code = sql.NullInt64{Int64: int64(a.ResponseCode), Valid: true}
 	}
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE webhook_deliveries SET status = $1, attempts = attempts + $2,
-			next_attempt_at = $3, response_code = $4, response_body = $5, latency_ms = $6, error = $7, updated_at = $8
-			WHERE id = $9`, a.Status, counted, nullMicros(a.NextAttemptAt), code, a.ResponseBody,
-			a.Latency.Milliseconds(), a.Error, micros(a.At), a.DeliveryID)
-		if err != nil {
-			return err
-		}
-		if a.Status == DeliveryDelivered {
-			_, err = tx.ExecContext(ctx, `UPDATE webhook_endpoints SET failing_since = NULL
-				WHERE id = $1 AND failing_since IS NOT NULL`, a.EndpointID)
-			return err
-		}
-		if _, err = tx.ExecContext(ctx, `UPDATE webhook_endpoints SET failing_since = $1
-			WHERE id = $2 AND failing_since IS NULL`, micros(a.At), a.EndpointID); err != nil {
-			return err
-		}
-		if a.DisableReason == "" {
-			return nil
-		}
-		return s.disableEndpoint(ctx, tx, a.EndpointID, a.DisableReason, a.At)
-	})
+	_, err := tx.ExecContext(ctx, `UPDATE webhook_deliveries SET status = $1, attempts = attempts + $2,
+		next_attempt_at = $3, response_code = $4, response_body = $5, latency_ms = $6, error = $7, updated_at = $8
+		WHERE id = $9`, a.Status, counted, nullMicros(a.NextAttemptAt), code, a.ResponseBody,
+		a.Latency.Milliseconds(), a.Error, micros(a.At), a.DeliveryID)
 	if err != nil {
-		return fmt.Errorf("record webhook attempt %s: %w", a.DeliveryID, err)
+		return err
 	}
-	return nil
+	if a.Status == DeliveryDelivered {
+		_, err = tx.ExecContext(ctx, `UPDATE webhook_endpoints SET failing_since = NULL
+			WHERE id = $1 AND failing_since IS NOT NULL`, a.EndpointID)
+		return err
+	}
+	if _, err = tx.ExecContext(ctx, `UPDATE webhook_endpoints SET failing_since = $1
+		WHERE id = $2 AND failing_since IS NULL`, micros(a.At), a.EndpointID); err != nil {
+		return err
+	}
+	if a.DisableReason == "" {
+		return nil
+	}
+	return s.disableEndpoint(ctx, tx, a.EndpointID, a.DisableReason, a.At)
 }
 
 // disableEndpoint disables an enabled endpoint and writes the
