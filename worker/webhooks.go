@@ -21,9 +21,10 @@ import (
 // Webhook metrics, updated by the Dispatcher.
 var (
 	// webhookResults are the values of the result label of
-	// mailgate_webhook_deliveries_total: delivered (2xx), failed (an
-	// attempt that failed and will be retried, or waits for its disabled
-	// endpoint), exhausted (the last attempt of the schedule failed).
+	// mailgate_webhook_deliveries_total, the statuses an attempt leaves a
+	// delivery in: delivered (2xx), failed (the attempt failed; another is
+	// scheduled, or waits for its disabled endpoint), exhausted (the last
+	// attempt of the schedule failed).
 	webhookResults = []string{"delivered", "failed", "exhausted"}
 )
 
@@ -236,7 +237,7 @@ func (d *Dispatcher) pass(ctx context.Context, wg *sync.WaitGroup) error {
 		}
 		now := d.cfg.Now()
 		claimed, err := d.deps.Store.ClaimWebhookDeliveries(ctx, ep.ID, room, now, now.Add(d.cfg.Lease))
-		d.release(ep.ID, room-len(claimed))
+		d.release(ep.ID, room-len(claimed), false)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -249,7 +250,7 @@ func (d *Dispatcher) pass(ctx context.Context, wg *sync.WaitGroup) error {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				defer d.release(ep.ID, 1)
+				defer d.release(ep.ID, 1, true)
 				d.attempt(ctx, ep, secrets, err, c)
 			}()
 		}
@@ -270,8 +271,10 @@ func (d *Dispatcher) reserve(endpointID string, n int) int {
 	return room
 }
 
-// release gives n slots back and wakes the dispatch loop.
-func (d *Dispatcher) release(endpointID string, n int) {
+// release gives n slots back; after an attempt (wake) it wakes the
+// dispatch loop to claim the endpoint's next deliveries. Slots reserved
+// but not claimed wake nothing: the loop would spin on an empty queue.
+func (d *Dispatcher) release(endpointID string, n int, wake bool) {
 	if n == 0 {
 		return
 	}
@@ -281,6 +284,9 @@ func (d *Dispatcher) release(endpointID string, n int) {
 		delete(d.inFlight, endpointID)
 	}
 	d.mu.Unlock()
+	if !wake {
+		return
+	}
 	select {
 	case d.wake <- struct{}{}:
 	default:
@@ -326,7 +332,7 @@ func (d *Dispatcher) attempt(ctx context.Context, ep store.WebhookEndpoint, secr
 		return // shutting down: the lease makes the delivery due again
 	}
 	a := d.outcome(ep, c, res)
-	d.deps.Metrics.deliveries.WithLabelValues(metricResult(a.Status)).Inc()
+	d.deps.Metrics.deliveries.WithLabelValues(a.Status).Inc()
 	if err := d.deps.Store.RecordWebhookAttempt(ctx, a); err != nil {
 		d.deps.Log.Warn("record webhook attempt; the lease makes it due again", "webhook", ep.ID,
 			"delivery", c.ID, "err", err)
@@ -406,14 +412,6 @@ func (d *Dispatcher) retryAfter(res webhook.Result, now time.Time) (time.Duratio
 		return 0, false
 	}
 	return min(max(wait, time.Second), d.cfg.MaxRetryAfter), true
-}
-
-// metricResult is the result label of an attempt's new status.
-func metricResult(status string) string {
-	if status == store.DeliveryPending {
-		return "failed"
-	}
-	return status
 }
 
 // truncateUTF8 cuts s to at most n bytes without splitting a character.
