@@ -86,7 +86,7 @@ var DefaultWebhookSchedule = []time.Duration{5 * time.Second, 5 * time.Minute, 3
 // WebhookConfig configures a Dispatcher.
 type WebhookConfig struct {
 	// PerEndpoint bounds the attempts in flight to one endpoint from this
-	// worker, so a slow endpoint holds only its own deliveries. Default 8.
+	// worker, so a slow endpoint holds only its own deliveries. Default 16.
 	PerEndpoint int
 	// PollInterval is how often the database is asked for due
 	// deliveries when none finished meanwhile. Default 1 second.
@@ -115,7 +115,7 @@ type WebhookConfig struct {
 
 func (c WebhookConfig) withDefaults() WebhookConfig {
 	if c.PerEndpoint == 0 {
-		c.PerEndpoint = 8
+		c.PerEndpoint = 16
 	}
 	if c.PollInterval == 0 {
 		c.PollInterval = time.Second
@@ -195,8 +195,17 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	poll := time.NewTicker(d.cfg.PollInterval)
 	defer poll.Stop()
 	var gaugesAt time.Time
+	var eps []store.WebhookEndpoint
+	refresh := true
 	for {
-		if err := d.pass(ctx, &wg); err != nil && ctx.Err() == nil {
+		var err error
+		if refresh {
+			eps, err = d.deps.Store.EnabledWebhookEndpoints(ctx)
+		}
+		if err == nil {
+			err = d.pass(ctx, &wg, eps)
+		}
+		if err != nil && ctx.Err() == nil {
 			d.deps.Log.Warn("webhook dispatch", "err", err)
 		}
 		if now := time.Now(); now.Sub(gaugesAt) >= d.cfg.GaugeInterval {
@@ -207,7 +216,12 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-poll.C:
+			refresh = true
 		case <-d.wake:
+			// The endpoints as read at the last poll: a change (a new
+			// endpoint, a rotation, a disabling) is seen within
+			// PollInterval, and a busy endpoint's passes cost one claim.
+			refresh = false
 		}
 	}
 }
@@ -216,19 +230,19 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 // and waits until their attempts are recorded. Tests drive a fake clock
 // with it.
 func (d *Dispatcher) RunOnce(ctx context.Context) error {
-	var wg sync.WaitGroup
-	err := d.pass(ctx, &wg)
-	wg.Wait()
-	return err
-}
-
-// pass claims, for each enabled endpoint with room, its due deliveries and
-// starts their attempts.
-func (d *Dispatcher) pass(ctx context.Context, wg *sync.WaitGroup) error {
 	eps, err := d.deps.Store.EnabledWebhookEndpoints(ctx)
 	if err != nil {
 		return err
 	}
+	var wg sync.WaitGroup
+	err = d.pass(ctx, &wg, eps)
+	wg.Wait()
+	return err
+}
+
+// pass claims, for each endpoint of eps with room, its due deliveries and
+// starts their attempts.
+func (d *Dispatcher) pass(ctx context.Context, wg *sync.WaitGroup, eps []store.WebhookEndpoint) error {
 	var errs []error
 	for _, ep := range eps {
 		room := d.reserve(ep.ID, d.cfg.PerEndpoint)
@@ -250,8 +264,7 @@ func (d *Dispatcher) pass(ctx context.Context, wg *sync.WaitGroup) error {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				defer d.release(ep.ID, 1, true)
-				d.attempt(ctx, ep, secrets, err, c)
+				d.attempt(ctx, ep, secrets, err, c, func() { d.release(ep.ID, 1, true) })
 			}()
 		}
 	}
@@ -259,12 +272,15 @@ func (d *Dispatcher) pass(ctx context.Context, wg *sync.WaitGroup) error {
 }
 
 // reserve takes up to n of the endpoint's in-flight slots and returns how
-// many it took.
+// many it took: none while more than half are taken, so that a busy
+// endpoint's deliveries are claimed several per transaction rather than
+// one as each attempt ends.
 func (d *Dispatcher) reserve(endpointID string, n int) int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	room := min(n, d.cfg.PerEndpoint-d.inFlight[endpointID])
-	if room <= 0 {
+	busy := d.inFlight[endpointID]
+	room := min(n, d.cfg.PerEndpoint-busy)
+	if room <= 0 || busy > 0 && room < d.cfg.PerEndpoint/2 {
 		return 0
 	}
 	d.inFlight[endpointID] += room
@@ -314,9 +330,13 @@ func (d *Dispatcher) secrets(ep store.WebhookEndpoint, now time.Time) ([]string,
 // maxResponseBody is how much of an answer the delivery log keeps.
 const maxResponseBody = 1 << 10
 
-// attempt posts one claimed delivery and records the outcome. A secret
-// that does not open (secretErr) is a failed attempt like any other.
-func (d *Dispatcher) attempt(ctx context.Context, ep store.WebhookEndpoint, secrets []string, secretErr error, c store.ClaimedDelivery) {
+// attempt posts one claimed delivery, calls posted (which frees the
+// endpoint's slot: the next delivery's POST need not wait for this one's
+// commit, and its lease keeps it from being claimed again meanwhile), and
+// records the outcome. A secret that does not open (secretErr) is a failed
+// attempt like any other.
+func (d *Dispatcher) attempt(ctx context.Context, ep store.WebhookEndpoint, secrets []string, secretErr error,
+	c store.ClaimedDelivery, posted func()) {
 	body, err := payloadBody(c)
 	var res webhook.Result
 	switch {
@@ -328,6 +348,7 @@ func (d *Dispatcher) attempt(ctx context.Context, ep store.WebhookEndpoint, secr
 		res = d.deps.Client.Post(ctx, ep.URL, secrets, c.ID, d.cfg.Now(), body)
 		d.deps.Metrics.duration.Observe(res.Latency.Seconds())
 	}
+	posted()
 	if ctx.Err() != nil {
 		return // shutting down: the lease makes the delivery due again
 	}
