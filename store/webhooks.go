@@ -160,7 +160,7 @@ func (s *Store) CreateWebhookEndpoint(ctx context.Context, ep WebhookEndpoint) (
 // WebhookEndpoint reads one endpoint of the project; another project's is
 // ErrNotFound.
 func (s *Store) WebhookEndpoint(ctx context.Context, projectID, id string) (WebhookEndpoint, error) {
-	eps, err := queryEndpoints(ctx, s.db, `SELECT `+webhookEndpointColumns+` FROM webhook_endpoints
+	eps, err := queryEndpoints(ctx, s.rdb, `SELECT `+webhookEndpointColumns+` FROM webhook_endpoints
 		WHERE id = $1 AND project_id = $2`, id, projectID)
 	if err != nil {
 		return WebhookEndpoint{}, fmt.Errorf("webhook endpoint %s: %w", id, err)
@@ -173,7 +173,7 @@ func (s *Store) WebhookEndpoint(ctx context.Context, projectID, id string) (Webh
 
 // ListWebhookEndpoints lists the project's endpoints, oldest first.
 func (s *Store) ListWebhookEndpoints(ctx context.Context, projectID string) ([]WebhookEndpoint, error) {
-	eps, err := queryEndpoints(ctx, s.db, `SELECT `+webhookEndpointColumns+` FROM webhook_endpoints
+	eps, err := queryEndpoints(ctx, s.rdb, `SELECT `+webhookEndpointColumns+` FROM webhook_endpoints
 		WHERE project_id = $1 ORDER BY created_at, id`, projectID)
 	if err != nil {
 		return nil, fmt.Errorf("list webhook endpoints: %w", err)
@@ -184,7 +184,7 @@ func (s *Store) ListWebhookEndpoints(ctx context.Context, projectID string) ([]W
 // EnabledWebhookEndpoints lists every project's enabled endpoints, for
 // the dispatcher.
 func (s *Store) EnabledWebhookEndpoints(ctx context.Context) ([]WebhookEndpoint, error) {
-	eps, err := queryEndpoints(ctx, s.db, `SELECT `+webhookEndpointColumns+` FROM webhook_endpoints
+	eps, err := queryEndpoints(ctx, s.rdb, `SELECT `+webhookEndpointColumns+` FROM webhook_endpoints
 		WHERE enabled ORDER BY created_at, id`)
 	if err != nil {
 		return nil, fmt.Errorf("enabled webhook endpoints: %w", err)
@@ -538,7 +538,7 @@ func (s *Store) ReplayWebhookEvents(ctx context.Context, projectID, endpointID s
 
 // WebhookDelivery reads one delivery of the project's endpoint.
 func (s *Store) WebhookDelivery(ctx context.Context, projectID, endpointID, id string) (WebhookDelivery, error) {
-	ds, err := queryDeliveries(ctx, s.db, `SELECT `+webhookDeliveryColumns+` FROM webhook_deliveries d
+	ds, err := queryDeliveries(ctx, s.rdb, `SELECT `+webhookDeliveryColumns+` FROM webhook_deliveries d
 		JOIN webhook_endpoints w ON w.id = d.endpoint_id
 		WHERE d.id = $1 AND d.endpoint_id = $2 AND w.project_id = $3`, id, endpointID, projectID)
 	if err != nil {
