@@ -565,3 +565,22 @@ func TestWebhookMetricsAtZero(t *testing.T) {
 		t.Errorf("series exported at start (-want +got):\n%s", diff)
 	}
 }
+
+// TestWebhookTestEvent: a test delivery (no event) goes out as stored,
+// signed like any other.
+func TestWebhookTestEvent(t *testing.T) {
+	r := newHookRig(t, testsvc.SQLiteURL(t))
+	recv := newHookReceiver(t)
+	ep, secret := r.endpoint(t, recv.URL)
+	recv.setSecrets(t, secret)
+	body := []byte(`{"type":"webhook.test","timestamp":"2026-12-01T08:00:00Z","data":{"webhook_id":"` + ep.ID + `"}}`)
+	d, err := r.st.CreateTestDelivery(context.Background(), store.DefaultProjectID, ep.ID, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.runOnce(t)
+	_, got, refused := recv.snapshot()
+	if refused != 0 || string(got[d.ID]) != string(body) {
+		t.Fatalf("receiver got %q (refused %d), want %s", got[d.ID], refused, body)
+	}
+}
