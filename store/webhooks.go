@@ -513,8 +513,9 @@ func (s *Store) RetryWebhookDelivery(ctx context.Context, projectID, endpointID,
 }
 
 // ReplayWebhookEvents queues a new delivery, due now, of every event
-// created in [since, until) that the endpoint had a delivery for (the
-// events it matched when they were committed), and returns how many.
+// created in [since, until) that the endpoint's filters match now, enabled
+// or not when the event was committed (a disabled endpoint gets no
+// deliveries, so replay is how it catches up), and returns how many.
 func (s *Store) ReplayWebhookEvents(ctx context.Context, projectID, endpointID string, since, until time.Time) (int, error) {
 	if _, err := s.WebhookEndpoint(ctx, projectID, endpointID); err != nil {
 		return 0, fmt.Errorf("replay: %w", err)
@@ -522,10 +523,10 @@ func (s *Store) ReplayWebhookEvents(ctx context.Context, projectID, endpointID s
 	now := micros(s.now())
 	res, err := s.db.ExecContext(ctx, `INSERT INTO webhook_deliveries
 		(id, endpoint_id, event_id, status, next_attempt_at, created_at, updated_at)
-		SELECT `+s.randomIDSQL()+`, $1, x.event_id, $2, $3, $3, $3 FROM (SELECT DISTINCT d.event_id
-			FROM webhook_deliveries d JOIN events e ON e.id = d.event_id
-			WHERE d.endpoint_id = $1 AND e.project_id = $4 AND e.created_at >= $5 AND e.created_at < $6) x`,
-		endpointID, DeliveryPending, now, projectID, micros(since), micros(until))
+		SELECT `+s.randomIDSQL()+`, w.id, e.id, $1, $2, $2, $2
+		FROM events e JOIN webhook_endpoints w ON w.id = $3 AND w.project_id = e.project_id
+		WHERE e.project_id = $4 AND e.created_at >= $5 AND e.created_at < $6 AND `+s.endpointMatches(),
+		DeliveryPending, now, endpointID, projectID, micros(since), micros(until))
 	if err != nil {
 		return 0, fmt.Errorf("replay to %s: %w", endpointID, err)
 	}
@@ -534,6 +535,21 @@ func (s *Store) ReplayWebhookEvents(ctx context.Context, projectID, endpointID s
 		return 0, fmt.Errorf("replay to %s: %w", endpointID, err)
 	}
 	return int(n), nil
+}
+
+// endpointMatches is the condition on endpoint w and event e of the
+// fan-out trigger of migration 12 (the same text, with NEW or new_events
+// there for e): the event's type among w.events, and the message carrying
+// one of w.tags, each when set.
+func (s *Store) endpointMatches() string {
+	if s.dialect == DialectPostgres {
+		return `(w.events = '[]' OR w.events::jsonb ? e.type)
+			AND (w.tags = '[]' OR EXISTS (SELECT 1 FROM message_tags t
+				WHERE t.message_id = e.message_id AND w.tags::jsonb ? t.tag))`
+	}
+	return `(w.events = '[]' OR EXISTS (SELECT 1 FROM json_each(w.events) j WHERE j.value = e.type))
+		AND (w.tags = '[]' OR EXISTS (SELECT 1 FROM message_tags t, json_each(w.tags) j
+			WHERE t.message_id = e.message_id AND j.value = t.tag))`
 }
 
 // WebhookDelivery reads one delivery of the project's endpoint.

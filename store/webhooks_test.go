@@ -78,6 +78,19 @@ func TestWebhookFanout(t *testing.T) {
 		if c := claimAll(t, s, off); len(c) != 0 {
 			t.Errorf("disabled endpoint got %d deliveries", len(c))
 		}
+		// Replay catches a disabled endpoint up; the filters apply.
+		for _, tt := range []struct {
+			ep   WebhookEndpoint
+			want int
+		}{{off, 4}, {sent, 1}, {vip, 1}} {
+			n, err := s.ReplayWebhookEvents(ctx, DefaultProjectID, tt.ep.ID, clk.Now(), clk.Now().Add(time.Second))
+			if err != nil || n != tt.want {
+				t.Errorf("replay to %s: %d, %v; want %d", tt.ep.URL, n, err, tt.want)
+			}
+		}
+		if diff := cmp.Diff([]string{"message.sent ann@example.org"}, claimedTypes(claimAll(t, s, sent))); diff != "" {
+			t.Errorf("sent-only endpoint after replay (-want +got):\n%s", diff)
+		}
 
 		for _, d := range got {
 			if d.Event.Type != EventSent {
@@ -195,11 +208,11 @@ func TestWebhookAttempts(t *testing.T) {
 		}
 
 		n, err := s.ReplayWebhookEvents(ctx, DefaultProjectID, ep.ID, clk.Now().Add(-time.Hour), clk.Now().Add(time.Hour))
-		if err != nil || n != 2 {
+		if err != nil || n != 3 { // two queued events and the disabling
 			t.Fatalf("replayed %d, %v", n, err)
 		}
 		clk.Advance(time.Hour)
-		if r := claimAll(t, s, ep); len(r) != 4 { // two replays, the failed one and the lapsed lease
+		if r := claimAll(t, s, ep); len(r) != 5 { // three replays, the failed one and the lapsed lease
 			t.Fatalf("claimed after replay %d", len(r))
 		}
 	})

@@ -11,7 +11,8 @@
 -- The trigger writes a delivery row for every enabled endpoint an event
 -- matches, in the transaction that writes the event: every writer of the
 -- event log is covered in one place, and an event committed has its
--- deliveries committed with it. It is a statement trigger with a
+-- deliveries committed with it. Replay (store.ReplayWebhookEvents) matches
+-- events to an endpoint with the same condition. It is a statement trigger with a
 -- transition table, so a statement writing a thousand events runs one
 -- INSERT … SELECT.
 

@@ -11,7 +11,8 @@
 -- The trigger writes a delivery row for every enabled endpoint an event
 -- matches, in the transaction that writes the event: every writer of the
 -- event log is covered in one place, and an event committed has its
--- deliveries committed with it.
+-- deliveries committed with it. Replay (store.ReplayWebhookEvents) matches
+-- events to an endpoint with the same condition.
 
 -- +goose Up
 CREATE TABLE webhook_endpoints (
