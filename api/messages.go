@@ -36,7 +36,11 @@ func (s *Server) messageWithEvents(c echo.Context, m store.Message, code int) er
 	if err != nil {
 		return err
 	}
-	return c.JSON(code, toMessageDetailView(m, events))
+	v, err := toMessageDetailView(m, events)
+	if err != nil {
+		return err
+	}
+	return c.JSON(code, v)
 }
 
 func messageErr(err error) error {
@@ -104,7 +108,9 @@ func (s *Server) listEvents(c echo.Context) error {
 	}
 	out := listView[eventView]{Data: make([]eventView, len(events)), NextCursor: cursorPtr(next)}
 	for i, e := range events {
-		out.Data[i] = toEventView(e)
+		if out.Data[i], err = toEventView(e); err != nil {
+			return err
+		}
 	}
 	return c.JSON(http.StatusOK, out)
 }

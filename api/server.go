@@ -24,6 +24,7 @@ import (
 	"github.com/mailgate/mailgate/keyring"
 	"github.com/mailgate/mailgate/ratelimit"
 	"github.com/mailgate/mailgate/store"
+	"github.com/mailgate/mailgate/webhook"
 )
 
 // Config configures the API server.
@@ -128,6 +129,11 @@ type Deps struct {
 	Ready []ReadyCheck
 	// Revocations, when set, lets the server cache keys (see keyCache).
 	Revocations Revocations
+	// Webhooks checks webhook endpoint URLs against the SSRF guard
+	// (MAILGATE_WEBHOOK_ALLOWED_NETWORKS, MAILGATE_WEBHOOK_ALLOW_HTTP).
+	// Default a client with the guard's defaults: https to public
+	// addresses only.
+	Webhooks *webhook.Client
 }
 
 // Server is the HTTP API.
@@ -144,6 +150,8 @@ type Server struct {
 	domains *domainCache
 	// keys caches API keys; nil without Deps.Revocations.
 	keys *keyCache
+	// webhooks is Deps.Webhooks or its default.
+	webhooks *webhook.Client
 	// validate checks a request against openapi.yaml (openAPIValidator);
 	// requireScope runs it after the scope check.
 	validate echo.MiddlewareFunc
@@ -159,7 +167,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, deps: deps, metrics: m, allowed: map[string]bool{}}
+	s := &Server{cfg: cfg, deps: deps, metrics: m, allowed: map[string]bool{}, webhooks: deps.Webhooks}
+	if s.webhooks == nil {
+		s.webhooks = webhook.New(webhook.Config{})
+	}
 	if deps.Revocations != nil {
 		s.keys = newKeyCache(cfg.KeyCacheTTL, time.Now)
 		s.domains = newDomainCache(cfg.KeyCacheTTL, time.Now)
@@ -229,6 +240,7 @@ func (s *Server) routes() error {
 	s.adminRoutes(v1)
 	s.domainRoutes(v1) // api/domains.go
 	s.inboundRoutes(v1)
+	s.webhookRoutes(v1) // api/webhooks.go
 	s.echo = e
 	return nil
 }

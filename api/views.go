@@ -55,8 +55,10 @@ type messageDetailView struct {
 	Events []eventView `json:"events"`
 }
 
-// eventView is one event. An event about a sender domain (domain.*) has
-// no message: it carries domain instead of message_id and recipient.
+// eventView is one event; its data is what a webhook delivery carries.
+// An event without a message has no message_id nor recipient: one about a
+// sender domain (domain.*) carries domain instead, one about a webhook
+// endpoint (webhook.disabled) neither.
 type eventView struct {
 	ID        string          `json:"id"`
 	Type      string          `json:"type"`
@@ -111,12 +113,16 @@ func toMessageView(m store.Message) messageView {
 	return v
 }
 
-func toMessageDetailView(m store.Message, events []store.Event) messageDetailView {
+func toMessageDetailView(m store.Message, events []store.Event) (messageDetailView, error) {
 	v := messageDetailView{messageView: toMessageView(m), Events: make([]eventView, len(events))}
 	for i, e := range events {
-		v.Events[i] = toEventView(e)
+		ev, err := toEventView(e)
+		if err != nil {
+			return messageDetailView{}, err
+		}
+		v.Events[i] = ev
 	}
-	return v
+	return v, nil
 }
 
 func toRecipientView(r store.Recipient) recipientView {
@@ -129,10 +135,10 @@ func toRecipientView(r store.Recipient) recipientView {
 	return v
 }
 
-func toEventView(e store.Event) eventView {
-	data := e.Data
-	if len(data) == 0 {
-		data = json.RawMessage("{}")
+func toEventView(e store.Event) (eventView, error) {
+	data, err := e.WebhookData()
+	if err != nil {
+		return eventView{}, err
 	}
 	v := eventView{ID: strconv.FormatInt(e.ID, 10), Type: e.Type, MessageID: e.MessageID, Domain: e.Domain,
 		Sequence: e.Sequence, Timestamp: timeString(e.CreatedAt), Data: data}
@@ -140,7 +146,7 @@ func toEventView(e store.Event) eventView {
 		recipient := e.Recipient // "" for a message-wide event, and still present
 		v.Recipient = &recipient
 	}
-	return v
+	return v, nil
 }
 
 func toSuppressionView(sp store.Suppression) suppressionView {

@@ -27,6 +27,9 @@
 # MAILGATE_BENCH_DURATION (wrk -d, default 20s), MAILGATE_BENCH_THREADS
 # (default 2), MAILGATE_BENCH_CONNECTIONS (default 32), MAILGATE_BENCH_GO=0
 # skips the Go micro benchmarks, MAILGATE_BENCH_E2E=0 the end-to-end one,
+# MAILGATE_BENCH_WEBHOOKS=0 its webhook runs (per engine, Ed25519 batches:
+# the fan-out to a receiver on loopback, then mail without webhooks and
+# with a receiver answering after 10 s, alternated),
 # MAILGATE_BENCH_E2E_N (default 20000) and MAILGATE_BENCH_E2E_MODES
 # (default "batch,single") size it, MAILGATE_BENCH_SINK=go relays to
 # bench/e2e's in-process go-smtp sink instead of smtp-sink (it takes about
@@ -205,6 +208,30 @@ dkim_sign_rate() {
 		"$out/dkim-sign.txt" | tee -a "$out/e2e-summary.txt"
 }
 
+# webhook_one ENGINE WEBHOOK: one Ed25519 batch run with -webhook WEBHOOK
+# ("" none, "fast", "10s") on a fresh database.
+webhook_one() {
+	local engine=$1 hook=$2
+	log "[$engine] webhooks: ${hook:-none}"
+	./bin/bench-e2e -bin ./bin/mailgate -db "$(database_url "$engine")" \
+		-redis "redis://127.0.0.1:$redis_port/0" -algorithms ed25519 -label "$engine" \
+		-sink "$sink" -n "${MAILGATE_BENCH_E2E_N:-20000}" -modes batch -webhook "$hook" -logdir "$out" \
+		-out "$out/e2e.jsonl" | tee -a "$out/e2e-summary.txt" ||
+		die "[$engine] webhook benchmark failed (server log: $out/serve-$engine.log)"
+}
+
+# webhook_benchmarks: per engine, the fan-out to a receiver answering at
+# once (target >= 2,000 deliveries/s), then mail without webhooks and with
+# a receiver answering after 10 s, alternated twice (target: within 10 %).
+webhook_benchmarks() {
+	local engine hook
+	for engine in $engines; do
+		for hook in fast "" 10s "" 10s; do
+			webhook_one "$engine" "$hook"
+		done
+	done
+}
+
 # e2e_benchmarks: every engine × {dual, ed25519}, then the sign rate.
 e2e_benchmarks() {
 	local engine algs
@@ -223,6 +250,9 @@ e2e_benchmarks() {
 			e2e_one "$engine" "$algs"
 		done
 	done
+	if [[ ${MAILGATE_BENCH_WEBHOOKS:-1} != 0 ]]; then
+		webhook_benchmarks
+	fi
 	dkim_sign_rate
 }
 

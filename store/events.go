@@ -12,7 +12,10 @@ import (
 const (
 	insertEvent  = `INSERT INTO events (project_id, message_id, recipient, type, sequence, data, created_at)`
 	eventCols    = 7
-	eventColumns = `e.id, e.project_id, e.message_id, e.recipient, e.type, e.sequence, e.data, e.created_at`
+	eventColumns = `e.id, e.project_id, COALESCE(e.message_id, ''), e.recipient, e.type, e.sequence, e.data, e.created_at,
+		COALESCE(m.tags, '[]'), COALESCE(m.metadata, '{}')`
+	// eventsJoined is the FROM clause eventColumns reads.
+	eventsJoined = ` FROM events e LEFT JOIN messages m ON m.id = e.message_id`
 )
 
 // eventInput is one event for appendEvents.
@@ -58,7 +61,7 @@ func (s *Store) appendEvents(ctx context.Context, tx *sql.Tx, projectID, message
 // MessageEvents lists a message's events by sequence, oldest first.
 // Another project's message yields no events.
 func (s *Store) MessageEvents(ctx context.Context, projectID, messageID string) ([]Event, error) {
-	evs, err := queryEvents(ctx, s.rdb, `SELECT `+eventColumns+` FROM events e
+	evs, err := queryEvents(ctx, s.rdb, `SELECT `+eventColumns+eventsJoined+`
 		WHERE e.message_id = $1 AND e.project_id = $2 ORDER BY e.sequence`, []any{messageID, projectID})
 	if err != nil {
 		return nil, fmt.Errorf("events of %s: %w", messageID, err)
@@ -74,7 +77,7 @@ func (s *Store) ListEvents(ctx context.Context, projectID string, f EventFilter)
 		return nil, "", err
 	}
 	limit := pageLimit(f.Page)
-	q := `SELECT ` + eventColumns + ` FROM events e` + c.sql() + ` ORDER BY e.id DESC LIMIT ` + c.arg(limit+1)
+	q := `SELECT ` + eventColumns + eventsJoined + c.sql() + ` ORDER BY e.id DESC LIMIT ` + c.arg(limit+1)
 	evs, err := queryEvents(ctx, s.rdb, q, c.args)
 	if err != nil {
 		return nil, "", fmt.Errorf("list events: %w", err)
@@ -125,18 +128,23 @@ func queryEvents(ctx context.Context, q querier, query string, args []any) ([]Ev
 	var out []Event
 	for rows.Next() {
 		var ev Event
-		var data string
+		var data, tags, metadata string
 		var created int64
-		var messageID sql.NullString
-		if err := rows.Scan(&ev.ID, &ev.ProjectID, &messageID, &ev.Recipient, &ev.Type, &ev.Sequence,
-			&data, &created); err != nil {
+		if err := rows.Scan(&ev.ID, &ev.ProjectID, &ev.MessageID, &ev.Recipient, &ev.Type, &ev.Sequence,
+			&data, &created, &tags, &metadata); err != nil {
 			return nil, err
+		}
+		if err := json.Unmarshal([]byte(tags), &ev.Tags); err != nil {
+			return nil, fmt.Errorf("tags of event %d: %w", ev.ID, err)
+		}
+		if err := json.Unmarshal([]byte(metadata), &ev.Metadata); err != nil {
+			return nil, fmt.Errorf("metadata of event %d: %w", ev.ID, err)
 		}
 		if data == "" || data == "null" {
 			data = "{}"
 		}
-		ev.MessageID, ev.Data = messageID.String, json.RawMessage(data)
-		if !messageID.Valid { // a domain event: the domain is in its data
+		ev.Data = json.RawMessage(data)
+		if ev.MessageID == "" { // a domain event has its domain in its data
 			var d domainEventData
 			_ = json.Unmarshal(ev.Data, &d) // written by insertDomainEvent; a bad row leaves Domain empty
 			ev.Domain = d.Domain
@@ -145,4 +153,38 @@ func queryEvents(ctx context.Context, q querier, query string, args []any) ([]Ev
 		out = append(out, ev)
 	}
 	return out, rows.Err()
+}
+
+// WebhookData is the event's data as a webhook delivers it and the event
+// log shows it: the stored details (a bounce's type, reason, status and
+// diagnostic; a reply's from, subject, text and in_reply_to; …) with, for
+// an event of a message, its message_id, recipient, tags, metadata and
+// sequence. Those names win over a detail of the same name.
+func (e Event) WebhookData() (json.RawMessage, error) {
+	fields := map[string]any{}
+	if len(e.Data) > 0 {
+		var details map[string]json.RawMessage
+		if err := json.Unmarshal(e.Data, &details); err != nil {
+			return nil, fmt.Errorf("data of event %d: %w", e.ID, err)
+		}
+		for k, v := range details {
+			fields[k] = v
+		}
+	}
+	if e.MessageID != "" {
+		tags, metadata := e.Tags, e.Metadata
+		if tags == nil {
+			tags = []string{}
+		}
+		if metadata == nil {
+			metadata = map[string]string{}
+		}
+		fields["message_id"], fields["recipient"], fields["sequence"] = e.MessageID, e.Recipient, e.Sequence
+		fields["tags"], fields["metadata"] = tags, metadata
+	}
+	b, err := json.Marshal(fields)
+	if err != nil {
+		return nil, fmt.Errorf("data of event %d: %w", e.ID, err)
+	}
+	return b, nil
 }

@@ -212,13 +212,15 @@ func firstEvent(m *NewMessage, status string) (typ, data string) {
 	return EventQueued, "{}"
 }
 
-// The tables a group writes, in order (foreign keys point backwards).
+// The tables a group writes, in order: foreign keys point backwards, and
+// tags come before events because writing an event matches it against the
+// webhook endpoints' tag filters (migration 00012's trigger).
 const (
 	tableMessages = iota
 	tablePayloads
 	tableRecipients
-	tableEvents
 	tableTags
+	tableEvents
 	numCreateTables
 )
 

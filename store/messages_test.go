@@ -47,10 +47,11 @@ func TestCreateAndGetMessage(t *testing.T) {
 			t.Fatalf("events: %v", err)
 		}
 		sched := fmt.Sprintf(`{"send_at":%q}`, sendAt.Format(time.RFC3339Nano))
+		tags, md := []string{"order"}, map[string]string{"order_id": "m1"}
 		wantEvs := []Event{
-			{ProjectID: DefaultProjectID, MessageID: "m1", Recipient: "Ann@Example.org", Type: EventQueued, Sequence: 1, Data: json.RawMessage(sched), CreatedAt: now},
-			{ProjectID: DefaultProjectID, MessageID: "m1", Recipient: "bob@example.net", Type: EventQueued, Sequence: 2, Data: json.RawMessage(sched), CreatedAt: now},
-			{ProjectID: DefaultProjectID, MessageID: "m1", Recipient: "gone@example.com", Type: EventSuppressed, Sequence: 3, Data: json.RawMessage(`{}`), CreatedAt: now},
+			{ProjectID: DefaultProjectID, MessageID: "m1", Recipient: "Ann@Example.org", Type: EventQueued, Sequence: 1, Data: json.RawMessage(sched), Tags: tags, Metadata: md, CreatedAt: now},
+			{ProjectID: DefaultProjectID, MessageID: "m1", Recipient: "bob@example.net", Type: EventQueued, Sequence: 2, Data: json.RawMessage(sched), Tags: tags, Metadata: md, CreatedAt: now},
+			{ProjectID: DefaultProjectID, MessageID: "m1", Recipient: "gone@example.com", Type: EventSuppressed, Sequence: 3, Data: json.RawMessage(`{}`), Tags: tags, Metadata: md, CreatedAt: now},
 		}
 		if diff := cmp.Diff(wantEvs, evs, cmpopts.IgnoreFields(Event{}, "ID")); diff != "" {
 			t.Errorf("MessageEvents (-want +got):\n%s", diff)

@@ -388,7 +388,7 @@ func TestEventsKeptAcrossMigration9(t *testing.T) {
 // allEvents lists the default project's events, newest first.
 func allEvents(t *testing.T, s *Store) []Event {
 	t.Helper()
-	evs, err := queryEvents(context.Background(), s.db, `SELECT `+eventColumns+` FROM events e
+	evs, err := queryEvents(context.Background(), s.db, `SELECT `+eventColumns+eventsJoined+`
 		WHERE e.project_id = $1 ORDER BY e.id DESC`, []any{DefaultProjectID})
 	if err != nil {
 		t.Fatalf("events: %v", err)

@@ -112,6 +112,9 @@ type Store struct {
 	// deliverywriter.go).
 	commits    *batcher[*commitRequest]
 	deliveries *batcher[deliveryOp]
+	// hookAttempts gathers concurrent RecordWebhookAttempt calls
+	// (webhooks.go).
+	hookAttempts *batcher[*attemptRequest]
 	// creates are the statements that create messages (messagewrite.go).
 	creates *createStatements
 }
@@ -149,6 +152,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	// wait for its next group, so groups grow with the load and each pays
 	// one commit; two writers halved the groups and doubled the commits.
 	s.deliveries = newBatcher(group, 1, s.writeDeliveries)
+	s.hookAttempts = newBatcher(group, 1, s.writeWebhookAttempts)
 	if err := s.Ping(ctx); err != nil {
 		_ = s.Close()
 		return nil, err

@@ -158,8 +158,9 @@ type Recipient struct {
 type Event struct {
 	ID        int64
 	ProjectID string
-	// MessageID is the message the event is about; "" for an event about
-	// a sender domain (domain.*), which has Domain instead.
+	// MessageID is the message the event is about; "" for an event
+	// without a message: one about a sender domain (domain.*), which has
+	// Domain instead, or about a webhook endpoint (webhook.disabled).
 	MessageID string
 	// Domain is the sender domain of a domain.* event; "" otherwise.
 	Domain    string
@@ -167,8 +168,14 @@ type Event struct {
 	Type      string
 	// Sequence is the per-message sequence number (1, 2, …); 0 for an
 	// event without a message.
-	Sequence  int64
-	Data      json.RawMessage
+	Sequence int64
+	// Data holds the type-specific details as stored; WebhookData adds
+	// the message's fields.
+	Data json.RawMessage
+	// Tags and Metadata are the message's (none for an event without a
+	// message).
+	Tags      []string
+	Metadata  map[string]string
 	CreatedAt time.Time
 }
 

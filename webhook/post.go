@@ -39,6 +39,13 @@ type Config struct {
 	MaxResponseBody int
 	// UserAgent is sent with every delivery. Default "mailgate-webhooks".
 	UserAgent string
+	// Resolver resolves endpoint host names, for connections and for
+	// CheckEndpoint; tests point it at a DNS server on loopback. Default
+	// the system resolver.
+	Resolver *net.Resolver
+	// MaxIdleConnsPerHost is how many idle connections to one endpoint
+	// are kept for reuse. Default 16.
+	MaxIdleConnsPerHost int
 }
 
 func (c Config) withDefaults() Config {
@@ -50,6 +57,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.UserAgent == "" {
 		c.UserAgent = "mailgate-webhooks"
+	}
+	if c.Resolver == nil {
+		c.Resolver = net.DefaultResolver
+	}
+	if c.MaxIdleConnsPerHost == 0 {
+		c.MaxIdleConnsPerHost = 16
 	}
 	return c
 }
@@ -66,12 +79,12 @@ type Client struct {
 func New(cfg Config) *Client {
 	cfg = cfg.withDefaults()
 	c := &Client{cfg: cfg}
-	dialer := &net.Dialer{Timeout: cfg.Timeout, Control: c.guard}
+	dialer := &net.Dialer{Timeout: cfg.Timeout, Control: c.guard, Resolver: cfg.Resolver}
 	transport := &http.Transport{
 		Proxy:                 nil,
 		DialContext:           dialer.DialContext,
 		ForceAttemptHTTP2:     true,
-		MaxIdleConnsPerHost:   4,
+		MaxIdleConnsPerHost:   cfg.MaxIdleConnsPerHost,
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   cfg.Timeout,
 		ResponseHeaderTimeout: cfg.Timeout,
@@ -106,8 +119,36 @@ func (c *Client) CheckURL(raw string) error {
 	case u.Fragment != "":
 		return fmt.Errorf("%w: a fragment is not sent to a server", ErrBadURL)
 	}
-	if addr, err := netip.ParseAddr(strings.Trim(u.Hostname(), "[]")); err == nil && !c.allowed(addr) {
-		return fmt.Errorf("%w: %s", ErrForbiddenAddress, addr)
+	if addr, err := netip.ParseAddr(strings.Trim(u.Hostname(), "[]")); err == nil {
+		if rule := c.refusal(addr); rule != "" {
+			return fmt.Errorf("%w: %s", ErrForbiddenAddress, rule)
+		}
+	}
+	return nil
+}
+
+// CheckEndpoint is CheckURL, and for a host name the guard's decision on
+// every address it resolves to now; the error names the rule, never the
+// address (a host name's internal address is not the customer's to
+// learn). A name that does not resolve passes: the guard runs again at
+// every connection.
+func (c *Client) CheckEndpoint(ctx context.Context, raw string) error {
+	if err := c.CheckURL(raw); err != nil {
+		return err
+	}
+	u, _ := url.Parse(raw) // CheckURL parsed it
+	host := u.Hostname()
+	if _, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
+		return nil
+	}
+	addrs, err := c.cfg.Resolver.LookupNetIP(ctx, "ip", host)
+	if err != nil {
+		return nil
+	}
+	for _, addr := range addrs {
+		if rule := c.refusal(addr); rule != "" {
+			return fmt.Errorf("%w: %s resolves to a %s address", ErrForbiddenAddress, host, rule)
+		}
 	}
 	return nil
 }
@@ -125,15 +166,50 @@ func (c *Client) guard(_, address string, _ syscall.RawConn) error {
 }
 
 // allowed: a public unicast address, or one inside an allowed network.
-func (c *Client) allowed(addr netip.Addr) bool {
+func (c *Client) allowed(addr netip.Addr) bool { return c.refusal(addr) == "" }
+
+// refusal names the rule refusing addr ("loopback", "private", …), or is
+// "" when the guard allows it: a public unicast address, or one inside an
+// allowed network. An IPv4-mapped address is judged as the IPv4 address.
+func (c *Client) refusal(addr netip.Addr) string {
 	addr = addr.Unmap()
 	for _, p := range c.cfg.AllowedNetworks {
 		if p.Contains(addr) {
-			return true
+			return ""
 		}
 	}
-	return public(addr)
+	return Refusal(addr)
 }
+
+// Refusal names the rule of the SSRF guard refusing addr, ignoring allowed
+// networks: "loopback", "private", "link-local", "carrier-grade NAT",
+// "multicast", "unspecified" or "reserved"; "" for a public unicast
+// address. An IPv4-mapped address is judged as the IPv4 address.
+func Refusal(addr netip.Addr) string {
+	addr = addr.Unmap()
+	switch {
+	case !addr.IsValid():
+		return "invalid"
+	case addr.IsLoopback():
+		return "loopback"
+	case addr.IsUnspecified():
+		return "unspecified"
+	case addr.IsPrivate():
+		return "private"
+	case addr.IsLinkLocalUnicast():
+		return "link-local"
+	case addr.IsMulticast() || addr.IsLinkLocalMulticast() || addr.IsInterfaceLocalMulticast():
+		return "multicast"
+	case cgnat.Contains(addr):
+		return "carrier-grade NAT"
+	case !public(addr):
+		return "reserved"
+	}
+	return ""
+}
+
+// cgnat is the shared address space of carrier-grade NAT (RFC 6598).
+var cgnat = netip.MustParsePrefix("100.64.0.0/10")
 
 // nonPublic are special-purpose ranges beyond what netip classifies (RFC
 // 6890): "this network", carrier-grade NAT (RFC 6598), IETF protocol
@@ -183,6 +259,9 @@ type Result struct {
 	Body string
 	// Latency is the time from sending to the end of the answer.
 	Latency time.Duration
+	// RetryAfter is the answer's Retry-After header (RFC 9110 §10.2.3),
+	// as sent: delay-seconds or an HTTP-date.
+	RetryAfter string
 	// Err is why the delivery failed: no answer, or a status other than
 	// 2xx. Nil when the endpoint took it.
 	Err error
@@ -221,7 +300,8 @@ func (c *Client) Post(ctx context.Context, rawURL string, secrets []string, id s
 	defer resp.Body.Close()
 	kept, _ := io.ReadAll(io.LimitReader(resp.Body, int64(c.cfg.MaxResponseBody)))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20)) // lets the connection be reused
-	res := Result{StatusCode: resp.StatusCode, Body: validUTF8(kept), Latency: time.Since(began)}
+	res := Result{StatusCode: resp.StatusCode, Body: validUTF8(kept), Latency: time.Since(began),
+		RetryAfter: resp.Header.Get("Retry-After")}
 	if resp.StatusCode/100 != 2 {
 		res.Err = fmt.Errorf("webhook endpoint answered %d", resp.StatusCode)
 	}

@@ -35,13 +35,22 @@ const SecretPrefix = "whsec_"
 const secretBytes = 32
 
 // Payload is the body of a delivery: {"type", "timestamp", "data"}.
+// Fields may be added to it and to data; receivers ignore the fields they
+// do not know, order a message's events by data.sequence and deduplicate
+// by the webhook-id header (a delivery may arrive more than once, and out
+// of order).
 type Payload struct {
 	// Type is the event type, e.g. "message.sent".
 	Type string `json:"type"`
 	// Timestamp is when the event happened (RFC 3339).
 	Timestamp time.Time `json:"timestamp"`
-	// Data is the event's data: message_id, recipient, tags, metadata,
-	// sequence and the type-specific fields.
+	// Data is the event's data: for a message's event its message_id,
+	// recipient, the message's tags and metadata, the per-message
+	// sequence, and the type-specific fields (a bounce: type hard|soft,
+	// reason, status, diagnostic; a reply: from, subject, text,
+	// in_reply_to; a delivery attempt: smtp_code, smtp_response); for
+	// webhook.disabled: webhook_id, url, reason; for webhook.test:
+	// webhook_id.
 	Data json.RawMessage `json:"data"`
 }
 
@@ -98,3 +107,12 @@ func Headers(secrets []string, id string, ts time.Time, body []byte) (map[string
 		HeaderSignature: sig,
 	}, nil
 }
+
+// TestEventType is the type of the payload POST /v1/webhooks/{id}/test
+// sends.
+const TestEventType = "webhook.test"
+
+// SealAAD is the additional data an endpoint's secret is sealed with
+// under the master key: it binds the sealed secret to its endpoint, so a
+// sealed value copied to another endpoint's row does not open.
+func SealAAD(endpointID string) []byte { return []byte("mailgate webhook secret\x00" + endpointID) }

@@ -226,3 +226,49 @@ func TestGuard(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusal: the guard's decision on addresses, without dialling them.
+func TestRefusal(t *testing.T) {
+	tests := []struct{ addr, rule string }{
+		{"169.254.169.254", "link-local"},
+		{"fe80::1", "link-local"},
+		{"10.0.0.1", "private"},
+		{"172.16.5.4", "private"},
+		{"192.168.1.1", "private"},
+		{"fd00::1", "private"},
+		{"::ffff:10.0.0.1", "private"},
+		{"::ffff:127.0.0.1", "loopback"},
+		{"127.0.0.1", "loopback"},
+		{"127.8.9.10", "loopback"},
+		{"::1", "loopback"},
+		{"100.64.0.1", "carrier-grade NAT"},
+		{"100.127.255.254", "carrier-grade NAT"},
+		{"0.0.0.0", "unspecified"},
+		{"::", "unspecified"},
+		{"224.0.0.251", "multicast"},
+		{"ff02::1", "multicast"},
+		{"255.255.255.255", "reserved"},
+		{"240.0.0.1", "reserved"},
+		{"192.0.2.7", "reserved"},
+		{"2001:db8::1", "reserved"},
+		{"64:ff9b::a00:1", "reserved"},
+		{"0.1.2.3", "reserved"},
+		{"93.184.215.14", ""},
+		{"100.128.0.1", ""},
+		{"2606:4700::1111", ""},
+		{"::ffff:93.184.215.14", ""},
+	}
+	for _, tt := range tests {
+		if got := webhook.Refusal(netip.MustParseAddr(tt.addr)); got != tt.rule {
+			t.Errorf("Refusal(%s) = %q, want %q", tt.addr, got, tt.rule)
+		}
+	}
+	// An allowed network exempts its addresses, as written or IPv4-mapped,
+	// and nothing else.
+	c := webhook.New(webhook.Config{AllowedNetworks: []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16")}})
+	for u, ok := range map[string]bool{"https://10.1.2.3/": true, "https://[::ffff:10.1.2.3]/": true, "https://10.2.0.1/": false} {
+		if err := c.CheckURL(u); (err == nil) != ok {
+			t.Errorf("CheckURL(%s) with 10.1.0.0/16 allowed = %v", u, err)
+		}
+	}
+}

@@ -53,6 +53,8 @@ func newGateway(o options, relayPort int) (*gateway, error) {
 		"MAILGATE_API_RATE_LIMIT=0",
 		"MAILGATE_RATE_PROVIDER_DEFAULTS=false",
 		"MAILGATE_LOG_LEVEL=warn",
+		"MAILGATE_WEBHOOK_ALLOW_HTTP=true",
+		"MAILGATE_WEBHOOK_ALLOWED_NETWORKS=127.0.0.0/8",
 	}
 	if o.workers > 0 {
 		g.env = append(g.env, fmt.Sprintf("MAILGATE_WORKER_CONCURRENCY=%d", o.workers))

@@ -10,7 +10,11 @@
 // "single", POST /v1/messages from -concurrency clients) runs in turn on
 // the same server. With -cpuprofile it takes a CPU profile of the server
 // during the run (MAILGATE_PPROF_LISTEN). It flushes the Redis database
-// it is given: point it at a private one.
+// it is given: point it at a private one. With -webhook it also adds a
+// webhook endpoint for every event on a receiver on 127.0.0.1 ("fast":
+// answers at once, and the run waits for every delivery, two per message,
+// queued and sent, reporting the fan-out rate; a duration such as "10s":
+// answers that late, to show mail does not wait for a slow endpoint).
 package main
 
 import (
@@ -29,10 +33,10 @@ import (
 
 // options are the command-line flags.
 type options struct {
-	bin, db, redis, algorithms, modes, out, cpuProfile, logDir, label, sink string
-	n, size, concurrency, batchConcurrency, workers, relayConns             int
-	profileSeconds                                                          int
-	timeout, profileAfter                                                   time.Duration
+	bin, db, redis, algorithms, modes, out, cpuProfile, logDir, label, sink, webhook string
+	n, size, concurrency, batchConcurrency, workers, relayConns                      int
+	profileSeconds                                                                   int
+	timeout, profileAfter                                                            time.Duration
 }
 
 func parseFlags() options {
@@ -56,6 +60,7 @@ func parseFlags() options {
 	flag.StringVar(&o.logDir, "logdir", os.TempDir(), "directory for the server's log")
 	flag.StringVar(&o.label, "label", "", "a label for the result lines (e.g. the engine)")
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up a mode after this long")
+	flag.StringVar(&o.webhook, "webhook", "", `a webhook endpoint for every event: "" none, "fast", or a receiver answering after a duration ("10s")`)
 	flag.Parse()
 	return o
 }
@@ -93,6 +98,14 @@ type result struct {
 	// batch mode.
 	AcceptP50Ms float64 `json:"accept_p50_ms"`
 	AcceptP99Ms float64 `json:"accept_p99_ms"`
+	// Webhook is the -webhook setting; HookRate the fan-out rate, webhook
+	// deliveries per second from the first POST to the last delivery
+	// ("fast" only).
+	Webhook  string  `json:"webhook,omitempty"`
+	HookRate float64 `json:"webhook_deliveries_per_second,omitempty"`
+	// HookDrain is the webhook delivery rate once the last message is at
+	// the sink, the dispatcher no longer sharing the machine with mail.
+	HookDrain float64 `json:"webhook_drain_per_second,omitempty"`
 	// Target is the issue's goal in delivered messages per second: 800
 	// with dual signing, 1,500 with Ed25519 only.
 	Target int `json:"target"`
@@ -122,7 +135,8 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	token, err := g.run("keys", "create", "--name", "bench", "--scope", "messages:send", "--scope", "domains")
+	token, err := g.run("keys", "create", "--name", "bench", "--scope", "messages:send", "--scope", "domains",
+		"--scope", "webhooks")
 	if err != nil {
 		return err
 	}
@@ -135,8 +149,24 @@ func run(ctx context.Context, o options) error {
 	if err := g.createDomain(ctx, token, "bench.example", algs); err != nil {
 		return err
 	}
+	var hooks *hookReceiver
+	if o.webhook != "" {
+		delay := time.Duration(0)
+		if o.webhook != "fast" {
+			if delay, err = time.ParseDuration(o.webhook); err != nil {
+				return fmt.Errorf("-webhook: %w", err)
+			}
+		}
+		if hooks, err = startHookReceiver(delay); err != nil {
+			return err
+		}
+		defer hooks.close()
+		if err := g.createWebhook(ctx, token, hooks); err != nil {
+			return err
+		}
+	}
 	for i, mode := range strings.Split(o.modes, ",") {
-		r, err := runMode(ctx, o, g, s, token, strings.TrimSpace(mode), i == 0 && o.cpuProfile != "")
+		r, err := runMode(ctx, o, g, s, hooks, token, strings.TrimSpace(mode), i == 0 && o.cpuProfile != "")
 		if err != nil {
 			return fmt.Errorf("mode %s: %w", mode, err)
 		}
@@ -157,7 +187,7 @@ func newSink(ctx context.Context, which string) (*sink, error) {
 
 // runMode posts n messages in one client mode and waits for the n-th at
 // the sink.
-func runMode(ctx context.Context, o options, g *gateway, s *sink, token, mode string, profile bool) (result, error) {
+func runMode(ctx context.Context, o options, g *gateway, s *sink, hooks *hookReceiver, token, mode string, profile bool) (result, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
 	before, err := g.deliveryCounts()
@@ -165,6 +195,10 @@ func runMode(ctx context.Context, o options, g *gateway, s *sink, token, mode st
 		return result{}, err
 	}
 	reached := s.expect(int64(o.n))
+	var hooksBefore int64
+	if hooks != nil {
+		hooksBefore = hooks.received.Load()
+	}
 	profErr := make(chan error, 1)
 	if profile {
 		go func() {
@@ -196,6 +230,18 @@ func runMode(ctx context.Context, o options, g *gateway, s *sink, token, mode st
 		return result{}, err
 	}
 	r := newResult(o, mode, accepted, done.Sub(start), s, before, after)
+	r.Webhook = o.webhook
+	if o.webhook == "fast" {
+		atDone := hooks.received.Load() - hooksBefore
+		last, err := hooks.waitHooks(ctx, hooksBefore+2*int64(o.n))
+		if err != nil {
+			return result{}, err
+		}
+		r.HookRate = float64(2*o.n) / last.Sub(start).Seconds()
+		if after := last.Sub(done); after > 0 {
+			r.HookDrain = float64(2*int64(o.n)-atDone) / after.Seconds()
+		}
+	}
 	r.AtAccepted = atAccepted
 	r.AcceptP50Ms, r.AcceptP99Ms = lat.quantile(0.50), lat.quantile(0.99)
 	if drain := done.Sub(start) - accepted; drain > 0 {
@@ -241,9 +287,16 @@ func report(o options, r result) error {
 	if r.WireBytes > 0 {
 		size = fmt.Sprintf("%d B/msg", r.WireBytes)
 	}
-	fmt.Printf("%-9s %-12s %-7s %6d %10.0f %11.0f %8.1f  %-26s accept p50 %.1f ms, p99 %.1f ms per POST, drain %.0f/s after accept (%d sent by then), %s, attempts %v\n",
+	hooks := ""
+	switch {
+	case r.HookRate > 0:
+		hooks = fmt.Sprintf(", webhook fan-out %.0f deliveries/s, %.0f/s once mail is done (target >= 2000/s)", r.HookRate, r.HookDrain)
+	case r.Webhook != "":
+		hooks = ", webhook receiver answering after " + r.Webhook
+	}
+	fmt.Printf("%-9s %-12s %-7s %6d %10.0f %11.0f %8.1f  %-26s accept p50 %.1f ms, p99 %.1f ms per POST, drain %.0f/s after accept (%d sent by then), %s, attempts %v%s\n",
 		r.Label, r.Algorithms, r.Mode, r.N, r.AcceptRate, r.DeliverRate, r.TotalSecs, verdict,
-		r.AcceptP50Ms, r.AcceptP99Ms, r.DrainRate, r.AtAccepted, size, r.Attempts)
+		r.AcceptP50Ms, r.AcceptP99Ms, r.DrainRate, r.AtAccepted, size, r.Attempts, hooks)
 	if o.out == "" {
 		return nil
 	}

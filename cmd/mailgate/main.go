@@ -67,7 +67,7 @@ func rootCmd() (*cobra.Command, error) {
 		noteConfig(c)
 	}
 	root.AddCommand(configured...)
-	root.AddCommand(domainsCmd(), dkimCmd(), inspectCmd(), versionCmd(), topic)
+	root.AddCommand(domainsCmd(), webhooksCmd(), dkimCmd(), inspectCmd(), versionCmd(), topic)
 	return root, nil
 }
 

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -16,6 +18,7 @@ import (
 	"github.com/mailgate/mailgate/dnscheck"
 	"github.com/mailgate/mailgate/queue"
 	"github.com/mailgate/mailgate/ratelimit"
+	"github.com/mailgate/mailgate/webhook"
 	"github.com/mailgate/mailgate/worker"
 )
 
@@ -40,7 +43,7 @@ func apiCmd() *cobra.Command {
 func workerCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "worker",
-		Short: "Run the asynq workers (send, reconciler)",
+		Short: "Run the asynq workers (send, reconciler) and the webhook dispatcher",
 		Args:  cobra.NoArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return runRoles(cmd.Context(), false, true, false) },
 	}
@@ -82,6 +85,11 @@ func runRoles(ctx context.Context, withAPI, withWorker, withPoller bool) error {
 		}
 		g.Go(func() error { return w.Run(ctx) })
 		g.Go(func() error { return a.listenDomainChanges(ctx, keys) })
+		d, err := a.webhookDispatcher()
+		if err != nil {
+			return err
+		}
+		g.Go(func() error { return d.Run(ctx) })
 	}
 	if withPoller {
 		g.Go(func() error { return a.runPoller(ctx) })
@@ -90,6 +98,10 @@ func runRoles(ctx context.Context, withAPI, withWorker, withPoller bool) error {
 }
 
 func (a *app) apiServer() (*api.Server, error) {
+	hooks, err := a.webhookClient()
+	if err != nil {
+		return nil, err
+	}
 	return api.New(api.Config{
 		Listen:               a.cfg.Listen,
 		RateLimit:            a.cfg.APIRateLimit,
@@ -109,6 +121,7 @@ func (a *app) apiServer() (*api.Server, error) {
 		Log:         a.log,
 		Ready:       []api.ReadyCheck{{Name: "redis", Check: a.pingRedis}},
 		Revocations: queue.NewRevocations(a.redis),
+		Webhooks:    hooks,
 	})
 }
 
@@ -150,6 +163,35 @@ func (a *app) listenDomainChanges(ctx context.Context, keys *worker.StoreKeys) e
 		a.log.Warn("domain change listener stopped; DKIM keys are cached for at most the TTL", "err", err)
 	}
 	return nil
+}
+
+// webhookClient is the webhook poster (and URL checker) the
+// configuration describes.
+func (a *app) webhookClient() (*webhook.Client, error) {
+	nets := make([]netip.Prefix, 0, len(a.cfg.WebhookAllowedNetworks))
+	for _, n := range a.cfg.WebhookAllowedNetworks {
+		p, err := netip.ParsePrefix(strings.TrimSpace(n))
+		if err != nil {
+			return nil, fmt.Errorf("MAILGATE_WEBHOOK_ALLOWED_NETWORKS: %w", err)
+		}
+		nets = append(nets, p)
+	}
+	return webhook.New(webhook.Config{AllowedNetworks: nets, AllowHTTP: a.cfg.WebhookAllowHTTP,
+		MaxResponseBody: 1 << 10}), nil
+}
+
+// webhookDispatcher delivers webhook events from the database.
+func (a *app) webhookDispatcher() (*worker.Dispatcher, error) {
+	client, err := a.webhookClient()
+	if err != nil {
+		return nil, err
+	}
+	metrics := worker.NewWebhookMetrics()
+	if err := metrics.Register(a.reg); err != nil {
+		return nil, err
+	}
+	return worker.NewDispatcher(worker.WebhookConfig{}, worker.WebhookDeps{Store: a.store, Client: client,
+		Opener: a.keyring, Metrics: metrics, Log: a.log}), nil
 }
 
 // runMetricsServer serves /healthz, /readyz and /metrics for the worker

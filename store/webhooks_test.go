@@ -1,0 +1,219 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func newEndpoint(t *testing.T, s *Store, url string, events, tags []string, enabled bool) WebhookEndpoint {
+	t.Helper()
+	ep, err := s.CreateWebhookEndpoint(context.Background(), WebhookEndpoint{ProjectID: DefaultProjectID, URL: url,
+		Events: events, Tags: tags, Enabled: enabled, SecretSealed: []byte("sealed")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ep
+}
+
+// claimAll claims every due delivery of ep (at most 100) at the store's
+// clock, with a one-minute lease.
+func claimAll(t *testing.T, s *Store, ep WebhookEndpoint) []ClaimedDelivery {
+	t.Helper()
+	now := s.now()
+	c, err := s.ClaimWebhookDeliveries(context.Background(), ep.ID, 100, now, now.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func claimedTypes(c []ClaimedDelivery) []string {
+	var out []string
+	for _, d := range c {
+		out = append(out, d.Event.Type+" "+d.Event.Recipient)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestWebhookFanout: every event committed, by whichever writer, gets a
+// delivery for each enabled endpoint whose type and tag filters it
+// matches; claiming leases them, and a lease that lapses makes them due
+// again with the same webhook-id.
+func TestWebhookFanout(t *testing.T) {
+	engines(t, func(t *testing.T, s *Store, clk *clock) {
+		ctx := context.Background()
+		all := newEndpoint(t, s, "https://all.example/", nil, nil, true)
+		sent := newEndpoint(t, s, "https://sent.example/", []string{EventSent}, nil, true)
+		vip := newEndpoint(t, s, "https://vip.example/", nil, []string{"vip"}, true)
+		off := newEndpoint(t, s, "https://off.example/", nil, nil, false)
+
+		plain := newMsg("m1", clk.Now(), "ann@example.org", "bob@example.org")
+		special := newMsg("m2", clk.Now(), "cat@example.org")
+		special.Tags = []string{"vip", "order"}
+		if _, err := s.CreateMessages(ctx, []NewMessage{plain, special}, nil); err != nil {
+			t.Fatal(err)
+		}
+		startedAlone(t, s, "m1")
+		record(t, s, "m1", Outcome{Position: 0, Email: "ann@example.org", Status: StatusSent, SMTPCode: 250,
+			Event: EventSent, EventData: json.RawMessage(`{"smtp_code":250}`)})
+
+		got := claimAll(t, s, all)
+		want := []string{"message.queued ann@example.org", "message.queued bob@example.org",
+			"message.queued cat@example.org", "message.sent ann@example.org"}
+		if diff := cmp.Diff(want, claimedTypes(got)); diff != "" {
+			t.Errorf("all-events endpoint (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff([]string{"message.sent ann@example.org"}, claimedTypes(claimAll(t, s, sent))); diff != "" {
+			t.Errorf("sent-only endpoint (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff([]string{"message.queued cat@example.org"}, claimedTypes(claimAll(t, s, vip))); diff != "" {
+			t.Errorf("vip endpoint (-want +got):\n%s", diff)
+		}
+		if c := claimAll(t, s, off); len(c) != 0 {
+			t.Errorf("disabled endpoint got %d deliveries", len(c))
+		}
+		// Replay catches a disabled endpoint up; the filters apply.
+		for _, tt := range []struct {
+			ep   WebhookEndpoint
+			want int
+		}{{off, 4}, {sent, 1}, {vip, 1}} {
+			n, err := s.ReplayWebhookEvents(ctx, DefaultProjectID, tt.ep.ID, clk.Now(), clk.Now().Add(time.Second))
+			if err != nil || n != tt.want {
+				t.Errorf("replay to %s: %d, %v; want %d", tt.ep.URL, n, err, tt.want)
+			}
+		}
+		if diff := cmp.Diff([]string{"message.sent ann@example.org"}, claimedTypes(claimAll(t, s, sent))); diff != "" {
+			t.Errorf("sent-only endpoint after replay (-want +got):\n%s", diff)
+		}
+
+		for _, d := range got {
+			if d.Event.Type != EventSent {
+				continue
+			}
+			data, err := d.Event.WebhookData()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var fields map[string]any
+			_ = json.Unmarshal(data, &fields)
+			wantFields := map[string]any{"message_id": "m1", "recipient": "ann@example.org", "sequence": float64(3),
+				"tags": []any{"order"}, "metadata": map[string]any{"order_id": "m1"}, "smtp_code": float64(250)}
+			if diff := cmp.Diff(wantFields, fields); diff != "" {
+				t.Errorf("data of the sent event (-want +got):\n%s", diff)
+			}
+		}
+
+		if c := claimAll(t, s, all); len(c) != 0 {
+			t.Fatalf("leased deliveries claimed again: %d", len(c))
+		}
+		clk.Advance(time.Minute)
+		again := claimAll(t, s, all)
+		ids := func(c []ClaimedDelivery) []string {
+			var out []string
+			for _, d := range c {
+				out = append(out, d.ID)
+			}
+			slices.Sort(out)
+			return out
+		}
+		if diff := cmp.Diff(ids(got), ids(again)); diff != "" {
+			t.Errorf("a lapsed lease changes the deliveries (-first +again):\n%s", diff)
+		}
+	})
+}
+
+// TestWebhookAttempts: outcomes land on the delivery and the endpoint; a
+// disabling writes the event log; retry and replay queue deliveries again.
+func TestWebhookAttempts(t *testing.T) {
+	engines(t, func(t *testing.T, s *Store, clk *clock) {
+		ctx := context.Background()
+		ep := newEndpoint(t, s, "https://hooks.example/", nil, nil, true)
+		other := newEndpoint(t, s, "https://other.example/", nil, nil, true)
+		if _, err := s.CreateMessages(ctx, []NewMessage{newMsg("m1", clk.Now(), "ann@example.org", "bob@example.org")}, nil); err != nil {
+			t.Fatal(err)
+		}
+		c := claimAll(t, s, ep)
+		if len(c) != 2 {
+			t.Fatalf("claimed %d", len(c))
+		}
+		next := clk.Now().Add(5 * time.Second)
+		attempts := []WebhookAttempt{
+			{DeliveryID: c[0].ID, EndpointID: ep.ID, Status: DeliveryDelivered, Counted: true, ResponseCode: 204,
+				Latency: 12 * time.Millisecond, At: clk.Now()},
+			{DeliveryID: c[1].ID, EndpointID: ep.ID, Status: DeliveryFailed, Counted: true, ResponseCode: 500,
+				ResponseBody: "oops", Error: "webhook endpoint answered 500", NextAttemptAt: &next, At: clk.Now()},
+		}
+		for _, a := range attempts {
+			if err := s.RecordWebhookAttempt(ctx, a); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := s.WebhookEndpoint(ctx, DefaultProjectID, ep.ID)
+		if err != nil || got.FailingSince == nil || !got.FailingSince.Equal(clk.Now()) {
+			t.Fatalf("failing since %v, %v", got.FailingSince, err)
+		}
+		failed, _, err := s.ListWebhookDeliveries(ctx, DefaultProjectID, ep.ID, WebhookDeliveryFilter{Status: DeliveryFailed})
+		if err != nil || len(failed) != 1 || failed[0].ID != c[1].ID || failed[0].Attempts != 1 ||
+			*failed[0].ResponseCode != 500 || failed[0].ResponseBody != "oops" || !failed[0].NextAttemptAt.Equal(next) {
+			t.Fatalf("failed deliveries %+v, %v", failed, err)
+		}
+
+		if _, err := s.RetryWebhookDelivery(ctx, DefaultProjectID, ep.ID, c[0].ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.RetryWebhookDelivery(ctx, DefaultProjectID, other.ID, c[0].ID); err == nil {
+			t.Error("a delivery retried through another endpoint")
+		}
+		if again := claimAll(t, s, ep); len(again) != 1 || again[0].ID != c[0].ID {
+			t.Fatalf("after retry, claimed %+v", again)
+		}
+
+		// A disabling: endpoint off with its reason, event log says so,
+		// and the project's other endpoint hears of it.
+		err = s.RecordWebhookAttempt(ctx, WebhookAttempt{DeliveryID: c[1].ID, EndpointID: ep.ID, Status: DeliveryFailed,
+			Counted: true, ResponseCode: 410, NextAttemptAt: &next, DisableReason: "the endpoint answered 410 Gone", At: clk.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ = s.WebhookEndpoint(ctx, DefaultProjectID, ep.ID)
+		if got.Enabled || got.DisabledReason != "the endpoint answered 410 Gone" {
+			t.Fatalf("endpoint %+v", got)
+		}
+		evs, _, err := s.ListEvents(ctx, DefaultProjectID, EventFilter{Type: EventWebhookDisabled})
+		if err != nil || len(evs) != 1 {
+			t.Fatalf("disabled events %+v, %v", evs, err)
+		}
+		data, _ := evs[0].WebhookData()
+		if want := `{"reason":"the endpoint answered 410 Gone","url":"https://hooks.example/","webhook_id":"` + ep.ID + `"}`; string(data) != want {
+			t.Errorf("event data %s, want %s", data, want)
+		}
+		if n := claimedTypes(claimAll(t, s, other)); !slices.Contains(n, EventWebhookDisabled+" ") {
+			t.Errorf("the other endpoint got %v", n)
+		}
+		g, err := s.WebhookGauges(ctx)
+		if err != nil || g.DisabledEndpoints != 1 {
+			t.Errorf("gauges %+v, %v", g, err)
+		}
+
+		on := true
+		if got, err = s.UpdateWebhookEndpoint(ctx, DefaultProjectID, ep.ID, WebhookEndpointPatch{Enabled: &on}); err != nil ||
+			!got.Enabled || got.DisabledReason != "" || got.FailingSince != nil {
+			t.Fatalf("enabled again: %+v, %v", got, err)
+		}
+
+		n, err := s.ReplayWebhookEvents(ctx, DefaultProjectID, ep.ID, clk.Now().Add(-time.Hour), clk.Now().Add(time.Hour))
+		if err != nil || n != 3 { // two queued events and the disabling
+			t.Fatalf("replayed %d, %v", n, err)
+		}
+		clk.Advance(time.Hour)
+		if r := claimAll(t, s, ep); len(r) != 5 { // three replays, the failed one and the lapsed lease
+			t.Fatalf("claimed after replay %d", len(r))
+		}
+	})
+}
