@@ -109,4 +109,3 @@ func (s *Store) ReleaseIdempotencyKey(ctx context.Context, keyID, key, token str
 	}
 	return nil
 }
-

@@ -56,8 +56,11 @@ type Config struct {
 	// own default (1 s) leaves most of the workers asleep under a steady
 	// stream. Default 100 ms.
 	TaskCheckInterval time.Duration
-	// IdempotencyTTL is how long Idempotency-Keys are kept. Default 24 hours.
-	IdempotencyTTL time.Duration
+	// Retention is how long the reconciler keeps messages, their content
+	// and events, inbound mail and idempotency records (retention.go).
+	// Default: every age zero, nothing deleted; cmd sets the ages
+	// MAILGATE_RETENTION_* give.
+	Retention Retention
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }
@@ -83,9 +86,6 @@ func (c Config) withDefaults() Config {
 	}
 	if c.TaskCheckInterval == 0 {
 		c.TaskCheckInterval = 100 * time.Millisecond
-	}
-	if c.IdempotencyTTL == 0 {
-		c.IdempotencyTTL = 24 * time.Hour
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -123,6 +123,8 @@ type Worker struct {
 	// start no more messages, so shutdown waits only for what is sending.
 	stopping chan struct{}
 	stopOnce sync.Once
+	// retention deletes what is past its age, run by the reconciler.
+	retention *retention
 }
 
 // errNoDelivery: this worker has no delivery configured.
@@ -135,7 +137,7 @@ func New(cfg Config, deps Deps) *Worker {
 	}
 	cfg = cfg.withDefaults()
 	return &Worker{cfg: cfg, deps: deps, slots: make(chan struct{}, cfg.Concurrency),
-		stopping: make(chan struct{})}
+		stopping: make(chan struct{}), retention: newRetention(cfg.Retention, deps.Store, cfg.Now)}
 }
 
 // Run processes tasks and reconciles until ctx is done.
@@ -207,7 +209,8 @@ func (w *Worker) reconcileLoop(ctx context.Context) {
 // queued or scheduled past the grace period (a crash between commit and
 // enqueue, or a lost Redis), or started and still sending or deferred
 // past its next attempt's due time and the grace (its task or retry lost
-// with Redis's data), and purges expired idempotency keys. Enqueue
+// with Redis's data), and deletes what is older than its retention age
+// (retention.go), logging the counts. Enqueue
 // is idempotent (task id = message id, or the batch's task id for a
 // message accepted in a batch), so a message that has its task is left
 // alone.
@@ -250,8 +253,14 @@ func (w *Worker) ReconcileOnce(ctx context.Context) error {
 			return fmt.Errorf("re-enqueue batch: %w", err)
 		}
 	}
-	if _, err := w.deps.Store.PurgeIdempotencyKeys(ctx, now.Add(-w.cfg.IdempotencyTTL)); err != nil {
-		return fmt.Errorf("purge idempotency keys: %w", err)
+	expired, err := w.retention.run(ctx)
+	if expired.any() {
+		w.deps.Log.Info("retention", "content", expired.Content, "messages", expired.Messages,
+			"message_events", expired.MessageEvents, "events", expired.Events,
+			"inbound", expired.Inbound, "idempotency", expired.Idempotency)
+	}
+	if err != nil {
+		return err
 	}
 	return w.refreshGauges(ctx)
 }

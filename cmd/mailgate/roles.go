@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/mailgate/mailgate/api"
+	"github.com/mailgate/mailgate/config"
 	"github.com/mailgate/mailgate/queue"
 	"github.com/mailgate/mailgate/ratelimit"
 	"github.com/mailgate/mailgate/worker"
@@ -129,6 +130,7 @@ func (a *app) worker(keys *worker.StoreKeys) (*worker.Worker, error) {
 	return worker.New(worker.Config{
 		Concurrency:       a.cfg.WorkerConcurrency,
 		ReconcileInterval: a.cfg.ReconcileInterval,
+		Retention:         retention(a.cfg),
 	}, worker.Deps{Store: a.store, Queue: a.queue, Redis: a.redis, Log: a.log, Deliverer: d, Metrics: metrics}), nil
 }
 
@@ -191,4 +193,10 @@ func writeHealth(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// retention is the worker's retention from the configured ages.
+func retention(cfg config.Config) worker.Retention {
+	return worker.Retention{Content: cfg.RetentionContent, Messages: cfg.RetentionMessages,
+		Events: cfg.RetentionEvents, Inbound: cfg.RetentionInbound, Idempotency: cfg.RetentionIdempotency}
 }
