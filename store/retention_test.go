@@ -292,3 +292,51 @@ func TestExpireIdempotencyKeysInBatches(t *testing.T) {
 		}
 	})
 }
+
+// TestExpireTwoAtOnce: two cleanups at once (two workers) delete every
+// old message exactly once between them and neither fails.
+func TestExpireTwoAtOnce(t *testing.T) {
+	engines(t, func(t *testing.T, s *Store, clk *clock) {
+		ctx := context.Background()
+		var msgs []NewMessage
+		for i := range 40 {
+			m := newMsg(fmt.Sprintf("01900000-0000-7000-8000-%012d", 100+i), clk.Now(), "a@x.example")
+			m.Recipients[0].Status = StatusSuppressed
+			msgs = append(msgs, m)
+		}
+		if _, err := s.CreateMessages(ctx, msgs, nil); err != nil {
+			t.Fatal(err)
+		}
+		clk.Advance(time.Hour)
+		type result struct {
+			n   int64
+			err error
+		}
+		results := make(chan result, 2)
+		for range 2 {
+			go func() {
+				var r result
+				for {
+					got, err := s.ExpireMessages(ctx, StatusSuppressed, clk.Now(), 3)
+					r.n += got.Messages
+					if err != nil || got.Messages < 3 {
+						r.err = err
+						break
+					}
+				}
+				results <- r
+			}()
+		}
+		var total int64
+		for range 2 {
+			r := <-results
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			total += r.n
+		}
+		if left := count(t, s, `SELECT count(*) FROM messages`); total != 40 || left != 0 {
+			t.Fatalf("deleted %d between them, %d left; want 40 and 0", total, left)
+		}
+	})
+}
