@@ -137,7 +137,7 @@ func (s *Store) ExpireMessages(ctx context.Context, status string, before time.T
 // message whose payload is already gone. The zero value starts at the
 // oldest message.
 type ContentCursor struct {
-	CreatedAt int64
+	CreatedAt time.Time
 	ID        string
 }
 
@@ -153,16 +153,18 @@ func (s *Store) ExpireContent(ctx context.Context, status string, before time.Ti
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT id, created_at FROM messages
 			WHERE status = $1 AND created_at < $2 AND created_at >= $3 AND (created_at > $3 OR id > $4)
-			ORDER BY created_at, id LIMIT $5`, status, micros(before), cursor.CreatedAt, cursor.ID, limit)
+			ORDER BY created_at, id LIMIT $5`, status, micros(before), micros(cursor.CreatedAt), cursor.ID, limit)
 		if err != nil {
 			return err
 		}
 		var args []any
 		for rows.Next() {
-			if err := rows.Scan(&next.ID, &next.CreatedAt); err != nil {
+			var created int64
+			if err := rows.Scan(&next.ID, &created); err != nil {
 				rows.Close()
 				return err
 			}
+			next.CreatedAt = fromMicros(created)
 			args = append(args, next.ID)
 		}
 		if err := rows.Close(); err != nil {

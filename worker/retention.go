@@ -33,10 +33,12 @@ type Retention struct {
 	// BatchSize is how many rows one batch (one transaction) deletes.
 	// Default 1000.
 	BatchSize int
-	// MaxBatches bounds the batches of each kind one reconciler pass runs,
-	// so that a large backlog (retention turned on over a full database)
-	// is worked off over several passes and the reconciler's other work
-	// goes on. Default 100.
+	// MaxBatches bounds the batches one reconciler pass runs after a full
+	// one, in all kinds together (each kind, and each final status of
+	// messages and content, also gets one batch a pass), so that a large
+	// backlog (retention turned on over a full database) is worked off
+	// over several passes and the reconciler's other work goes on.
+	// Default 100.
 	MaxBatches int
 }
 
@@ -61,8 +63,8 @@ type Expired struct {
 	Inbound, Idempotency int64
 }
 
-// any reports whether anything was deleted.
-func (e Expired) any() bool { return e != Expired{} }
+// empty reports that nothing was deleted.
+func (e Expired) empty() bool { return e == Expired{} }
 
 // retention runs the retention passes of one worker. Each batch is its
 // own short transaction; between two batches it waits as long as the
@@ -84,91 +86,90 @@ func newRetention(cfg Retention, st *store.Store, now func() time.Time) *retenti
 	return &retention{cfg: cfg.withDefaults(), store: st, now: now, content: map[string]store.ContentCursor{}}
 }
 
-// run deletes what is older than its age, kind by kind, each in up to
-// MaxBatches batches.
+// run deletes what is older than its age, kind by kind (the small ones,
+// idempotency records and inbound mail, first), within MaxBatches.
 func (r *retention) run(ctx context.Context) (Expired, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out Expired
 	now := r.now()
 	cutoff := func(age time.Duration) time.Time { return now.Add(-age) }
-	if age := r.cfg.Messages; age > 0 {
-		for _, st := range store.FinalStatuses {
-			err := r.batches(ctx, func() (bool, error) {
-				got, err := r.store.ExpireMessages(ctx, st, cutoff(age), r.cfg.BatchSize)
+	budget := r.cfg.MaxBatches
+	size := r.cfg.BatchSize
+	var steps []func() (bool, error)
+	if age := r.cfg.Idempotency; age > 0 {
+		steps = append(steps, func() (bool, error) {
+			n, err := r.store.ExpireIdempotencyKeys(ctx, cutoff(age), size)
+			out.Idempotency += n
+			return n < int64(size), err
+		})
+	}
+	if age := r.cfg.Inbound; age > 0 {
+		steps = append(steps, func() (bool, error) {
+			n, err := r.store.ExpireInbound(ctx, cutoff(age), size)
+			out.Inbound += n
+			return n < int64(size), err
+		})
+	}
+	for _, st := range store.FinalStatuses {
+		if age := r.cfg.Messages; age > 0 {
+			steps = append(steps, func() (bool, error) {
+				got, err := r.store.ExpireMessages(ctx, st, cutoff(age), size)
 				out.Messages += got.Messages
 				out.MessageEvents += got.Events
-				return got.Messages < int64(r.cfg.BatchSize), err
+				return got.Messages < int64(size), err
 			})
-			if err != nil {
-				return out, err
-			}
 		}
 	}
-	if age := r.cfg.Content; age > 0 {
-		for _, st := range store.FinalStatuses {
-			err := r.batches(ctx, func() (bool, error) {
-				n, seen, next, err := r.store.ExpireContent(ctx, st, cutoff(age), r.content[st], r.cfg.BatchSize)
+	for _, st := range store.FinalStatuses {
+		if age := r.cfg.Content; age > 0 {
+			steps = append(steps, func() (bool, error) {
+				from := r.content[st]
+				// Messages past their own age are the messages step's.
+				if m := r.cfg.Messages; m > 0 && from.CreatedAt.Before(cutoff(m)) {
+					from = store.ContentCursor{CreatedAt: cutoff(m)}
+				}
+				n, seen, next, err := r.store.ExpireContent(ctx, st, cutoff(age), from, size)
 				out.Content += n
 				r.content[st] = next
-				return seen < r.cfg.BatchSize, err
+				return seen < size, err
 			})
-			if err != nil {
-				return out, err
-			}
 		}
 	}
 	if age := r.cfg.Events; age > 0 {
-		err := r.batches(ctx, func() (bool, error) {
-			n, done, err := r.store.ExpireEvents(ctx, cutoff(age), r.cfg.BatchSize)
+		steps = append(steps, func() (bool, error) {
+			n, done, err := r.store.ExpireEvents(ctx, cutoff(age), size)
 			out.Events += n
 			return done, err
 		})
-		if err != nil {
-			return out, err
-		}
 	}
-	if age := r.cfg.Inbound; age > 0 {
-		err := r.batches(ctx, func() (bool, error) {
-			n, err := r.store.ExpireInbound(ctx, cutoff(age), r.cfg.BatchSize)
-			out.Inbound += n
-			return n < int64(r.cfg.BatchSize), err
-		})
-		if err != nil {
-			return out, err
-		}
-	}
-	if age := r.cfg.Idempotency; age > 0 {
-		err := r.batches(ctx, func() (bool, error) {
-			n, err := r.store.ExpireIdempotencyKeys(ctx, cutoff(age), r.cfg.BatchSize)
-			out.Idempotency += n
-			return n < int64(r.cfg.BatchSize), err
-		})
-		if err != nil {
+	for _, step := range steps {
+		if err := r.batches(ctx, &budget, step); err != nil {
 			return out, err
 		}
 	}
 	return out, nil
 }
 
-// batches runs batch until it reports done, fails or has run MaxBatches
-// times, pausing between two batches as long as the last one took (by
-// the injected clock).
-func (r *retention) batches(ctx context.Context, batch func() (done bool, err error)) error {
-	for i := 0; i < r.cfg.MaxBatches; i++ {
+// batches runs batch until it reports done or fails. Each batch that is
+// not the last (it came back full) counts off budget and is followed by a
+// pause as long as it took (by the injected clock); once budget is spent
+// each kind gets one batch a pass, so no kind waits for another's backlog.
+func (r *retention) batches(ctx context.Context, budget *int, batch func() (done bool, err error)) error {
+	for {
 		start := r.now()
 		done, err := batch()
 		if err != nil {
 			return fmt.Errorf("retention: %w", err)
 		}
-		if done {
+		if done || *budget <= 0 {
 			return nil
 		}
+		*budget--
 		if err := pause(ctx, r.now().Sub(start)); err != nil {
 			return err
 		}
 	}
-	return nil
 }
 
 // pause waits d, or until ctx is done.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -134,4 +135,45 @@ func retentionLog(t *testing.T, logs string) map[string]int64 {
 		t.Fatalf("no retention line logged:\n%s", logs)
 	}
 	return found
+}
+
+// TestRetentionBudget: a pass runs at most MaxBatches batches after a full
+// one, so a backlog is worked off over several passes: five old messages
+// in batches of two, with one batch after a full one a pass, go in two
+// passes, four then one.
+func TestRetentionBudget(t *testing.T) {
+	for dialect, url := range testsvc.DatabaseURLs(t) {
+		t.Run(dialect, func(t *testing.T) {
+			ctx := context.Background()
+			st, err := store.Open(ctx, store.Config{URL: url})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { st.Close() })
+			if err := st.MigrateUp(ctx); err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now().UTC()
+			for i := range 5 {
+				m := newMessage(fmt.Sprintf("01900000-0000-7000-8000-0000000002%02d", i), start, nil, store.StatusSuppressed)
+				if _, err := st.CreateMessages(ctx, []store.NewMessage{m}, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			now := start.Add(48 * time.Hour)
+			r := newRetention(Retention{Messages: 24 * time.Hour, Idempotency: 24 * time.Hour, BatchSize: 2, MaxBatches: 1},
+				st, func() time.Time { return now })
+			var got []int64
+			for range 4 {
+				e, err := r.run(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, e.Messages)
+			}
+			if want := []int64{4, 1, 0, 0}; !slices.Equal(got, want) {
+				t.Fatalf("messages deleted per pass %v, want %v", got, want)
+			}
+		})
+	}
 }

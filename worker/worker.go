@@ -1,7 +1,8 @@
 // Package worker runs mailgate's background work on asynq: the send task
 // (deliver one message), the batch send task (first attempts at a batch
 // request's messages, batch.go) and the reconciler that heals the gap between a
-// database commit and its enqueue. The handler's return value is the retry
+// database commit and its enqueue and deletes what is past its retention
+// age (retention.go). The handler's return value is the retry
 // protocol: nil is done, a plain error retries on the schedule,
 // asynq.SkipRetry ends the task, and a rate-limit wait is rescheduled
 // without counting as a failure.
@@ -254,7 +255,7 @@ func (w *Worker) ReconcileOnce(ctx context.Context) error {
 		}
 	}
 	expired, err := w.retention.run(ctx)
-	if expired.any() {
+	if !expired.empty() {
 		w.deps.Log.Info("retention", "content", expired.Content, "messages", expired.Messages,
 			"message_events", expired.MessageEvents, "events", expired.Events,
 			"inbound", expired.Inbound, "idempotency", expired.Idempotency)
