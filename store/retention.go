@@ -34,8 +34,10 @@ var FinalStatuses = []string{StatusSent, StatusFailed, StatusBounced, StatusComp
 // eventDependents are the statements, run in order before events are
 // deleted, that delete the rows referencing those events; %s is a
 // subquery of the event ids going. A table that references events(id)
-// without ON DELETE CASCADE is added here (for example a webhook delivery
-// log: "DELETE FROM webhook_deliveries WHERE event_id IN (%s)").
+// with ON DELETE CASCADE needs none (its rows go with their event, through
+// an index on the referencing column); one without it is added here, as
+// "DELETE FROM t WHERE event_id IN (%s)". Events are deleted only through
+// deleteEventsWhere, so this is the one place.
 var eventDependents = []string{}
 
 // lockRows is what a batch's SELECT ends with on the dialect: on
