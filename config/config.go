@@ -92,7 +92,25 @@ type Config struct {
 	RateProviderDefaults bool `env:"MAILGATE_RATE_PROVIDER_DEFAULTS" envDefault:"true" help:"apply the built-in limits of big mailbox providers to their domains"`
 	// SoftBounceLimit is how many soft bounces in a row suppress an address.
 	SoftBounceLimit int `env:"MAILGATE_SOFT_BOUNCE_LIMIT" envDefault:"3" help:"soft bounces in a row before an address is suppressed"`
+	// RetentionContent is the age after which a final message's stored
+	// content (request, text, HTML) is deleted; 0 keeps it.
+	RetentionContent time.Duration `env:"MAILGATE_RETENTION_CONTENT" envDefault:"1080h" help:"age (1080h = 45 days) after which the stored content (request, text, HTML) of a sent, failed, bounced, complained, suppressed, cancelled or partial message is deleted; the message, its recipients and events stay until MAILGATE_RETENTION_MESSAGES. 0 keeps it"`
+	// RetentionMessages is the age after which a final message is deleted
+	// with its recipients and events; 0 keeps it.
+	RetentionMessages time.Duration `env:"MAILGATE_RETENTION_MESSAGES" envDefault:"2160h" help:"age (2160h = 90 days) after which a message in a final status is deleted with its recipients, tags, content and events; queued, scheduled, sending and deferred messages are never deleted. 0 keeps them"`
+	// RetentionEvents is the age after which an event is deleted; 0 keeps it.
+	RetentionEvents time.Duration `env:"MAILGATE_RETENTION_EVENTS" envDefault:"2160h" help:"age (2160h = 90 days) after which an event of the event log is deleted, also one whose message is still kept. 0 keeps them"`
+	// RetentionInbound is the age after which inbound mail is deleted; 0
+	// keeps it.
+	RetentionInbound time.Duration `env:"MAILGATE_RETENTION_INBOUND" envDefault:"1080h" help:"age (1080h = 45 days) after which inbound mail (the report summary and raw head) is deleted; a POP3 mailbox without delete=true would then be read again. 0 keeps it"`
+	// RetentionIdempotency is the age after which idempotency records are
+	// deleted; 0 keeps them, else at least 24h (a key is honoured 24 hours).
+	RetentionIdempotency time.Duration `env:"MAILGATE_RETENTION_IDEMPOTENCY" envDefault:"24h" help:"age after which Idempotency-Key records are deleted: at least 24h, the time a key is honoured. 0 keeps them. Suppressions are never deleted"`
 }
+
+// idempotencyHonoured is how long an Idempotency-Key is honoured
+// (store.IdempotencyTTL); its records must be kept at least that long.
+const idempotencyHonoured = 24 * time.Hour
 
 // ConfigFileVar names the optional KEY=VALUE file Load reads first.
 const ConfigFileVar = "MAILGATE_CONFIG_FILE"
@@ -246,6 +264,19 @@ func (c Config) Check() error {
 	}
 	if c.DomainRecheckInterval < 0 {
 		return fmt.Errorf("%w: MAILGATE_DOMAIN_RECHECK_INTERVAL must be ≥ 0", ErrInvalid)
+	}
+	for _, r := range []struct {
+		name string
+		age  time.Duration
+	}{{"MAILGATE_RETENTION_CONTENT", c.RetentionContent}, {"MAILGATE_RETENTION_MESSAGES", c.RetentionMessages},
+		{"MAILGATE_RETENTION_EVENTS", c.RetentionEvents}, {"MAILGATE_RETENTION_INBOUND", c.RetentionInbound},
+		{"MAILGATE_RETENTION_IDEMPOTENCY", c.RetentionIdempotency}} {
+		if r.age < 0 {
+			return fmt.Errorf("%w: %s must be ≥ 0", ErrInvalid, r.name)
+		}
+	}
+	if c.RetentionIdempotency > 0 && c.RetentionIdempotency < idempotencyHonoured {
+		return fmt.Errorf("%w: MAILGATE_RETENTION_IDEMPOTENCY must be 0 or at least 24h, the time a key is honoured", ErrInvalid)
 	}
 	if c.APIRateLimit < 0 {
 		return fmt.Errorf("%w: MAILGATE_API_RATE_LIMIT must be ≥ 0", ErrInvalid)

@@ -17,7 +17,10 @@ func TestLoadDefaults(t *testing.T) {
 	}
 	if c.DatabaseURL != "sqlite:./data/mailgate.db" || c.Listen != "127.0.0.1:8080" || c.APIRateLimit != 500 ||
 		c.Env != "development" || !c.AutoMigrate || c.RetryBase != time.Minute || c.MaxQueueAge != 72*time.Hour ||
-		c.DomainRecheckInterval != 24*time.Hour {
+		c.DomainRecheckInterval != 24*time.Hour ||
+		c.RetentionContent != 45*24*time.Hour || c.RetentionMessages != 90*24*time.Hour ||
+		c.RetentionEvents != 90*24*time.Hour || c.RetentionInbound != 45*24*time.Hour ||
+		c.RetentionIdempotency != 24*time.Hour {
 		t.Fatalf("defaults wrong: %+v", c)
 	}
 }
@@ -59,6 +62,10 @@ func TestCheckRefuses(t *testing.T) {
 		{"negative rate", []string{"MAILGATE_API_RATE_LIMIT=-1"}, "RATE_LIMIT"},
 		{"negative re-check interval", []string{"MAILGATE_DOMAIN_RECHECK_INTERVAL=-1h"}, "MAILGATE_DOMAIN_RECHECK_INTERVAL"},
 		{"not a number", []string{"MAILGATE_API_RATE_LIMIT=many"}, "MAILGATE_API_RATE_LIMIT"},
+		{"negative retention", []string{"MAILGATE_RETENTION_EVENTS=-1h"}, "MAILGATE_RETENTION_EVENTS"},
+		{"retention not a duration", []string{"MAILGATE_RETENTION_CONTENT=45d"}, "MAILGATE_RETENTION_CONTENT"},
+		{"idempotency records kept less than honoured", []string{"MAILGATE_RETENTION_IDEMPOTENCY=1h"},
+			"MAILGATE_RETENTION_IDEMPOTENCY"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -95,5 +102,18 @@ func TestSettingsDescribeEveryField(t *testing.T) {
 	}
 	if n := reflect.TypeOf(Config{}).NumField(); len(settings) != n+1 {
 		t.Errorf("%d settings for %d Config fields and the config file", len(settings), n)
+	}
+}
+
+// TestRetentionZeroKeeps: 0 turns each kind of retention off.
+func TestRetentionZeroKeeps(t *testing.T) {
+	c, err := Load([]string{"MAILGATE_RETENTION_CONTENT=0", "MAILGATE_RETENTION_MESSAGES=0", "MAILGATE_RETENTION_EVENTS=0",
+		"MAILGATE_RETENTION_INBOUND=0", "MAILGATE_RETENTION_IDEMPOTENCY=0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.RetentionContent != 0 || c.RetentionMessages != 0 || c.RetentionEvents != 0 || c.RetentionInbound != 0 ||
+		c.RetentionIdempotency != 0 {
+		t.Fatalf("retention ages %+v, want all 0", c)
 	}
 }

@@ -10,7 +10,7 @@ import (
 )
 
 // IdempotencyTTL is how long an Idempotency-Key is remembered; older rows
-// count as absent and PurgeIdempotencyKeys may delete them.
+// count as absent and ExpireIdempotencyKeys may delete them.
 const IdempotencyTTL = 24 * time.Hour
 
 // Idempotency row states.
@@ -108,18 +108,4 @@ func (s *Store) ReleaseIdempotencyKey(ctx context.Context, keyID, key, token str
 		return fmt.Errorf("release idempotency key: %w", err)
 	}
 	return nil
-}
-
-// PurgeIdempotencyKeys deletes keys created before before and returns how
-// many went.
-func (s *Store) PurgeIdempotencyKeys(ctx context.Context, before time.Time) (int64, error) {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE created_at < $1`, micros(before))
-	if err != nil {
-		return 0, fmt.Errorf("purge idempotency keys: %w", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, fmt.Errorf("purge idempotency keys: %w", err)
-	}
-	return n, nil
 }

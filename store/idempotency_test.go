@@ -74,9 +74,9 @@ func TestIdempotencyKeys(t *testing.T) {
 
 		clk.Advance(IdempotencyTTL)
 		c.check("expired done key is absent", IdempotencyState{Fresh: true}, c.claim("a", "h4"))
-		n, err := s.PurgeIdempotencyKeys(ctx, clk.Now().Add(-time.Second))
+		n, err := s.ExpireIdempotencyKeys(ctx, clk.Now().Add(-time.Second), 1000)
 		if err != nil || n != 2 {
-			t.Errorf("purge = %d, %v; want 2 (k1/b, k2/a)", n, err)
+			t.Errorf("expire = %d, %v; want 2 (k1/b, k2/a)", n, err)
 		}
 		c.check("purge keeps newer keys", IdempotencyState{InFlight: true, RequestHash: []byte("h4")}, c.claim("a", "h5"))
 	})

@@ -1,8 +1,9 @@
 // Package worker runs mailgate's background work on asynq: the send task
 // (deliver one message), the batch send task (first attempts at a batch
 // request's messages, batch.go), the reconciler that heals the gap between a
-// database commit and its enqueue, and the periodic re-check of verified
-// sender domains' DKIM records (domaincheck.go). The handler's return value is the retry
+// database commit and its enqueue and deletes what is past its retention
+// age (retention.go), and the periodic re-check of verified sender domains'
+// DKIM records (domaincheck.go). The handler's return value is the retry
 // protocol: nil is done, a plain error retries on the schedule,
 // asynq.SkipRetry ends the task, and a rate-limit wait is rescheduled
 // without counting as a failure.
@@ -58,8 +59,6 @@ type Config struct {
 	// own default (1 s) leaves most of the workers asleep under a steady
 	// stream. Default 100 ms.
 	TaskCheckInterval time.Duration
-	// IdempotencyTTL is how long Idempotency-Keys are kept. Default 24 hours.
-	IdempotencyTTL time.Duration
 	// DomainRecheckInterval is how long after its last check a verified
 	// (or failed) sender domain's DKIM record is looked up again
 	// (domaincheck.go). Zero turns the re-check off; cmd passes
@@ -70,6 +69,11 @@ type Config struct {
 	DomainRecheckPoll time.Duration
 	// DomainRecheckBatch bounds the domains one pass looks for. Default 100.
 	DomainRecheckBatch int
+	// Retention is how long the reconciler keeps messages, their content
+	// and events, inbound mail and idempotency records (retention.go).
+	// Default: every age zero, nothing deleted; cmd sets the ages
+	// MAILGATE_RETENTION_* give.
+	Retention Retention
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }
@@ -95,9 +99,6 @@ func (c Config) withDefaults() Config {
 	}
 	if c.TaskCheckInterval == 0 {
 		c.TaskCheckInterval = 100 * time.Millisecond
-	}
-	if c.IdempotencyTTL == 0 {
-		c.IdempotencyTTL = 24 * time.Hour
 	}
 	if c.DomainRecheckPoll == 0 {
 		c.DomainRecheckPoll = time.Minute
@@ -151,6 +152,8 @@ type Worker struct {
 	stopOnce sync.Once
 	// resolver is Deps.Resolver or the system resolver.
 	resolver dnscheck.Resolver
+	// retention deletes what is past its age, run by the reconciler.
+	retention *retention
 }
 
 // errNoDelivery: this worker has no delivery configured.
@@ -163,7 +166,8 @@ func New(cfg Config, deps Deps) *Worker {
 	}
 	cfg = cfg.withDefaults()
 	w := &Worker{cfg: cfg, deps: deps, slots: make(chan struct{}, cfg.Concurrency),
-		stopping: make(chan struct{}), resolver: deps.Resolver}
+		stopping: make(chan struct{}), resolver: deps.Resolver,
+		retention: newRetention(cfg.Retention, deps.Store, cfg.Now)}
 	if w.resolver == nil {
 		w.resolver = dnscheck.NewResolver("")
 	}
@@ -245,7 +249,8 @@ func (w *Worker) reconcileLoop(ctx context.Context) {
 // queued or scheduled past the grace period (a crash between commit and
 // enqueue, or a lost Redis), or started and still sending or deferred
 // past its next attempt's due time and the grace (its task or retry lost
-// with Redis's data), and purges expired idempotency keys. Enqueue
+// with Redis's data), and deletes what is older than its retention age
+// (retention.go), logging the counts. Enqueue
 // is idempotent (task id = message id, or the batch's task id for a
 // message accepted in a batch), so a message that has its task is left
 // alone.
@@ -288,8 +293,14 @@ func (w *Worker) ReconcileOnce(ctx context.Context) error {
 			return fmt.Errorf("re-enqueue batch: %w", err)
 		}
 	}
-	if _, err := w.deps.Store.PurgeIdempotencyKeys(ctx, now.Add(-w.cfg.IdempotencyTTL)); err != nil {
-		return fmt.Errorf("purge idempotency keys: %w", err)
+	expired, err := w.retention.run(ctx)
+	if !expired.empty() {
+		w.deps.Log.Info("retention", "content", expired.Content, "messages", expired.Messages,
+			"message_events", expired.MessageEvents, "events", expired.Events,
+			"inbound", expired.Inbound, "idempotency", expired.Idempotency)
+	}
+	if err != nil {
+		return err
 	}
 	return w.refreshGauges(ctx)
 }

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/mailgate/mailgate/api"
+	"github.com/mailgate/mailgate/config"
 	"github.com/mailgate/mailgate/dnscheck"
 	"github.com/mailgate/mailgate/queue"
 	"github.com/mailgate/mailgate/ratelimit"
@@ -146,6 +147,7 @@ func (a *app) worker(keys *worker.StoreKeys) (*worker.Worker, error) {
 		ReconcileInterval:     a.cfg.ReconcileInterval,
 		ReconcileGrace:        a.cfg.ReconcileGrace,
 		DomainRecheckInterval: a.cfg.DomainRecheckInterval,
+		Retention:             retention(a.cfg),
 	}, worker.Deps{Store: a.store, Queue: a.queue, Redis: a.redis, Log: a.log, Deliverer: d, Metrics: metrics,
 		Resolver: dnscheck.NewResolver(a.cfg.DNSServer), Publisher: queue.NewRevocations(a.redis)}), nil
 }
@@ -238,4 +240,10 @@ func writeHealth(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// retention is the worker's retention from the configured ages.
+func retention(cfg config.Config) worker.Retention {
+	return worker.Retention{Content: cfg.RetentionContent, Messages: cfg.RetentionMessages,
+		Events: cfg.RetentionEvents, Inbound: cfg.RetentionInbound, Idempotency: cfg.RetentionIdempotency}
 }
