@@ -81,7 +81,8 @@ type Result struct {
 	// for a phrase of the built-in table found in the diagnostic or the
 	// notice text, "status:X.Y.Z" for the status code, "command:mail",
 	// "command:helo", "action:delayed", "action:delivered",
-	// "reply-code:syntax", "local-mailer", "recipient:googlegroups", "arf",
+	// "reply-code:syntax", "local-mailer", "recipient:googlegroups",
+	// "ses:SUBTYPE" (an Amazon SES bounce subtype), "arf",
 	// "auto-reply", "fallback:onhold", "fallback:undefined", or an
 	// operator rule's id ("operator:LINE" unless the file names it).
 	Rule string `json:"rule,omitempty"`

@@ -12,6 +12,7 @@ type sesNotification struct {
 	EventType        string `json:"eventType"`
 	Bounce           struct {
 		BounceType        string `json:"bounceType"`
+		BounceSubType     string `json:"bounceSubType"`
 		ReportingMTA      string `json:"reportingMTA"`
 		BouncedRecipients []struct {
 			EmailAddress   string `json:"emailAddress"`
@@ -139,8 +140,30 @@ func sesBounce(n sesNotification, r *Report) bool {
 			x.Action = "failed"
 		}
 		finishResult(&x, "")
+		if x.Reason == ReasonUndefined || x.Reason == ReasonOnHold {
+			sesSubType(&x, n.Bounce.BounceSubType)
+		}
 		r.Results = append(r.Results, x)
 	}
 	r.Kind = kindOf(r.Results)
 	return len(r.Results) > 0
+}
+
+// sesSubTypeReasons maps the bounce subtypes of Amazon SES's notification
+// contents (bounceType Permanent or Transient) that name a cause to
+// reasons. General and Undetermined name none.
+var sesSubTypeReasons = map[string]string{
+	"NoEmail": ReasonUserUnknown, "Suppressed": ReasonUserUnknown, "OnAccountSuppressionList": ReasonUserUnknown,
+	"MailboxFull": ReasonMailboxFull, "MessageTooLarge": ReasonMesgTooBig, "ContentRejected": ReasonContentError,
+}
+
+// sesSubType decides a result that neither the status nor the diagnostic
+// explained from SES's bounce subtype, SES having read the remote answer.
+func sesSubType(x *Result, subType string) {
+	reason, ok := sesSubTypeReasons[subType]
+	if !ok {
+		return
+	}
+	x.Reason, x.Rule = reason, "ses:"+subType
+	x.Hard = IsHard(x.Reason, x.Status)
 }
