@@ -31,6 +31,16 @@ type sesNotification struct {
 		Recipients   []string `json:"recipients"`
 		SMTPResponse string   `json:"smtpResponse"`
 	} `json:"delivery"`
+	Mail struct {
+		Source  string `json:"source"`
+		Headers []struct {
+			Name  string `json:"name"`
+			Value string `json:"value"`
+		} `json:"headers"`
+		CommonHeaders struct {
+			MessageID string `json:"messageId"`
+		} `json:"commonHeaders"`
+	} `json:"mail"`
 	DeliveryDelay struct {
 		DelayType         string `json:"delayType"`
 		DelayedRecipients []struct {
@@ -58,6 +68,7 @@ func classifySES(m *msg, r *Report) bool {
 	if !ok {
 		return false
 	}
+	sesRefs(n, &r.Refs)
 	typ := n.NotificationType
 	if typ == "" {
 		typ = n.EventType
@@ -166,4 +177,26 @@ func sesSubType(x *Result, subType string) {
 	}
 	x.Reason, x.Rule = reason, "ses:"+subType
 	x.Hard = IsHard(x.Reason, x.Status)
+}
+
+// sesRefs fills what the report points at from the notification's "mail"
+// object, where the headers of the report itself name nothing: the VERP
+// token of the envelope sender ("source", the MAIL FROM of the original),
+// and the original's X-Mailgate-ID and Message-ID (from "headers", else
+// "commonHeaders").
+func sesRefs(n sesNotification, refs *Refs) {
+	if refs.VERPToken == "" {
+		refs.VERPToken = verpFrom(n.Mail.Source)
+	}
+	for _, h := range n.Mail.Headers {
+		switch {
+		case refs.MailgateID == "" && strings.EqualFold(h.Name, "X-Mailgate-ID"):
+			refs.MailgateID = strings.TrimSpace(h.Value)
+		case refs.OriginalMessageID == "" && strings.EqualFold(h.Name, "Message-ID"):
+			refs.OriginalMessageID = firstMsgID(h.Value)
+		}
+	}
+	if refs.OriginalMessageID == "" {
+		refs.OriginalMessageID = firstMsgID(n.Mail.CommonHeaders.MessageID)
+	}
 }
