@@ -163,6 +163,37 @@ func TestOperatorBounceRule(t *testing.T) {
 	})
 }
 
+// TestSESNotificationByMail: an Amazon SES bounce notification delivered
+// as mail by an SNS email subscription (JSON then SNS's footer) is tied to
+// its message by the VERP token of its mail.source and acts as a DSN would.
+func TestSESNotificationByMail(t *testing.T) {
+	engines(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		src := newFakeSource("bounces")
+		p := e.poller(Config{}, src)
+		id := e.sentMessage("ann@example.org", "bob@example.net")
+		msg := Message{ID: id, Raw: e.fixture("ses-bounce", id, 1, "bob@example.net")}
+		if _, err := p.Process(ctx, "bounces", msg); err != nil {
+			t.Fatal(err)
+		}
+		want := []string{`message.bounced bob@example.net {"type":"hard","reason":"userunknown","status":"5.1.1",` +
+			`"diagnostic":"550 5.1.1 bob@example.net: Recipient address rejected: User unknown",` +
+			`"reply_code":550,"rule":"status:5.1.1","authenticated":true}`}
+		if diff := cmp.Diff(want, e.events(id)); diff != "" {
+			t.Errorf("events (-want +got):\n%s", diff)
+		}
+		if got := e.recipientStatus(id, 1); got != store.StatusBounced {
+			t.Errorf("recipient 1 status %q, want bounced", got)
+		}
+		if got := e.recipientStatus(id, 0); got != store.StatusSent {
+			t.Errorf("recipient 0 status %q, want sent", got)
+		}
+		if got := e.suppression("bob@example.net"); got != store.ReasonHardBounce {
+			t.Errorf("suppression %q, want hard_bounce", got)
+		}
+	})
+}
+
 func TestSoftBouncesSuppressAfterLimit(t *testing.T) {
 	engines(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
