@@ -69,5 +69,5 @@ func arfValues(body []byte, name string) []string {
 
 // feedbackResult is the result for one complaining recipient.
 func feedbackResult(rcpt string) Result {
-	return Result{Recipient: rcpt, Reason: ReasonFeedback}
+	return Result{Recipient: rcpt, Reason: ReasonFeedback, Rule: "arf"}
 }

@@ -35,7 +35,7 @@ func classifyAutoReply(m *msg, r *Report) bool {
 	}
 	r.Kind = KindAutoReply
 	from := headerAddress(m.h.Get("From"))
-	r.Results = append(r.Results, Result{Recipient: from, Reason: ReasonVacation})
+	r.Results = append(r.Results, Result{Recipient: from, Reason: ReasonVacation, Rule: "auto-reply"})
 	r.Reply = &Reply{From: from, Subject: m.get("Subject"), Text: m.replyText()}
 	return true
 }

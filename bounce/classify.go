@@ -71,7 +71,7 @@ func markMailerError(x *Result) {
 	if x.Reason == ReasonDelivered || matchAny(strings.ToLower(x.Diagnostic), ReasonMailboxFull, ReasonMesgTooBig, ReasonExceedLimit, ReasonSystemFull) {
 		return
 	}
-	x.Reason = ReasonMailerError
+	x.Reason, x.Rule = ReasonMailerError, "local-mailer"
 	x.Hard = IsHard(x.Reason, x.Status)
 }
 
@@ -109,13 +109,13 @@ func finishResult(x *Result, notice string) {
 	}
 	switch x.Action {
 	case "delivered", "relayed", "expanded":
-		x.Reason = ReasonDelivered
+		x.Reason, x.Rule = ReasonDelivered, "action:delivered"
 		if x.Status == "" {
 			x.Status = "2.0.0"
 		}
 		return
 	}
-	x.Reason = reasonOf(x, notice)
+	x.Reason, x.Rule = reasonOf(x, notice)
 	if x.Status == "" {
 		x.Status = pseudoStatus(x, notice)
 	}

@@ -290,3 +290,39 @@ func TestCorpusVERPTokens(t *testing.T) {
 		}
 	}
 }
+
+// TestCorpusByFamily reports the corpus scores per MTA family (the labels'
+// module column), one fold per family: the rules are code, not a model, so
+// leaving a family out means reading its fold's figures, which show how
+// the rules written for the other families carry over. The corpus minimums
+// of TestCorpusAccuracy stay the regression gate; here every family with
+// at least one bounce row must keep a kind score above one half, so a
+// family the rules no longer read at all fails.
+func TestCorpusByFamily(t *testing.T) {
+	order, byFile := readLabels(t)
+	tl := tally{}
+	for _, name := range order {
+		scoreFile(t, tl, name, byFile[name])
+	}
+	families := make([]string, 0, len(tl))
+	for m := range tl {
+		if m != "ALL" {
+			families = append(families, m)
+		}
+	}
+	sort.Strings(families)
+	cell := func(m, col string) string {
+		c, ok := tl[m][col]
+		if !ok || c[1] == 0 {
+			return "      -      "
+		}
+		return fmt.Sprintf("%5.1f%% %3d/%-3d", 100*float64(c[0])/float64(c[1]), c[0], c[1])
+	}
+	t.Logf("FOLD %-22s %-14s %-14s %-14s %-14s", "family", "kind", "recipient", "status_class", "hard")
+	for _, m := range append(families, "ALL") {
+		t.Logf("FOLD %-22s %s %s %s %s", m, cell(m, "kind"), cell(m, "recipient"), cell(m, "status_class"), cell(m, "hard"))
+		if c := tl[m]["kind"]; c[1] > 0 && 2*c[0] <= c[1] {
+			t.Errorf("family %s: kind %d/%d, the rules no longer read it", m, c[0], c[1])
+		}
+	}
+}

@@ -11,47 +11,51 @@ import (
 var hostNotFoundRe = regexp.MustCompile(`(?:^|[\s:])(?:host )?[a-z0-9\-]+(?:\.[a-z0-9\-]+)+\.?\s+(?:not found|does not exist)`)
 
 // reasonOf decides the reason from the status code, the diagnostic, the
-// failed SMTP command and, last, the whole notice.
-func reasonOf(x *Result, notice string) string {
+// failed SMTP command and, last, the whole notice, and names the rule
+// that decided (see Result.Rule).
+func reasonOf(x *Result, notice string) (reason, rule string) {
 	diag := &textMatcher{text: strings.ToLower(x.Diagnostic)}
 	cmd := failedCommand(notice)
 	if x.Status == "" && strings.HasSuffix(strings.ToLower(x.Recipient), "@googlegroups.com") {
-		return ReasonRejected // Google Groups refusing a post, in any language
+		return ReasonRejected, "recipient:googlegroups" // Google Groups refusing a post, in any language
 	}
 	byStatus := reasonFromStatus(x.Status)
 	for _, r := range primaryOrder {
 		if primaryHolds(r, byStatus, diag, cmd) {
-			return r
+			if p := firstPhrase(r, diag.text); p != "" && byStatus != r {
+				return r, "diagnostic:" + r + ":" + p
+			}
+			return r, "status:" + x.Status
 		}
 	}
 	if r := diag.first(secondaryOrder); r != "" {
-		return r
+		return r, "diagnostic:" + r + ":" + firstPhrase(r, diag.text)
 	}
 	if x.Action == "delayed" {
-		return ReasonExpired
+		return ReasonExpired, "action:delayed"
 	}
 	switch cmd {
 	case cmdMail:
-		return ReasonRejected // RFC 5321 §4.1.1.2: MAIL FROM refused, the sender is the problem
+		return ReasonRejected, "command:mail" // RFC 5321 §4.1.1.2: MAIL FROM refused, the sender is the problem
 	case cmdHelo:
-		return ReasonBlocked // refused before any address was given: the client host
+		return ReasonBlocked, "command:helo" // refused before any address was given: the client host
 	}
 	if byStatus != "" {
-		return byStatus
+		return byStatus, "status:" + x.Status
 	}
 	whole := &textMatcher{text: notice[:min(len(notice), 8<<10)]}
 	for _, order := range [][]string{primaryOrder, secondaryOrder} {
 		if r := whole.first(order); r != "" {
-			return adjustForCommand(r, cmd)
+			return adjustForCommand(r, cmd), "notice:" + r + ":" + firstPhrase(r, whole.text)
 		}
 	}
 	if x.ReplyCode >= 500 && x.ReplyCode <= 504 {
-		return ReasonSyntaxError // RFC 5321 §4.2.2: command syntax or sequence
+		return ReasonSyntaxError, "reply-code:syntax" // RFC 5321 §4.2.2: command syntax or sequence
 	}
 	if diag.text != "" {
-		return ReasonOnHold // the server said something, but nothing we can tell
+		return ReasonOnHold, "fallback:onhold" // the server said something, but nothing we can tell
 	}
-	return ReasonUndefined
+	return ReasonUndefined, "fallback:undefined"
 }
 
 // primaryHolds tells whether reason r applies given the reason the status

@@ -52,12 +52,14 @@ func (l Limits) withDefaults() Limits {
 // Parser parses returned messages under fixed limits. It is stateless and
 // safe for concurrent use.
 type Parser struct {
-	lim Limits
+	lim   Limits
+	rules []Rule
 }
 
-// New returns a Parser with the given limits (zero fields take defaults).
-func New(lim Limits) *Parser {
-	return &Parser{lim: lim.withDefaults()}
+// New returns a Parser with the given limits (zero fields take defaults)
+// and operator rules (see ParseRules), tried before the built-in ones.
+func New(lim Limits, rules ...Rule) *Parser {
+	return &Parser{lim: lim.withDefaults(), rules: rules}
 }
 
 // Parse parses with the default limits. See Parser.Parse.
@@ -100,6 +102,9 @@ func (p *Parser) parseOne(raw []byte) (*Report, error) {
 	r := &Report{Kind: KindUnknown, Results: []Result{}}
 	r.Refs = m.refs()
 	classify(m, r)
+	for i := range r.Results {
+		applyRules(p.rules, &r.Results[i])
+	}
 	return r, nil
 }
 

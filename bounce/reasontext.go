@@ -154,6 +154,17 @@ func matchReason(reason, text string) bool {
 	return false
 }
 
+// firstPhrase returns the first phrase of reason that lower-case text
+// contains, or "".
+func firstPhrase(reason, text string) string {
+	for _, p := range reasonPhrases[reason] {
+		if strings.Contains(text, p) {
+			return p
+		}
+	}
+	return ""
+}
+
 // reasonBit numbers the reasons of reasonPhrases for textMatcher.
 var reasonBit = func() map[string]uint {
 	m := map[string]uint{}

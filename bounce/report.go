@@ -76,6 +76,16 @@ type Result struct {
 	// Hard reports that the address itself is bad (see IsHard): such a
 	// bounce suppresses the address at once. Always present in JSON.
 	Hard bool `json:"hard"`
+	// Rule is the stable id of the rule that decided Reason and Hard (see
+	// Report.Explain): "diagnostic:REASON:PHRASE" and "notice:REASON:PHRASE"
+	// for a phrase of the built-in table found in the diagnostic or the
+	// notice text, "status:X.Y.Z" for the status code, "command:mail",
+	// "command:helo", "action:delayed", "action:delivered",
+	// "reply-code:syntax", "local-mailer", "recipient:googlegroups",
+	// "ses:SUBTYPE" (an Amazon SES bounce subtype), "arf",
+	// "auto-reply", "fallback:onhold", "fallback:undefined", or an
+	// operator rule's id ("operator:LINE" unless the file names it).
+	Rule string `json:"rule,omitempty"`
 }
 
 // Refs is what a returned message points at.

@@ -12,6 +12,7 @@ type sesNotification struct {
 	EventType        string `json:"eventType"`
 	Bounce           struct {
 		BounceType        string `json:"bounceType"`
+		BounceSubType     string `json:"bounceSubType"`
 		ReportingMTA      string `json:"reportingMTA"`
 		BouncedRecipients []struct {
 			EmailAddress   string `json:"emailAddress"`
@@ -30,19 +31,44 @@ type sesNotification struct {
 		Recipients   []string `json:"recipients"`
 		SMTPResponse string   `json:"smtpResponse"`
 	} `json:"delivery"`
+	Mail struct {
+		Source  string `json:"source"`
+		Headers []struct {
+			Name  string `json:"name"`
+			Value string `json:"value"`
+		} `json:"headers"`
+		CommonHeaders struct {
+			MessageID string `json:"messageId"`
+		} `json:"commonHeaders"`
+	} `json:"mail"`
+	DeliveryDelay struct {
+		DelayType         string `json:"delayType"`
+		DelayedRecipients []struct {
+			EmailAddress   string `json:"emailAddress"`
+			Status         string `json:"status"`
+			DiagnosticCode string `json:"diagnosticCode"`
+		} `json:"delayedRecipients"`
+	} `json:"deliveryDelay"`
 }
 
-// classifySES reads an Amazon SES bounce, complaint or delivery
-// notification sent as JSON by e-mail (SNS envelope or bare).
+// maxSESLead is how far into the body the notification's JSON may start.
+const maxSESLead = 1024
+
+// classifySES reads an Amazon SES bounce, complaint, delivery or delivery
+// delay notification sent as JSON by e-mail: the SNS "email-json"
+// envelope, or the bare notification of an SNS "email" subscription,
+// which SNS follows with an unsubscribe footer.
 func classifySES(m *msg, r *Report) bool {
 	body := strings.TrimSpace(m.body)
-	if !strings.HasPrefix(body, "{") || !strings.Contains(body, "notificationType") && !strings.Contains(body, "eventType") {
+	i := strings.IndexByte(body, '{')
+	if i < 0 || i > maxSESLead || !strings.Contains(body, "notificationType") && !strings.Contains(body, "eventType") {
 		return false
 	}
-	n, ok := decodeSES(body)
+	n, ok := decodeSES(body[i:])
 	if !ok {
 		return false
 	}
+	sesRefs(n, &r.Refs)
 	typ := n.NotificationType
 	if typ == "" {
 		typ = n.EventType
@@ -60,6 +86,15 @@ func classifySES(m *msg, r *Report) bool {
 			r.Results = append(r.Results, feedbackResult(c.EmailAddress))
 		}
 		return true
+	case "DeliveryDelay":
+		for _, d := range n.DeliveryDelay.DelayedRecipients {
+			x := Result{Recipient: d.EmailAddress, Action: "delayed", Status: findStatus(d.Status),
+				Diagnostic: oneLine(typedValue(d.DiagnosticCode))}
+			finishResult(&x, "")
+			r.Results = append(r.Results, x)
+		}
+		r.Kind = KindDelayed
+		return len(r.Results) > 0
 	case "Delivery":
 		r.Kind = KindDelivered
 		for _, a := range n.Delivery.Recipients {
@@ -72,19 +107,21 @@ func classifySES(m *msg, r *Report) bool {
 	return false
 }
 
-// decodeSES decodes the notification, unwrapping the SNS envelope whose
-// "Message" field holds the notification as a JSON string.
+// decodeSES decodes the notification at the start of body (text after
+// the JSON value, such as SNS's unsubscribe footer, is ignored),
+// unwrapping the SNS envelope whose "Message" field holds the notification
+// as a JSON string.
 func decodeSES(body string) (sesNotification, bool) {
 	var env struct {
 		Type    string `json:"Type"`
 		Message string `json:"Message"`
 	}
 	var n sesNotification
-	if err := json.Unmarshal([]byte(body), &env); err != nil {
+	if !decodeFirst(body, &env) {
 		// Lines past 990 octets arrive broken as "!" CRLF SP (RFC 5322
 		// §2.1.1 limit enforced by the sender); join them and retry.
 		body = strings.NewReplacer("!\r\n ", "", "!\n ", "").Replace(body)
-		if err := json.Unmarshal([]byte(body), &env); err != nil {
+		if !decodeFirst(body, &env) {
 			return n, false
 		}
 	}
@@ -92,10 +129,12 @@ func decodeSES(body string) (sesNotification, bool) {
 	if env.Message != "" {
 		inner = env.Message
 	}
-	if err := json.Unmarshal([]byte(inner), &n); err != nil {
-		return n, false
-	}
-	return n, true
+	return n, decodeFirst(inner, &n)
+}
+
+// decodeFirst decodes the first JSON value of text into v.
+func decodeFirst(text string, v any) bool {
+	return json.NewDecoder(strings.NewReader(text)).Decode(v) == nil
 }
 
 // sesBounce turns the bounced recipients into results.
@@ -112,8 +151,52 @@ func sesBounce(n sesNotification, r *Report) bool {
 			x.Action = "failed"
 		}
 		finishResult(&x, "")
+		if x.Reason == ReasonUndefined || x.Reason == ReasonOnHold {
+			sesSubType(&x, n.Bounce.BounceSubType)
+		}
 		r.Results = append(r.Results, x)
 	}
 	r.Kind = kindOf(r.Results)
 	return len(r.Results) > 0
+}
+
+// sesSubTypeReasons maps the bounce subtypes of Amazon SES's notification
+// contents (bounceType Permanent or Transient) that name a cause to
+// reasons. General and Undetermined name none.
+var sesSubTypeReasons = map[string]string{
+	"NoEmail": ReasonUserUnknown, "Suppressed": ReasonUserUnknown, "OnAccountSuppressionList": ReasonUserUnknown,
+	"MailboxFull": ReasonMailboxFull, "MessageTooLarge": ReasonMesgTooBig, "ContentRejected": ReasonContentError,
+}
+
+// sesSubType decides a result that neither the status nor the diagnostic
+// explained from SES's bounce subtype, SES having read the remote answer.
+func sesSubType(x *Result, subType string) {
+	reason, ok := sesSubTypeReasons[subType]
+	if !ok {
+		return
+	}
+	x.Reason, x.Rule = reason, "ses:"+subType
+	x.Hard = IsHard(x.Reason, x.Status)
+}
+
+// sesRefs fills what the report points at from the notification's "mail"
+// object, where the headers of the report itself name nothing: the VERP
+// token of the envelope sender ("source", the MAIL FROM of the original),
+// and the original's X-Mailgate-ID and Message-ID (from "headers", else
+// "commonHeaders").
+func sesRefs(n sesNotification, refs *Refs) {
+	if refs.VERPToken == "" {
+		refs.VERPToken = verpFrom(n.Mail.Source)
+	}
+	for _, h := range n.Mail.Headers {
+		switch {
+		case refs.MailgateID == "" && strings.EqualFold(h.Name, "X-Mailgate-ID"):
+			refs.MailgateID = strings.TrimSpace(h.Value)
+		case refs.OriginalMessageID == "" && strings.EqualFold(h.Name, "Message-ID"):
+			refs.OriginalMessageID = firstMsgID(h.Value)
+		}
+	}
+	if refs.OriginalMessageID == "" {
+		refs.OriginalMessageID = firstMsgID(n.Mail.CommonHeaders.MessageID)
+	}
 }

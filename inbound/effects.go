@@ -20,6 +20,9 @@ type bounceData struct {
 	Diagnostic string `json:"diagnostic"`
 	// ReplyCode is the SMTP reply code, omitted when unknown.
 	ReplyCode int `json:"reply_code,omitempty"`
+	// Rule is the id of the rule that decided Reason and Type
+	// (bounce.Result.Rule).
+	Rule string `json:"rule"`
 	// Authenticated is true when a valid VERP token named the recipient;
 	// false when the report was matched by its headers alone and changed
 	// nothing.
@@ -123,7 +126,7 @@ func effect(rep *bounce.Report, tg target, attachments []Attachment, authenticat
 		ef.Status, ef.Event = store.StatusBounced, store.EventBounced
 		ef.EventData = eventJSON(bounceData{Type: bounceType(tg.result.Hard), Reason: reasonLabel(tg.result),
 			Status: tg.result.Status, Diagnostic: tg.result.Diagnostic, ReplyCode: tg.result.ReplyCode,
-			Authenticated: authenticated})
+			Rule: tg.result.Rule, Authenticated: authenticated})
 		if tg.result.Hard {
 			ef.Suppress = store.ReasonHardBounce
 		} else {

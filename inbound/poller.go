@@ -24,6 +24,9 @@ type Config struct {
 	// (success DSN), a reply or an auto-reply from the address starts the
 	// count over. Default 3.
 	SoftBounceLimit int
+	// BounceRules are operator classification rules (bounce.ParseRules),
+	// tried before the built-in ones. Default none.
+	BounceRules []bounce.Rule
 	// BatchSize is the most messages one Fetch returns. Default 50.
 	BatchSize int
 	// Concurrency is how many messages of a batch are classified and
@@ -131,7 +134,7 @@ func New(cfg Config, deps Deps) (*Poller, error) {
 	if deps.Metrics == nil {
 		deps.Metrics = NewMetrics()
 	}
-	return &Poller{cfg: cfg.withDefaults(), deps: deps, metrics: deps.Metrics, parser: bounce.New(bounce.Limits{})}, nil
+	return &Poller{cfg: cfg.withDefaults(), deps: deps, metrics: deps.Metrics, parser: bounce.New(bounce.Limits{}, cfg.BounceRules...)}, nil
 }
 
 // Run reads every mailbox until ctx ends, then closes the sources. It

@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/mailgate/mailgate/bounce"
 	"github.com/mailgate/mailgate/store"
 )
 
@@ -34,7 +35,7 @@ func TestHardBounceByVERP(t *testing.T) {
 		}
 		want := []string{`message.bounced bob@example.net {"type":"hard","reason":"userunknown","status":"5.1.1",` +
 			`"diagnostic":"550 5.1.1 \u003cbob@example.net\u003e: Recipient address rejected: User unknown in virtual mailbox table",` +
-			`"reply_code":550,"authenticated":true}`}
+			`"reply_code":550,"rule":"status:5.1.1","authenticated":true}`}
 		if diff := cmp.Diff(want, e.events(id)); diff != "" {
 			t.Errorf("events (-want +got):\n%s", diff)
 		}
@@ -53,7 +54,8 @@ func TestHardBounceByVERP(t *testing.T) {
 		}
 		row := list[0]
 		if !row.Matched || !row.Authenticated || row.MessageID != id || row.Recipient != "bob@example.net" || row.Kind != "bounce" ||
-			row.RawSize != int64(len(raw)) || !strings.Contains(string(row.Summary), `"reason":"userunknown"`) {
+			row.RawSize != int64(len(raw)) || !strings.Contains(string(row.Summary), `"reason":"userunknown"`) ||
+			!strings.Contains(string(row.Summary), `"rule":"status:5.1.1"`) {
 			t.Errorf("inbound row %+v", row)
 		}
 	})
@@ -132,6 +134,66 @@ func TestComplaint(t *testing.T) {
 	})
 }
 
+// TestOperatorBounceRule: an operator rule given in Config.BounceRules
+// decides the reason and hard flag of a bounce the built-in rules call a
+// soft mailboxfull, and its id is in the event.
+func TestOperatorBounceRule(t *testing.T) {
+	engines(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		src := newFakeSource("bounces")
+		rules, err := bounce.ParseRules([]byte("quota exceeded for this account => suspend hard closed-quota\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := e.poller(Config{BounceRules: rules}, src)
+		id := e.sentMessage("full@example.org")
+		msg := Message{ID: id, Raw: e.fixture("dsn-mailboxfull", id, 0, "full@example.org")}
+		if _, err := p.Process(ctx, "bounces", msg); err != nil {
+			t.Fatal(err)
+		}
+		want := []string{`message.bounced full@example.org {"type":"hard","reason":"suspend","status":"5.2.2",` +
+			`"diagnostic":"552 5.2.2 \u003cfull@example.org\u003e: Recipient address rejected: Mailbox full: quota exceeded for this account",` +
+			`"reply_code":552,"rule":"closed-quota","authenticated":true}`}
+		if diff := cmp.Diff(want, e.events(id)); diff != "" {
+			t.Errorf("events (-want +got):\n%s", diff)
+		}
+		if got := e.suppression("full@example.org"); got != store.ReasonHardBounce {
+			t.Errorf("suppression %q, want hard_bounce", got)
+		}
+	})
+}
+
+// TestSESNotificationByMail: an Amazon SES bounce notification delivered
+// as mail by an SNS email subscription (JSON then SNS's footer) is tied to
+// its message by the VERP token of its mail.source and acts as a DSN would.
+func TestSESNotificationByMail(t *testing.T) {
+	engines(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		src := newFakeSource("bounces")
+		p := e.poller(Config{}, src)
+		id := e.sentMessage("ann@example.org", "bob@example.net")
+		msg := Message{ID: id, Raw: e.fixture("ses-bounce", id, 1, "bob@example.net")}
+		if _, err := p.Process(ctx, "bounces", msg); err != nil {
+			t.Fatal(err)
+		}
+		want := []string{`message.bounced bob@example.net {"type":"hard","reason":"userunknown","status":"5.1.1",` +
+			`"diagnostic":"550 5.1.1 bob@example.net: Recipient address rejected: User unknown",` +
+			`"reply_code":550,"rule":"status:5.1.1","authenticated":true}`}
+		if diff := cmp.Diff(want, e.events(id)); diff != "" {
+			t.Errorf("events (-want +got):\n%s", diff)
+		}
+		if got := e.recipientStatus(id, 1); got != store.StatusBounced {
+			t.Errorf("recipient 1 status %q, want bounced", got)
+		}
+		if got := e.recipientStatus(id, 0); got != store.StatusSent {
+			t.Errorf("recipient 0 status %q, want sent", got)
+		}
+		if got := e.suppression("bob@example.net"); got != store.ReasonHardBounce {
+			t.Errorf("suppression %q, want hard_bounce", got)
+		}
+	})
+}
+
 func TestSoftBouncesSuppressAfterLimit(t *testing.T) {
 	engines(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
@@ -152,7 +214,7 @@ func TestSoftBouncesSuppressAfterLimit(t *testing.T) {
 			if i == 0 {
 				want := []string{`message.bounced full@example.org {"type":"soft","reason":"mailboxfull","status":"5.2.2",` +
 					`"diagnostic":"552 5.2.2 \u003cfull@example.org\u003e: Recipient address rejected: Mailbox full: quota exceeded for this account",` +
-					`"reply_code":552,"authenticated":true}`}
+					`"reply_code":552,"rule":"status:5.2.2","authenticated":true}`}
 				if diff := cmp.Diff(want, e.events(id)); diff != "" {
 					t.Errorf("events (-want +got):\n%s", diff)
 				}

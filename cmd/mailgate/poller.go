@@ -20,6 +20,10 @@ func (a *app) runPoller(ctx context.Context) error {
 	if a.cfg.ReturnPathDomain == "" {
 		a.log.Warn("MAILGATE_RETURN_PATH_DOMAIN is empty: bounces are tied to messages by Message-ID only")
 	}
+	rules, err := loadBounceRules(a.cfg.BounceRules)
+	if err != nil {
+		return err
+	}
 	sources, err := a.openMailboxes()
 	if err != nil {
 		return err
@@ -29,7 +33,7 @@ func (a *app) runPoller(ctx context.Context) error {
 		closeSources(sources)
 		return err
 	}
-	p, err := inbound.New(inbound.Config{SoftBounceLimit: a.cfg.SoftBounceLimit}, inbound.Deps{
+	p, err := inbound.New(inbound.Config{SoftBounceLimit: a.cfg.SoftBounceLimit, BounceRules: rules}, inbound.Deps{
 		Store: a.store, Redis: a.redis, VERP: verp.New(a.keyring, a.cfg.ReturnPathDomain),
 		Sources: sources, Metrics: metrics, Log: a.log,
 	})

@@ -1,0 +1,109 @@
+package bounce
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"strings"
+)
+
+// Rule is an operator rule: a diagnostic that contains Pattern (compared
+// in lower case) has reason Reason and is hard or soft as Hard says,
+// whatever the built-in rules would decide. Operator rules are tried in
+// order before the built-in ones; the first that matches wins.
+type Rule struct {
+	// ID names the rule in Result.Rule: the id given in the file, else
+	// "operator:LINE".
+	ID string
+	// Pattern is the lower-case text the diagnostic must contain.
+	Pattern string
+	// Reason is one of the failure Reason constants.
+	Reason string
+	// Hard is true for "hard" (the address is bad), false for "soft".
+	Hard bool
+}
+
+// ParseRules reads an operator rule file (MAILGATE_BOUNCE_RULES). Each
+// non-blank line that does not start with # is
+//
+//	PATTERN => REASON hard|soft [ID]
+//
+// PATTERN is matched case-insensitively as a substring of the diagnostic
+// (surrounding spaces trimmed, "=>" may occur inside it: the last one
+// splits); REASON is a failure reason (userunknown, mailboxfull, …);
+// ID, optional, names the rule in results (default "operator:LINE"). The
+// error names the first bad line.
+func ParseRules(data []byte) ([]Rule, error) {
+	var rules []Rule
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 0, 4096), 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		r, err := parseRule(line, n)
+		if err != nil {
+			return nil, fmt.Errorf("bounce rules line %d: %w", n, err)
+		}
+		rules = append(rules, r)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("bounce rules: %w", err)
+	}
+	return rules, nil
+}
+
+// parseRule parses one rule line numbered n.
+func parseRule(line string, n int) (Rule, error) {
+	i := strings.LastIndex(line, "=>")
+	if i < 0 {
+		return Rule{}, fmt.Errorf("want PATTERN => REASON hard|soft [ID]")
+	}
+	r := Rule{Pattern: strings.ToLower(strings.TrimSpace(line[:i])), ID: fmt.Sprintf("operator:%d", n)}
+	if r.Pattern == "" {
+		return Rule{}, fmt.Errorf("empty pattern")
+	}
+	f := strings.Fields(line[i+2:])
+	if len(f) < 2 || len(f) > 3 {
+		return Rule{}, fmt.Errorf("want REASON hard|soft [ID] after =>")
+	}
+	if !isFailureReason(f[0]) {
+		return Rule{}, fmt.Errorf("unknown reason %q", f[0])
+	}
+	r.Reason = f[0]
+	switch f[1] {
+	case "hard":
+		r.Hard = true
+	case "soft":
+	default:
+		return Rule{}, fmt.Errorf("want hard or soft, got %q", f[1])
+	}
+	if len(f) == 3 {
+		r.ID = f[2]
+	}
+	return r, nil
+}
+
+// isFailureReason reports whether reason names why a delivery failed
+// (the reasons of the built-in table, plus undefined).
+func isFailureReason(reason string) bool {
+	_, ok := reasonBit[reason]
+	return ok || reason == ReasonUndefined
+}
+
+// applyRules lets the first operator rule whose pattern the diagnostic
+// contains decide the reason and hard flag of a failed or delayed result.
+func applyRules(rules []Rule, x *Result) {
+	switch x.Reason {
+	case ReasonDelivered, ReasonFeedback, ReasonVacation:
+		return
+	}
+	diag := strings.ToLower(x.Diagnostic)
+	for _, r := range rules {
+		if strings.Contains(diag, r.Pattern) {
+			x.Reason, x.Hard, x.Rule = r.Reason, r.Hard, r.ID
+			return
+		}
+	}
+}
