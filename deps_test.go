@@ -30,6 +30,7 @@ var allowedDeps = map[string][]string{
 	"dnscheck":  {},
 	"mailbox":   {"internal/redact"},
 	"config":    {},
+	"feedback":  {},
 }
 
 const module = "github.com/mailgate/mailgate"
