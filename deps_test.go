@@ -16,7 +16,7 @@ import (
 var allowedDeps = map[string][]string{
 	"api":       {"store", "queue", "ratelimit", "apikey", "keyring", "dkimkey", "dnscheck", "webhook", "migrations", ".", "internal/redact"},
 	"worker":    {"store", "queue", "mta", "ratelimit", "webhook", "dkimkey", "dnscheck", "migrations", "internal/redact"},
-	"inbound":   {"store", "queue", "bounce", "webhook", "verp", "mailbox", "migrations", "internal/redact"},
+	"inbound":   {"store", "queue", "bounce", "feedback", "webhook", "verp", "mailbox", "migrations", "internal/redact"},
 	"store":     {"migrations"},
 	"queue":     {"internal/redact"},
 	"ratelimit": {},
