@@ -77,18 +77,23 @@ var (
 	// ErrCertificate: the SNS signing certificate URL is not an SNS host
 	// or the certificate cannot be fetched or read.
 	ErrCertificate = errors.New("feedback: signing certificate refused")
+	// ErrCertUnavailable: the SNS signing certificate could not be
+	// fetched; the notification may verify later.
+	ErrCertUnavailable = errors.New("feedback: signing certificate unavailable")
 	// ErrTopic: the SNS topic is not the one configured.
 	ErrTopic = errors.New("feedback: topic not configured")
 )
 
 // Reason is the short label of a refusal error: unauthenticated, forged,
-// stale, replayed, malformed, certificate, topic, or other.
+// stale, replayed, malformed, certificate, certificate_unavailable, topic,
+// or other.
 func Reason(err error) string {
 	for _, r := range []struct {
 		err   error
 		label string
 	}{{ErrUnauthenticated, "unauthenticated"}, {ErrForged, "forged"}, {ErrStale, "stale"},
-		{ErrReplayed, "replayed"}, {ErrMalformed, "malformed"}, {ErrCertificate, "certificate"}, {ErrTopic, "topic"}} {
+		{ErrReplayed, "replayed"}, {ErrMalformed, "malformed"}, {ErrCertificate, "certificate"},
+		{ErrCertUnavailable, "certificate_unavailable"}, {ErrTopic, "topic"}} {
 		if errors.Is(err, r.err) {
 			return r.label
 		}
@@ -111,3 +116,7 @@ func fresh(now, at time.Time, maxAge time.Duration) bool {
 
 // hardStatus is true for an RFC 3463 permanent status (class 5).
 func hardStatus(status string) bool { return strings.HasPrefix(status, "5.") }
+
+// SealAAD is the additional data a feedback endpoint's secret is sealed
+// with (package keyring): it binds the sealed secret to the endpoint.
+func SealAAD(endpointID string) []byte { return []byte("mailgate feedback secret\x00" + endpointID) }

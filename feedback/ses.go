@@ -202,14 +202,25 @@ func snsStringToSign(m snsMessage) []byte {
 }
 
 // CheckCertURL refuses a signing certificate URL that is not https on an
-// SNS host, with no user, port or query.
+// SNS host, with no user, port or query, naming a .pem file.
 func CheckCertURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil || u.Scheme != "https" || u.User != nil || u.Port() != "" || u.RawQuery != "" ||
-		!snsHost.MatchString(u.Hostname()) || !strings.HasSuffix(u.Path, ".pem") {
+	u, err := CheckSNSURL(raw)
+	if err != nil || u.RawQuery != "" || !strings.HasSuffix(u.Path, ".pem") {
 		return fmt.Errorf("%w: %q is not an SNS certificate URL", ErrCertificate, raw)
 	}
 	return nil
+}
+
+// CheckSNSURL refuses a URL that is not https on an SNS host
+// (sns.<region>.amazonaws.com) without user or port: the only URLs an
+// SNS message may make mailgate fetch (its certificate, its
+// SubscribeURL).
+func CheckSNSURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "https" || u.User != nil || u.Port() != "" || !snsHost.MatchString(u.Hostname()) {
+		return nil, fmt.Errorf("%w: %q is not an SNS URL", ErrCertificate, raw)
+	}
+	return u, nil
 }
 
 // cert returns the certificate at raw, from the cache or fetched.
@@ -225,7 +236,7 @@ func (v *SNS) cert(ctx context.Context, raw string) (*x509.Certificate, error) {
 	}
 	b, err := v.Fetch(ctx, raw)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrCertificate, err)
+		return nil, fmt.Errorf("%w: %w", ErrCertUnavailable, err)
 	}
 	blk, _ := pem.Decode(b)
 	if blk == nil {
