@@ -41,7 +41,10 @@ func (s *Server) feedbackRoutes(e *echo.Echo, g *echo.Group) {
 	g.PUT("/feedback/:provider", s.putFeedback, s.requireScope(scopeWebhooks))
 	g.GET("/feedback/:provider", s.getFeedback, s.requireScope(scopeWebhooks))
 	g.DELETE("/feedback/:provider", s.deleteFeedback, s.requireScope(scopeWebhooks))
-	e.POST("/v1/feedback/:provider/:token", s.receiveFeedback)
+	// Limited per endpoint at the API rate limit: every provider retries a 429.
+	e.POST("/v1/feedback/:provider/:token", s.receiveFeedback, s.rateLimitBy("feedback",
+		func(c echo.Context) string { return c.Param("provider") + "/" + c.Param("token") },
+		"this feedback endpoint is over its request rate; retry later"))
 }
 
 type feedbackRequest struct {

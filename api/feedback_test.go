@@ -308,3 +308,28 @@ func TestFeedbackConfigValidation(t *testing.T) {
 	wantCode(t, f.get(t, "/v1/feedback/ses", f.key), http.StatusNotFound)
 	wantCode(t, f.do(t, request{Method: http.MethodPost, Path: first, Body: []byte(`{}`)}), http.StatusNotFound)
 }
+
+// TestFeedbackRateLimit: the receiving route is limited per endpoint,
+// unsigned requests included.
+func TestFeedbackRateLimit(t *testing.T) {
+	kr, err := keyring.Generated()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, store.DialectSQLite, func(c *Config, d *Deps) { c.RateLimit = 1; d.Keyring = kr })
+	r := e.do(t, request{Method: http.MethodPut, Path: "/v1/feedback/postmark",
+		Token: e.key(store.DefaultProjectID, apikey.ScopeWebhooks),
+		Body:  map[string]any{"username": "u", "password": "0123456789abcdef"}})
+	wantCode(t, r, http.StatusOK)
+	var v struct {
+		Path string `json:"path"`
+	}
+	r.decode(t, &v)
+	codes := map[int]int{}
+	for range 5 {
+		codes[e.do(t, request{Method: http.MethodPost, Path: v.Path, Body: []byte(`{}`)}).Code]++
+	}
+	if codes[http.StatusTooManyRequests] == 0 || codes[http.StatusUnauthorized] == 0 {
+		t.Errorf("answers %v, want 401s then 429s", codes)
+	}
+}
