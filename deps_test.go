@@ -14,9 +14,9 @@ import (
 // keeps passwords out of the errors that name a URL); nothing imports api,
 // worker, inbound or cmd.
 var allowedDeps = map[string][]string{
-	"api":       {"store", "queue", "ratelimit", "apikey", "keyring", "dkimkey", "dnscheck", "webhook", "migrations", ".", "internal/redact"},
+	"api":       {"store", "queue", "ratelimit", "apikey", "keyring", "dkimkey", "dnscheck", "webhook", "feedback", "migrations", ".", "internal/redact"},
 	"worker":    {"store", "queue", "mta", "ratelimit", "webhook", "dkimkey", "dnscheck", "migrations", "internal/redact"},
-	"inbound":   {"store", "queue", "bounce", "webhook", "verp", "mailbox", "migrations", "internal/redact"},
+	"inbound":   {"store", "queue", "bounce", "feedback", "webhook", "verp", "mailbox", "migrations", "internal/redact"},
 	"store":     {"migrations"},
 	"queue":     {"internal/redact"},
 	"ratelimit": {},
@@ -30,6 +30,7 @@ var allowedDeps = map[string][]string{
 	"dnscheck":  {},
 	"mailbox":   {"internal/redact"},
 	"config":    {},
+	"feedback":  {},
 }
 
 const module = "github.com/mailgate/mailgate"

@@ -95,24 +95,29 @@ func (s *Server) requireScope(scope string) echo.MiddlewareFunc {
 // rateLimit enforces the per-key request rate shared across replicas:
 // 429 with Retry-After (whole seconds, at least 1).
 func (s *Server) rateLimit(next echo.HandlerFunc) echo.HandlerFunc {
+	return s.rateLimitBy("key", func(c echo.Context) string { return caller(c).ID },
+		"this API key is over its request rate; retry later")(next)
+}
+
+// rateLimitBy limits requests per id (of the scope) to the API rate
+// limit, answering 429 with Retry-After over it.
+func (s *Server) rateLimitBy(scope string, id func(echo.Context) string, detail string) echo.MiddlewareFunc {
 	lim := ratelimit.PerSecond(s.cfg.RateLimit)
-	if lim.Off() || s.deps.Limiter == nil {
-		return next
-	}
-	return func(c echo.Context) error {
-		d, err := s.deps.Limiter.Allow(c.Request().Context(), "key", caller(c).ID, lim)
-		if err != nil {
-			return err
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		if lim.Off() || s.deps.Limiter == nil {
+			return next
 		}
-		if !d.Allowed {
-			p := newProblem(http.StatusTooManyRequests, "rate-limited", "Too many requests",
-				"this API key is over its request rate; retry later")
-			p.RetryAfter = int(math.Ceil(d.RetryAfter.Seconds()))
-			if p.RetryAfter < 1 {
-				p.RetryAfter = 1
+		return func(c echo.Context) error {
+			d, err := s.deps.Limiter.Allow(c.Request().Context(), scope, id(c), lim)
+			if err != nil {
+				return err
 			}
-			return p
+			if !d.Allowed {
+				p := newProblem(http.StatusTooManyRequests, "rate-limited", "Too many requests", detail)
+				p.RetryAfter = max(int(math.Ceil(d.RetryAfter.Seconds())), 1)
+				return p
+			}
+			return next(c)
 		}
-		return next(c)
 	}
 }

@@ -26,6 +26,12 @@ type metrics struct {
 	// enqueueFailures counts committed messages whose enqueue failed; the
 	// reconciler sends them later.
 	enqueueFailures prometheus.Counter
+	// feedbackRefused counts provider notifications refused at
+	// POST /v1/feedback/{provider}/{token}. Labels: provider (ses,
+	// sendgrid, mailgun, postmark), reason (unknown_endpoint,
+	// unauthenticated, forged, stale, replayed, malformed, certificate,
+	// certificate_unavailable, topic).
+	feedbackRefused *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -42,11 +48,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "mailgate_enqueue_failures_total",
 			Help: "Committed messages whose send task could not be enqueued (the reconciler heals them).",
 		}),
+		feedbackRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mailgate_feedback_refused_total",
+			Help: "Provider feedback notifications refused (never acted on), by provider and reason.",
+		}, []string{"provider", "reason"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.accepted, m.rejected, m.enqueueFailures} {
+	for _, c := range []prometheus.Collector{m.accepted, m.rejected, m.enqueueFailures, m.feedbackRefused} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register api metrics: %w", err)
 		}

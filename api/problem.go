@@ -8,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/mailgate/mailgate/feedback"
 	"github.com/mailgate/mailgate/ratelimit"
 	"github.com/mailgate/mailgate/store"
 )
@@ -92,6 +93,29 @@ const retryAfterSeconds = 5
 
 func notFoundProblem(what string) *Problem {
 	return newProblem(http.StatusNotFound, "not-found", "Not found", what+" not found")
+}
+
+// feedbackProblem is the answer to a provider notification that does not
+// verify: 401 when it carries no credentials (with a Basic challenge for
+// Postmark, whose webhook URL carries them), 400 when it is not the
+// provider's shape, 503 when the SNS certificate cannot be fetched now (SNS
+// retries), else 403.
+func feedbackProblem(provider string, err error) *Problem {
+	switch {
+	case errors.Is(err, feedback.ErrUnauthenticated):
+		p := newProblem(http.StatusUnauthorized, "feedback-unauthenticated", "Unauthenticated notification",
+			"the notification carries no "+provider+" signature or credentials")
+		if provider == feedback.ProviderPostmark {
+			p.Challenge = `Basic realm="mailgate feedback"`
+		}
+		return p
+	case errors.Is(err, feedback.ErrMalformed):
+		return malformedProblem("the body is not a " + provider + " notification")
+	case errors.Is(err, feedback.ErrCertUnavailable):
+		return unavailableProblem("the SNS signing certificate could not be fetched; retry later")
+	}
+	return newProblem(http.StatusForbidden, "feedback-refused", "Notification refused",
+		"the notification does not verify: "+feedback.Reason(err))
 }
 
 // problemFor maps any error a handler returns to the problem the client

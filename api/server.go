@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	mailgate "github.com/mailgate/mailgate"
+	"github.com/mailgate/mailgate/feedback"
 	"github.com/mailgate/mailgate/keyring"
 	"github.com/mailgate/mailgate/ratelimit"
 	"github.com/mailgate/mailgate/store"
@@ -134,6 +135,18 @@ type Deps struct {
 	// Default a client with the guard's defaults: https to public
 	// addresses only.
 	Webhooks *webhook.Client
+	// Feedback applies verified provider notifications
+	// (inbound.Feedback). Without it the receiving route answers 503.
+	Feedback FeedbackApplier
+	// FeedbackFetch fetches the URLs an SNS message names (its signing
+	// certificate, its SubscribeURL), already checked to be https on an
+	// SNS host. Default Webhooks' SSRF-guarded client; tests inject one.
+	FeedbackFetch feedback.CertFetcher
+	// FeedbackTokens remembers Mailgun's one-time tokens. Default one in
+	// memory for this process (a token replayed to another replica within
+	// the timestamp window is still refused by the inbound row's
+	// uniqueness: the same event is never applied twice).
+	FeedbackTokens feedback.TokenClaimer
 }
 
 // Server is the HTTP API.
@@ -152,6 +165,10 @@ type Server struct {
 	keys *keyCache
 	// webhooks is Deps.Webhooks or its default.
 	webhooks *webhook.Client
+	// snsCerts caches SNS signing certificates by URL.
+	snsCerts *feedback.CertCache
+	// feedbackTokens is Deps.FeedbackTokens or its default.
+	feedbackTokens feedback.TokenClaimer
 	// validate checks a request against openapi.yaml (openAPIValidator);
 	// requireScope runs it after the scope check.
 	validate echo.MiddlewareFunc
@@ -170,6 +187,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s := &Server{cfg: cfg, deps: deps, metrics: m, allowed: map[string]bool{}, webhooks: deps.Webhooks}
 	if s.webhooks == nil {
 		s.webhooks = webhook.New(webhook.Config{})
+	}
+	s.snsCerts, s.feedbackTokens = &feedback.CertCache{}, deps.FeedbackTokens
+	if s.feedbackTokens == nil {
+		s.feedbackTokens = &feedback.MemoryTokens{Now: cfg.Now}
 	}
 	if deps.Revocations != nil {
 		s.keys = newKeyCache(cfg.KeyCacheTTL, time.Now)
@@ -240,7 +261,8 @@ func (s *Server) routes() error {
 	s.adminRoutes(v1)
 	s.domainRoutes(v1) // api/domains.go
 	s.inboundRoutes(v1)
-	s.webhookRoutes(v1) // api/webhooks.go
+	s.webhookRoutes(v1)     // api/webhooks.go
+	s.feedbackRoutes(e, v1) // api/feedback.go
 	s.echo = e
 	return nil
 }

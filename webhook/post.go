@@ -319,3 +319,34 @@ func validUTF8(b []byte) string {
 
 // Close releases idle connections.
 func (c *Client) Close() { c.http.CloseIdleConnections() }
+
+// Get fetches rawURL through the same guard as Post (no proxy, no
+// redirect, refused addresses checked at every connection) and returns at
+// most limit bytes of a 200 answer's body. It serves fetches that a
+// notification asks for, such as an SNS signing certificate.
+func (c *Client) Get(ctx context.Context, rawURL string, limit int64) ([]byte, error) {
+	if err := c.CheckURL(rawURL); err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadURL, err)
+	}
+	req.Header.Set("User-Agent", c.cfg.UserAgent)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if errors.Is(err, ErrForbiddenAddress) {
+			err = ErrForbiddenAddress
+		}
+		return nil, fmt.Errorf("get: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("get: answered %d", resp.StatusCode)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, limit))
+	if err != nil {
+		return nil, fmt.Errorf("get: %w", err)
+	}
+	return b, nil
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mailgate/mailgate/config"
+	"github.com/mailgate/mailgate/inbound"
 	"github.com/mailgate/mailgate/keyring"
 	"github.com/mailgate/mailgate/queue"
 	"github.com/mailgate/mailgate/store"
@@ -35,6 +36,10 @@ type app struct {
 	// keyring holds the master keys (or, in development without
 	// MAILGATE_MASTER_KEY, an ephemeral one).
 	keyring *keyring.Keyring
+	// inbound are the bounce, complaint and reply collectors, shared by
+	// the poller and the API's provider feedback so that a process running
+	// both counts into one set.
+	inbound *inbound.Metrics
 }
 
 // loadConfig reads the configuration from the process environment.
@@ -73,6 +78,10 @@ func newApp(ctx context.Context) (*app, error) {
 	}
 	a := &app{cfg: cfg, log: newLogger(cfg, os.Stderr), reg: prometheus.NewRegistry()}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.inbound = inbound.NewMetrics()
+	if err := a.inbound.Register(a.reg); err != nil {
+		return nil, err
+	}
 	if a.keyring, err = openKeyring(cfg, a.log); err != nil {
 		return nil, err
 	}

@@ -48,6 +48,7 @@ func designMetrics() map[string]string {
 		"mailgate_replies_total":                     "counter",
 		"mailgate_inbound_messages_total":            "counter",
 		"mailgate_inbound_unmatched_total":           "counter",
+		"mailgate_feedback_refused_total":            "counter",
 		"mailgate_webhook_deliveries_total":          "counter",
 		"mailgate_webhook_delivery_duration_seconds": "histogram",
 		"mailgate_webhook_backlog":                   "gauge",

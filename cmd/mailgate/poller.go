@@ -28,11 +28,7 @@ func (a *app) runPoller(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	metrics := inbound.NewMetrics()
-	if err := metrics.Register(a.reg); err != nil {
-		closeSources(sources)
-		return err
-	}
+	metrics := a.inbound
 	p, err := inbound.New(inbound.Config{SoftBounceLimit: a.cfg.SoftBounceLimit, BounceRules: rules}, inbound.Deps{
 		Store: a.store, Redis: a.redis, VERP: verp.New(a.keyring, a.cfg.ReturnPathDomain),
 		Sources: sources, Metrics: metrics, Log: a.log,

@@ -17,6 +17,7 @@ import (
 	"github.com/mailgate/mailgate/api"
 	"github.com/mailgate/mailgate/config"
 	"github.com/mailgate/mailgate/dnscheck"
+	"github.com/mailgate/mailgate/inbound"
 	"github.com/mailgate/mailgate/queue"
 	"github.com/mailgate/mailgate/ratelimit"
 	"github.com/mailgate/mailgate/webhook"
@@ -123,6 +124,8 @@ func (a *app) apiServer() (*api.Server, error) {
 		Ready:       []api.ReadyCheck{{Name: "redis", Check: a.pingRedis}},
 		Revocations: queue.NewRevocations(a.redis),
 		Webhooks:    hooks,
+		Feedback: inbound.NewFeedback(inbound.FeedbackConfig{SoftBounceLimit: a.cfg.SoftBounceLimit}, a.store,
+			a.inbound),
 	})
 }
 

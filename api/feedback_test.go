@@ -1,0 +1,335 @@
+package api
+
+import (
+	"context"
+	"encoding/base64"
+	"net/http"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/mailgate/mailgate/apikey"
+	"github.com/mailgate/mailgate/feedback/feedbacktest"
+	"github.com/mailgate/mailgate/inbound"
+	"github.com/mailgate/mailgate/keyring"
+	"github.com/mailgate/mailgate/store"
+)
+
+// fbEnv is a test server receiving provider feedback: the SNS certificate
+// and subscription URLs are served by the test, never fetched.
+type fbEnv struct {
+	*testEnv
+	sns       *feedbacktest.SNS
+	sendgrid  *feedbacktest.SendGrid
+	key       string
+	confirmed atomic.Int64
+}
+
+func newFBEnv(t *testing.T, engine string) *fbEnv {
+	t.Helper()
+	kr, err := keyring.Generated()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fbEnv{}
+	if f.sendgrid, err = feedbacktest.NewSendGrid(); err != nil {
+		t.Fatal(err)
+	}
+	f.testEnv = newEnv(t, engine, func(c *Config, d *Deps) {
+		d.Keyring = kr
+		d.Feedback = inbound.NewFeedback(inbound.FeedbackConfig{Now: c.Now}, d.Store, nil)
+		d.FeedbackFetch = func(ctx context.Context, rawURL string) ([]byte, error) {
+			if strings.Contains(rawURL, "Action=ConfirmSubscription") {
+				f.confirmed.Add(1)
+				return []byte("<ConfirmSubscriptionResponse/>"), nil
+			}
+			return f.sns.Fetch(ctx, rawURL)
+		}
+	})
+	if f.sns, err = feedbacktest.NewSNS(f.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	f.key = f.key0(t)
+	return f
+}
+
+func (f *fbEnv) key0(t *testing.T) string {
+	t.Helper()
+	return f.testEnv.key(store.DefaultProjectID, apikey.ScopeWebhooks)
+}
+
+// sentMessage stores a message to rcpts and records it sent to each.
+func (f *fbEnv) sentMessage(t *testing.T, rcpts ...string) string {
+	t.Helper()
+	ctx := context.Background()
+	id := uuid.Must(uuid.NewV7()).String()
+	m := store.NewMessage{ID: id, ProjectID: store.DefaultProjectID, KeyID: "k1", From: "news@shop.example",
+		FromDomain: "shop.example", Subject: "News", Tags: []string{}, Metadata: map[string]string{},
+		Payload: store.Payload{Request: []byte(`{}`)}, CreatedAt: f.clock.Now()}
+	for _, r := range rcpts {
+		m.Recipients = append(m.Recipients, store.NewRecipient{Email: r, Kind: store.KindTo, Status: store.StatusQueued})
+	}
+	if _, err := f.store.CreateMessages(ctx, []store.NewMessage{m}, nil); err != nil {
+		t.Fatal(err)
+	}
+	_, start, err := f.store.StartDelivery(ctx, id, time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var outs []store.Outcome
+	for _, r := range start.Send {
+		outs = append(outs, store.Outcome{Position: r.Position, Email: r.Email, Status: store.StatusSent,
+			SMTPCode: 250, Event: store.EventSent})
+	}
+	if err := f.store.RecordOutcomes(ctx, id, outs, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// statuses maps each recipient of message id to its status.
+func (f *fbEnv) statuses(t *testing.T, id string) map[string]string {
+	t.Helper()
+	m, err := f.store.GetMessage(context.Background(), store.DefaultProjectID, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, r := range m.Recipients {
+		out[r.Email] = r.Status
+	}
+	return out
+}
+
+// configure PUTs the provider's settings and returns the receiving path.
+func (f *fbEnv) configure(t *testing.T, provider string, body any) string {
+	t.Helper()
+	r := f.do(t, request{Method: http.MethodPut, Path: "/v1/feedback/" + provider, Token: f.key, Body: body})
+	wantCode(t, r, http.StatusOK)
+	var v struct {
+		Path      string `json:"path"`
+		HasSecret bool   `json:"has_secret"`
+	}
+	r.decode(t, &v)
+	if !strings.HasPrefix(v.Path, "/v1/feedback/"+provider+"/") {
+		t.Fatalf("path %q", v.Path)
+	}
+	return v.Path
+}
+
+// body reads a provider notification of package feedback's testdata
+// about message id.
+func body(t *testing.T, name, id string) []byte {
+	t.Helper()
+	b, err := os.ReadFile("../feedback/testdata/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []byte(strings.ReplaceAll(string(b), "MSGID", id))
+}
+
+func (f *fbEnv) refused(t *testing.T, provider, reason string) float64 {
+	t.Helper()
+	return testutil.ToFloat64(f.srv.metrics.feedbackRefused.WithLabelValues(provider, reason))
+}
+
+// wantApplied checks a 200 answer and how many events it applied.
+func wantApplied(t *testing.T, r response, applied int) {
+	t.Helper()
+	wantCode(t, r, http.StatusOK)
+	var v feedbackResult
+	r.decode(t, &v)
+	if v.Applied != applied {
+		t.Errorf("applied %d, want %d (%+v)", v.Applied, applied, v)
+	}
+}
+
+func wantStatuses(t *testing.T, got map[string]string, want map[string]string) {
+	t.Helper()
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("%s: status %q, want %q", k, got[k], w)
+		}
+	}
+}
+
+var rcpts = []string{"ok@example.net", "gone@example.net", "angry@example.net"}
+
+func TestFeedbackSES(t *testing.T) {
+	engines(t, func(t *testing.T, engine string) {
+		f := newFBEnv(t, engine)
+		path := f.configure(t, "ses", map[string]any{"topic_arn": feedbacktest.TopicARN})
+		id := f.sentMessage(t, rcpts...)
+		now := f.clock.Now()
+		post := func(b []byte) response { return f.do(t, request{Method: http.MethodPost, Path: path, Body: b}) }
+
+		wantApplied(t, post(f.sns.Confirmation("c-1", "https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription&Token=t", now)), 0)
+		if f.confirmed.Load() != 1 {
+			t.Errorf("subscription confirmed %d times", f.confirmed.Load())
+		}
+		forged := strings.Replace(string(f.sns.Notification("n-0", string(body(t, "ses_bounce.json", id)), now, "2")),
+			"gone@example.net", "ok@example.net", 1)
+		wantProblem(t, post([]byte(forged)), http.StatusForbidden, "feedback-refused")
+		wantProblem(t, post(f.sns.Notification("n-old", string(body(t, "ses_bounce.json", id)), now.Add(-2*time.Hour), "1")),
+			http.StatusForbidden, "feedback-refused")
+		wantProblem(t, post([]byte(`{"Type":"Notification","TopicArn":"`+feedbacktest.TopicARN+`"}`)),
+			http.StatusUnauthorized, "feedback-unauthenticated")
+		wantStatuses(t, f.statuses(t, id), map[string]string{"ok@example.net": "sent", "gone@example.net": "sent"})
+		if f.refused(t, "ses", "forged") != 1 || f.refused(t, "ses", "stale") != 1 || f.refused(t, "ses", "unauthenticated") != 1 {
+			t.Errorf("refused metrics: forged %v stale %v unauthenticated %v", f.refused(t, "ses", "forged"),
+				f.refused(t, "ses", "stale"), f.refused(t, "ses", "unauthenticated"))
+		}
+
+		wantApplied(t, post(f.sns.Notification("n-1", string(body(t, "ses_bounce.json", id)), now, "1")), 1)
+		wantApplied(t, post(f.sns.Notification("n-2", string(body(t, "ses_complaint.json", id)), now, "2")), 1)
+		wantStatuses(t, f.statuses(t, id), map[string]string{"ok@example.net": "sent", "gone@example.net": "bounced",
+			"angry@example.net": "complained"})
+		// SNS redelivers a message it is unsure about: applied once.
+		wantApplied(t, post(f.sns.Notification("n-1", string(body(t, "ses_bounce.json", id)), now, "1")), 0)
+
+		r := f.do(t, request{Method: http.MethodPost, Path: "/v1/feedback/ses/not-a-token", Body: []byte(`{}`)})
+		wantProblem(t, r, http.StatusNotFound, "not-found")
+	})
+}
+
+func TestFeedbackSendGrid(t *testing.T) {
+	engines(t, func(t *testing.T, engine string) {
+		f := newFBEnv(t, engine)
+		path := f.configure(t, "sendgrid", map[string]any{"public_key": f.sendgrid.PublicKey})
+		id := f.sentMessage(t, rcpts...)
+		now := f.clock.Now()
+		post := func(b []byte, sig, ts string) response {
+			return f.do(t, request{Method: http.MethodPost, Path: path, Body: b,
+				Header: map[string]string{"X-Twilio-Email-Event-Webhook-Signature": sig, "X-Twilio-Email-Event-Webhook-Timestamp": ts}})
+		}
+		b := body(t, "sendgrid_events.json", id)
+		sig, ts := f.sendgrid.Sign(b, now)
+		forged := []byte(strings.Replace(string(b), "gone@example.net", "ok@example.net", 1))
+		wantProblem(t, post(forged, sig, ts), http.StatusForbidden, "feedback-refused")
+		oldSig, oldTS := f.sendgrid.Sign(b, now.Add(-2*time.Hour))
+		wantProblem(t, post(b, oldSig, oldTS), http.StatusForbidden, "feedback-refused")
+		wantProblem(t, post(b, "", ts), http.StatusUnauthorized, "feedback-unauthenticated")
+		wantStatuses(t, f.statuses(t, id), map[string]string{"ok@example.net": "sent", "gone@example.net": "sent"})
+
+		// hard bounce of gone@, complaint of angry@, delivery of ok@ (busy@ is not a recipient).
+		wantApplied(t, post(b, sig, ts), 3)
+		wantStatuses(t, f.statuses(t, id), map[string]string{"ok@example.net": "sent", "gone@example.net": "bounced",
+			"angry@example.net": "complained"})
+		if f.refused(t, "sendgrid", "forged") != 1 || f.refused(t, "sendgrid", "stale") != 1 {
+			t.Errorf("refused metrics")
+		}
+	})
+}
+
+func TestFeedbackMailgun(t *testing.T) {
+	engines(t, func(t *testing.T, engine string) {
+		f := newFBEnv(t, engine)
+		const key = "key-0123456789abcdef0123456789abcdef"
+		path := f.configure(t, "mailgun", map[string]any{"signing_key": key})
+		id := f.sentMessage(t, rcpts...)
+		now := f.clock.Now()
+		post := func(b []byte) response { return f.do(t, request{Method: http.MethodPost, Path: path, Body: b}) }
+		failed := body(t, "mailgun_failed.json", id)
+		wantProblem(t, post(feedbacktest.Mailgun(failed, "key-wrong", "tok-a", now)), http.StatusForbidden, "feedback-refused")
+		wantProblem(t, post(feedbacktest.Mailgun(failed, key, "tok-b", now.Add(-2*time.Hour))), http.StatusForbidden, "feedback-refused")
+		wantStatuses(t, f.statuses(t, id), map[string]string{"gone@example.net": "sent"})
+
+		wantApplied(t, post(feedbacktest.Mailgun(failed, key, "tok-c", now)), 1)
+		// The same signed body again: the token was used.
+		wantProblem(t, post(feedbacktest.Mailgun(failed, key, "tok-c", now)), http.StatusForbidden, "feedback-refused")
+		wantApplied(t, post(feedbacktest.Mailgun(body(t, "mailgun_complained.json", id), key, "tok-d", now)), 1)
+		wantStatuses(t, f.statuses(t, id), map[string]string{"ok@example.net": "sent", "gone@example.net": "bounced",
+			"angry@example.net": "complained"})
+		if f.refused(t, "mailgun", "forged") != 1 || f.refused(t, "mailgun", "stale") != 1 || f.refused(t, "mailgun", "replayed") != 1 {
+			t.Errorf("refused metrics")
+		}
+		r := f.get(t, "/v1/feedback/mailgun", f.key)
+		wantCode(t, r, http.StatusOK)
+		if strings.Contains(string(r.Body), key) || !strings.Contains(string(r.Body), `"has_secret":true`) {
+			t.Errorf("GET shows %s", r.Body)
+		}
+	})
+}
+
+func TestFeedbackPostmark(t *testing.T) {
+	engines(t, func(t *testing.T, engine string) {
+		f := newFBEnv(t, engine)
+		path := f.configure(t, "postmark", map[string]any{"username": "mailgate", "password": "correct-horse-battery"})
+		id := f.sentMessage(t, rcpts...)
+		post := func(b []byte, user, pass string) response {
+			h := map[string]string{}
+			if user != "" {
+				h["Authorization"] = "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))
+			}
+			return f.do(t, request{Method: http.MethodPost, Path: path, Body: b, Header: h})
+		}
+		bounce := body(t, "postmark_bounce.json", id)
+		r := post(bounce, "", "")
+		wantProblem(t, r, http.StatusUnauthorized, "feedback-unauthenticated")
+		if !strings.HasPrefix(r.Header.Get("WWW-Authenticate"), "Basic") {
+			t.Errorf("WWW-Authenticate %q", r.Header.Get("WWW-Authenticate"))
+		}
+		wantProblem(t, post(bounce, "mailgate", "wrong-password-here"), http.StatusForbidden, "feedback-refused")
+		wantStatuses(t, f.statuses(t, id), map[string]string{"gone@example.net": "sent"})
+		wantApplied(t, post(bounce, "mailgate", "correct-horse-battery"), 1)
+		wantApplied(t, post(bounce, "mailgate", "correct-horse-battery"), 0) // same bounce ID: once
+		wantApplied(t, post(body(t, "postmark_complaint.json", id), "mailgate", "correct-horse-battery"), 1)
+		wantStatuses(t, f.statuses(t, id), map[string]string{"ok@example.net": "sent", "gone@example.net": "bounced",
+			"angry@example.net": "complained"})
+	})
+}
+
+func TestFeedbackConfigValidation(t *testing.T) {
+	f := newFBEnv(t, store.DialectSQLite)
+	put := func(provider string, b any) response {
+		return f.do(t, request{Method: http.MethodPut, Path: "/v1/feedback/" + provider, Token: f.key, Body: b})
+	}
+	wantProblem(t, put("ses", map[string]any{}), http.StatusUnprocessableEntity, "validation", "/topic_arn")
+	wantProblem(t, put("ses", map[string]any{"topic_arn": feedbacktest.TopicARN, "password": "x"}),
+		http.StatusUnprocessableEntity, "validation", "/password")
+	wantProblem(t, put("sendgrid", map[string]any{"public_key": "bm90IGEga2V5"}), http.StatusUnprocessableEntity,
+		"validation", "/public_key")
+	wantProblem(t, put("postmark", map[string]any{"username": "u", "password": "short"}), http.StatusUnprocessableEntity,
+		"validation", "/password")
+	wantProblem(t, put("nosuch", map[string]any{}), http.StatusUnprocessableEntity, "validation", "path:provider")
+	wantCode(t, f.do(t, request{Method: http.MethodPut, Path: "/v1/feedback/ses", Token: f.sender,
+		Body: map[string]any{"topic_arn": feedbacktest.TopicARN}}), http.StatusForbidden)
+	first := f.configure(t, "ses", map[string]any{"topic_arn": feedbacktest.TopicARN})
+	again := f.configure(t, "ses", map[string]any{"topic_arn": "arn:aws:sns:us-east-1:1:other"})
+	if first != again {
+		t.Errorf("path changed from %s to %s", first, again)
+	}
+	wantCode(t, f.do(t, request{Method: http.MethodDelete, Path: "/v1/feedback/ses", Token: f.key}), http.StatusNoContent)
+	wantCode(t, f.get(t, "/v1/feedback/ses", f.key), http.StatusNotFound)
+	wantCode(t, f.do(t, request{Method: http.MethodPost, Path: first, Body: []byte(`{}`)}), http.StatusNotFound)
+}
+
+// TestFeedbackRateLimit: the receiving route is limited per endpoint,
+// unsigned requests included.
+func TestFeedbackRateLimit(t *testing.T) {
+	kr, err := keyring.Generated()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, store.DialectSQLite, func(c *Config, d *Deps) { c.RateLimit = 1; d.Keyring = kr })
+	r := e.do(t, request{Method: http.MethodPut, Path: "/v1/feedback/postmark",
+		Token: e.key(store.DefaultProjectID, apikey.ScopeWebhooks),
+		Body:  map[string]any{"username": "u", "password": "0123456789abcdef"}})
+	wantCode(t, r, http.StatusOK)
+	var v struct {
+		Path string `json:"path"`
+	}
+	r.decode(t, &v)
+	codes := map[int]int{}
+	for range 5 {
+		codes[e.do(t, request{Method: http.MethodPost, Path: v.Path, Body: []byte(`{}`)}).Code]++
+	}
+	if codes[http.StatusTooManyRequests] == 0 || codes[http.StatusUnauthorized] == 0 {
+		t.Errorf("answers %v, want 401s then 429s", codes)
+	}
+}

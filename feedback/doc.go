@@ -1,0 +1,13 @@
+// Package feedback verifies and reads the bounce, complaint and delivery
+// notifications an upstream provider posts about mail relayed through it:
+// Amazon SES through SNS, SendGrid's signed event webhook, Mailgun's
+// webhooks and Postmark's. Each provider has a verifier that checks the
+// provider's own authentication scheme (a signature, an HMAC or HTTP basic
+// credentials) and refuses stale or replayed notifications, and a parser
+// that turns a verified body into per-recipient Events.
+//
+// It owns no storage and makes no network call of its own: the SNS signing
+// certificate is fetched through a CertFetcher the caller injects (in
+// production the webhook package's SSRF-guarded client), and tying an
+// event to a stored message and applying its effects is the caller's.
+package feedback

@@ -1,0 +1,122 @@
+package feedback
+
+import (
+	"errors"
+	"strings"
+	"time"
+)
+
+// Event kinds.
+const (
+	KindBounce    = "bounce"
+	KindComplaint = "complaint"
+	KindDelivery  = "delivery"
+)
+
+// Providers whose notifications are understood.
+const (
+	ProviderSES      = "ses"
+	ProviderSendGrid = "sendgrid"
+	ProviderMailgun  = "mailgun"
+	ProviderPostmark = "postmark"
+)
+
+// Providers lists every provider name, in a stable order.
+var Providers = []string{ProviderSES, ProviderSendGrid, ProviderMailgun, ProviderPostmark}
+
+// Event is what a notification says about one recipient of one message.
+type Event struct {
+	// ID identifies the event at the provider (the SNS MessageId with the
+	// recipient, sg_event_id, Mailgun's event id, Postmark's ID): a second
+	// notification with the same ID is a duplicate.
+	ID string
+	// Kind is KindBounce, KindComplaint or KindDelivery.
+	Kind string
+	// Recipient is the address the event is about.
+	Recipient string
+	// Hard is true for a permanent bounce (the address is bad).
+	Hard bool
+	// Status is the RFC 3463 enhanced status code when the provider gives
+	// one, e.g. 5.1.1; Diagnostic the remote server's explanation.
+	Status     string
+	Diagnostic string
+	// FeedbackType is the complaint's type (abuse, …) when known.
+	FeedbackType string
+	// MailgateID is the message's X-Mailgate-ID when the provider echoes
+	// it (header, custom argument or metadata); MessageID the Message-ID
+	// header it echoes. Either ties the event to our message.
+	MailgateID string
+	MessageID  string
+	// At is when the provider says the event happened.
+	At time.Time
+}
+
+// Notification is one verified request from a provider.
+type Notification struct {
+	// Events are the per-recipient events it carries (none for an SNS
+	// subscription confirmation or an event kind mailgate ignores).
+	Events []Event
+	// SubscribeURL is set for an SNS SubscriptionConfirmation: visiting it
+	// confirms the subscription.
+	SubscribeURL string
+}
+
+// Reasons a notification is refused; each is a label value of the refused
+// counter of the caller.
+var (
+	// ErrUnauthenticated: credentials or signature missing.
+	ErrUnauthenticated = errors.New("feedback: unauthenticated")
+	// ErrForged: the signature or credentials do not verify.
+	ErrForged = errors.New("feedback: signature does not verify")
+	// ErrStale: the notification's timestamp is outside the accepted window.
+	ErrStale = errors.New("feedback: timestamp outside the accepted window")
+	// ErrReplayed: the notification's one-time token was already used.
+	ErrReplayed = errors.New("feedback: token already used")
+	// ErrMalformed: the body is not the provider's documented shape.
+	ErrMalformed = errors.New("feedback: malformed notification")
+	// ErrCertificate: the SNS signing certificate URL is not an SNS host
+	// or the certificate cannot be fetched or read.
+	ErrCertificate = errors.New("feedback: signing certificate refused")
+	// ErrCertUnavailable: the SNS signing certificate could not be
+	// fetched; the notification may verify later.
+	ErrCertUnavailable = errors.New("feedback: signing certificate unavailable")
+	// ErrTopic: the SNS topic is not the one configured.
+	ErrTopic = errors.New("feedback: topic not configured")
+)
+
+// Reason is the short label of a refusal error: unauthenticated, forged,
+// stale, replayed, malformed, certificate, certificate_unavailable, topic,
+// or other.
+func Reason(err error) string {
+	for _, r := range []struct {
+		err   error
+		label string
+	}{{ErrUnauthenticated, "unauthenticated"}, {ErrForged, "forged"}, {ErrStale, "stale"},
+		{ErrReplayed, "replayed"}, {ErrMalformed, "malformed"}, {ErrCertificate, "certificate"},
+		{ErrCertUnavailable, "certificate_unavailable"}, {ErrTopic, "topic"}} {
+		if errors.Is(err, r.err) {
+			return r.label
+		}
+	}
+	return "other"
+}
+
+// DefaultMaxAge is how old a signed timestamp may be (and how far in the
+// future) when a Config leaves MaxAge zero: providers retry for longer, but
+// a retry carries a fresh signature (SendGrid, Mailgun) or the original
+// one (SNS, whose timestamp is the first attempt's), so one hour covers
+// SNS's immediate retries while bounding replays.
+const DefaultMaxAge = time.Hour
+
+// fresh reports whether at is within maxAge of now either way.
+func fresh(now, at time.Time, maxAge time.Duration) bool {
+	d := now.Sub(at)
+	return d <= maxAge && d >= -maxAge
+}
+
+// hardStatus is true for an RFC 3463 permanent status (class 5).
+func hardStatus(status string) bool { return strings.HasPrefix(status, "5.") }
+
+// SealAAD is the additional data a feedback endpoint's secret is sealed
+// with (package keyring): it binds the sealed secret to the endpoint.
+func SealAAD(endpointID string) []byte { return []byte("mailgate feedback secret\x00" + endpointID) }

@@ -1,0 +1,169 @@
+package feedback
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// TokenClaimer remembers one-time tokens: Claim reports whether token is
+// new, remembering it for at least ttl.
+type TokenClaimer interface {
+	Claim(ctx context.Context, token string, ttl time.Duration) (bool, error)
+}
+
+// Mailgun verifies Mailgun webhooks: the body's signature object holds a
+// timestamp, a random token and the hex HMAC-SHA256 of timestamp+token
+// keyed with the webhook signing key. A token is accepted once.
+type Mailgun struct {
+	// SigningKey is the account's HTTP webhook signing key.
+	SigningKey string
+	// Tokens remembers used tokens; required.
+	Tokens TokenClaimer
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// MaxAge bounds the timestamp; default DefaultMaxAge. Tokens are
+	// remembered as long, so a replay is refused as stale or as replayed.
+	MaxAge time.Duration
+}
+
+// mailgunBody is a Mailgun webhook body.
+type mailgunBody struct {
+	Signature struct {
+		Timestamp string `json:"timestamp"`
+		Token     string `json:"token"`
+		Signature string `json:"signature"`
+	} `json:"signature"`
+	EventData struct {
+		ID             string  `json:"id"`
+		Event          string  `json:"event"`
+		Severity       string  `json:"severity"`
+		Reason         string  `json:"reason"`
+		Recipient      string  `json:"recipient"`
+		Timestamp      float64 `json:"timestamp"`
+		DeliveryStatus struct {
+			Code        int    `json:"code"`
+			Message     string `json:"message"`
+			Description string `json:"description"`
+		} `json:"delivery-status"`
+		Message struct {
+			Headers struct {
+				MessageID string `json:"message-id"`
+			} `json:"headers"`
+		} `json:"message"`
+		UserVariables map[string]any `json:"user-variables"`
+	} `json:"event-data"`
+}
+
+// Verify checks the signature object of body and reads its event.
+func (v *Mailgun) Verify(ctx context.Context, body []byte) (Notification, error) {
+	var b mailgunBody
+	if err := json.Unmarshal(body, &b); err != nil {
+		return Notification{}, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	s := b.Signature
+	if s.Signature == "" || s.Token == "" || s.Timestamp == "" {
+		return Notification{}, ErrUnauthenticated
+	}
+	mac := hmac.New(sha256.New, []byte(v.SigningKey))
+	mac.Write([]byte(s.Timestamp + s.Token))
+	got, err := hex.DecodeString(s.Signature)
+	if err != nil || v.SigningKey == "" || !hmac.Equal(got, mac.Sum(nil)) {
+		return Notification{}, ErrForged
+	}
+	secs, err := strconv.ParseInt(s.Timestamp, 10, 64)
+	if err != nil {
+		return Notification{}, fmt.Errorf("%w: timestamp", ErrMalformed)
+	}
+	if !fresh(nowOr(v.Now), time.Unix(secs, 0), maxAgeOr(v.MaxAge)) {
+		return Notification{}, ErrStale
+	}
+	if v.Tokens == nil {
+		return Notification{}, fmt.Errorf("feedback: mailgun: no token store")
+	}
+	ok, err := v.Tokens.Claim(ctx, "mailgun:"+s.Token, 2*maxAgeOr(v.MaxAge))
+	if err != nil {
+		return Notification{}, fmt.Errorf("feedback: mailgun token: %w", err)
+	}
+	if !ok {
+		return Notification{}, ErrReplayed
+	}
+	return Notification{Events: parseMailgun(b)}, nil
+}
+
+// parseMailgun reads failed (severity permanent is hard), complained and
+// delivered events; others are ignored.
+func parseMailgun(b mailgunBody) []Event {
+	d := b.EventData
+	e := Event{ID: d.ID, Recipient: d.Recipient, MessageID: d.Message.Headers.MessageID,
+		At: time.Unix(int64(d.Timestamp), 0).UTC()}
+	if id, ok := d.UserVariables["mailgate_id"].(string); ok {
+		e.MailgateID = id
+	}
+	switch d.Event {
+	case "failed":
+		ds := d.DeliveryStatus
+		e.Kind, e.Hard = KindBounce, d.Severity == "permanent"
+		e.Diagnostic = strings.TrimSpace(ds.Message + " " + ds.Description)
+		e.Status = statusFromCode(ds.Code, e.Hard)
+	case "complained":
+		e.Kind, e.FeedbackType = KindComplaint, "abuse"
+	case "delivered":
+		e.Kind = KindDelivery
+	default:
+		return nil
+	}
+	return []Event{e}
+}
+
+// statusFromCode is the generic RFC 3463 status for an SMTP reply code
+// when the provider gives no enhanced code: 5.0.0 or 4.0.0.
+func statusFromCode(code int, hard bool) string {
+	switch {
+	case code >= 500 && code < 600:
+		return "5.0.0"
+	case code >= 400 && code < 500:
+		return "4.0.0"
+	case hard:
+		return "5.0.0"
+	default:
+		return "4.0.0"
+	}
+}
+
+// MemoryTokens is a TokenClaimer in memory for one process. Its zero value
+// is ready; it is safe for concurrent use. Expired tokens are dropped as
+// new ones are claimed.
+type MemoryTokens struct {
+	// Now is the clock; default time.Now.
+	Now  func() time.Time
+	mu   sync.Mutex
+	seen map[string]time.Time
+}
+
+// Claim implements TokenClaimer.
+func (m *MemoryTokens) Claim(_ context.Context, token string, ttl time.Duration) (bool, error) {
+	now := nowOr(m.Now)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.seen == nil {
+		m.seen = map[string]time.Time{}
+	}
+	for k, exp := range m.seen {
+		if now.After(exp) {
+			delete(m.seen, k)
+		}
+	}
+	if _, ok := m.seen[token]; ok {
+		return false, nil
+	}
+	m.seen[token] = now.Add(ttl)
+	return true, nil
+}

@@ -1,0 +1,161 @@
+package inbound
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mailgate/mailgate/bounce"
+	"github.com/mailgate/mailgate/feedback"
+	"github.com/mailgate/mailgate/store"
+)
+
+// FeedbackConfig configures Feedback.
+type FeedbackConfig struct {
+	// SoftBounceLimit is how many soft bounces in a row suppress an
+	// address. Default store.DefaultSoftBounceLimit.
+	SoftBounceLimit int
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+// Feedback applies the events of verified provider notifications (package
+// feedback) with the effects a mailbox bounce, complaint or delivery
+// report has: recipient status, event, suppression, soft-bounce count and
+// metrics, in one transaction per event. It is safe for concurrent use.
+type Feedback struct {
+	cfg     FeedbackConfig
+	store   *store.Store
+	metrics *Metrics
+}
+
+// NewFeedback returns a Feedback writing to st and counting into m (the
+// poller's collectors when both run in one process; nil for unregistered
+// ones).
+func NewFeedback(cfg FeedbackConfig, st *store.Store, m *Metrics) *Feedback {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if m == nil {
+		m = NewMetrics()
+	}
+	return &Feedback{cfg: cfg, store: st, metrics: m}
+}
+
+// FeedbackMailbox is the inbound rows' mailbox name for provider's
+// notifications: /v1/inbound lists them with the mailbox reports.
+func FeedbackMailbox(provider string) string { return "feedback/" + provider }
+
+// Apply records each event of a notification that the provider's own
+// scheme authenticated for projectID, and returns how many changed a
+// recipient. An event is tied to its message by the X-Mailgate-ID the
+// provider echoes, else the Message-ID, and only to a message of
+// projectID: a project's provider credentials vouch for nothing else. An
+// event seen before (same provider event id) writes nothing. An error
+// means the store failed: the caller should answer so the provider retries.
+func (f *Feedback) Apply(ctx context.Context, provider, projectID string, events []feedback.Event) (int, error) {
+	applied := 0
+	for _, e := range events {
+		n, err := f.apply(ctx, provider, projectID, e)
+		if err != nil {
+			return applied, err
+		}
+		applied += n
+	}
+	return applied, nil
+}
+
+func (f *Feedback) apply(ctx context.Context, provider, projectID string, e feedback.Event) (int, error) {
+	mailbox := FeedbackMailbox(provider)
+	pm, err := f.prepare(ctx, projectID, e)
+	if err != nil {
+		return 0, err
+	}
+	summary, _ := json.Marshal(e)
+	rec := store.InboundRecord{Mailbox: mailbox, MailboxMessageID: eventID(e, summary), ReceivedAt: f.cfg.Now(),
+		Kind: pm.report.Kind, Summary: summary, RawSize: int64(len(summary)), Authenticated: pm.authenticated,
+		Effects: pm.effects, SoftBounceLimit: f.cfg.SoftBounceLimit}
+	if pm.target != nil {
+		rec.ProjectID, rec.MessageID, rec.Recipient = pm.target.ProjectID, pm.target.ID, e.Recipient
+	}
+	res, err := f.store.RecordInbound(ctx, rec)
+	if err != nil {
+		return 0, fmt.Errorf("feedback %s: %w", provider, err)
+	}
+	if res.Duplicate {
+		return 0, nil
+	}
+	f.metrics.observe(mailbox, pm, res)
+	n := 0
+	for _, r := range res.Effects {
+		if r.Applied {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// prepare ties e to a message of projectID and decides its effect, as
+// Poller.prepare does for a mailbox report.
+func (f *Feedback) prepare(ctx context.Context, projectID string, e feedback.Event) (processed, error) {
+	res := bounce.Result{Recipient: e.Recipient, Status: e.Status, Diagnostic: e.Diagnostic, Hard: e.Hard}
+	rep := &bounce.Report{Kind: reportKind(e.Kind), FeedbackType: e.FeedbackType, Results: []bounce.Result{res}}
+	pm := processed{report: rep}
+	for _, ref := range []string{e.MailgateID, e.MessageID} {
+		id, ok := messageIDPart(ref)
+		if !ok {
+			continue
+		}
+		t, err := f.store.LoadInboundTarget(ctx, id)
+		if err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				continue
+			}
+			return pm, fmt.Errorf("feedback: %w", err)
+		}
+		if t.ProjectID != projectID {
+			continue
+		}
+		pm.target, pm.authenticated = &t, true
+		break
+	}
+	if pm.target == nil {
+		return pm, nil
+	}
+	i := recipientIndex(pm.target, e.Recipient)
+	if i < 0 {
+		return pm, nil
+	}
+	tg := target{position: i, email: pm.target.Recipients[i].Email, result: res}
+	if ef, ok := effect(rep, tg, nil, true); ok {
+		pm.effects, pm.results = []store.InboundEffect{ef}, []bounce.Result{res}
+	}
+	return pm, nil
+}
+
+// reportKind is bounce's report kind for a feedback event kind.
+func reportKind(kind string) string {
+	switch kind {
+	case feedback.KindBounce:
+		return bounce.KindBounce
+	case feedback.KindComplaint:
+		return bounce.KindComplaint
+	case feedback.KindDelivery:
+		return bounce.KindDelivered
+	}
+	return bounce.KindUnknown
+}
+
+// eventID is the provider's event id, or a digest of the event when the
+// provider gave none.
+func eventID(e feedback.Event, summary []byte) string {
+	if e.ID != "" {
+		return e.ID
+	}
+	d := sha256.Sum256(summary)
+	return "sha256:" + hex.EncodeToString(d[:])
+}

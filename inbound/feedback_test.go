@@ -1,0 +1,89 @@
+package inbound
+
+import (
+	"context"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/mailgate/mailgate/feedback"
+	"github.com/mailgate/mailgate/store"
+)
+
+// TestFeedbackApply: verified provider events change the recipient they
+// name, on a message of the endpoint's project only, once.
+func TestFeedbackApply(t *testing.T) {
+	engines(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		id := e.sentMessage("ann@example.org", "bob@example.net", "cat@example.net")
+		f := NewFeedback(FeedbackConfig{Now: e.clock.Now}, e.store, e.metrics)
+		events := []feedback.Event{
+			{ID: "ev-1", Kind: feedback.KindBounce, Recipient: "BOB@example.net", Hard: true, Status: "5.1.1",
+				Diagnostic: "550 5.1.1 user unknown", MailgateID: id},
+			{ID: "ev-2", Kind: feedback.KindComplaint, Recipient: "cat@example.net", FeedbackType: "abuse",
+				MessageID: "<" + id + "@shop.example>"},
+			{ID: "ev-3", Kind: feedback.KindDelivery, Recipient: "ann@example.org", MailgateID: id},
+		}
+		n, err := f.Apply(ctx, "ses", store.DefaultProjectID, events)
+		if err != nil || n != 3 {
+			t.Fatalf("Apply = %d, %v; want 3 applied (the delivery resets soft bounces)", n, err)
+		}
+		for pos, want := range []string{store.StatusSent, store.StatusBounced, store.StatusComplained} {
+			if got := e.recipientStatus(id, pos); got != want {
+				t.Errorf("recipient %d status %q, want %q", pos, got, want)
+			}
+		}
+		wantEvents := []string{
+			`message.bounced bob@example.net {"type":"hard","reason":"undefined","status":"5.1.1","diagnostic":"550 5.1.1 user unknown","authenticated":true}`,
+			`message.complained cat@example.net {"feedback_type":"abuse","authenticated":true}`,
+		}
+		if d := cmp.Diff(wantEvents, e.events(id)); d != "" {
+			t.Errorf("events (-want +got):\n%s", d)
+		}
+		if got := e.suppression("bob@example.net"); got != store.ReasonHardBounce {
+			t.Errorf("bob suppression %q", got)
+		}
+		if got := e.suppression("cat@example.net"); got != store.ReasonComplaint {
+			t.Errorf("cat suppression %q", got)
+		}
+		if got := testutil.ToFloat64(e.metrics.bounces.WithLabelValues("shop.example", "hard", "undefined")); got != 1 {
+			t.Errorf("bounces metric %v", got)
+		}
+		if got := testutil.ToFloat64(e.metrics.messages.WithLabelValues("feedback/ses", "complaint")); got != 1 {
+			t.Errorf("messages metric %v", got)
+		}
+		// The same events again write nothing.
+		if n, err := f.Apply(ctx, "ses", store.DefaultProjectID, events); err != nil || n != 0 {
+			t.Errorf("replayed Apply = %d, %v", n, err)
+		}
+		if got := len(e.events(id)); got != 2 {
+			t.Errorf("%d events after replay", got)
+		}
+	})
+}
+
+// TestFeedbackOtherProject: another project's provider credentials
+// cannot touch this project's message, and a soft bounce only counts.
+func TestFeedbackOtherProject(t *testing.T) {
+	engines(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		id := e.sentMessage("ann@example.org")
+		f := NewFeedback(FeedbackConfig{Now: e.clock.Now}, e.store, e.metrics)
+		ev := feedback.Event{ID: "x-1", Kind: feedback.KindBounce, Recipient: "ann@example.org", Hard: true, MailgateID: id}
+		if n, err := f.Apply(ctx, "mailgun", "some-other-project", []feedback.Event{ev}); err != nil || n != 0 {
+			t.Fatalf("Apply = %d, %v", n, err)
+		}
+		if got := e.recipientStatus(id, 0); got != store.StatusSent {
+			t.Errorf("status %q after another project's bounce", got)
+		}
+		soft := feedback.Event{ID: "x-2", Kind: feedback.KindBounce, Recipient: "ann@example.org", Status: "4.2.2", MailgateID: id}
+		if _, err := f.Apply(ctx, "mailgun", store.DefaultProjectID, []feedback.Event{soft}); err != nil {
+			t.Fatal(err)
+		}
+		e.wantSoftBounces("ann@example.org", 1)
+		if got := e.suppression("ann@example.org"); got != "" {
+			t.Errorf("suppressed %q after one soft bounce", got)
+		}
+	})
+}
