@@ -71,7 +71,7 @@ func (f *Feedback) Apply(ctx context.Context, provider, projectID string, events
 
 func (f *Feedback) apply(ctx context.Context, provider, projectID string, e feedback.Event) (int, error) {
 	mailbox := FeedbackMailbox(provider)
-	pm, err := f.prepare(ctx, projectID, e)
+	pm, err := f.prepare(ctx, provider, projectID, e)
 	if err != nil {
 		return 0, err
 	}
@@ -100,9 +100,11 @@ func (f *Feedback) apply(ctx context.Context, provider, projectID string, e feed
 }
 
 // prepare ties e to a message of projectID and decides its effect, as
-// Poller.prepare does for a mailbox report.
-func (f *Feedback) prepare(ctx context.Context, projectID string, e feedback.Event) (processed, error) {
-	res := bounce.Result{Recipient: e.Recipient, Status: e.Status, Diagnostic: e.Diagnostic, Hard: e.Hard}
+// Poller.prepare does for a mailbox report. The provider decided hard or
+// soft, which the result's rule ("provider:NAME") says.
+func (f *Feedback) prepare(ctx context.Context, provider, projectID string, e feedback.Event) (processed, error) {
+	res := bounce.Result{Recipient: e.Recipient, Status: e.Status, Diagnostic: e.Diagnostic, Hard: e.Hard,
+		Rule: "provider:" + provider}
 	rep := &bounce.Report{Kind: reportKind(e.Kind), FeedbackType: e.FeedbackType, Results: []bounce.Result{res}}
 	pm := processed{report: rep}
 	for _, ref := range []string{e.MailgateID, e.MessageID} {

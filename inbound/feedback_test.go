@@ -35,7 +35,7 @@ func TestFeedbackApply(t *testing.T) {
 			}
 		}
 		wantEvents := []string{
-			`message.bounced bob@example.net {"type":"hard","reason":"undefined","status":"5.1.1","diagnostic":"550 5.1.1 user unknown","authenticated":true}`,
+			`message.bounced bob@example.net {"type":"hard","reason":"undefined","status":"5.1.1","diagnostic":"550 5.1.1 user unknown","rule":"provider:ses","authenticated":true}`,
 			`message.complained cat@example.net {"feedback_type":"abuse","authenticated":true}`,
 		}
 		if d := cmp.Diff(wantEvents, e.events(id)); d != "" {
