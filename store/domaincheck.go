@@ -192,21 +192,21 @@ type SenderDomain struct {
 
 // SenderDomain reports whether the project registered domain (lower case,
 // A-label form), its status, and whether another project has the name
-// verified: one indexed lookup, made for every send the API's cache does
-// not answer. The selectors, read only for a domain not verified, cost a
-// second query on that rarer path.
+// verified (registered here or not): one indexed lookup, made for every
+// send the API's cache does not answer. The selectors, read only for a
+// domain not verified, cost a second query on that rarer path.
 func (s *Store) SenderDomain(ctx context.Context, projectID, domain string) (SenderDomain, error) {
 	var sd SenderDomain
 	var id string
-	err := s.rdb.QueryRowContext(ctx, `SELECT d.id, d.status, EXISTS (SELECT 1 FROM domains o
-			WHERE o.name = d.name AND o.status = 'verified' AND o.project_id <> d.project_id)
-		FROM domains d WHERE d.project_id = $1 AND d.name = $2`, projectID, domain).
+	err := s.rdb.QueryRowContext(ctx, `SELECT COALESCE(d.id, ''), COALESCE(d.status, ''), EXISTS (SELECT 1 FROM domains o
+			WHERE o.name = $2 AND o.status = 'verified' AND o.project_id <> $1)
+		FROM (SELECT 1 AS one) x LEFT JOIN domains d ON d.project_id = $1 AND d.name = $2`, projectID, domain).
 		Scan(&id, &sd.Status, &sd.VerifiedElsewhere)
-	if errors.Is(err, sql.ErrNoRows) {
-		return SenderDomain{}, nil
-	}
 	if err != nil {
 		return SenderDomain{}, fmt.Errorf("sender domain %s: %w", domain, err)
+	}
+	if id == "" {
+		return sd, nil
 	}
 	sd.Registered = true
 	if sd.Status == DomainVerified {
