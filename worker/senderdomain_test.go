@@ -122,7 +122,11 @@ func TestSenderDomainRecheckedAtSend(t *testing.T) {
 func verify(projectID string, found bool) func(t *testing.T, st *store.Store) {
 	return func(t *testing.T, st *store.Store) {
 		t.Helper()
-		if _, err := st.RecordDomainCheck(context.Background(), projectID, "shop.example", found, nil); err != nil {
+		d, err := st.GetDomain(context.Background(), projectID, "shop.example")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.RecordDomainCheck(context.Background(), d, found, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
