@@ -182,10 +182,13 @@ func (s *Server) checkSenderDomain(ctx context.Context, projectID string, vm *Va
 // (domainCache), so a send costs one map lookup; a miss is one store
 // lookup.
 func (s *Server) senderDomain(ctx context.Context, projectID, domain string) (senderCheck, error) {
+	var epoch uint64
 	if s.domains != nil {
-		if warning, ok := s.domains.sendable(projectID, domain); ok {
+		warning, ok, e := s.domains.sendable(projectID, domain)
+		if ok {
 			return senderCheck{warning: warning}, nil
 		}
+		epoch = e
 	}
 	sd, err := s.deps.Store.SenderDomain(ctx, projectID, domain)
 	if err != nil {
@@ -201,7 +204,7 @@ func (s *Server) senderDomain(ctx context.Context, projectID, domain string) (se
 			"project_id", projectID, "domain", domain, "status", sd.Status)
 	}
 	if s.domains != nil {
-		s.domains.put(projectID, domain, sc.warning)
+		s.domains.put(projectID, domain, sc.warning, epoch)
 	}
 	return sc, nil
 }
