@@ -16,13 +16,16 @@ import (
 // status above all) made through any replica evicts the name for every
 // project everywhere at once through the Revocations broadcast
 // (domainChanged, and the worker's re-check): verifying a name in one project changes what the others
-// may do with it. The TTL bounds how long a change made behind mailgate's
-// back takes.
+// may do with it. A lookup that began before an eviction is not cached.
+// The TTL bounds how long a change made behind mailgate's back takes.
 type domainCache struct {
 	ttl time.Duration
 	now func() time.Time
 
 	mu sync.Mutex
+	// epoch counts evictions; a lookup that began before one is not
+	// cached, since it may have read what the eviction was for.
+	epoch uint64
 	// domains: name → project id → entry.
 	domains map[string]map[string]domainEntry
 	size    int
@@ -43,20 +46,26 @@ func newDomainCache(ttl time.Duration, now func() time.Time) *domainCache {
 }
 
 // sendable reports whether the pair was found sendable within the TTL,
-// and the warning its sends carry.
-func (dc *domainCache) sendable(projectID, domain string) (string, bool) {
+// and the warning its sends carry; epoch is for put after a lookup on a
+// miss.
+func (dc *domainCache) sendable(projectID, domain string) (warning string, ok bool, epoch uint64) {
 	dc.mu.Lock()
 	defer dc.mu.Unlock()
 	e, ok := dc.domains[domain][projectID]
 	if !ok || !dc.now().Before(e.expires) {
-		return "", false
+		return "", false, dc.epoch
 	}
-	return e.warning, true
+	return e.warning, true, dc.epoch
 }
 
-func (dc *domainCache) put(projectID, domain, warning string) {
+// put caches a "may send" found by a lookup that began at epoch, unless an
+// eviction happened since (the lookup may have read what it was for).
+func (dc *domainCache) put(projectID, domain, warning string, epoch uint64) {
 	dc.mu.Lock()
 	defer dc.mu.Unlock()
+	if dc.epoch != epoch {
+		return
+	}
 	if dc.size >= maxDomainEntries {
 		clear(dc.domains)
 		dc.size = 0
@@ -76,6 +85,7 @@ func (dc *domainCache) put(projectID, domain, warning string) {
 func (dc *domainCache) clear() {
 	dc.mu.Lock()
 	defer dc.mu.Unlock()
+	dc.epoch++
 	clear(dc.domains)
 	dc.size = 0
 }
@@ -84,6 +94,7 @@ func (dc *domainCache) clear() {
 func (dc *domainCache) evict(domain string) {
 	dc.mu.Lock()
 	defer dc.mu.Unlock()
+	dc.epoch++
 	dc.size -= len(dc.domains[domain])
 	delete(dc.domains, domain)
 }

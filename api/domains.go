@@ -267,18 +267,20 @@ func (s *Server) verifyDomain(c echo.Context) error {
 // recordCheck stores what the DKIM results prove about d and returns the
 // domain as stored: a record found makes it verified, none (every lookup
 // answered) turns a verified domain failed; a failed lookup changes
-// nothing. A name another project has verified is a 409.
+// nothing, as does a domain deleted or given other keys during the lookup
+// (the answer then shows it as read). A name another project has verified
+// is a 409.
 func (s *Server) recordCheck(ctx context.Context, d store.Domain, results []dnscheck.Result) (store.Domain, error) {
 	proof := dnscheck.DKIMProof(results)
 	if proof == dnscheck.ProofUnknown {
 		return d, nil
 	}
-	res, err := s.deps.Store.RecordDomainCheck(ctx, d.ProjectID, d.Name, proof == dnscheck.ProofFound, checkedRecords(results))
+	res, err := s.deps.Store.RecordDomainCheck(ctx, d, proof == dnscheck.ProofFound, checkedRecords(results))
 	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return store.Domain{}, notFoundProblem("domain")
 	case err != nil:
 		return store.Domain{}, err
+	case res.Stale: // deleted, or its keys changed, during the lookup: nothing recorded
+		return d, nil
 	case res.Taken:
 		return store.Domain{}, newProblem(http.StatusConflict, "domain-taken", "Domain verified elsewhere",
 			"the name "+d.Name+" is verified by another project; it cannot be verified in this one")

@@ -403,7 +403,8 @@ func TestRotateAndRetireDKIM(t *testing.T) {
 		if got := keySelectors(d, true); !cmp.Equal(got, []string{month + "r", "olde", "oldr"}) {
 			t.Errorf("retired selectors %v", got)
 		}
-		keys, registered, err := e.store.SigningKeys(context.Background(), store.DefaultProjectID, "shop.example")
+		sd, err := e.store.SigningKeys(context.Background(), store.DefaultProjectID, "shop.example")
+		keys, registered := sd.Keys, sd.Registered
 		if err != nil || !registered || len(keys) != 3 {
 			t.Errorf("signing keys: %d, registered %v, %v; want 3 of a registered domain", len(keys), registered, err)
 		}

@@ -349,3 +349,26 @@ func TestVerifyElsewhereEvictsCachedPending(t *testing.T) {
 		runtime.Gosched()
 	}
 }
+
+// TestAllowedDomainYieldsToVerifiedOwner: a name in AllowedSenderDomains
+// is sendable without registration (unsigned) only while no project has
+// it verified: once project B verifies it, the default project's sends
+// from it are refused (422 naming /from), even though a send had just
+// cached it as sendable, while B sends from it.
+func TestAllowedDomainYieldsToVerifiedOwner(t *testing.T) {
+	engines(t, func(t *testing.T, engine string) {
+		e := newDomainEnvWith(t, engine, []string{"relay.example"}, func(c *Config, _ *Deps) {
+			c.AllowedSenderDomains = append(c.AllowedSenderDomains, brand)
+		})
+		a, b := e.defaultTenant(), e.tenant("tenant-b")
+		if acc := e.send(t, a.sender, brandMessage()); len(acc.Warnings) != 0 {
+			t.Errorf("send from an allowed domain warned: %v", acc.Warnings)
+		}
+		e.register(t, b, "tb", true)
+		e.wantVerified(t, b)
+		e.wantFromRefused(t, "/v1/messages", a.sender, brandMessage(), "/from", brand, "another project")
+		e.wantFromRefused(t, "/v1/messages/batch", a.sender, map[string]any{"messages": []any{brandMessage()}},
+			"/messages/0/from", brand, "another project")
+		e.send(t, b.sender, brandMessage())
+	})
+}

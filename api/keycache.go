@@ -20,13 +20,17 @@ type Revocations interface {
 // keyCache keeps recently used keys for KeyCacheTTL so that the send path
 // does not read its key on every request. A revocation through any replica
 // (API or CLI) evicts the key everywhere at once through Revocations; the
-// TTL bounds how long a change made behind mailgate's back takes.
+// TTL bounds how long a change made behind mailgate's back takes. A
+// lookup that began before an eviction is not cached.
 type keyCache struct {
 	ttl time.Duration
 	now func() time.Time
 
-	mu   sync.Mutex
-	keys map[string]cachedKey
+	mu sync.Mutex
+	// epoch counts evictions; a lookup that began before one is not
+	// cached, since it may have read what the eviction was for.
+	epoch uint64
+	keys  map[string]cachedKey
 }
 
 type cachedKey struct {
@@ -38,19 +42,26 @@ func newKeyCache(ttl time.Duration, now func() time.Time) *keyCache {
 	return &keyCache{ttl: ttl, now: now, keys: map[string]cachedKey{}}
 }
 
-func (kc *keyCache) get(id string) (store.APIKey, bool) {
+// get returns the cached key, if any, and the eviction epoch to pass to
+// put after a lookup on a miss.
+func (kc *keyCache) get(id string) (store.APIKey, bool, uint64) {
 	kc.mu.Lock()
 	defer kc.mu.Unlock()
 	c, ok := kc.keys[id]
 	if !ok || !kc.now().Before(c.expires) {
-		return store.APIKey{}, false
+		return store.APIKey{}, false, kc.epoch
 	}
-	return c.key, true
+	return c.key, true, kc.epoch
 }
 
-func (kc *keyCache) put(k store.APIKey) {
+// put caches k, read by a lookup that began at epoch, unless an eviction
+// happened since (the lookup may have read a key revoked meanwhile).
+func (kc *keyCache) put(k store.APIKey, epoch uint64) {
 	kc.mu.Lock()
 	defer kc.mu.Unlock()
+	if kc.epoch != epoch {
+		return
+	}
 	if len(kc.keys) > 10000 {
 		clear(kc.keys)
 	}
@@ -60,25 +71,30 @@ func (kc *keyCache) put(k store.APIKey) {
 func (kc *keyCache) evict(id string) {
 	kc.mu.Lock()
 	defer kc.mu.Unlock()
+	kc.epoch++
 	delete(kc.keys, id)
 }
 
 func (kc *keyCache) clear() {
 	kc.mu.Lock()
 	defer kc.mu.Unlock()
+	kc.epoch++
 	clear(kc.keys)
 }
 
 // lookupKey reads a key through the cache when revocations are broadcast.
 func (s *Server) lookupKey(ctx context.Context, id string) (store.APIKey, error) {
+	var epoch uint64
 	if s.keys != nil {
-		if k, ok := s.keys.get(id); ok {
+		k, ok, e := s.keys.get(id)
+		if ok {
 			return k, nil
 		}
+		epoch = e
 	}
 	k, err := s.deps.Store.KeyByID(ctx, id)
 	if err == nil && s.keys != nil && k.RevokedAt == nil {
-		s.keys.put(k)
+		s.keys.put(k, epoch)
 	}
 	return k, err
 }

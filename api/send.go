@@ -174,20 +174,21 @@ func (s *Server) checkSenderDomain(ctx context.Context, projectID string, vm *Va
 	return s.senderDomainVerdict(sc, prefix)
 }
 
-// senderDomain decides whether the project may send from domain: one in
-// AllowedSenderDomains (unsigned, no registration); else a domain the
-// project registered that no other project has verified, and that is
-// verified, or, in development mode only, pending or failed (signed as
-// usual, with a warning). A positive verdict is cached (domainCache), so
-// a send costs one map lookup; a miss is one store lookup.
+// senderDomain decides whether the project may send from domain, which
+// no other project may have verified: then a domain the project
+// registered that is verified, or, in development mode only, pending or
+// failed (signed as usual, with a warning); or one it has not registered
+// that is in AllowedSenderDomains (unsigned). A positive verdict is cached
+// (domainCache), so a send costs one map lookup; a miss is one store
+// lookup.
 func (s *Server) senderDomain(ctx context.Context, projectID, domain string) (senderCheck, error) {
-	if s.allowed[domain] {
-		return senderCheck{}, nil
-	}
+	var epoch uint64
 	if s.domains != nil {
-		if warning, ok := s.domains.sendable(projectID, domain); ok {
+		warning, ok, e := s.domains.sendable(projectID, domain)
+		if ok {
 			return senderCheck{warning: warning}, nil
 		}
+		epoch = e
 	}
 	sd, err := s.deps.Store.SenderDomain(ctx, projectID, domain)
 	if err != nil {
@@ -203,7 +204,7 @@ func (s *Server) senderDomain(ctx context.Context, projectID, domain string) (se
 			"project_id", projectID, "domain", domain, "status", sd.Status)
 	}
 	if s.domains != nil {
-		s.domains.put(projectID, domain, sc.warning)
+		s.domains.put(projectID, domain, sc.warning, epoch)
 	}
 	return sc, nil
 }
@@ -211,11 +212,13 @@ func (s *Server) senderDomain(ctx context.Context, projectID, domain string) (se
 // judgeSenderDomain is senderDomain's rule applied to what the store said.
 func (s *Server) judgeSenderDomain(domain string, sd store.SenderDomain) senderCheck {
 	switch {
-	case !sd.Registered:
-		return senderCheck{refusal: fmt.Sprintf("sender domain %s is not registered for this project", domain)}
 	case sd.VerifiedElsewhere:
 		return senderCheck{refusal: fmt.Sprintf("sender domain %s is verified by another project; "+
 			"this project cannot send from it", domain)}
+	case !sd.Registered && s.allowed[domain]:
+		return senderCheck{}
+	case !sd.Registered:
+		return senderCheck{refusal: fmt.Sprintf("sender domain %s is not registered for this project", domain)}
 	case sd.Status == store.DomainVerified:
 		return senderCheck{}
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -48,27 +49,36 @@ type DomainCheckResult struct {
 	// Taken: another project has the name verified, so the status did
 	// not change.
 	Taken bool
+	// Stale: the domain checked was deleted or its active keys changed
+	// during the lookup; nothing was recorded (Domain is empty).
+	Stale bool
 }
 
-// RecordDomainCheck stores the definite outcome of a DKIM lookup of a
-// project's domain at Now: found says whether a record of one of its
-// active keys is published (a lookup error is no outcome: the caller
-// leaves the domain alone). When another project has the name verified,
-// nothing but checked_at changes and the result is Taken, found or not.
-// Otherwise found makes the domain verified; not found turns a verified
-// domain failed and leaves a pending or failed one as it is. Either sets
+// RecordDomainCheck stores the definite outcome of a DKIM lookup of the
+// domain checked (as read before the lookup, with its keys) at Now: found
+// says whether a record of one of its active keys is published (a lookup
+// error is no outcome: the caller leaves the domain alone). The outcome
+// is recorded on that row (by id) only if its active keys are still those
+// looked up: a domain deleted (and perhaps registered again, a new row)
+// or whose keys changed during the lookup is left alone and the result is
+// Stale. When another project has the name verified, nothing but
+// checked_at changes and the result is Taken, found or not. Otherwise
+// found makes the domain verified; not found turns a verified domain
+// failed and leaves a pending or failed one as it is. Either sets
 // checked_at. A status change writes its event in the same transaction.
-// An unknown domain is ErrNotFound.
 //
 // Two projects verifying one name at once cannot both win: the unique
 // index on verified names refuses the second (Taken).
-func (s *Store) RecordDomainCheck(ctx context.Context, projectID, name string, found bool, records []CheckedRecord) (DomainCheckResult, error) {
+func (s *Store) RecordDomainCheck(ctx context.Context, checked Domain, found bool, records []CheckedRecord) (DomainCheckResult, error) {
+	projectID, name := checked.ProjectID, checked.Name
 	now := micros(s.now())
 	var res DomainCheckResult
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		res = DomainCheckResult{}
-		id, status, err := s.lockDomainStatus(ctx, tx, projectID, name)
-		if err != nil {
+		id := checked.ID
+		status, same, err := s.lockCheckedDomain(ctx, tx, checked)
+		if err != nil || !same {
+			res.Stale = !same
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE domains SET checked_at = $2 WHERE id = $1`, id, now); err != nil {
@@ -100,6 +110,9 @@ func (s *Store) RecordDomainCheck(ctx context.Context, projectID, name string, f
 	}
 	if err != nil {
 		return DomainCheckResult{}, fmt.Errorf("record check of domain %s: %w", name, err)
+	}
+	if res.Stale {
+		return res, nil
 	}
 	if res.Domain, err = s.GetDomain(ctx, projectID, name); err != nil {
 		return DomainCheckResult{}, err
@@ -137,17 +150,38 @@ func setDomainStatus(ctx context.Context, tx *sql.Tx, id, status string, now int
 	return err
 }
 
-// lockDomainStatus is lockDomain with the domain's status.
-func (s *Store) lockDomainStatus(ctx context.Context, tx *sql.Tx, projectID, name string) (string, string, error) {
-	q := `SELECT id, status FROM domains WHERE project_id = $1 AND name = $2`
+// lockCheckedDomain locks the row of the domain checked and returns its
+// status; same is false when the row is gone or its active keys are no
+// longer those of checked.
+func (s *Store) lockCheckedDomain(ctx context.Context, tx *sql.Tx, checked Domain) (status string, same bool, err error) {
+	q := `SELECT status FROM domains WHERE id = $1`
 	if s.dialect == DialectPostgres {
 		q += ` FOR UPDATE`
 	}
-	var id, status string
-	if err := tx.QueryRowContext(ctx, q, projectID, name).Scan(&id, &status); err != nil {
-		return "", "", notFound(err)
+	err = tx.QueryRowContext(ctx, q, checked.ID).Scan(&status)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
 	}
-	return id, status, nil
+	if err != nil {
+		return "", false, err
+	}
+	keys, err := queryKeys(ctx, tx, `WHERE domain_id = $1 AND retired_at IS NULL`, checked.ID)
+	if err != nil {
+		return "", false, err
+	}
+	var want []string
+	for _, k := range checked.Keys {
+		if k.RetiredAt == nil {
+			want = append(want, k.ID)
+		}
+	}
+	var got []string
+	for _, k := range keys[checked.ID] {
+		got = append(got, k.ID)
+	}
+	slices.Sort(want)
+	slices.Sort(got)
+	return status, slices.Equal(want, got), nil
 }
 
 // domainEventData is the data of a domain event.
@@ -192,21 +226,21 @@ type SenderDomain struct {
 
 // SenderDomain reports whether the project registered domain (lower case,
 // A-label form), its status, and whether another project has the name
-// verified: one indexed lookup, made for every send the API's cache does
-// not answer. The selectors, read only for a domain not verified, cost a
-// second query on that rarer path.
+// verified (registered here or not): one indexed lookup, made for every
+// send the API's cache does not answer. The selectors, read only for a
+// domain not verified, cost a second query on that rarer path.
 func (s *Store) SenderDomain(ctx context.Context, projectID, domain string) (SenderDomain, error) {
 	var sd SenderDomain
 	var id string
-	err := s.rdb.QueryRowContext(ctx, `SELECT d.id, d.status, EXISTS (SELECT 1 FROM domains o
-			WHERE o.name = d.name AND o.status = 'verified' AND o.project_id <> d.project_id)
-		FROM domains d WHERE d.project_id = $1 AND d.name = $2`, projectID, domain).
+	err := s.rdb.QueryRowContext(ctx, `SELECT COALESCE(d.id, ''), COALESCE(d.status, ''), EXISTS (SELECT 1 FROM domains o
+			WHERE o.name = $2 AND o.status = 'verified' AND o.project_id <> $1)
+		FROM (SELECT 1 AS one) x LEFT JOIN domains d ON d.project_id = $1 AND d.name = $2`, projectID, domain).
 		Scan(&id, &sd.Status, &sd.VerifiedElsewhere)
-	if errors.Is(err, sql.ErrNoRows) {
-		return SenderDomain{}, nil
-	}
 	if err != nil {
 		return SenderDomain{}, fmt.Errorf("sender domain %s: %w", domain, err)
+	}
+	if id == "" {
+		return sd, nil
 	}
 	sd.Registered = true
 	if sd.Status == DomainVerified {

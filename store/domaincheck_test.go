@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -25,7 +24,11 @@ func newDomain(t *testing.T, s *Store, projectID, name string) Domain {
 // recordCheck is RecordDomainCheck failing the test on an error.
 func recordCheck(t *testing.T, s *Store, projectID, name string, found bool) DomainCheckResult {
 	t.Helper()
-	res, err := s.RecordDomainCheck(context.Background(), projectID, name, found,
+	d, err := s.GetDomain(context.Background(), projectID, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.RecordDomainCheck(context.Background(), d, found,
 		[]CheckedRecord{{Name: "s1._domainkey." + name, Status: "found", OK: found}})
 	if err != nil {
 		t.Fatalf("record check of %s (found %v): %v", name, found, err)
@@ -107,8 +110,9 @@ func TestDomainCheckTransitions(t *testing.T) {
 		if diff := cmp.Diff(want, domainEvents(t, s, DefaultProjectID)); diff != "" {
 			t.Errorf("events (-want +got):\n%s", diff)
 		}
-		if _, err := s.RecordDomainCheck(context.Background(), DefaultProjectID, "nowhere.example", true, nil); !errors.Is(err, ErrNotFound) {
-			t.Errorf("check of an unknown domain = %v, want ErrNotFound", err)
+		if res, err := s.RecordDomainCheck(context.Background(), Domain{ID: "nowhere", ProjectID: DefaultProjectID,
+			Name: "nowhere.example"}, true, nil); err != nil || !res.Stale {
+			t.Errorf("check of an unknown domain = %+v, %v; want Stale", res, err)
 		}
 	})
 }
@@ -186,7 +190,12 @@ func TestConcurrentVerifyOneWinner(t *testing.T) {
 				go func() {
 					defer wg.Done()
 					<-start
-					results[i], errs[i] = s.RecordDomainCheck(ctx, p, name, true, nil)
+					d, err := s.GetDomain(ctx, p, name)
+					if err != nil {
+						errs[i] = err
+						return
+					}
+					results[i], errs[i] = s.RecordDomainCheck(ctx, d, true, nil)
 				}()
 			}
 			close(start)
@@ -244,6 +253,45 @@ func TestClaimDomainCheck(t *testing.T) {
 		}
 		if due, _ := s.DomainsDue(ctx, before, 10); !cmp.Equal(due, []string{failed.ID}) {
 			t.Errorf("due after a claim = %v, want only %s", due, failed.ID)
+		}
+	})
+}
+
+// TestDomainCheckRecordedOnTheDomainChecked: a check's outcome lands only
+// on the row it looked up, with the keys it looked up: a domain deleted
+// and registered again, or given a new key, during the lookup keeps its
+// status (the result is Stale, no event); a check of the row as it is now
+// is recorded.
+func TestDomainCheckRecordedOnTheDomainChecked(t *testing.T) {
+	engines(t, func(t *testing.T, s *Store, _ *clock) {
+		ctx := context.Background()
+		old := newDomain(t, s, DefaultProjectID, "shop.example")
+		if err := s.DeleteDomain(ctx, DefaultProjectID, "shop.example"); err != nil {
+			t.Fatal(err)
+		}
+		newDomain(t, s, DefaultProjectID, "shop.example")
+		if res, err := s.RecordDomainCheck(ctx, old, true, nil); err != nil || !res.Stale || res.Changed {
+			t.Errorf("check of a deleted row = %+v, %v; want Stale", res, err)
+		}
+		current, err := s.GetDomain(ctx, DefaultProjectID, "shop.example")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if current.Status != DomainPending {
+			t.Errorf("the new row is %s after a check of the deleted one, want pending", current.Status)
+		}
+		if _, err := s.AddDKIMKeys(ctx, DefaultProjectID, "shop.example", []DKIMKey{dkimKey("s2", "rsa")}); err != nil {
+			t.Fatal(err)
+		}
+		if res, err := s.RecordDomainCheck(ctx, current, true, nil); err != nil || !res.Stale || res.Changed {
+			t.Errorf("check of the keys before a rotation = %+v, %v; want Stale", res, err)
+		}
+		if got := domainEvents(t, s, DefaultProjectID); len(got) != 0 {
+			t.Errorf("stale checks wrote events %q", got)
+		}
+		if res := recordCheck(t, s, DefaultProjectID, "shop.example", true); !res.Changed ||
+			res.Domain.Status != DomainVerified {
+			t.Errorf("check of the row as it is = %+v, want verified", res)
 		}
 	})
 }

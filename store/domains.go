@@ -361,29 +361,47 @@ func (s *Store) RetireDKIMKey(ctx context.Context, projectID, name, selector str
 	return nil
 }
 
-// SigningKeys are the active (not retired) keys of a project's domain,
-// oldest first: the worker signs with every one of them. registered is
-// false, with no keys, for a domain the project has not registered; a
-// registered domain always has an active key of each algorithm it signs
-// with (RetireDKIMKey keeps the last one), so none means the domain was
-// registered or deleted between the two reads.
-func (s *Store) SigningKeys(ctx context.Context, projectID, domain string) (keys []DKIMKey, registered bool, err error) {
-	byDomain, err := queryKeys(ctx, s.rdb, `WHERE retired_at IS NULL AND domain_id IN
-		(SELECT id FROM domains WHERE project_id = $1 AND name = $2)`, projectID, domain)
+// SigningDomain is what the worker needs to know about a message's
+// sender domain at send time.
+type SigningDomain struct {
+	// Registered: the project has the domain.
+	Registered bool
+	// Status is the project's domain's status (when Registered).
+	Status string
+	// VerifiedElsewhere: another project has the name verified.
+	VerifiedElsewhere bool
+	// Keys are the domain's active (not retired) keys, oldest first
+	// (when Registered); the worker signs with every one of them.
+	Keys []DKIMKey
+}
+
+// SigningKeys reads a project's sender domain for a send: whether it is
+// registered, its status, whether another project has the name verified
+// (one indexed lookup), and its active keys. A registered domain always
+// has an active key of each algorithm it signs with (RetireDKIMKey keeps
+// the last one), so none means the domain was registered or deleted
+// between the two reads.
+func (s *Store) SigningKeys(ctx context.Context, projectID, domain string) (SigningDomain, error) {
+	var sd SigningDomain
+	var id string
+	err := s.rdb.QueryRowContext(ctx, `SELECT COALESCE(d.id, ''), COALESCE(d.status, ''), EXISTS (SELECT 1 FROM domains o
+			WHERE o.name = $2 AND o.status = 'verified' AND o.project_id <> $1)
+		FROM (SELECT 1 AS one) x LEFT JOIN domains d ON d.project_id = $1 AND d.name = $2`, projectID, domain).
+		Scan(&id, &sd.Status, &sd.VerifiedElsewhere)
 	if err != nil {
-		return nil, false, fmt.Errorf("signing keys of %s: %w", domain, err)
+		return SigningDomain{}, fmt.Errorf("signing keys of %s: %w", domain, err)
 	}
-	for _, k := range byDomain {
-		return k, true, nil
+	sd.Keys = []DKIMKey{}
+	if id == "" {
+		return sd, nil
 	}
-	var one int
-	err = s.rdb.QueryRowContext(ctx, `SELECT 1 FROM domains WHERE project_id = $1 AND name = $2`,
-		projectID, domain).Scan(&one)
-	if errors.Is(err, sql.ErrNoRows) {
-		return []DKIMKey{}, false, nil
-	}
+	sd.Registered = true
+	keys, err := queryKeys(ctx, s.rdb, `WHERE domain_id = $1 AND retired_at IS NULL`, id)
 	if err != nil {
-		return nil, false, fmt.Errorf("signing keys of %s: %w", domain, err)
+		return SigningDomain{}, fmt.Errorf("signing keys of %s: %w", domain, err)
 	}
-	return []DKIMKey{}, true, nil
+	if k := keys[id]; k != nil {
+		sd.Keys = k
+	}
+	return sd, nil
 }

@@ -158,7 +158,8 @@ func checkRegistered(t *testing.T, s *Store, projectID, name string, want bool) 
 // checkSigning: want nil means the domain is not registered.
 func checkSigning(t *testing.T, s *Store, projectID, name string, want []string) {
 	t.Helper()
-	keys, registered, err := s.SigningKeys(context.Background(), projectID, name)
+	sd, err := s.SigningKeys(context.Background(), projectID, name)
+	keys, registered := sd.Keys, sd.Registered
 	if err != nil {
 		t.Fatalf("signing keys: %v", err)
 	}

@@ -58,6 +58,14 @@ type DeliveryConfig struct {
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// Production: mail from a registered domain that is not verified
+	// is deferred (reason sender_domain_unverified) until it is verified
+	// or the message expires; in development it is sent.
+	Production bool
+	// AllowedSenderDomains (lower case) may send without registration,
+	// unsigned, while no project has the name verified; mail from any
+	// other domain the project has not registered fails.
+	AllowedSenderDomains []string
 }
 
 func (c DeliveryConfig) withDefaults() DeliveryConfig {
@@ -104,12 +112,13 @@ type ReturnPath interface {
 	Address(messageID string, recipient int) (string, error)
 }
 
-// KeySource gives the DKIM keys to sign a project's mail from a domain:
-// none for a domain the project has not registered (sent unsigned), an
-// error when a registered domain's keys cannot be had (the message is
+// KeySource gives what a send needs of a project's sender domain: its
+// status, whether another project has the name verified, and the DKIM
+// keys to sign with (none for a domain the project has not registered);
+// an error when a registered domain's keys cannot be had (the message is
 // deferred: a registered domain's mail never leaves unsigned).
 type KeySource interface {
-	SigningKeys(ctx context.Context, projectID, domain string) ([]mta.DKIMKey, error)
+	SigningKeys(ctx context.Context, projectID, domain string) (SenderKeys, error)
 }
 
 // DeliveryDeps are a Deliverer's collaborators.
@@ -265,16 +274,72 @@ func (d *Deliverer) deliver(ctx context.Context, messageID string, firstOnly boo
 		return d.expire(ctx, dl, start.Send)
 	}
 	retryAt := d.cfg.Now().Add(d.backoff(failures))
-	keys, err := d.deps.Keys.SigningKeys(ctx, dl.ProjectID, dl.FromDomain)
+	sk, err := d.deps.Keys.SigningKeys(ctx, dl.ProjectID, dl.FromDomain)
 	if err != nil {
 		return d.deferUnsignable(ctx, dl, start.Send, err, retryAt)
 	}
-	raw, err := d.render(dl, keys)
+	if reason, text, fail := d.judgeSender(dl.FromDomain, sk); reason != "" {
+		return d.refuseSender(ctx, dl, start.Send, reason, text, fail, retryAt)
+	}
+	raw, err := d.render(dl, sk.Keys)
 	if err != nil {
 		d.release(ctx, dl, start.Send)
 		return fmt.Errorf("render %s: %w", dl.ID, err)
 	}
 	return d.relayAll(ctx, dl, start.Send, raw, retryAt)
+}
+
+// Reasons a send is refused for its sender domain at send time (the
+// reason of message.failed or message.deferred event data).
+const (
+	reasonNotOwned      = "sender_domain_not_owned"
+	reasonNotRegistered = "sender_domain_not_registered"
+	reasonUnverified    = "sender_domain_unverified"
+)
+
+// judgeSender re-checks the sender domain at send time, since it may have
+// changed after the API accepted the message (scheduled, or deferred): a
+// name another project has verified fails (never signed with this
+// project's keys, nor sent unsigned under the allowed list); one the
+// project has not registered fails unless allowed; in production, one
+// not verified defers. reason is empty when the message may go.
+func (d *Deliverer) judgeSender(domain string, sk SenderKeys) (reason, text string, fail bool) {
+	switch {
+	case sk.VerifiedElsewhere:
+		return reasonNotOwned, "not sent: " + domain + " is verified by another project", true
+	case !sk.Registered && !slices.Contains(d.cfg.AllowedSenderDomains, domain):
+		return reasonNotRegistered, "not sent: " + domain + " is not a registered sender domain", true
+	case sk.Registered && d.cfg.Production && sk.Status != store.DomainVerified:
+		return reasonUnverified, "not sent: " + domain + " is " + sk.Status + ", not verified", false
+	}
+	return "", "", false
+}
+
+// refuseSender records the refusal of every recipient of an attempt for
+// its sender domain: failed (no retry), or deferred until retryAt.
+func (d *Deliverer) refuseSender(ctx context.Context, dl store.Delivery, rs []store.DeliveryRecipient,
+	reason, text string, fail bool, retryAt time.Time) error {
+	d.deps.Log.Warn("not sending: sender domain refused", "domain", dl.FromDomain, "message_id", dl.ID,
+		"reason", reason)
+	data := eventData(map[string]any{"reason": reason, "detail": text})
+	status, event, at := store.StatusDeferred, store.EventDeferred, retryAt
+	if fail {
+		status, event, at = store.StatusFailed, store.EventFailed, time.Time{}
+	}
+	outs := make([]store.Outcome, len(rs))
+	for i, r := range rs {
+		outs[i] = store.Outcome{Position: r.Position, Email: r.Email, Status: status,
+			SMTPResponse: text, Event: event, EventData: data}
+	}
+	if err := d.keep(ctx, func(ctx context.Context) error {
+		return d.deps.Store.RecordOutcomes(ctx, dl.ID, outs, at)
+	}); err != nil {
+		return fmt.Errorf("record outcome of %s: %w", dl.ID, err)
+	}
+	if fail {
+		return nil
+	}
+	return errDeferred
 }
 
 // deferUnsignable defers every recipient of an attempt whose sender

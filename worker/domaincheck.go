@@ -90,11 +90,12 @@ func (w *Worker) recheckDomain(ctx context.Context, d store.Domain) {
 			"err", firstError(results))
 		return
 	}
-	res, err := w.deps.Store.RecordDomainCheck(ctx, d.ProjectID, d.Name, proof == dnscheck.ProofFound,
-		checkedRecords(results))
+	res, err := w.deps.Store.RecordDomainCheck(ctx, d, proof == dnscheck.ProofFound, checkedRecords(results))
 	switch {
 	case err != nil:
 		log.Warn("domain re-check: record the outcome", "err", err)
+	case res.Stale:
+		log.Info("domain re-check: the domain was deleted or its keys changed during the lookup; result dropped")
 	case res.Taken:
 		log.Info("domain re-check: DKIM record found, but another project has verified the name", "status", res.Domain.Status)
 	case res.Changed:

@@ -108,7 +108,11 @@ func (e *recheckEnv) verified(t *testing.T, domain string) {
 		t.Fatal(err)
 	}
 	e.dns.AddTXT(dkimName(domain), dkimValue(domain))
-	if res, err := e.st.RecordDomainCheck(ctx, store.DefaultProjectID, domain, true, nil); err != nil || !res.Changed {
+	d, err := e.st.GetDomain(ctx, store.DefaultProjectID, domain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := e.st.RecordDomainCheck(ctx, d, true, nil); err != nil || !res.Changed {
 		t.Fatalf("verify %s: %+v, %v", domain, res, err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,9 +25,10 @@ type Changes interface {
 	Subscribe(ctx context.Context, subscribed func(), fn func(payload string)) error
 }
 
-// StoreKeys is the KeySource of a running worker: a domain's active DKIM
-// keys from the store, opened with the master key, parsed, and cached so
-// that signing does not decrypt and parse on every send.
+// StoreKeys is the KeySource of a running worker: a domain's status,
+// whether another project has it verified, and its active DKIM keys from
+// the store, opened with the master key, parsed, and cached so that a
+// send does not query, decrypt and parse every time.
 //
 // Only a registered domain's usable keys are cached: "not registered" is
 // read from the store on every send (the rare unsigned path of
@@ -49,8 +51,22 @@ type StoreKeys struct {
 }
 
 type cachedKeys struct {
-	keys    []mta.DKIMKey
+	sender  SenderKeys
 	expires time.Time
+}
+
+// SenderKeys is what a send needs of its sender domain in its project.
+type SenderKeys struct {
+	// Registered: the project has the domain.
+	Registered bool
+	// Status is the domain's status (store.DomainPending, …) when
+	// Registered.
+	Status string
+	// VerifiedElsewhere: another project has the name verified.
+	VerifiedElsewhere bool
+	// Keys sign the message: every active key of a registered domain;
+	// none otherwise.
+	Keys []mta.DKIMKey
 }
 
 // maxCachedDomains bounds the cache; past it, it starts empty again.
@@ -70,11 +86,13 @@ func NewStoreKeys(st *store.Store, opener Opener, ttl time.Duration, now func() 
 
 func keysCacheKey(projectID, domain string) string { return projectID + "\x00" + domain }
 
-// SigningKeys implements KeySource: none for a domain the project has not
-// registered; for a registered one, every active key, or an error when
-// they cannot be had (the store fails, a key does not open with the master
-// key or does not parse, no key is active).
-func (k *StoreKeys) SigningKeys(ctx context.Context, projectID, domain string) ([]mta.DKIMKey, error) {
+// SigningKeys implements KeySource: for a domain the project has not
+// registered, no keys and whether another project has the name verified;
+// for a registered one, its status, whether another project has the name
+// verified and every active key, or an error when they cannot be had (the
+// store fails, a key does not open with the master key or does not
+// parse, no key is active).
+func (k *StoreKeys) SigningKeys(ctx context.Context, projectID, domain string) (SenderKeys, error) {
 	id := keysCacheKey(projectID, domain)
 	now := k.now()
 	k.mu.Lock()
@@ -82,59 +100,66 @@ func (k *StoreKeys) SigningKeys(ctx context.Context, projectID, domain string) (
 	epoch := k.epoch
 	k.mu.Unlock()
 	if ok && now.Before(c.expires) {
-		return c.keys, nil
+		return c.sender, nil
 	}
-	keys, err := k.load(ctx, projectID, domain)
-	if err != nil || len(keys) == 0 {
-		return nil, err
+	sk, err := k.load(ctx, projectID, domain)
+	if err != nil || !sk.Registered {
+		return sk, err
 	}
 	k.mu.Lock()
 	if k.epoch == epoch {
 		if len(k.cache) >= maxCachedDomains {
 			clear(k.cache)
 		}
-		k.cache[id] = cachedKeys{keys: keys, expires: now.Add(k.ttl)}
+		k.cache[id] = cachedKeys{sender: sk, expires: now.Add(k.ttl)}
 	}
 	k.mu.Unlock()
-	return keys, nil
+	return sk, nil
 }
 
 // errNoActiveKey: a registered domain without an active key, which the
 // store keeps from happening but a change behind its back could cause.
 var errNoActiveKey = errors.New("no active DKIM key")
 
-func (k *StoreKeys) load(ctx context.Context, projectID, domain string) ([]mta.DKIMKey, error) {
-	rows, registered, err := k.store.SigningKeys(ctx, projectID, domain)
+func (k *StoreKeys) load(ctx context.Context, projectID, domain string) (SenderKeys, error) {
+	sd, err := k.store.SigningKeys(ctx, projectID, domain)
 	switch {
 	case err != nil:
-		return nil, err
-	case !registered:
-		return nil, nil
-	case len(rows) == 0:
-		return nil, fmt.Errorf("%s: %w", domain, errNoActiveKey)
+		return SenderKeys{}, err
+	case !sd.Registered:
+		return SenderKeys{VerifiedElsewhere: sd.VerifiedElsewhere}, nil
+	case len(sd.Keys) == 0:
+		return SenderKeys{}, fmt.Errorf("%s: %w", domain, errNoActiveKey)
 	}
-	out := make([]mta.DKIMKey, 0, len(rows))
-	for _, r := range rows {
+	out := make([]mta.DKIMKey, 0, len(sd.Keys))
+	for _, r := range sd.Keys {
 		pemKey, err := k.opener.Open(r.PrivateKeySealed, dkimkey.SealAAD(domain, r.Selector))
 		if err != nil {
-			return nil, fmt.Errorf("open dkim key %s of %s: %w", r.Selector, domain, err)
+			return SenderKeys{}, fmt.Errorf("open dkim key %s of %s: %w", r.Selector, domain, err)
 		}
 		signer, err := dkimkey.ParsePrivateKey(pemKey)
 		if err != nil {
-			return nil, fmt.Errorf("parse dkim key %s of %s: %w", r.Selector, domain, err)
+			return SenderKeys{}, fmt.Errorf("parse dkim key %s of %s: %w", r.Selector, domain, err)
 		}
 		out = append(out, mta.DKIMKey{Domain: domain, Selector: r.Selector, Signer: mta.AccelerateKey(signer)})
 	}
-	return out, nil
+	return SenderKeys{Registered: true, Status: sd.Status, VerifiedElsewhere: sd.VerifiedElsewhere, Keys: out}, nil
 }
 
 // Evict drops what is cached of a project's domain: it was registered or
-// deleted, or its keys changed.
+// deleted, its keys or its status changed. Every project's entry for the
+// name goes, since each caches whether another project has it verified.
 func (k *StoreKeys) Evict(projectID, domain string) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.epoch++
 	delete(k.cache, keysCacheKey(projectID, domain))
+	suffix := "\x00" + domain
+	for id := range k.cache {
+		if strings.HasSuffix(id, suffix) {
+			delete(k.cache, id)
+		}
+	}
 }
 
 // Forget drops every cached key.

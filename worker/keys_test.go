@@ -119,6 +119,7 @@ func TestRegisteredDomainNeverUnsigned(t *testing.T) {
 				}
 				var logs bytes.Buffer
 				r.d.deps.Keys = NewStoreKeys(r.st, kr, time.Hour, r.now)
+				r.d.cfg.AllowedSenderDomains = []string{"shop.example"}
 				r.d.deps.Log = slog.New(slog.NewTextHandler(&logs, nil))
 				id := r.accept([]string{"ann@example.org", "bob@example.org"}, nil, nil)
 				err := r.d.Deliver(context.Background(), id, 0)
@@ -269,10 +270,11 @@ func waitSubscribed(t *testing.T, subscribed <-chan struct{}) {
 
 func checkSelectors(t *testing.T, keys *StoreKeys, domain string, want ...string) {
 	t.Helper()
-	got, err := keys.SigningKeys(context.Background(), store.DefaultProjectID, domain)
+	sk, err := keys.SigningKeys(context.Background(), store.DefaultProjectID, domain)
 	if err != nil {
 		t.Fatal(err)
 	}
+	got := sk.Keys
 	if !slices.Equal(keySelectors(got), want) {
 		t.Errorf("signing selectors of %s %v, want %v", domain, keySelectors(got), want)
 	}

@@ -150,8 +150,8 @@ func TestDeliverSlowsDownTheRelayThatSaidSo(t *testing.T) {
 // staticKeys signs every domain with the same keys.
 type staticKeys []mta.DKIMKey
 
-func (k staticKeys) SigningKeys(context.Context, string, string) ([]mta.DKIMKey, error) {
-	return k, nil
+func (k staticKeys) SigningKeys(context.Context, string, string) (SenderKeys, error) {
+	return SenderKeys{Registered: true, Status: store.DomainVerified, Keys: k}, nil
 }
 
 // TestDeliverUnsignedDomain: mail from a sender domain without DKIM keys

@@ -64,6 +64,7 @@ func (a *app) deliverer(metrics *worker.Metrics, keys *worker.StoreKeys) (*worke
 	a.log.Info("DKIM signing", "rsa_backend", mta.RSABackend())
 	return worker.NewDeliverer(worker.DeliveryConfig{
 		RetryBase: a.cfg.RetryBase, RetryMax: a.cfg.RetryMax, MaxAge: a.cfg.MaxQueueAge,
+		Production: a.cfg.Production(), AllowedSenderDomains: a.cfg.AllowedSenderDomains,
 	}, worker.DeliveryDeps{
 		Store:      a.store,
 		Relay:      mta.NewRelays(pools),

@@ -86,10 +86,11 @@ func (w *keysWorker) awaitChanges(t *testing.T, n int) {
 // nil when it would send unsigned.
 func (w *keysWorker) selectors(t *testing.T) []string {
 	t.Helper()
-	keys, err := w.keys.SigningKeys(context.Background(), store.DefaultProjectID, "shop.example")
+	sk, err := w.keys.SigningKeys(context.Background(), store.DefaultProjectID, "shop.example")
 	if err != nil {
 		t.Fatalf("signing keys: %v", err)
 	}
+	keys := sk.Keys
 	var out []string
 	for _, k := range keys {
 		out = append(out, k.Selector)
