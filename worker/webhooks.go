@@ -354,9 +354,15 @@ func (d *Dispatcher) attempt(ctx context.Context, ep store.WebhookEndpoint, secr
 	}
 	a := d.outcome(ep, c, res)
 	d.deps.Metrics.deliveries.WithLabelValues(a.Status).Inc()
-	if err := d.deps.Store.RecordWebhookAttempt(ctx, a); err != nil {
+	recorded, err := d.deps.Store.RecordWebhookAttempt(ctx, a)
+	if err != nil {
 		d.deps.Log.Warn("record webhook attempt; the lease makes it due again", "webhook", ep.ID,
 			"delivery", c.ID, "err", err)
+	} else if !recorded {
+		// A retry or a lapsed lease made the delivery due again while
+		// this attempt was in flight: the later attempt's outcome counts.
+		d.deps.Log.Info("webhook attempt outcome dropped: its lease was lost", "webhook", ep.ID,
+			"delivery", c.ID, "status", a.Status)
 	}
 }
 
@@ -384,7 +390,7 @@ func (d *Dispatcher) outcome(ep store.WebhookEndpoint, c store.ClaimedDelivery, 
 	if len(body) > maxResponseBody {
 		body = truncateUTF8(body, maxResponseBody)
 	}
-	a := store.WebhookAttempt{DeliveryID: c.ID, EndpointID: ep.ID, ResponseCode: res.StatusCode,
+	a := store.WebhookAttempt{DeliveryID: c.ID, EndpointID: ep.ID, Lease: c.Lease, ResponseCode: res.StatusCode,
 		ResponseBody: body, Latency: res.Latency, At: now, Counted: true}
 	if res.OK() {
 		a.Status = store.DeliveryDelivered
