@@ -382,6 +382,10 @@ type WebhookAttempt struct {
 	Error         string
 	// DisableReason, when set, disables the endpoint and says why.
 	DisableReason string
+	// DisableAfter, when set, disables the endpoint if this attempt
+	// failed and its failing_since, as stored when the attempt is
+	// written, is at least that long before At.
+	DisableAfter time.Duration
 	// At is when the attempt ended.
 	At time.Time
 }
@@ -445,6 +449,22 @@ func (s *Store) writeWebhookAttempts(ctx context.Context, group []*attemptReques
 // writeWebhookAttempt writes one attempt's outcome inside tx, if its lease
 // still holds (recorded).
 func (s *Store) writeWebhookAttempt(ctx context.Context, tx *sql.Tx, a WebhookAttempt) (recorded bool, err error) {
+	if a.DisableReason == "" && a.DisableAfter > 0 && a.Status != DeliveryDelivered {
+		var since int64
+		err := tx.QueryRowContext(ctx, `SELECT failing_since FROM webhook_endpoints
+			WHERE id = $1 AND enabled AND failing_since <= $2`, a.EndpointID, micros(a.At.Add(-a.DisableAfter))).Scan(&since)
+		switch {
+		case err == nil:
+			a.DisableReason = "every attempt failed since " + fromMicros(since).UTC().Format(time.RFC3339)
+		case !errors.Is(err, sql.ErrNoRows):
+			return false, err
+		}
+	}
+	if a.DisableReason != "" && a.Status == DeliveryExhausted {
+		// kept for when the endpoint is enabled again
+		a.Status = DeliveryFailed
+		a.NextAttemptAt = &a.At
+	}
 	counted := 0
 	if a.Counted {
 		counted = 1

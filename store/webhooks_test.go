@@ -264,3 +264,52 @@ func TestWebhookAttemptLease(t *testing.T) {
 		}
 	})
 }
+
+// TestWebhookDisableAfter: a failed attempt disables its endpoint when the
+// endpoint's failing_since, as stored when the attempt is written, is
+// DisableAfter old; an exhausted outcome is then kept failed, due again.
+// A younger failing_since leaves the endpoint enabled.
+func TestWebhookDisableAfter(t *testing.T) {
+	engines(t, func(t *testing.T, s *Store, clk *clock) {
+		ctx := context.Background()
+		ep := newEndpoint(t, s, "https://hooks.example/", nil, nil, true)
+		if _, err := s.CreateMessages(ctx, []NewMessage{newMsg("m1", clk.Now(), "ann@example.org", "bob@example.org")}, nil); err != nil {
+			t.Fatal(err)
+		}
+		c := claimAll(t, s, ep)
+		if len(c) != 2 {
+			t.Fatalf("claimed %d", len(c))
+		}
+		const after = 5 * 24 * time.Hour
+		setSince := func(d time.Duration) {
+			t.Helper()
+			if _, err := s.db.ExecContext(ctx, `UPDATE webhook_endpoints SET failing_since = $1 WHERE id = $2`,
+				micros(clk.Now().Add(-d)), ep.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		setSince(after - time.Second)
+		next := clk.Now().Add(time.Hour)
+		if ok, err := s.RecordWebhookAttempt(ctx, WebhookAttempt{DeliveryID: c[0].ID, EndpointID: ep.ID, Lease: c[0].Lease,
+			Status: DeliveryFailed, Counted: true, ResponseCode: 500, NextAttemptAt: &next, DisableAfter: after,
+			At: clk.Now()}); err != nil || !ok {
+			t.Fatal(ok, err)
+		}
+		if got, _ := s.WebhookEndpoint(ctx, DefaultProjectID, ep.ID); !got.Enabled {
+			t.Fatalf("disabled before DisableAfter: %+v", got)
+		}
+		setSince(after)
+		if ok, err := s.RecordWebhookAttempt(ctx, WebhookAttempt{DeliveryID: c[1].ID, EndpointID: ep.ID, Lease: c[1].Lease,
+			Status: DeliveryExhausted, Counted: true, ResponseCode: 500, DisableAfter: after, At: clk.Now()}); err != nil || !ok {
+			t.Fatal(ok, err)
+		}
+		got, _ := s.WebhookEndpoint(ctx, DefaultProjectID, ep.ID)
+		if want := "every attempt failed since " + clk.Now().Add(-after).UTC().Format(time.RFC3339); got.Enabled || got.DisabledReason != want {
+			t.Fatalf("endpoint %+v, want disabled with %q", got, want)
+		}
+		d, err := s.WebhookDelivery(ctx, DefaultProjectID, ep.ID, c[1].ID)
+		if err != nil || d.Status != DeliveryFailed || d.NextAttemptAt == nil {
+			t.Fatalf("delivery %+v, %v; want failed and due", d, err)
+		}
+	})
+}

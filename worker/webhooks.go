@@ -408,18 +408,14 @@ func (d *Dispatcher) outcome(ep store.WebhookEndpoint, c store.ClaimedDelivery, 
 		next := now.Add(d.cfg.Jitter(d.cfg.Schedule[n-1]))
 		a.NextAttemptAt = &next
 	}
-	switch {
-	case res.StatusCode == http.StatusGone:
+	if res.StatusCode == http.StatusGone {
 		a.DisableReason = "the endpoint answered 410 Gone"
-	case ep.FailingSince != nil && now.Sub(*ep.FailingSince) >= d.cfg.DisableAfter:
-		a.DisableReason = fmt.Sprintf("every attempt failed since %s", ep.FailingSince.UTC().Format(time.RFC3339))
 	}
-	if a.DisableReason != "" && a.Status == store.DeliveryExhausted {
-		// kept for when the endpoint is enabled again
-		a.Status = store.DeliveryFailed
-		next := now
-		a.NextAttemptAt = &next
-	}
+	// Whether the endpoint has failed for DisableAfter is decided by the
+	// store when the attempt is written, from failing_since as it is then;
+	// a delivery that would be exhausted is kept failed, due when the
+	// endpoint is enabled again.
+	a.DisableAfter = d.cfg.DisableAfter
 	return a
 }
 
