@@ -380,6 +380,10 @@ type WebhookAttempt struct {
 	ResponseBody  string
 	Latency       time.Duration
 	Error         string
+	// Deferred: no attempt was made (the endpoint's secret would not
+	// open); only the delivery's NextAttemptAt and Error change, its
+	// status, attempts and endpoint stay as they are.
+	Deferred bool
 	// DisableReason, when set, disables the endpoint and says why.
 	DisableReason string
 	// DisableAfter, when set, disables the endpoint if this attempt
@@ -449,6 +453,16 @@ func (s *Store) writeWebhookAttempts(ctx context.Context, group []*attemptReques
 // writeWebhookAttempt writes one attempt's outcome inside tx, if its lease
 // still holds (recorded).
 func (s *Store) writeWebhookAttempt(ctx context.Context, tx *sql.Tx, a WebhookAttempt) (recorded bool, err error) {
+	if a.Deferred {
+		res, err := tx.ExecContext(ctx, `UPDATE webhook_deliveries SET next_attempt_at = $1, error = $2, updated_at = $3
+			WHERE id = $4 AND next_attempt_at = $5`, nullMicros(a.NextAttemptAt), a.Error, micros(a.At), a.DeliveryID,
+			micros(a.Lease))
+		if err != nil {
+			return false, err
+		}
+		n, err := res.RowsAffected()
+		return n > 0, err
+	}
 	if a.DisableReason == "" && a.DisableAfter > 0 && a.Status != DeliveryDelivered {
 		var since int64
 		err := tx.QueryRowContext(ctx, `SELECT failing_since FROM webhook_endpoints
