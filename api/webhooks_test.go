@@ -185,6 +185,11 @@ func TestWebhookRoutes(t *testing.T) {
 		wantProblem(t, r, http.StatusUnprocessableEntity, "validation", "/until")
 		r = e.post(t, "/v1/webhooks/"+w.ID+"/replay", e.hooks, map[string]any{
 			"since": "2026-01-01T00:00:00Z", "until": "2027-01-01T00:00:00Z"})
+		wantProblem(t, r, http.StatusUnprocessableEntity, "validation", "/until")
+		r = e.post(t, "/v1/webhooks/"+w.ID+"/replay", e.hooks, map[string]any{"until": "2027-01-01T00:00:00Z"})
+		wantProblem(t, r, http.StatusUnprocessableEntity, "validation", "/since")
+		r = e.post(t, "/v1/webhooks/"+w.ID+"/replay", e.hooks, map[string]any{
+			"since": "2026-11-30T00:00:00Z", "until": "2026-12-07T00:00:00Z"})
 		wantCode(t, r, http.StatusAccepted)
 
 		other := e.key(e.project("other"), apikey.ScopeWebhooks)
