@@ -300,7 +300,9 @@ type ClaimedDelivery struct {
 }
 
 // ClaimWebhookDeliveries leases up to n of the endpoint's due deliveries
-// (next_attempt_at at or before now), oldest due first, until leaseUntil:
+// (next_attempt_at at or before now), oldest due first, until leaseUntil,
+// none while the endpoint is disabled (the dispatcher's list of endpoints
+// may be older than a disabling):
 // their next_attempt_at becomes leaseUntil, so another dispatcher does not
 // take them and, should this one die, they are due again then. Their
 // webhook-id does not change. Each carries its lease (leaseUntil), which
@@ -314,7 +316,9 @@ func (s *Store) ClaimWebhookDeliveries(ctx context.Context, endpointID string, n
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, `UPDATE webhook_deliveries SET next_attempt_at = $1
 			WHERE next_attempt_at <= $2 AND id IN (SELECT id FROM webhook_deliveries
-				WHERE endpoint_id = $3 AND next_attempt_at <= $2 ORDER BY next_attempt_at LIMIT $4`+lock+`)
+				WHERE endpoint_id = $3 AND next_attempt_at <= $2
+					AND EXISTS (SELECT 1 FROM webhook_endpoints w WHERE w.id = $3 AND w.enabled)
+				ORDER BY next_attempt_at LIMIT $4`+lock+`)
 			RETURNING id, attempts, event_id, payload`, micros(leaseUntil), micros(now), endpointID, n)
 		if err != nil {
 			return err

@@ -311,5 +311,16 @@ func TestWebhookDisableAfter(t *testing.T) {
 		if err != nil || d.Status != DeliveryFailed || d.NextAttemptAt == nil {
 			t.Fatalf("delivery %+v, %v; want failed and due", d, err)
 		}
+		// Due, but its endpoint is disabled: not claimed until enabled.
+		if got := claimAll(t, s, ep); len(got) != 0 {
+			t.Fatalf("claimed %d deliveries of a disabled endpoint", len(got))
+		}
+		enabled := true
+		if _, err := s.UpdateWebhookEndpoint(ctx, DefaultProjectID, ep.ID, WebhookEndpointPatch{Enabled: &enabled}); err != nil {
+			t.Fatal(err)
+		}
+		if got := claimAll(t, s, ep); len(got) != 1 || got[0].ID != c[1].ID {
+			t.Fatalf("after enabling, claimed %+v", got)
+		}
 	})
 }
