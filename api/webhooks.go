@@ -259,6 +259,11 @@ func (s *Server) listWebhookDeliveries(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	switch q.Get("status") {
+	case "", store.DeliveryPending, store.DeliveryDelivered, store.DeliveryFailed, store.DeliveryExhausted:
+	default:
+		return queryProblem("status", "must be one of pending, delivered, failed, exhausted")
+	}
 	ds, next, err := s.deps.Store.ListWebhookDeliveries(c.Request().Context(), caller(c).ProjectID, c.Param("id"),
 		store.WebhookDeliveryFilter{Status: q.Get("status"), Since: since, Until: until, Page: page})
 	if err != nil {

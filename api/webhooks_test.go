@@ -173,6 +173,8 @@ func TestWebhookRoutes(t *testing.T) {
 		if len(ds.Data) != 1 || ds.Data[0].ID != d.ID {
 			t.Fatalf("deliveries %+v", ds)
 		}
+		wantProblem(t, e.get(t, "/v1/webhooks/"+w.ID+"/deliveries?status=bogus", e.hooks), http.StatusUnprocessableEntity,
+			"validation", "query:status")
 		e.get(t, "/v1/webhooks/"+w.ID+"/deliveries?status=delivered", e.hooks).decode(t, &ds)
 		if len(ds.Data) != 0 {
 			t.Fatalf("delivered %+v", ds)
