@@ -259,6 +259,11 @@ func (s *Server) listWebhookDeliveries(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	switch q.Get("status") {
+	case "", store.DeliveryPending, store.DeliveryDelivered, store.DeliveryFailed, store.DeliveryExhausted:
+	default:
+		return queryProblem("status", "must be one of pending, delivered, failed, exhausted")
+	}
 	ds, next, err := s.deps.Store.ListWebhookDeliveries(c.Request().Context(), caller(c).ProjectID, c.Param("id"),
 		store.WebhookDeliveryFilter{Status: q.Get("status"), Since: since, Until: until, Page: page})
 	if err != nil {
@@ -281,20 +286,38 @@ func (s *Server) retryWebhookDelivery(c echo.Context) error {
 	return c.JSON(http.StatusAccepted, toWebhookDeliveryView(d))
 }
 
-// replayWebhook is POST /v1/webhooks/{id}/replay {since, until}.
+// maxReplayRange is the longest [since, until) one replay covers, so that
+// one request queues a bounded number of deliveries in one statement.
+const maxReplayRange = 7 * 24 * time.Hour
+
+// replayWebhook is POST /v1/webhooks/{id}/replay {since, until}: both
+// required, since before until, at most maxReplayRange apart.
 func (s *Server) replayWebhook(c echo.Context) error {
 	var req struct {
-		Since time.Time `json:"since"`
-		Until time.Time `json:"until"`
+		Since *time.Time `json:"since"`
+		Until *time.Time `json:"until"`
 	}
 	if err := decodeStrict(c, &req); err != nil {
 		return err
 	}
-	if !req.Since.Before(req.Until) {
+	var errs []FieldError
+	if req.Since == nil {
+		errs = append(errs, FieldError{Field: "/since", Message: "is required"})
+	}
+	if req.Until == nil {
+		errs = append(errs, FieldError{Field: "/until", Message: "is required"})
+	}
+	if len(errs) > 0 {
+		return validationProblem(errs)
+	}
+	switch {
+	case !req.Since.Before(*req.Until):
 		return validationProblem([]FieldError{{Field: "/until", Message: "must be after since"}})
+	case req.Until.Sub(*req.Since) > maxReplayRange:
+		return validationProblem([]FieldError{{Field: "/until", Message: "must be at most 7 days after since"}})
 	}
 	n, err := s.deps.Store.ReplayWebhookEvents(c.Request().Context(), caller(c).ProjectID, c.Param("id"),
-		req.Since, req.Until)
+		*req.Since, *req.Until)
 	if err != nil {
 		return webhookErr(err)
 	}

@@ -173,6 +173,8 @@ func TestWebhookRoutes(t *testing.T) {
 		if len(ds.Data) != 1 || ds.Data[0].ID != d.ID {
 			t.Fatalf("deliveries %+v", ds)
 		}
+		wantProblem(t, e.get(t, "/v1/webhooks/"+w.ID+"/deliveries?status=bogus", e.hooks), http.StatusUnprocessableEntity,
+			"validation", "query:status")
 		e.get(t, "/v1/webhooks/"+w.ID+"/deliveries?status=delivered", e.hooks).decode(t, &ds)
 		if len(ds.Data) != 0 {
 			t.Fatalf("delivered %+v", ds)
@@ -185,6 +187,11 @@ func TestWebhookRoutes(t *testing.T) {
 		wantProblem(t, r, http.StatusUnprocessableEntity, "validation", "/until")
 		r = e.post(t, "/v1/webhooks/"+w.ID+"/replay", e.hooks, map[string]any{
 			"since": "2026-01-01T00:00:00Z", "until": "2027-01-01T00:00:00Z"})
+		wantProblem(t, r, http.StatusUnprocessableEntity, "validation", "/until")
+		r = e.post(t, "/v1/webhooks/"+w.ID+"/replay", e.hooks, map[string]any{"until": "2027-01-01T00:00:00Z"})
+		wantProblem(t, r, http.StatusUnprocessableEntity, "validation", "/since")
+		r = e.post(t, "/v1/webhooks/"+w.ID+"/replay", e.hooks, map[string]any{
+			"since": "2026-11-30T00:00:00Z", "until": "2026-12-07T00:00:00Z"})
 		wantCode(t, r, http.StatusAccepted)
 
 		other := e.key(e.project("other"), apikey.ScopeWebhooks)

@@ -32,7 +32,7 @@ func (s *Store) provider() (*goose.Provider, error) {
 		return nil, fmt.Errorf("migrations for %s: %w", s.dialect, err)
 	}
 	opts := []goose.ProviderOption{goose.WithLogger(goose.NopLogger()),
-		goose.WithGoMigrations(payloadsMigration(s.dialect), eventsNullableMigration(s.dialect))}
+		goose.WithGoMigrations(payloadsMigration(s.dialect))}
 	dialect := goose.DialectSQLite3
 	if s.dialect == DialectPostgres {
 		dialect = goose.DialectPostgres

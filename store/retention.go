@@ -19,6 +19,13 @@ import (
 // that reference events (eventDependents). Suppressions and soft-bounce
 // counts are never deleted.
 //
+// A webhook delivery still pending (pendingDelivery) holds its event, and
+// the event's message, back: it is delivered from the event's row, so
+// retention skips both until the delivery is delivered or exhausted (or
+// its endpoint deleted). Deliveries that are done go with their event
+// (ON DELETE CASCADE); test deliveries, which have no event, go by the
+// events' age (ExpireTestDeliveries).
+//
 // Each batch picks its rows by an indexed range (messages by status and
 // created_at, events by id, inbound mail by received_at, idempotency
 // records by created_at). On PostgreSQL the picked rows are locked with
@@ -39,6 +46,16 @@ var FinalStatuses = []string{StatusSent, StatusFailed, StatusBounced, StatusComp
 // "DELETE FROM t WHERE event_id IN (%s)". Events are deleted only through
 // deleteEventsWhere, so this is the one place.
 var eventDependents = []string{}
+
+// pendingDelivery is the condition on webhook_deliveries d that it is
+// still to be attempted: pending or failed (its next attempt scheduled, or
+// waiting for its endpoint to be enabled again), or made due again by a
+// retry whatever its status.
+const pendingDelivery = `(d.status IN ('` + DeliveryPending + `', '` + DeliveryFailed + `') OR d.next_attempt_at IS NOT NULL)`
+
+// noPendingDelivery is the condition on events e that no pending webhook
+// delivery references it.
+const noPendingDelivery = `NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = e.id AND ` + pendingDelivery + `)`
 
 // lockRows is what a batch's SELECT ends with on the dialect: on
 // PostgreSQL it locks the rows picked and skips those another cleanup
@@ -102,12 +119,15 @@ type ExpiredMessages struct {
 
 // ExpireMessages deletes up to limit messages in status (one of
 // FinalStatuses) created before before, the oldest first, with their
-// recipients, tags, payloads and events. Fewer than limit deleted means
+// recipients, tags, payloads and events; a message with an event a webhook
+// delivery is still pending for stays. Fewer than limit deleted means
 // none is left for now.
 func (s *Store) ExpireMessages(ctx context.Context, status string, before time.Time, limit int) (ExpiredMessages, error) {
 	var out ExpiredMessages
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		ids, err := pickStrings(ctx, tx, `SELECT id FROM messages WHERE status = $1 AND created_at < $2
+		ids, err := pickStrings(ctx, tx, `SELECT id FROM messages m WHERE status = $1 AND created_at < $2
+			AND NOT EXISTS (SELECT 1 FROM events e JOIN webhook_deliveries d ON d.event_id = e.id
+				WHERE e.message_id = m.id AND `+pendingDelivery+`)
 			ORDER BY created_at LIMIT $3`+s.lockRows(), status, micros(before), limit)
 		if err != nil || len(ids) == 0 {
 			return err
@@ -192,12 +212,14 @@ func (s *Store) ExpireContent(ctx context.Context, status string, before time.Ti
 
 // ExpireEvents deletes events created before before, in id order, up to
 // limit, the rows referencing them first; events belong to messages or,
-// with no message, to their project. It stops at the first event that is
+// with no message, to their project. An event a webhook delivery is still
+// pending for stays (and is passed over). It stops at the first event that is
 // not old: ids grow with time, so the rest are newer. done reports that
 // no old event is left for now.
 func (s *Store) ExpireEvents(ctx context.Context, before time.Time, limit int) (deleted int64, done bool, err error) {
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT id, created_at FROM events ORDER BY id LIMIT $1`+s.lockRows(), limit)
+		rows, err := tx.QueryContext(ctx, `SELECT e.id, e.created_at FROM events e WHERE `+noPendingDelivery+`
+			ORDER BY e.id LIMIT $1`+s.lockRows(), limit)
 		if err != nil {
 			return err
 		}
@@ -231,6 +253,16 @@ func (s *Store) ExpireEvents(ctx context.Context, before time.Time, limit int) (
 		return 0, false, fmt.Errorf("expire events: %w", err)
 	}
 	return deleted, done, nil
+}
+
+// ExpireTestDeliveries deletes up to limit test deliveries (those with no
+// event) created before before and no longer pending, the oldest first.
+// Fewer than limit deleted means none is left for now. Deliveries of
+// events go with their event (ExpireEvents, ExpireMessages).
+func (s *Store) ExpireTestDeliveries(ctx context.Context, before time.Time, limit int) (int64, error) {
+	return s.expireByTime(ctx, "expire test webhook deliveries", `DELETE FROM webhook_deliveries WHERE id IN (
+		SELECT d.id FROM webhook_deliveries d WHERE d.event_id IS NULL AND d.created_at < $1 AND NOT `+
+		pendingDelivery+` ORDER BY d.created_at LIMIT $2%s)`, before, limit)
 }
 
 // ExpireInbound deletes up to limit inbound mail records (the report

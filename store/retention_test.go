@@ -340,3 +340,96 @@ func TestExpireTwoAtOnce(t *testing.T) {
 		}
 	})
 }
+
+// TestRetentionKeepsPendingWebhookDeliveries: a message or event a webhook
+// delivery is still pending for (pending, failed, or made due by a retry)
+// stays, with its delivery; delivered and exhausted deliveries go with
+// their event, and test deliveries that are done go by the events' age.
+func TestRetentionKeepsPendingWebhookDeliveries(t *testing.T) {
+	engines(t, func(t *testing.T, s *Store, clk *clock) {
+		ctx := context.Background()
+		ep := newEndpoint(t, s, "https://hooks.example/", nil, nil, true)
+		doneTest, err := s.CreateTestDelivery(ctx, DefaultProjectID, ep.ID, []byte(`{}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pendingTest, err := s.CreateTestDelivery(ctx, DefaultProjectID, ep.ID, []byte(`{}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		oldFinal, oldOpen, _ := retentionFixture(t, s, clk)
+		exec := func(q string, args ...any) {
+			t.Helper()
+			if _, err := s.db.ExecContext(ctx, q, args...); err != nil {
+				t.Fatal(err)
+			}
+		}
+		exec(`UPDATE webhook_deliveries SET status = 'delivered', next_attempt_at = NULL`)
+		// oldFinal[1] waits for a retry; oldOpen[0] was retried after
+		// being exhausted; the pending test delivery is pending.
+		exec(`UPDATE webhook_deliveries SET status = 'failed', next_attempt_at = 1
+			WHERE event_id IN (SELECT id FROM events WHERE message_id = $1)`, oldFinal[1])
+		exec(`UPDATE webhook_deliveries SET status = 'exhausted', next_attempt_at = 1
+			WHERE event_id IN (SELECT id FROM events WHERE message_id = $1)`, oldOpen[0])
+		exec(`UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = 1 WHERE id = $1`, pendingTest.ID)
+		heldEvents := count(t, s, `SELECT count(*) FROM events WHERE message_id IN ($1, $2)`, oldFinal[1], oldOpen[0])
+		if heldEvents != 3 {
+			t.Fatalf("fixture: %d events held, want 3", heldEvents)
+		}
+
+		before := clk.Now().Add(-45 * 24 * time.Hour)
+		expireMessages := func() int64 {
+			var n int64
+			for _, st := range FinalStatuses {
+				r, err := s.ExpireMessages(ctx, st, before, 100)
+				if err != nil {
+					t.Fatal(err)
+				}
+				n += r.Messages
+			}
+			return n
+		}
+		if n := expireMessages(); n != 4 {
+			t.Fatalf("expired %d messages, want 4 (one held by its pending deliveries)", n)
+		}
+		if n := count(t, s, `SELECT count(*) FROM messages WHERE id = $1`, oldFinal[1]); n != 1 {
+			t.Fatal("a message with pending webhook deliveries was deleted")
+		}
+		for {
+			_, done, err := s.ExpireEvents(ctx, before, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if done {
+				break
+			}
+		}
+		// Left: the held events and the new messages' three.
+		if n := count(t, s, `SELECT count(*) FROM events WHERE created_at < $1`, micros(before)); n != heldEvents {
+			t.Fatalf("%d old events left, want the %d held", n, heldEvents)
+		}
+		if n := count(t, s, `SELECT count(*) FROM webhook_deliveries WHERE event_id IS NOT NULL AND status = 'delivered'
+			AND created_at < $1`, micros(before)); n != 0 {
+			t.Fatalf("%d old delivered deliveries left", n)
+		}
+		if n := count(t, s, `SELECT count(*) FROM webhook_deliveries WHERE next_attempt_at IS NOT NULL`); n != 4 {
+			t.Fatalf("%d pending deliveries left, want 4", n)
+		}
+		if n, err := s.ExpireTestDeliveries(ctx, before, 100); err != nil || n != 1 {
+			t.Fatalf("expired %d test deliveries, %v; want 1", n, err)
+		}
+		if n := count(t, s, `SELECT count(*) FROM webhook_deliveries WHERE id IN ($1, $2)`, doneTest.ID, pendingTest.ID); n != 1 {
+			t.Fatalf("%d test deliveries left, want the pending one", n)
+		}
+
+		exec(`UPDATE webhook_deliveries SET status = 'exhausted', next_attempt_at = NULL`)
+		if n := expireMessages(); n != 1 {
+			t.Fatalf("expired %d messages once exhausted, want 1", n)
+		}
+		if n := count(t, s, `SELECT count(*) FROM webhook_deliveries WHERE event_id IS NOT NULL AND created_at < $1`,
+			micros(before)); n != 1 {
+			// oldOpen[0]'s event, of an unfinished message, waits for ExpireEvents.
+			t.Fatalf("%d old event deliveries left, want 1", n)
+		}
+	})
+}

@@ -293,13 +293,20 @@ type ClaimedDelivery struct {
 	Event *Event
 	// Payload is a test delivery's body; nil for an event's.
 	Payload []byte
+	// Lease is the end of this claim's lease, the delivery's
+	// next_attempt_at while it holds: the attempt's outcome is written
+	// only while it is still there (WebhookAttempt.Lease).
+	Lease time.Time
 }
 
 // ClaimWebhookDeliveries leases up to n of the endpoint's due deliveries
-// (next_attempt_at at or before now), oldest due first, until leaseUntil:
+// (next_attempt_at at or before now), oldest due first, until leaseUntil,
+// none while the endpoint is disabled (the dispatcher's list of endpoints
+// may be older than a disabling):
 // their next_attempt_at becomes leaseUntil, so another dispatcher does not
 // take them and, should this one die, they are due again then. Their
-// webhook-id does not change.
+// webhook-id does not change. Each carries its lease (leaseUntil), which
+// its outcome must name to be written.
 func (s *Store) ClaimWebhookDeliveries(ctx context.Context, endpointID string, n int, now, leaseUntil time.Time) ([]ClaimedDelivery, error) {
 	lock := ""
 	if s.dialect == DialectPostgres {
@@ -309,7 +316,9 @@ func (s *Store) ClaimWebhookDeliveries(ctx context.Context, endpointID string, n
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, `UPDATE webhook_deliveries SET next_attempt_at = $1
 			WHERE next_attempt_at <= $2 AND id IN (SELECT id FROM webhook_deliveries
-				WHERE endpoint_id = $3 AND next_attempt_at <= $2 ORDER BY next_attempt_at LIMIT $4`+lock+`)
+				WHERE endpoint_id = $3 AND next_attempt_at <= $2
+					AND EXISTS (SELECT 1 FROM webhook_endpoints w WHERE w.id = $3 AND w.enabled)
+				ORDER BY next_attempt_at LIMIT $4`+lock+`)
 			RETURNING id, attempts, event_id, payload`, micros(leaseUntil), micros(now), endpointID, n)
 		if err != nil {
 			return err
@@ -317,7 +326,7 @@ func (s *Store) ClaimWebhookDeliveries(ctx context.Context, endpointID string, n
 		defer rows.Close()
 		var eventIDs []any
 		for rows.Next() {
-			var d ClaimedDelivery
+			d := ClaimedDelivery{Lease: fromMicros(micros(leaseUntil))}
 			var eventID sql.NullInt64
 			var payload sql.NullString
 			if err := rows.Scan(&d.ID, &d.Attempts, &eventID, &payload); err != nil {
@@ -361,6 +370,9 @@ func (s *Store) ClaimWebhookDeliveries(ctx context.Context, endpointID string, n
 type WebhookAttempt struct {
 	DeliveryID string
 	EndpointID string
+	// Lease is the lease of the claim the attempt was made under
+	// (ClaimedDelivery.Lease).
+	Lease time.Time
 	// Status is the delivery's new status.
 	Status string
 	// Counted: the attempt counts toward the schedule (Attempts + 1).
@@ -372,8 +384,16 @@ type WebhookAttempt struct {
 	ResponseBody  string
 	Latency       time.Duration
 	Error         string
+	// Deferred: no attempt was made (the endpoint's secret would not
+	// open); only the delivery's NextAttemptAt and Error change, its
+	// status, attempts and endpoint stay as they are.
+	Deferred bool
 	// DisableReason, when set, disables the endpoint and says why.
 	DisableReason string
+	// DisableAfter, when set, disables the endpoint if this attempt
+	// failed and its failing_since, as stored when the attempt is
+	// written, is at least that long before At.
+	DisableAfter time.Duration
 	// At is when the attempt ended.
 	At time.Time
 }
@@ -381,24 +401,28 @@ type WebhookAttempt struct {
 // RecordWebhookAttempt stores an attempt's outcome in one transaction: the
 // delivery's status; the endpoint's failing_since (cleared by a delivered
 // attempt, set by the first failed one); and, with DisableReason, the
-// endpoint disabled and the event log saying so. Concurrent calls are
-// written together, one transaction for the group (batcher.go); should the
-// group fail, each is written alone.
-func (s *Store) RecordWebhookAttempt(ctx context.Context, a WebhookAttempt) error {
+// endpoint disabled and the event log saying so. It is written only while
+// the attempt's lease holds (the delivery's next_attempt_at is still
+// a.Lease): once a retry or a lapsed lease has made the delivery due
+// again, another attempt owns it, and recorded is false with nothing
+// written. Concurrent calls are written together, one transaction for the
+// group (batcher.go); should the group fail, each is written alone.
+func (s *Store) RecordWebhookAttempt(ctx context.Context, a WebhookAttempt) (recorded bool, err error) {
 	r := &attemptRequest{a: a, done: make(chan struct{})}
 	s.hookAttempts.submit(ctx, r)
 	<-r.done
 	if r.err != nil {
-		return fmt.Errorf("record webhook attempt %s: %w", a.DeliveryID, r.err)
+		return false, fmt.Errorf("record webhook attempt %s: %w", a.DeliveryID, r.err)
 	}
-	return nil
+	return r.recorded, nil
 }
 
 // attemptRequest is one RecordWebhookAttempt call waiting for its write.
 type attemptRequest struct {
-	a    WebhookAttempt
-	err  error
-	done chan struct{}
+	a        WebhookAttempt
+	recorded bool
+	err      error
+	done     chan struct{}
 }
 
 // writeWebhookAttempts writes a group of attempts in one transaction, or
@@ -406,7 +430,8 @@ type attemptRequest struct {
 func (s *Store) writeWebhookAttempts(ctx context.Context, group []*attemptRequest) {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		for _, r := range group {
-			if err := s.writeWebhookAttempt(ctx, tx, r.a); err != nil {
+			var err error
+			if r.recorded, err = s.writeWebhookAttempt(ctx, tx, r.a); err != nil {
 				return err
 			}
 		}
@@ -414,7 +439,11 @@ func (s *Store) writeWebhookAttempts(ctx context.Context, group []*attemptReques
 	})
 	if err != nil && len(group) > 1 {
 		for _, r := range group {
-			r.err = s.inTx(ctx, func(tx *sql.Tx) error { return s.writeWebhookAttempt(ctx, tx, r.a) })
+			r.err = s.inTx(ctx, func(tx *sql.Tx) error {
+				var err error
+				r.recorded, err = s.writeWebhookAttempt(ctx, tx, r.a)
+				return err
+			})
 			close(r.done)
 		}
 		return
@@ -425,8 +454,35 @@ func (s *Store) writeWebhookAttempts(ctx context.Context, group []*attemptReques
 	}
 }
 
-// writeWebhookAttempt writes one attempt's outcome inside tx.
-func (s *Store) writeWebhookAttempt(ctx context.Context, tx *sql.Tx, a WebhookAttempt) error {
+// writeWebhookAttempt writes one attempt's outcome inside tx, if its lease
+// still holds (recorded).
+func (s *Store) writeWebhookAttempt(ctx context.Context, tx *sql.Tx, a WebhookAttempt) (recorded bool, err error) {
+	if a.Deferred {
+		res, err := tx.ExecContext(ctx, `UPDATE webhook_deliveries SET next_attempt_at = $1, error = $2, updated_at = $3
+			WHERE id = $4 AND next_attempt_at = $5`, nullMicros(a.NextAttemptAt), a.Error, micros(a.At), a.DeliveryID,
+			micros(a.Lease))
+		if err != nil {
+			return false, err
+		}
+		n, err := res.RowsAffected()
+		return n > 0, err
+	}
+	if a.DisableReason == "" && a.DisableAfter > 0 && a.Status != DeliveryDelivered {
+		var since int64
+		err := tx.QueryRowContext(ctx, `SELECT failing_since FROM webhook_endpoints
+			WHERE id = $1 AND enabled AND failing_since <= $2`, a.EndpointID, micros(a.At.Add(-a.DisableAfter))).Scan(&since)
+		switch {
+		case err == nil:
+			a.DisableReason = "every attempt failed since " + fromMicros(since).UTC().Format(time.RFC3339)
+		case !errors.Is(err, sql.ErrNoRows):
+			return false, err
+		}
+	}
+	if a.DisableReason != "" && a.Status == DeliveryExhausted {
+		// kept for when the endpoint is enabled again
+		a.Status = DeliveryFailed
+		a.NextAttemptAt = &a.At
+	}
 	counted := 0
 	if a.Counted {
 		counted = 1
@@ -435,26 +491,29 @@ func (s *Store) writeWebhookAttempt(ctx context.Context, tx *sql.Tx, a WebhookAt
 	if a.ResponseCode != 0 {
 		code = sql.NullInt64{Int64: int64(a.ResponseCode), Valid: true}
 	}
-	_, err := tx.ExecContext(ctx, `UPDATE webhook_deliveries SET status = $1, attempts = attempts + $2,
+	res, err := tx.ExecContext(ctx, `UPDATE webhook_deliveries SET status = $1, attempts = attempts + $2,
 		next_attempt_at = $3, response_code = $4, response_body = $5, latency_ms = $6, error = $7, updated_at = $8
-		WHERE id = $9`, a.Status, counted, nullMicros(a.NextAttemptAt), code, a.ResponseBody,
-		a.Latency.Milliseconds(), a.Error, micros(a.At), a.DeliveryID)
+		WHERE id = $9 AND next_attempt_at = $10`, a.Status, counted, nullMicros(a.NextAttemptAt), code, a.ResponseBody,
+		a.Latency.Milliseconds(), a.Error, micros(a.At), a.DeliveryID, micros(a.Lease))
 	if err != nil {
-		return err
+		return false, err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return false, err
 	}
 	if a.Status == DeliveryDelivered {
 		_, err = tx.ExecContext(ctx, `UPDATE webhook_endpoints SET failing_since = NULL
 			WHERE id = $1 AND failing_since IS NOT NULL`, a.EndpointID)
-		return err
+		return err == nil, err
 	}
 	if _, err = tx.ExecContext(ctx, `UPDATE webhook_endpoints SET failing_since = $1
 		WHERE id = $2 AND failing_since IS NULL`, micros(a.At), a.EndpointID); err != nil {
-		return err
+		return false, err
 	}
 	if a.DisableReason == "" {
-		return nil
+		return true, nil
 	}
-	return s.disableEndpoint(ctx, tx, a.EndpointID, a.DisableReason, a.At)
+	return true, s.disableEndpoint(ctx, tx, a.EndpointID, a.DisableReason, a.At)
 }
 
 // disableEndpoint disables an enabled endpoint and writes the

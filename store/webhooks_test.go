@@ -144,14 +144,14 @@ func TestWebhookAttempts(t *testing.T) {
 		}
 		next := clk.Now().Add(5 * time.Second)
 		attempts := []WebhookAttempt{
-			{DeliveryID: c[0].ID, EndpointID: ep.ID, Status: DeliveryDelivered, Counted: true, ResponseCode: 204,
+			{DeliveryID: c[0].ID, EndpointID: ep.ID, Lease: c[0].Lease, Status: DeliveryDelivered, Counted: true, ResponseCode: 204,
 				Latency: 12 * time.Millisecond, At: clk.Now()},
-			{DeliveryID: c[1].ID, EndpointID: ep.ID, Status: DeliveryFailed, Counted: true, ResponseCode: 500,
+			{DeliveryID: c[1].ID, EndpointID: ep.ID, Lease: c[1].Lease, Status: DeliveryFailed, Counted: true, ResponseCode: 500,
 				ResponseBody: "oops", Error: "webhook endpoint answered 500", NextAttemptAt: &next, At: clk.Now()},
 		}
 		for _, a := range attempts {
-			if err := s.RecordWebhookAttempt(ctx, a); err != nil {
-				t.Fatal(err)
+			if ok, err := s.RecordWebhookAttempt(ctx, a); err != nil || !ok {
+				t.Fatal(ok, err)
 			}
 		}
 		got, err := s.WebhookEndpoint(ctx, DefaultProjectID, ep.ID)
@@ -170,16 +170,18 @@ func TestWebhookAttempts(t *testing.T) {
 		if _, err := s.RetryWebhookDelivery(ctx, DefaultProjectID, other.ID, c[0].ID); err == nil {
 			t.Error("a delivery retried through another endpoint")
 		}
-		if again := claimAll(t, s, ep); len(again) != 1 || again[0].ID != c[0].ID {
+		again := claimAll(t, s, ep)
+		if len(again) != 1 || again[0].ID != c[0].ID {
 			t.Fatalf("after retry, claimed %+v", again)
 		}
 
 		// A disabling: endpoint off with its reason, event log says so,
 		// and the project's other endpoint hears of it.
-		err = s.RecordWebhookAttempt(ctx, WebhookAttempt{DeliveryID: c[1].ID, EndpointID: ep.ID, Status: DeliveryFailed,
-			Counted: true, ResponseCode: 410, NextAttemptAt: &next, DisableReason: "the endpoint answered 410 Gone", At: clk.Now()})
-		if err != nil {
-			t.Fatal(err)
+		ok, err := s.RecordWebhookAttempt(ctx, WebhookAttempt{DeliveryID: again[0].ID, EndpointID: ep.ID, Lease: again[0].Lease,
+			Status: DeliveryFailed, Counted: true, ResponseCode: 410, NextAttemptAt: &next,
+			DisableReason: "the endpoint answered 410 Gone", At: clk.Now()})
+		if err != nil || !ok {
+			t.Fatal(ok, err)
 		}
 		got, _ = s.WebhookEndpoint(ctx, DefaultProjectID, ep.ID)
 		if got.Enabled || got.DisabledReason != "the endpoint answered 410 Gone" {
@@ -214,6 +216,111 @@ func TestWebhookAttempts(t *testing.T) {
 		clk.Advance(time.Hour)
 		if r := claimAll(t, s, ep); len(r) != 5 { // three replays, the failed one and the lapsed lease
 			t.Fatalf("claimed after replay %d", len(r))
+		}
+	})
+}
+
+// TestWebhookAttemptLease: an attempt's outcome is written only under its
+// lease: once a retry has made the delivery due again and another claim
+// holds it, the first attempt's outcome is dropped (recorded false, no
+// error) and the endpoint untouched; the second attempt's is written.
+func TestWebhookAttemptLease(t *testing.T) {
+	engines(t, func(t *testing.T, s *Store, clk *clock) {
+		ctx := context.Background()
+		ep := newEndpoint(t, s, "https://hooks.example/", nil, nil, true)
+		if _, err := s.CreateMessages(ctx, []NewMessage{newMsg("m1", clk.Now(), "ann@example.org")}, nil); err != nil {
+			t.Fatal(err)
+		}
+		first := claimAll(t, s, ep)
+		if len(first) != 1 {
+			t.Fatalf("claimed %d", len(first))
+		}
+		clk.Advance(time.Second)
+		if _, err := s.RetryWebhookDelivery(ctx, DefaultProjectID, ep.ID, first[0].ID); err != nil {
+			t.Fatal(err)
+		}
+		second := claimAll(t, s, ep)
+		if len(second) != 1 || second[0].ID != first[0].ID || second[0].Lease.Equal(first[0].Lease) {
+			t.Fatalf("after retry, claimed %+v (first lease %v)", second, first[0].Lease)
+		}
+		ok, err := s.RecordWebhookAttempt(ctx, WebhookAttempt{DeliveryID: second[0].ID, EndpointID: ep.ID,
+			Lease: second[0].Lease, Status: DeliveryDelivered, Counted: true, ResponseCode: 200, At: clk.Now()})
+		if err != nil || !ok {
+			t.Fatalf("second attempt recorded %v, %v", ok, err)
+		}
+		next := clk.Now().Add(time.Minute)
+		ok, err = s.RecordWebhookAttempt(ctx, WebhookAttempt{DeliveryID: first[0].ID, EndpointID: ep.ID,
+			Lease: first[0].Lease, Status: DeliveryFailed, Counted: true, ResponseCode: 500, NextAttemptAt: &next,
+			At: clk.Now()})
+		if err != nil || ok {
+			t.Fatalf("stale attempt recorded %v, %v; want dropped", ok, err)
+		}
+		d, err := s.WebhookDelivery(ctx, DefaultProjectID, ep.ID, first[0].ID)
+		if err != nil || d.Status != DeliveryDelivered || d.Attempts != 1 || d.NextAttemptAt != nil {
+			t.Fatalf("delivery %+v, %v; want delivered once", d, err)
+		}
+		if got, _ := s.WebhookEndpoint(ctx, DefaultProjectID, ep.ID); got.FailingSince != nil {
+			t.Fatalf("a dropped outcome marked the endpoint failing since %v", got.FailingSince)
+		}
+	})
+}
+
+// TestWebhookDisableAfter: a failed attempt disables its endpoint when the
+// endpoint's failing_since, as stored when the attempt is written, is
+// DisableAfter old; an exhausted outcome is then kept failed, due again.
+// A younger failing_since leaves the endpoint enabled.
+func TestWebhookDisableAfter(t *testing.T) {
+	engines(t, func(t *testing.T, s *Store, clk *clock) {
+		ctx := context.Background()
+		ep := newEndpoint(t, s, "https://hooks.example/", nil, nil, true)
+		if _, err := s.CreateMessages(ctx, []NewMessage{newMsg("m1", clk.Now(), "ann@example.org", "bob@example.org")}, nil); err != nil {
+			t.Fatal(err)
+		}
+		c := claimAll(t, s, ep)
+		if len(c) != 2 {
+			t.Fatalf("claimed %d", len(c))
+		}
+		const after = 5 * 24 * time.Hour
+		setSince := func(d time.Duration) {
+			t.Helper()
+			if _, err := s.db.ExecContext(ctx, `UPDATE webhook_endpoints SET failing_since = $1 WHERE id = $2`,
+				micros(clk.Now().Add(-d)), ep.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		setSince(after - time.Second)
+		next := clk.Now().Add(time.Hour)
+		if ok, err := s.RecordWebhookAttempt(ctx, WebhookAttempt{DeliveryID: c[0].ID, EndpointID: ep.ID, Lease: c[0].Lease,
+			Status: DeliveryFailed, Counted: true, ResponseCode: 500, NextAttemptAt: &next, DisableAfter: after,
+			At: clk.Now()}); err != nil || !ok {
+			t.Fatal(ok, err)
+		}
+		if got, _ := s.WebhookEndpoint(ctx, DefaultProjectID, ep.ID); !got.Enabled {
+			t.Fatalf("disabled before DisableAfter: %+v", got)
+		}
+		setSince(after)
+		if ok, err := s.RecordWebhookAttempt(ctx, WebhookAttempt{DeliveryID: c[1].ID, EndpointID: ep.ID, Lease: c[1].Lease,
+			Status: DeliveryExhausted, Counted: true, ResponseCode: 500, DisableAfter: after, At: clk.Now()}); err != nil || !ok {
+			t.Fatal(ok, err)
+		}
+		got, _ := s.WebhookEndpoint(ctx, DefaultProjectID, ep.ID)
+		if want := "every attempt failed since " + clk.Now().Add(-after).UTC().Format(time.RFC3339); got.Enabled || got.DisabledReason != want {
+			t.Fatalf("endpoint %+v, want disabled with %q", got, want)
+		}
+		d, err := s.WebhookDelivery(ctx, DefaultProjectID, ep.ID, c[1].ID)
+		if err != nil || d.Status != DeliveryFailed || d.NextAttemptAt == nil {
+			t.Fatalf("delivery %+v, %v; want failed and due", d, err)
+		}
+		// Due, but its endpoint is disabled: not claimed until enabled.
+		if got := claimAll(t, s, ep); len(got) != 0 {
+			t.Fatalf("claimed %d deliveries of a disabled endpoint", len(got))
+		}
+		enabled := true
+		if _, err := s.UpdateWebhookEndpoint(ctx, DefaultProjectID, ep.ID, WebhookEndpointPatch{Enabled: &enabled}); err != nil {
+			t.Fatal(err)
+		}
+		if got := claimAll(t, s, ep); len(got) != 1 || got[0].ID != c[1].ID {
+			t.Fatalf("after enabling, claimed %+v", got)
 		}
 	})
 }

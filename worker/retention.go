@@ -22,7 +22,9 @@ type Retention struct {
 	// recipients, tags, payload and events.
 	Messages time.Duration
 	// Events is the age after which an event is deleted, whether or not
-	// its message is still kept.
+	// its message is still kept, with its webhook deliveries once done
+	// (an event a delivery is still pending for stays); test deliveries
+	// are deleted at this age too.
 	Events time.Duration
 	// Inbound is the age after which inbound mail (the report summary and
 	// the raw head) is deleted.
@@ -61,6 +63,9 @@ type Expired struct {
 	Messages, MessageEvents, Events int64
 	// Inbound and Idempotency count inbound mail and idempotency records.
 	Inbound, Idempotency int64
+	// TestDeliveries counts the webhook test deliveries deleted (by the
+	// events' age); deliveries of events go with their event.
+	TestDeliveries int64
 }
 
 // empty reports that nothing was deleted.
@@ -141,6 +146,11 @@ func (r *retention) run(ctx context.Context) (Expired, error) {
 			n, done, err := r.store.ExpireEvents(ctx, cutoff(age), size)
 			out.Events += n
 			return done, err
+		})
+		steps = append(steps, func() (bool, error) {
+			n, err := r.store.ExpireTestDeliveries(ctx, cutoff(age), size)
+			out.TestDeliveries += n
+			return n < int64(size), err
 		})
 	}
 	for _, step := range steps {

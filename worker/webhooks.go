@@ -25,7 +25,9 @@ var (
 	// delivery in: delivered (2xx), failed (the attempt failed; another is
 	// scheduled, or waits for its disabled endpoint), exhausted (the last
 	// attempt of the schedule failed).
-	webhookResults = []string{"delivered", "failed", "exhausted"}
+	// deferred (not attempted: the endpoint's signing secret would not
+	// open, so the delivery waits, uncounted, for the right master key).
+	webhookResults = []string{"delivered", "failed", "exhausted", "deferred"}
 )
 
 // WebhookMetrics are the dispatcher's collectors.
@@ -46,7 +48,7 @@ func NewWebhookMetrics() *WebhookMetrics {
 	m := &WebhookMetrics{
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mailgate_webhook_deliveries_total",
-			Help: "Webhook delivery attempts by result (delivered, failed, exhausted).",
+			Help: "Webhook delivery attempts by result (delivered, failed, exhausted, deferred).",
 		}, []string{"result"}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "mailgate_webhook_delivery_duration_seconds",
@@ -333,15 +335,21 @@ const maxResponseBody = 1 << 10
 // attempt posts one claimed delivery, calls posted (which frees the
 // endpoint's slot: the next delivery's POST need not wait for this one's
 // commit, and its lease keeps it from being claimed again meanwhile), and
-// records the outcome. A secret that does not open (secretErr) is a failed
-// attempt like any other.
+// records the outcome. A secret that does not open (secretErr: the master
+// key is not the one it was sealed with) is no attempt: nothing is posted,
+// and the delivery is deferred by the schedule's first delay without
+// counting, so a wrong key neither exhausts deliveries nor disables
+// endpoints.
 func (d *Dispatcher) attempt(ctx context.Context, ep store.WebhookEndpoint, secrets []string, secretErr error,
 	c store.ClaimedDelivery, posted func()) {
+	if secretErr != nil {
+		posted()
+		d.deferUnsigned(ctx, ep, c, secretErr)
+		return
+	}
 	body, err := payloadBody(c)
 	var res webhook.Result
 	switch {
-	case secretErr != nil:
-		res = webhook.Result{Err: secretErr}
 	case err != nil:
 		res = webhook.Result{Err: err}
 	default:
@@ -354,8 +362,35 @@ func (d *Dispatcher) attempt(ctx context.Context, ep store.WebhookEndpoint, secr
 	}
 	a := d.outcome(ep, c, res)
 	d.deps.Metrics.deliveries.WithLabelValues(a.Status).Inc()
-	if err := d.deps.Store.RecordWebhookAttempt(ctx, a); err != nil {
+	recorded, err := d.deps.Store.RecordWebhookAttempt(ctx, a)
+	if err != nil {
 		d.deps.Log.Warn("record webhook attempt; the lease makes it due again", "webhook", ep.ID,
+			"delivery", c.ID, "err", err)
+	} else if !recorded {
+		// A retry or a lapsed lease made the delivery due again while
+		// this attempt was in flight: the later attempt's outcome counts.
+		d.deps.Log.Info("webhook attempt outcome dropped: its lease was lost", "webhook", ep.ID,
+			"delivery", c.ID, "status", a.Status)
+	}
+}
+
+// deferUnsigned reschedules a delivery whose endpoint's secret would not
+// open, without counting an attempt; the log names the endpoint and the
+// delivery, never a secret.
+func (d *Dispatcher) deferUnsigned(ctx context.Context, ep store.WebhookEndpoint, c store.ClaimedDelivery, secretErr error) {
+	d.deps.Metrics.deliveries.WithLabelValues("deferred").Inc()
+	d.deps.Log.Warn("webhook secret does not open with the master key; delivery deferred", "webhook", ep.ID,
+		"delivery", c.ID, "err", secretErr)
+	if ctx.Err() != nil {
+		return
+	}
+	now := d.cfg.Now()
+	next := now.Add(d.cfg.Jitter(d.cfg.Schedule[0]))
+	_, err := d.deps.Store.RecordWebhookAttempt(ctx, store.WebhookAttempt{DeliveryID: c.ID, EndpointID: ep.ID,
+		Lease: c.Lease, Deferred: true, NextAttemptAt: &next, Error: "the webhook's signing secret could not be opened",
+		At: now})
+	if err != nil {
+		d.deps.Log.Warn("record deferred webhook delivery; the lease makes it due again", "webhook", ep.ID,
 			"delivery", c.ID, "err", err)
 	}
 }
@@ -384,7 +419,7 @@ func (d *Dispatcher) outcome(ep store.WebhookEndpoint, c store.ClaimedDelivery, 
 	if len(body) > maxResponseBody {
 		body = truncateUTF8(body, maxResponseBody)
 	}
-	a := store.WebhookAttempt{DeliveryID: c.ID, EndpointID: ep.ID, ResponseCode: res.StatusCode,
+	a := store.WebhookAttempt{DeliveryID: c.ID, EndpointID: ep.ID, Lease: c.Lease, ResponseCode: res.StatusCode,
 		ResponseBody: body, Latency: res.Latency, At: now, Counted: true}
 	if res.OK() {
 		a.Status = store.DeliveryDelivered
@@ -402,18 +437,14 @@ func (d *Dispatcher) outcome(ep store.WebhookEndpoint, c store.ClaimedDelivery, 
 		next := now.Add(d.cfg.Jitter(d.cfg.Schedule[n-1]))
 		a.NextAttemptAt = &next
 	}
-	switch {
-	case res.StatusCode == http.StatusGone:
+	if res.StatusCode == http.StatusGone {
 		a.DisableReason = "the endpoint answered 410 Gone"
-	case ep.FailingSince != nil && now.Sub(*ep.FailingSince) >= d.cfg.DisableAfter:
-		a.DisableReason = fmt.Sprintf("every attempt failed since %s", ep.FailingSince.UTC().Format(time.RFC3339))
 	}
-	if a.DisableReason != "" && a.Status == store.DeliveryExhausted {
-		// kept for when the endpoint is enabled again
-		a.Status = store.DeliveryFailed
-		next := now
-		a.NextAttemptAt = &next
-	}
+	// Whether the endpoint has failed for DisableAfter is decided by the
+	// store when the attempt is written, from failing_since as it is then;
+	// a delivery that would be exhausted is kept failed, due when the
+	// endpoint is enabled again.
+	a.DisableAfter = d.cfg.DisableAfter
 	return a
 }
 

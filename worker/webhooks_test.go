@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/mailgate/mailgate/internal/testsvc"
@@ -466,6 +467,17 @@ func TestWebhookGoneAndRetryAfter(t *testing.T) {
 		})
 		r.runOnce(t) // the disabled event, whether or not it came in the first pass
 		before, _, _ := busy.snapshot()
+		// The gone endpoint's webhook.disabled delivery is due with the
+		// message's when the first pass claimed it too.
+		due := 0
+		for _, d := range r.deliveries(t, busyEp) {
+			if d.NextAttemptAt != nil && !d.NextAttemptAt.After(r.start.Add(120*time.Second)) {
+				due++
+			}
+		}
+		if due == 0 {
+			t.Fatal("no delivery due at Retry-After")
+		}
 		r.clk.Advance(119 * time.Second)
 		r.runOnce(t)
 		if ids, _, _ := busy.snapshot(); len(ids) != len(before) {
@@ -473,8 +485,8 @@ func TestWebhookGoneAndRetryAfter(t *testing.T) {
 		}
 		r.clk.Advance(time.Second)
 		r.runOnce(t)
-		if ids, _, _ := busy.snapshot(); len(ids) != len(before)+1 {
-			t.Fatalf("not tried when Retry-After allowed: %d requests", len(ids))
+		if ids, _, _ := busy.snapshot(); len(ids) != len(before)+due {
+			t.Fatalf("not tried when Retry-After allowed: %d requests, %d before, %d due", len(ids), len(before), due)
 		}
 		if d := busyDelivery(); !d.NextAttemptAt.Equal(r.start.Add(time.Hour)) {
 			t.Fatalf("503 with an HTTP-date: next %v", d.NextAttemptAt)
@@ -559,7 +571,7 @@ func TestWebhookMetricsAtZero(t *testing.T) {
 	for _, mf := range mfs {
 		got[mf.GetName()] = len(mf.GetMetric())
 	}
-	want := map[string]int{"mailgate_webhook_deliveries_total": 3, "mailgate_webhook_delivery_duration_seconds": 1,
+	want := map[string]int{"mailgate_webhook_deliveries_total": 4, "mailgate_webhook_delivery_duration_seconds": 1,
 		"mailgate_webhook_backlog": 1, "mailgate_webhook_endpoints_disabled": 1}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("series exported at start (-want +got):\n%s", diff)
@@ -583,4 +595,48 @@ func TestWebhookTestEvent(t *testing.T) {
 	if refused != 0 || string(got[d.ID]) != string(body) {
 		t.Fatalf("receiver got %q (refused %d), want %s", got[d.ID], refused, body)
 	}
+}
+
+// TestWebhookSecretNotOpening: with a master key the secrets were not
+// sealed with, nothing is posted and the deliveries are deferred without
+// counting, past the time that would exhaust them and disable the
+// endpoint; with the right key they are delivered.
+func TestWebhookSecretNotOpening(t *testing.T) {
+	eachEngine(t, func(t *testing.T, r *hookRig) {
+		recv := newHookReceiver(t)
+		ep, secret := r.endpoint(t, recv.URL)
+		recv.setSecrets(t, secret)
+		wrong, err := keyring.Generated()
+		if err != nil {
+			t.Fatal(err)
+		}
+		deps := r.deps
+		deps.Opener = wrong
+		deps.Metrics = NewWebhookMetrics()
+		bad := NewDispatcher(r.cfg, deps)
+		r.send(t, "m1", "ann@example.org")
+		for range 60 { // six days in steps of the longest delay
+			if err := bad.RunOnce(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			r.clk.Advance(3 * time.Hour)
+		}
+		if ids, _, _ := recv.snapshot(); len(ids) != 0 {
+			t.Fatalf("posted %d requests with a secret that does not open", len(ids))
+		}
+		ds := r.deliveries(t, ep)
+		if len(ds) != 1 || ds[0].Attempts != 0 || ds[0].Status != store.DeliveryPending || ds[0].NextAttemptAt == nil {
+			t.Fatalf("deliveries %+v; want one pending, uncounted", ds)
+		}
+		if got := testutil.ToFloat64(deps.Metrics.deliveries.WithLabelValues("deferred")); got != 60 {
+			t.Errorf("deferred counted %v, want 60", got)
+		}
+		if e, _ := r.st.WebhookEndpoint(context.Background(), store.DefaultProjectID, ep.ID); !e.Enabled || e.FailingSince != nil {
+			t.Fatalf("endpoint %+v; want enabled, not failing", e)
+		}
+		r.runOnce(t)
+		if ds := r.deliveries(t, ep); len(ds) != 1 || ds[0].Status != store.DeliveryDelivered {
+			t.Fatalf("with the right key, deliveries %+v", ds)
+		}
+	})
 }

@@ -297,7 +297,8 @@ func (w *Worker) ReconcileOnce(ctx context.Context) error {
 	if !expired.empty() {
 		w.deps.Log.Info("retention", "content", expired.Content, "messages", expired.Messages,
 			"message_events", expired.MessageEvents, "events", expired.Events,
-			"inbound", expired.Inbound, "idempotency", expired.Idempotency)
+			"inbound", expired.Inbound, "idempotency", expired.Idempotency,
+			"test_deliveries", expired.TestDeliveries)
 	}
 	if err != nil {
 		return err
