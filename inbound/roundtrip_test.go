@@ -54,7 +54,9 @@ func newSendRig(t *testing.T, e *env) *sendRig {
 	t.Cleanup(func() { pool.Close() })
 	limits := ratelimit.NewPolicy(ratelimit.PolicyConfig{Now: e.clock.Now},
 		ratelimit.New(ratelimit.Config{Prefix: e.prefix + "rl:"}, e.rdb))
-	d := worker.NewDeliverer(worker.DeliveryConfig{Now: e.clock.Now}, worker.DeliveryDeps{
+	// shop.example is not registered: allowed, it goes out unsigned, as
+	// MAILGATE_ALLOWED_SENDER_DOMAINS lets it.
+	d := worker.NewDeliverer(worker.DeliveryConfig{Now: e.clock.Now, AllowedSenderDomains: []string{"shop.example"}}, worker.DeliveryDeps{
 		Store: e.store, Relay: mta.NewRelays([]*mta.Pool{pool}), Limits: limits,
 		ReturnPath: e.codec, Keys: worker.NewStoreKeys(e.store, kr, 0, e.clock.Now),
 		Signer: mta.NewSigner(mta.SignerConfig{}),
