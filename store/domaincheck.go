@@ -231,11 +231,7 @@ type SenderDomain struct {
 // domain not verified, cost a second query on that rarer path.
 func (s *Store) SenderDomain(ctx context.Context, projectID, domain string) (SenderDomain, error) {
 	var sd SenderDomain
-	var id string
-	err := s.rdb.QueryRowContext(ctx, `SELECT COALESCE(d.id, ''), COALESCE(d.status, ''), EXISTS (SELECT 1 FROM domains o
-			WHERE o.name = $2 AND o.status = 'verified' AND o.project_id <> $1)
-		FROM (SELECT 1 AS one) x LEFT JOIN domains d ON d.project_id = $1 AND d.name = $2`, projectID, domain).
-		Scan(&id, &sd.Status, &sd.VerifiedElsewhere)
+	id, err := s.lookupSenderDomain(ctx, projectID, domain, &sd.Status, &sd.VerifiedElsewhere)
 	if err != nil {
 		return SenderDomain{}, fmt.Errorf("sender domain %s: %w", domain, err)
 	}
@@ -254,6 +250,19 @@ func (s *Store) SenderDomain(ctx context.Context, projectID, domain string) (Sen
 		sd.Selectors = append(sd.Selectors, k.Selector)
 	}
 	return sd, nil
+}
+
+// lookupSenderDomain is the one indexed lookup both SenderDomain (the
+// API, at acceptance) and SigningKeys (the worker, at send time) make: the
+// project's domain id ("" when it has not registered the name), its status
+// and whether another project has the name verified.
+func (s *Store) lookupSenderDomain(ctx context.Context, projectID, domain string, status *string, elsewhere *bool) (string, error) {
+	var id string
+	err := s.rdb.QueryRowContext(ctx, `SELECT COALESCE(d.id, ''), COALESCE(d.status, ''), EXISTS (SELECT 1 FROM domains o
+			WHERE o.name = $2 AND o.status = 'verified' AND o.project_id <> $1)
+		FROM (SELECT 1 AS one) x LEFT JOIN domains d ON d.project_id = $1 AND d.name = $2`, projectID, domain).
+		Scan(&id, status, elsewhere)
+	return id, err
 }
 
 // DomainsDue lists up to limit domains whose periodic re-check is due:

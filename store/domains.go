@@ -383,11 +383,7 @@ type SigningDomain struct {
 // between the two reads.
 func (s *Store) SigningKeys(ctx context.Context, projectID, domain string) (SigningDomain, error) {
 	var sd SigningDomain
-	var id string
-	err := s.rdb.QueryRowContext(ctx, `SELECT COALESCE(d.id, ''), COALESCE(d.status, ''), EXISTS (SELECT 1 FROM domains o
-			WHERE o.name = $2 AND o.status = 'verified' AND o.project_id <> $1)
-		FROM (SELECT 1 AS one) x LEFT JOIN domains d ON d.project_id = $1 AND d.name = $2`, projectID, domain).
-		Scan(&id, &sd.Status, &sd.VerifiedElsewhere)
+	id, err := s.lookupSenderDomain(ctx, projectID, domain, &sd.Status, &sd.VerifiedElsewhere)
 	if err != nil {
 		return SigningDomain{}, fmt.Errorf("signing keys of %s: %w", domain, err)
 	}
