@@ -108,6 +108,22 @@ func (p *Parser) parseOne(raw []byte) (*Report, error) {
 	return r, nil
 }
 
+// Classify decides one failed delivery that a provider reported outside a
+// bounce message (a webhook, an API event): status is the RFC 3463 status
+// code it gave, or ""; diagnostic is the remote server's answer, with or
+// without its RFC 3464 §2.3.6 type ("smtp; 550 5.1.1 <a@b>: user
+// unknown"). The result has Action "failed" and Reason, Hard, Rule and
+// Status filled by the same rules, in the same order, as a recipient of a
+// delivery status notification: the built-in rules, then the operator
+// rules. A status with no code in it (and no code in the diagnostic)
+// yields the class-only status the reason implies ("5.0.0" or "4.0.0").
+func (p *Parser) Classify(status, diagnostic string) Result {
+	x := statedResult("failed", status, diagnostic)
+	finishResult(&x, "")
+	applyRules(p.rules, &x)
+	return x
+}
+
 // maxMboxMessages bounds how many messages of an mbox-style input are read.
 const maxMboxMessages = 16
 

@@ -88,8 +88,8 @@ func classifySES(m *msg, r *Report) bool {
 		return true
 	case "DeliveryDelay":
 		for _, d := range n.DeliveryDelay.DelayedRecipients {
-			x := Result{Recipient: d.EmailAddress, Action: "delayed", Status: findStatus(d.Status),
-				Diagnostic: oneLine(typedValue(d.DiagnosticCode))}
+			x := statedResult("delayed", d.Status, d.DiagnosticCode)
+			x.Recipient = d.EmailAddress
 			finishResult(&x, "")
 			r.Results = append(r.Results, x)
 		}
@@ -140,13 +140,8 @@ func decodeFirst(text string, v any) bool {
 // sesBounce turns the bounced recipients into results.
 func sesBounce(n sesNotification, r *Report) bool {
 	for _, b := range n.Bounce.BouncedRecipients {
-		x := Result{
-			Recipient:  b.EmailAddress,
-			Action:     normalizeAction(b.Action),
-			Status:     findStatus(b.Status),
-			Diagnostic: oneLine(typedValue(b.DiagnosticCode)),
-			RemoteMTA:  typedValue(n.Bounce.ReportingMTA),
-		}
+		x := statedResult(normalizeAction(b.Action), b.Status, b.DiagnosticCode)
+		x.Recipient, x.RemoteMTA = b.EmailAddress, typedValue(n.Bounce.ReportingMTA)
 		if x.Action == "" {
 			x.Action = "failed"
 		}
