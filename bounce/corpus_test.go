@@ -250,7 +250,7 @@ func corpusTokenFigures(t *testing.T) tokenFigures {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		m := newMsg(tr)
+		m := newMsg(tr, nil)
 		f.samples++
 		if m.refs().VERPToken != "" {
 			f.token++

@@ -52,14 +52,21 @@ func (l Limits) withDefaults() Limits {
 // Parser parses returned messages under fixed limits. It is stateless and
 // safe for concurrent use.
 type Parser struct {
-	lim   Limits
-	rules []Rule
+	lim     Limits
+	rules   []Rule
+	builtin *phraseTable
 }
 
-// New returns a Parser with the given limits (zero fields take defaults)
-// and operator rules (see ParseRules), tried before the built-in ones.
+// New returns a Parser with the given limits (zero fields take defaults),
+// the built-in rules (the embedded file builtin.rules) and the operator
+// rules (see ParseRules), which override the built-in ones. It panics only
+// if the embedded file does not parse, which the package's tests rule out.
 func New(lim Limits, rules ...Rule) *Parser {
-	return &Parser{lim: lim.withDefaults(), rules: rules}
+	tbl, err := builtinTable()
+	if err != nil {
+		panic(err)
+	}
+	return &Parser{lim: lim.withDefaults(), rules: rules, builtin: tbl}
 }
 
 // Parse parses with the default limits. See Parser.Parse.
@@ -98,7 +105,7 @@ func (p *Parser) parseOne(raw []byte) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bounce: read message header: %w", err)
 	}
-	m := newMsg(t)
+	m := newMsg(t, p.builtin)
 	r := &Report{Kind: KindUnknown, Results: []Result{}}
 	r.Refs = m.refs()
 	classify(m, r)
@@ -119,7 +126,7 @@ func (p *Parser) parseOne(raw []byte) (*Report, error) {
 // yields the class-only status the reason implies ("5.0.0" or "4.0.0").
 func (p *Parser) Classify(status, diagnostic string) Result {
 	x := statedResult("failed", status, diagnostic)
-	finishResult(&x, "")
+	finishResult(&x, "", p.builtin)
 	applyRules(p.rules, &x)
 	return x
 }

@@ -34,6 +34,12 @@ type Rule struct {
 // ID, optional, names the rule in results (default "operator:LINE"). The
 // error names the first bad line.
 func ParseRules(data []byte) ([]Rule, error) {
+	return parseRuleFile(data, func(_ Rule, n int) string { return fmt.Sprintf("operator:%d", n) })
+}
+
+// parseRuleFile reads a rule file whose rules without an id are named by
+// defaultID(rule, line number).
+func parseRuleFile(data []byte, defaultID func(r Rule, line int) string) ([]Rule, error) {
 	var rules []Rule
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 0, 4096), 1<<20)
@@ -42,9 +48,12 @@ func ParseRules(data []byte) ([]Rule, error) {
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		r, err := parseRule(line, n)
+		r, err := parseRule(line)
 		if err != nil {
 			return nil, fmt.Errorf("bounce rules line %d: %w", n, err)
+		}
+		if r.ID == "" {
+			r.ID = defaultID(r, n)
 		}
 		rules = append(rules, r)
 	}
@@ -54,13 +63,13 @@ func ParseRules(data []byte) ([]Rule, error) {
 	return rules, nil
 }
 
-// parseRule parses one rule line numbered n.
-func parseRule(line string, n int) (Rule, error) {
+// parseRule parses one rule line; ID stays empty when the line names none.
+func parseRule(line string) (Rule, error) {
 	i := strings.LastIndex(line, "=>")
 	if i < 0 {
 		return Rule{}, fmt.Errorf("want PATTERN => REASON hard|soft [ID]")
 	}
-	r := Rule{Pattern: strings.ToLower(strings.TrimSpace(line[:i])), ID: fmt.Sprintf("operator:%d", n)}
+	r := Rule{Pattern: strings.ToLower(strings.TrimSpace(line[:i]))}
 	if r.Pattern == "" {
 		return Rule{}, fmt.Errorf("empty pattern")
 	}
@@ -85,11 +94,9 @@ func parseRule(line string, n int) (Rule, error) {
 	return r, nil
 }
 
-// isFailureReason reports whether reason names why a delivery failed
-// (the reasons of the built-in table, plus undefined).
+// isFailureReason reports whether reason names why a delivery failed.
 func isFailureReason(reason string) bool {
-	_, ok := reasonBit[reason]
-	return ok || reason == ReasonUndefined
+	return reasonIndex(reason) >= 0
 }
 
 // applyRules lets the first operator rule whose pattern the diagnostic
@@ -102,6 +109,7 @@ func applyRules(rules []Rule, x *Result) {
 	diag := strings.ToLower(x.Diagnostic)
 	for _, r := range rules {
 		if strings.Contains(diag, r.Pattern) {
+			x.Overrides = x.Rule
 			x.Reason, x.Hard, x.Rule = r.Reason, r.Hard, r.ID
 			return
 		}

@@ -112,3 +112,34 @@ func FuzzParseRules(f *testing.F) {
 		}
 	})
 }
+
+// TestBuiltinRules checks the embedded rule file: it parses, every rule
+// names a failure reason with the hard flag IsHard gives it for a
+// permanent failure, and no pattern is listed twice for one reason (ids
+// are unique).
+func TestBuiltinRules(t *testing.T) {
+	tbl, err := newPhraseTable(builtinRuleFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]bool{}
+	n := 0
+	for _, rs := range tbl.byReason {
+		for _, r := range rs {
+			n++
+			if r.Hard != IsHard(r.Reason, "5.0.0") {
+				t.Errorf("rule %s: hard %v, but IsHard(%s, 5.0.0) is %v", r.ID, r.Hard, r.Reason, !r.Hard)
+			}
+			if ids[r.ID] {
+				t.Errorf("rule %s listed twice", r.ID)
+			}
+			ids[r.ID] = true
+		}
+	}
+	if n < 100 {
+		t.Errorf("built-in table has %d rules, want the embedded file's", n)
+	}
+	if _, err := newPhraseTable([]byte("x => nosuchreason soft\n")); err == nil || !strings.Contains(err.Error(), "built-in bounce rules line 1") {
+		t.Errorf("bad built-in file: err %v", err)
+	}
+}
