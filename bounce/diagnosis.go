@@ -14,7 +14,10 @@ var hostNotFoundRe = regexp.MustCompile(`(?:^|[\s:])(?:host )?[a-z0-9\-]+(?:\.[a
 // that decided (see Result.Rule).
 func reasonOf(x *Result, notice string, tbl *phraseTable) (reason, rule string) {
 	diag := &textMatcher{tbl: tbl, text: strings.ToLower(x.Diagnostic)}
-	cmd := failedCommand(notice)
+	cmd := failedCommand(diag.text) // the answer's own words first, then the notice's
+	if cmd == "" {
+		cmd = failedCommand(notice)
+	}
 	if x.Status == "" && strings.HasSuffix(strings.ToLower(x.Recipient), "@googlegroups.com") {
 		return ReasonRejected, "recipient:googlegroups" // Google Groups refusing a post, in any language
 	}

@@ -4,7 +4,6 @@ import (
 	_ "embed" // the built-in rule file
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 )
 
@@ -93,7 +92,7 @@ func (t *phraseTable) first(reason, text string) (Rule, bool) {
 		return Rule{}, false
 	}
 	for _, r := range t.byReason[i] {
-		if strings.Contains(text, r.Pattern) {
+		if matchPattern(text, r.Pattern) {
 			return r, true
 		}
 	}
@@ -130,7 +129,7 @@ func (t *phraseTable) hasOther(text, reason string, except ...string) bool {
 		return false
 	}
 	for _, r := range t.byReason[i] {
-		if strings.Contains(text, r.Pattern) && !slices.Contains(except, r.Pattern) {
+		if matchPattern(text, r.Pattern) && !slices.Contains(except, r.Pattern) {
 			return true
 		}
 	}

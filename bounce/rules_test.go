@@ -143,3 +143,31 @@ func TestBuiltinRules(t *testing.T) {
 		t.Errorf("bad built-in file: err %v", err)
 	}
 }
+
+// TestMatchPattern checks the " ... " gaps of rule patterns.
+func TestMatchPattern(t *testing.T) {
+	long := strings.Repeat("x", maxGap+1)
+	for _, c := range []struct {
+		text, pattern string
+		want          bool
+	}{
+		{"550 no such user here", "no such user", true},
+		{"550 no such user here", "no such ... here", true},
+		{"domain example.org does not exist", "domain ... does not exist", true},
+		{"domain ... does not exist", "domain ... does not exist", true},
+		{"does not exist: domain example.org", "domain ... does not exist", false},
+		{"domain " + long + " does not exist", "domain ... does not exist", false},
+		{"domain " + long + " domain x does not exist", "domain ... does not exist", true}, // a later, nearer start
+		{"host a.b: mailbox x unknown", "host ... mailbox ... unknown", true},
+		{"host a.b: unknown mailbox", "host ... mailbox ... unknown", false},
+	} {
+		if got := matchPattern(c.text, c.pattern); got != c.want {
+			t.Errorf("matchPattern(%q, %q) = %v, want %v", c.text, c.pattern, got, c.want)
+		}
+	}
+	for _, bad := range []string{"... x => filtered soft", "x ... => filtered soft", "a ...  ... b => filtered soft"} {
+		if _, err := ParseRules([]byte(bad)); err == nil || !strings.Contains(err.Error(), "empty fragment") {
+			t.Errorf("ParseRules(%q) = %v, want an empty fragment error", bad, err)
+		}
+	}
+}
