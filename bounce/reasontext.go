@@ -4,6 +4,7 @@ import (
 	_ "embed" // the built-in rule file
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 )
 
@@ -26,12 +27,19 @@ var failureReasons = []string{
 	ReasonExceedLimit, ReasonHasMoved, ReasonOnHold, ReasonUndefined,
 }
 
+// reasonNumbers numbers failureReasons (read only).
+var reasonNumbers = func() map[string]int {
+	m := make(map[string]int, len(failureReasons))
+	for i, r := range failureReasons {
+		m[r] = i
+	}
+	return m
+}()
+
 // reasonIndex returns the number of a failure reason, or -1.
 func reasonIndex(reason string) int {
-	for i, r := range failureReasons {
-		if r == reason {
-			return i
-		}
+	if i, ok := reasonNumbers[reason]; ok {
+		return i
 	}
 	return -1
 }
@@ -39,6 +47,7 @@ func reasonIndex(reason string) int {
 // phraseTable holds the built-in rules per reason, in file order.
 type phraseTable struct {
 	byReason [][]Rule // indexed by reasonIndex
+	gapped   [][]bool // whether the rule of byReason has " ... " gaps
 }
 
 // builtinTable parses the embedded rule file once: the table is immutable
@@ -59,10 +68,11 @@ func newPhraseTable(data []byte) (*phraseTable, error) {
 
 // tableOf groups rules by reason, keeping their order.
 func tableOf(rules []Rule) *phraseTable {
-	t := &phraseTable{byReason: make([][]Rule, len(failureReasons))}
+	t := &phraseTable{byReason: make([][]Rule, len(failureReasons)), gapped: make([][]bool, len(failureReasons))}
 	for _, r := range rules {
 		i := reasonIndex(r.Reason)
 		t.byReason[i] = append(t.byReason[i], r)
+		t.gapped[i] = append(t.gapped[i], strings.Contains(r.Pattern, gapSep))
 	}
 	return t
 }
@@ -91,8 +101,8 @@ func (t *phraseTable) first(reason, text string) (Rule, bool) {
 	if i < 0 {
 		return Rule{}, false
 	}
-	for _, r := range t.byReason[i] {
-		if matchPattern(text, r.Pattern) {
+	for j, r := range t.byReason[i] {
+		if t.gapped[i][j] && matchPattern(text, r.Pattern) || !t.gapped[i][j] && strings.Contains(text, r.Pattern) {
 			return r, true
 		}
 	}
