@@ -85,3 +85,34 @@ func base64Lines(s string) string {
 	}
 	return b.String() + enc + "\n"
 }
+
+// TestTextNoticeTemporary checks that a plain-text notice without a status
+// code is a delay when it says the message is still queued, unless it
+// also says delivery was given up, and that delay subjects are read in a
+// notice from an address that is no mailer daemon.
+func TestTextNoticeTemporary(t *testing.T) {
+	for _, c := range []struct {
+		name, from, subject, body string
+		kind                      string
+		class                     byte
+	}{
+		{"postfix-warning", "MAILER-DAEMON@mx.example.net", "Delayed Mail (still being retried)",
+			"This is the mail system at host mx.example.net.\n\n# THIS IS A WARNING ONLY.  YOU DO NOT NEED TO RESEND YOUR MESSAGE. #\n\n" +
+				"<late@example.org>: connect to mx.example.org[192.0.2.1]:25: Connection timed out\n", KindDelayed, '4'},
+		{"exim-delay-subject", "Mail Administrator <admin@mx.example.net>", "Warning: message 1abc-000123-XY delayed 24 hours",
+			"This message was created automatically by mail delivery software.\nA message that you sent has not yet been delivered to one or more of its recipients after more than 24 hours on the queue.\n\n" +
+				"  late@example.org\n    Delay reason: Connection refused\n\nNo action is required on your part. Delivery attempts will continue.\n", KindDelayed, '4'},
+		{"given-up", "MAILER-DAEMON@mx.example.net", "failure notice",
+			"Hi. This is the qmail-send program at mx.example.net.\nI tried to deliver a message, but it bounced; I will retry no more.\n\n" +
+				"<gone@example.org>:\nConnection refused. I'm not going to try again; this message has been in the queue too long.\n", KindBounce, '5'},
+	} {
+		raw := "From: " + c.from + "\nTo: b+tok@bounces.example.com\nSubject: " + c.subject + "\nContent-Type: text/plain\n\n" + c.body
+		r, err := Parse([]byte(raw))
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if r.Kind != c.kind || len(r.Results) == 0 || statusClass(r.Results[0].Status) != c.class {
+			t.Errorf("%s: kind %s results %+v, want %s of class %c", c.name, r.Kind, r.Results, c.kind, c.class)
+		}
+	}
+}
