@@ -116,3 +116,18 @@ func TestTextNoticeTemporary(t *testing.T) {
 		}
 	}
 }
+
+// TestTextNoticeContacts checks that the contacts a notice names
+// (postmaster, mailer-daemon) are not taken for failed recipients.
+func TestTextNoticeContacts(t *testing.T) {
+	raw := "From: MAILER-DAEMON@mx.example.net\nTo: b+tok@bounces.example.com\nSubject: Undeliverable message\n" +
+		"Content-Type: text/plain\n\nIf you need help, write to Postmaster@mx.example.net.\n\n" +
+		"Your message could not be delivered to gone@example.org:\n550 5.1.1 mailbox does not exist\n"
+	r, err := Parse([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Kind != KindBounce || len(r.Results) != 1 || r.Results[0].Recipient != "gone@example.org" || r.Results[0].Reason != ReasonUserUnknown {
+		t.Errorf("kind %s results %+v, want one userunknown result for gone@example.org", r.Kind, r.Results)
+	}
+}

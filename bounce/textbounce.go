@@ -181,10 +181,12 @@ func (m *msg) ownAddresses() map[string]bool {
 	return skip
 }
 
-// isDaemonAddress reports whether a is a mailer daemon's address.
+// isDaemonAddress reports whether a is a mailer daemon's or a
+// postmaster's address (daemonLocalParts): the notice's own contacts ("ask
+// postmaster@... for help"), not failed recipients.
 func isDaemonAddress(a string) bool {
 	local, _, _ := strings.Cut(a, "@")
-	return local == "mailer-daemon"
+	return daemonLocalParts[local]
 }
 
 // skipLine reports whether a notice line is a header or trace line whose
