@@ -169,6 +169,10 @@ func TestMatchPattern(t *testing.T) {
 		{"domain " + long + " domain x does not exist", "domain ... does not exist", true}, // a later, nearer start
 		{"host a.b: mailbox x unknown", "host ... mailbox ... unknown", true},
 		{"host a.b: unknown mailbox", "host ... mailbox ... unknown", false},
+		{"192.0.2.1 is not listed in any blocklist", "listed", false},
+		{"192.0.2.1 is not listed here but is listed at zen", "listed", true},
+		{"192.0.2.1 is listed", "listed", true},
+		{"this address is not a valid user", "not a valid user", true},
 	} {
 		if got := matchPattern(c.text, c.pattern); got != c.want {
 			t.Errorf("matchPattern(%q, %q) = %v, want %v", c.text, c.pattern, got, c.want)
