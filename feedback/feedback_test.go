@@ -3,6 +3,7 @@ package feedback_test
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"strings"
 	"testing"
@@ -10,9 +11,11 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/mailgate/mailgate/feedback"
 	"github.com/mailgate/mailgate/feedback/feedbacktest"
+	"github.com/mailgate/mailgate/internal/testsvc"
 )
 
 var now = time.Date(2026, 12, 7, 12, 0, 5, 0, time.UTC)
@@ -185,7 +188,7 @@ func TestSendGrid(t *testing.T) {
 
 func TestMailgun(t *testing.T) {
 	const key = "key-3ax6xnjp29jd6fds4gc373sgvjxteol0"
-	v := &feedback.Mailgun{SigningKey: key, Tokens: &feedback.MemoryTokens{Now: clock}, Now: clock}
+	v := &feedback.Mailgun{SigningKey: key, Tokens: redisTokens(t), Scope: "p1", Now: clock}
 	ctx := context.Background()
 	failed := readFile(t, "mailgun_failed.json")
 	n, err := v.Verify(ctx, feedbacktest.Mailgun(failed, key, "token-1-abcdef0123456789abcdef0123456789", now))
@@ -263,4 +266,78 @@ func TestReason(t *testing.T) {
 	if got := feedback.Reason(errors.Join(errors.New("x"), feedback.ErrReplayed)); got != "replayed" {
 		t.Errorf("Reason = %q", got)
 	}
+}
+
+// redisTokens is a RedisTokens on the test Redis under a prefix of its
+// own, with a client of its own: two calls share the used tokens as two
+// processes do.
+func redisTokens(t *testing.T) *feedback.RedisTokens {
+	t.Helper()
+	return feedback.NewRedisTokens(redisClient(t, testsvc.RedisURL(t)), tokenPrefix(t))
+}
+
+func redisClient(t *testing.T, url string) *redis.Client {
+	t.Helper()
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt.MaxRetries = -1
+	rdb := redis.NewClient(opt)
+	t.Cleanup(func() { _ = rdb.Close() })
+	return rdb
+}
+
+// tokenPrefix is a key prefix unique to the test (and to its runs).
+func tokenPrefix(t *testing.T) string {
+	return "mailgate-test:feedback:" + t.Name() + ":" + time.Now().Format(time.RFC3339Nano) + ":"
+}
+
+// TestRedisTokens: a token is accepted once across clients (processes),
+// per scope, and Redis not answering is ErrTokensUnavailable, never a
+// token taken unchecked.
+func TestRedisTokens(t *testing.T) {
+	const key = "key-3ax6xnjp29jd6fds4gc373sgvjxteol0"
+	ctx := context.Background()
+	url, prefix := testsvc.RedisURL(t), tokenPrefix(t)
+	a := &feedback.Mailgun{SigningKey: key, Tokens: feedback.NewRedisTokens(redisClient(t, url), prefix), Scope: "p1", Now: clock}
+	b := &feedback.Mailgun{SigningKey: key, Tokens: feedback.NewRedisTokens(redisClient(t, url), prefix), Scope: "p1", Now: clock}
+	other := &feedback.Mailgun{SigningKey: key, Tokens: b.Tokens, Scope: "p2", Now: clock}
+	body := feedbacktest.Mailgun(readFile(t, "mailgun_failed.json"), key, "token-shared", now)
+	if _, err := a.Verify(ctx, body); err != nil {
+		t.Fatalf("first use: %v", err)
+	}
+	if _, err := b.Verify(ctx, body); !errors.Is(err, feedback.ErrReplayed) {
+		t.Errorf("replay at another process: %v, want ErrReplayed", err)
+	}
+	if _, err := other.Verify(ctx, body); err != nil {
+		t.Errorf("same token for another project: %v", err)
+	}
+	rdb := redisClient(t, url)
+	ttl, err := rdb.PTTL(ctx, prefix+"mailgun:p1:token-shared").Result()
+	if err != nil || ttl <= feedback.DefaultMaxAge || ttl > 2*feedback.DefaultMaxAge {
+		t.Errorf("token kept for %v (%v), want up to twice the freshness window", ttl, err)
+	}
+
+	down := &feedback.Mailgun{SigningKey: key, Tokens: feedback.NewRedisTokens(redisClient(t, "redis://"+closedAddr(t)+"/0"), prefix),
+		Scope: "p1", Now: clock}
+	_, err = down.Verify(ctx, feedbacktest.Mailgun(readFile(t, "mailgun_failed.json"), key, "token-new", now))
+	if !errors.Is(err, feedback.ErrTokensUnavailable) || feedback.Reason(err) != "other" {
+		t.Errorf("Redis down: %v (reason %s), want ErrTokensUnavailable", err, feedback.Reason(err))
+	}
+	if strings.Contains(err.Error(), key) {
+		t.Errorf("error shows the signing key: %v", err)
+	}
+}
+
+// closedAddr is a loopback address nothing listens on.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	return addr
 }

@@ -9,12 +9,15 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
 // TokenClaimer remembers one-time tokens: Claim reports whether token is
-// new, remembering it for at least ttl.
+// new, remembering it for at least ttl. Every process receiving a
+// provider's notifications must share one memory (the API's is Redis),
+// else a replay to another process passes; an error means the memory could
+// not answer, and the notification must be refused for now, never taken
+// unchecked.
 type TokenClaimer interface {
 	Claim(ctx context.Context, token string, ttl time.Duration) (bool, error)
 }
@@ -27,10 +30,15 @@ type Mailgun struct {
 	SigningKey string
 	// Tokens remembers used tokens; required.
 	Tokens TokenClaimer
+	// Scope names whose tokens these are (the receiving project): a token
+	// is remembered per scope, so one project's endpoint cannot use up a
+	// token another project's notification carries.
+	Scope string
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// MaxAge bounds the timestamp; default DefaultMaxAge. Tokens are
-	// remembered as long, so a replay is refused as stale or as replayed.
+	// remembered for twice as long from their use (a timestamp may be
+	// MaxAge ahead), so a replay is refused as stale or as replayed.
 	MaxAge time.Duration
 }
 
@@ -88,7 +96,7 @@ func (v *Mailgun) Verify(ctx context.Context, body []byte) (Notification, error)
 	if v.Tokens == nil {
 		return Notification{}, fmt.Errorf("feedback: mailgun: no token store")
 	}
-	ok, err := v.Tokens.Claim(ctx, "mailgun:"+s.Token, 2*maxAgeOr(v.MaxAge))
+	ok, err := v.Tokens.Claim(ctx, "mailgun:"+v.Scope+":"+s.Token, 2*maxAgeOr(v.MaxAge))
 	if err != nil {
 		return Notification{}, fmt.Errorf("feedback: mailgun token: %w", err)
 	}
@@ -136,34 +144,4 @@ func statusFromCode(code int, hard bool) string {
 	default:
 		return "4.0.0"
 	}
-}
-
-// MemoryTokens is a TokenClaimer in memory for one process. Its zero value
-// is ready; it is safe for concurrent use. Expired tokens are dropped as
-// new ones are claimed.
-type MemoryTokens struct {
-	// Now is the clock; default time.Now.
-	Now  func() time.Time
-	mu   sync.Mutex
-	seen map[string]time.Time
-}
-
-// Claim implements TokenClaimer.
-func (m *MemoryTokens) Claim(_ context.Context, token string, ttl time.Duration) (bool, error) {
-	now := nowOr(m.Now)
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.seen == nil {
-		m.seen = map[string]time.Time{}
-	}
-	for k, exp := range m.seen {
-		if now.After(exp) {
-			delete(m.seen, k)
-		}
-	}
-	if _, ok := m.seen[token]; ok {
-		return false, nil
-	}
-	m.seen[token] = now.Add(ttl)
-	return true, nil
 }

@@ -55,7 +55,11 @@ func FeedbackMailbox(provider string) string { return "feedback/" + provider }
 // recipient. An event is tied to its message by the X-Mailgate-ID the
 // provider echoes, else the Message-ID, and only to a message of
 // projectID: a project's provider credentials vouch for nothing else. An
-// event seen before (same provider event id) writes nothing. An error
+// event seen before (same provider event id at the same project) writes
+// nothing; the id is kept per project because a project chooses its own
+// credentials (a SendGrid key, a Postmark password) and could otherwise
+// post another project's future event ids to its own endpoint first, so
+// that the real events were dropped as duplicates. An error
 // means the store failed: the caller should answer so the provider retries.
 func (f *Feedback) Apply(ctx context.Context, provider, projectID string, events []feedback.Event) (int, error) {
 	applied := 0
@@ -76,7 +80,7 @@ func (f *Feedback) apply(ctx context.Context, provider, projectID string, e feed
 		return 0, err
 	}
 	summary, _ := json.Marshal(e)
-	rec := store.InboundRecord{Mailbox: mailbox, MailboxMessageID: eventID(e, summary), ReceivedAt: f.cfg.Now(),
+	rec := store.InboundRecord{Mailbox: mailbox, MailboxMessageID: projectID + "/" + eventID(e, summary), ReceivedAt: f.cfg.Now(),
 		Kind: pm.report.Kind, Summary: summary, RawSize: int64(len(summary)), Authenticated: pm.authenticated,
 		Effects: pm.effects, SoftBounceLimit: f.cfg.SoftBounceLimit}
 	if pm.target != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/mailgate/mailgate/api"
 	"github.com/mailgate/mailgate/config"
 	"github.com/mailgate/mailgate/dnscheck"
+	"github.com/mailgate/mailgate/feedback"
 	"github.com/mailgate/mailgate/inbound"
 	"github.com/mailgate/mailgate/queue"
 	"github.com/mailgate/mailgate/ratelimit"
@@ -126,6 +127,7 @@ func (a *app) apiServer() (*api.Server, error) {
 		Webhooks:    hooks,
 		Feedback: inbound.NewFeedback(inbound.FeedbackConfig{SoftBounceLimit: a.cfg.SoftBounceLimit}, a.store,
 			a.inbound),
+		FeedbackTokens: feedback.NewRedisTokens(a.redis, ""),
 	})
 }
 
