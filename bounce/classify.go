@@ -35,9 +35,9 @@ func classifyDSN(m *msg, r *Report) bool {
 		if res[i].Diagnostic == "" {
 			res[i].Diagnostic = diagnosticNear(lines, res[i].Recipient)
 		}
-		finishResult(&res[i], text)
+		finishResult(&res[i], text, m.tbl)
 		if local[i] {
-			markMailerError(&res[i])
+			markMailerError(&res[i], m.tbl)
 		}
 	}
 	r.Results = res
@@ -67,8 +67,8 @@ func inlineDSN(body string) []byte {
 // markMailerError sets the reason of a failure reported by a local
 // delivery program (procmail, a pipe): a mailer error, unless the program
 // said the mailbox or the system was full or the message too big.
-func markMailerError(x *Result) {
-	if x.Reason == ReasonDelivered || matchAny(strings.ToLower(x.Diagnostic), ReasonMailboxFull, ReasonMesgTooBig, ReasonExceedLimit, ReasonSystemFull) {
+func markMailerError(x *Result, tbl *phraseTable) {
+	if x.Reason == ReasonDelivered || tbl.hasAny(strings.ToLower(x.Diagnostic), ReasonMailboxFull, ReasonMesgTooBig, ReasonExceedLimit, ReasonSystemFull) {
 		return
 	}
 	x.Reason, x.Rule = ReasonMailerError, "local-mailer"
@@ -99,8 +99,9 @@ func kindOf(res []Result) string {
 }
 
 // finishResult fills the status, reply code, reason and hard flag of a
-// result from its diagnostic, falling back on the notice text.
-func finishResult(x *Result, notice string) {
+// result from its diagnostic, falling back on the notice text, by the
+// rules of tbl.
+func finishResult(x *Result, notice string, tbl *phraseTable) {
 	if x.ReplyCode == 0 {
 		x.ReplyCode = findReplyCode(x.Diagnostic)
 	}
@@ -115,7 +116,7 @@ func finishResult(x *Result, notice string) {
 		}
 		return
 	}
-	x.Reason, x.Rule = reasonOf(x, notice)
+	x.Reason, x.Rule = reasonOf(x, notice, tbl)
 	if x.Status == "" {
 		x.Status = pseudoStatus(x, notice)
 	}

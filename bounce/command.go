@@ -17,8 +17,9 @@ const (
 var commandPhrases = []struct{ phrase, cmd string }{
 	{"in reply to end of data", cmdData}, {"in reply to data", cmdData},
 	{"after end of data", cmdData}, {"after data", cmdData}, {"during data", cmdData},
-	{"in reply to mail from", cmdMail}, {"after mail from", cmdMail},
-	{"in reply to rcpt to", cmdRcpt}, {"after rcpt to", cmdRcpt},
+	{"in reply to mail from", cmdMail}, {"after mail from", cmdMail}, {"after mail command", cmdMail},
+	// "after RCPT TO:<a>", "after RCPT command", "in reply to RCPT TO command".
+	{"in reply to rcpt", cmdRcpt}, {"after rcpt", cmdRcpt},
 	{"in reply to helo", cmdHelo}, {"in reply to ehlo", cmdHelo}, {"after helo", cmdHelo},
 	{"after ehlo", cmdHelo}, {"after initial connection", cmdHelo},
 	// qmail-remote's wording.

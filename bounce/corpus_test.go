@@ -129,6 +129,11 @@ func scoreFile(t *testing.T, tl tally, name string, rows []label) {
 		t.Errorf("%s: %v", name, err)
 		return
 	}
+	scoreReport(t, tl, name, rows, rep)
+}
+
+// scoreReport scores the report made of one corpus file.
+func scoreReport(t *testing.T, tl tally, name string, rows []label, rep *Report) {
 	logf := func(format string, args ...any) {
 		if testing.Verbose() {
 			t.Logf("MISS %s: "+format, append([]any{name}, args...)...)
@@ -250,7 +255,7 @@ func corpusTokenFigures(t *testing.T) tokenFigures {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		m := newMsg(tr)
+		m := newMsg(tr, nil)
 		f.samples++
 		if m.refs().VERPToken != "" {
 			f.token++

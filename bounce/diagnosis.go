@@ -2,7 +2,6 @@ package bounce
 
 import (
 	"regexp"
-	"slices"
 	"strings"
 )
 
@@ -13,23 +12,26 @@ var hostNotFoundRe = regexp.MustCompile(`(?:^|[\s:])(?:host )?[a-z0-9\-]+(?:\.[a
 // reasonOf decides the reason from the status code, the diagnostic, the
 // failed SMTP command and, last, the whole notice, and names the rule
 // that decided (see Result.Rule).
-func reasonOf(x *Result, notice string) (reason, rule string) {
-	diag := &textMatcher{text: strings.ToLower(x.Diagnostic)}
-	cmd := failedCommand(notice)
+func reasonOf(x *Result, notice string, tbl *phraseTable) (reason, rule string) {
+	diag := &textMatcher{tbl: tbl, text: strings.ToLower(x.Diagnostic)}
+	cmd := failedCommand(diag.text) // the answer's own words first, then the notice's
+	if cmd == "" {
+		cmd = failedCommand(notice)
+	}
 	if x.Status == "" && strings.HasSuffix(strings.ToLower(x.Recipient), "@googlegroups.com") {
 		return ReasonRejected, "recipient:googlegroups" // Google Groups refusing a post, in any language
 	}
 	byStatus := reasonFromStatus(x.Status)
 	for _, r := range primaryOrder {
 		if primaryHolds(r, byStatus, diag, cmd) {
-			if p := firstPhrase(r, diag.text); p != "" && byStatus != r {
-				return r, "diagnostic:" + r + ":" + p
+			if id := tbl.ruleID(r, diag.text); id != "" && byStatus != r {
+				return r, "diagnostic:" + id
 			}
 			return r, "status:" + x.Status
 		}
 	}
 	if r := diag.first(secondaryOrder); r != "" {
-		return r, "diagnostic:" + r + ":" + firstPhrase(r, diag.text)
+		return r, "diagnostic:" + tbl.ruleID(r, diag.text)
 	}
 	if x.Action == "delayed" {
 		return ReasonExpired, "action:delayed"
@@ -43,10 +45,10 @@ func reasonOf(x *Result, notice string) (reason, rule string) {
 	if byStatus != "" {
 		return byStatus, "status:" + x.Status
 	}
-	whole := &textMatcher{text: notice[:min(len(notice), 8<<10)]}
+	whole := &textMatcher{tbl: tbl, text: notice[:min(len(notice), 8<<10)]}
 	for _, order := range [][]string{primaryOrder, secondaryOrder} {
 		if r := whole.first(order); r != "" {
-			return adjustForCommand(r, cmd), "notice:" + r + ":" + firstPhrase(r, whole.text)
+			return adjustForCommand(r, cmd), "notice:" + tbl.ruleID(r, whole.text)
 		}
 	}
 	if x.ReplyCode >= 500 && x.ReplyCode <= 504 {
@@ -84,7 +86,7 @@ func primaryHolds(r, byStatus string, diag *textMatcher, cmd string) bool {
 		// After DATA, or at an unknown stage, the bare "user unknown" is
 		// what content filters answer (KDDI, NTT docomo, Yahoo! Japan).
 		return !matchAnyPhrase(diag.text, "user unknown", "unknown user") ||
-			matchOther(diag.text, ReasonUserUnknown, "user unknown", "unknown user")
+			diag.tbl.hasOther(diag.text, ReasonUserUnknown, "user unknown", "unknown user")
 	case ReasonFiltered:
 		text := diag.any(ReasonFiltered, ReasonUserUnknown)
 		if byStatus == ReasonFiltered {
@@ -106,27 +108,6 @@ func primaryHolds(r, byStatus string, diag *textMatcher, cmd string) bool {
 func matchAnyPhrase(text string, phrases ...string) bool {
 	for _, p := range phrases {
 		if strings.Contains(text, p) {
-			return true
-		}
-	}
-	return false
-}
-
-// matchOther reports whether text states reason by a phrase other than
-// the given ones.
-func matchOther(text, reason string, except ...string) bool {
-	for _, p := range reasonPhrases[reason] {
-		if strings.Contains(text, p) && !slices.Contains(except, p) {
-			return true
-		}
-	}
-	return false
-}
-
-// matchAny reports whether text states any of the reasons.
-func matchAny(text string, reasons ...string) bool {
-	for _, r := range reasons {
-		if matchReason(r, text) {
 			return true
 		}
 	}

@@ -23,7 +23,18 @@
 //
 // Status codes follow RFC 3463; reasons use the vocabulary documented in
 // reasons.go (Sisimai's reason names, so that results compare with that
-// classifier's labelled corpus). Hostile input is bounded by Limits: past
+// classifier's labelled corpus). A reason is decided by the status code
+// (the RFC 3463 tables in reasons.go), the SMTP command that failed, and
+// the phrase rules of the embedded file builtin.rules, read by New in the
+// operator rule format (ParseRules; a " ... " in a pattern is a short gap,
+// so a rule states a wording, not one sample's sentence), weighed in the
+// precedence order of diagnosis.go: an explicit status such as X.1.1 with
+// a phrase naming the same reason beats a generic refusal, and a phrase
+// decides over the class-only status X.0.0. Operator rules override the
+// built-in decision. Every result names its rule (Result.Rule) and
+// Report.Explain prints the decision path. Parser.Classify applies the
+// same rules to a status and diagnostic reported outside a message (a
+// provider's webhook). Hostile input is bounded by Limits: past
 // MaxBytes the message is truncated, past MaxDepth a subtree is skipped,
 // past MaxParts parsing stops; the report is made from what was read. Parse
 // never panics.

@@ -138,22 +138,25 @@ func dsnResults(d dsnFields) (out []Result, local []bool) {
 		if rcpt == "" {
 			rcpt = cleanAddress(typedValue(f["original-recipient"]))
 		}
-		diag := oneLine(typedValue(f["diagnostic-code"]))
-		r := Result{
-			Recipient:  rcpt,
-			Action:     normalizeAction(f["action"]),
-			Status:     findStatus(f["status"]),
-			Diagnostic: diag,
-			RemoteMTA:  typedValue(f["remote-mta"]),
-		}
+		r := statedResult(normalizeAction(f["action"]), f["status"], f["diagnostic-code"])
+		r.Recipient = rcpt
+		r.RemoteMTA = typedValue(f["remote-mta"])
 		if r.RemoteMTA == "" {
 			r.RemoteMTA = typedValue(d.message["remote-mta"])
 		}
-		r.ReplyCode = findReplyCode(diag)
 		out = append(out, r)
 		local = append(local, strings.HasPrefix(strings.ToLower(strings.TrimSpace(f["diagnostic-code"])), "x-unix"))
 	}
 	return out, local
+}
+
+// statedResult is a result as a report states it, before classification:
+// the action, the status code found in the Status field (RFC 3464
+// §2.3.4) and the Diagnostic-Code (§2.3.6) on one line without its type
+// ("smtp;"), with the SMTP reply code found in it.
+func statedResult(action, status, diagnostic string) Result {
+	diag := oneLine(typedValue(diagnostic))
+	return Result{Action: action, Status: findStatus(status), Diagnostic: diag, ReplyCode: findReplyCode(diag)}
 }
 
 // normalizeAction lower-cases the action and drops comments such as

@@ -20,11 +20,12 @@ type msg struct {
 	cut      int    // index in body of the returned original's marker, or -1
 	orig     *message.Header
 	reply    *string // cache of rawReplyText
+	tbl      *phraseTable
 }
 
 // newMsg prepares the accessors of a parsed tree.
-func newMsg(t *tree) *msg {
-	m := &msg{t: t, h: t.header}
+func newMsg(t *tree, tbl *phraseTable) *msg {
+	m := &msg{t: t, h: t.header, tbl: tbl}
 	m.body = m.mainText()
 	m.cut = originalMarker(m.body)
 	m.notice = m.body

@@ -52,14 +52,21 @@ func (l Limits) withDefaults() Limits {
 // Parser parses returned messages under fixed limits. It is stateless and
 // safe for concurrent use.
 type Parser struct {
-	lim   Limits
-	rules []Rule
+	lim     Limits
+	rules   []Rule
+	builtin *phraseTable
 }
 
-// New returns a Parser with the given limits (zero fields take defaults)
-// and operator rules (see ParseRules), tried before the built-in ones.
+// New returns a Parser with the given limits (zero fields take defaults),
+// the built-in rules (the embedded file builtin.rules) and the operator
+// rules (see ParseRules), which override the built-in ones. It panics only
+// if the embedded file does not parse, which the package's tests rule out.
 func New(lim Limits, rules ...Rule) *Parser {
-	return &Parser{lim: lim.withDefaults(), rules: rules}
+	tbl, err := builtinTable()
+	if err != nil {
+		panic(err)
+	}
+	return &Parser{lim: lim.withDefaults(), rules: rules, builtin: tbl}
 }
 
 // Parse parses with the default limits. See Parser.Parse.
@@ -98,7 +105,7 @@ func (p *Parser) parseOne(raw []byte) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bounce: read message header: %w", err)
 	}
-	m := newMsg(t)
+	m := newMsg(t, p.builtin)
 	r := &Report{Kind: KindUnknown, Results: []Result{}}
 	r.Refs = m.refs()
 	classify(m, r)
@@ -106,6 +113,22 @@ func (p *Parser) parseOne(raw []byte) (*Report, error) {
 		applyRules(p.rules, &r.Results[i])
 	}
 	return r, nil
+}
+
+// Classify decides one failed delivery that a provider reported outside a
+// bounce message (a webhook, an API event): status is the RFC 3463 status
+// code it gave, or ""; diagnostic is the remote server's answer, with or
+// without its RFC 3464 §2.3.6 type ("smtp; 550 5.1.1 <a@b>: user
+// unknown"). The result has Action "failed" and Reason, Hard, Rule and
+// Status filled by the same rules, in the same order, as a recipient of a
+// delivery status notification: the built-in rules, then the operator
+// rules. A status with no code in it (and no code in the diagnostic)
+// yields the class-only status the reason implies ("5.0.0" or "4.0.0").
+func (p *Parser) Classify(status, diagnostic string) Result {
+	x := statedResult("failed", status, diagnostic)
+	finishResult(&x, "", p.builtin)
+	applyRules(p.rules, &x)
+	return x
 }
 
 // maxMboxMessages bounds how many messages of an mbox-style input are read.

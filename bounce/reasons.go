@@ -133,7 +133,7 @@ var statusReasons = map[string]string{
 
 // permanentReasons are the 5.x.x meanings that differ from statusReasons.
 var permanentReasons = map[string]string{
-	"1.0": ReasonUserUnknown, "1.1": ReasonUserUnknown, "1.2": ReasonHostUnknown,
+	"1.1": ReasonUserUnknown, "1.2": ReasonHostUnknown,
 	"1.3": ReasonUserUnknown, "1.4": ReasonFiltered, "1.10": ReasonNotAccept,
 	"2.0": ReasonFiltered, "2.1": ReasonFiltered,
 	"3.0": ReasonSystemError, "3.4": ReasonMesgTooBig,

@@ -86,6 +86,9 @@ type Result struct {
 	// "auto-reply", "fallback:onhold", "fallback:undefined", or an
 	// operator rule's id ("operator:LINE" unless the file names it).
 	Rule string `json:"rule,omitempty"`
+	// Overrides is the id of the built-in rule whose decision an operator
+	// rule (Rule) replaced; empty when the built-in rules decided.
+	Overrides string `json:"overrides,omitempty"`
 }
 
 // Refs is what a returned message points at.

@@ -15,7 +15,9 @@ type Rule struct {
 	// ID names the rule in Result.Rule: the id given in the file, else
 	// "operator:LINE".
 	ID string
-	// Pattern is the lower-case text the diagnostic must contain.
+	// Pattern is the lower-case text the diagnostic must contain; " ... "
+	// separates fragments that must occur in this order, each within
+	// maxGap bytes after the previous one (see ParseRules).
 	Pattern string
 	// Reason is one of the failure Reason constants.
 	Reason string
@@ -30,10 +32,19 @@ type Rule struct {
 //
 // PATTERN is matched case-insensitively as a substring of the diagnostic
 // (surrounding spaces trimmed, "=>" may occur inside it: the last one
-// splits); REASON is a failure reason (userunknown, mailboxfull, …);
+// splits). " ... " inside it stands for a gap of at most 60 bytes, so
+// that "domain ... does not exist" matches "domain example.org does not
+// exist" (and still the literal text); REASON is a failure reason
+// (userunknown, mailboxfull, …);
 // ID, optional, names the rule in results (default "operator:LINE"). The
 // error names the first bad line.
 func ParseRules(data []byte) ([]Rule, error) {
+	return parseRuleFile(data, func(_ Rule, n int) string { return fmt.Sprintf("operator:%d", n) })
+}
+
+// parseRuleFile reads a rule file whose rules without an id are named by
+// defaultID(rule, line number).
+func parseRuleFile(data []byte, defaultID func(r Rule, line int) string) ([]Rule, error) {
 	var rules []Rule
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 0, 4096), 1<<20)
@@ -42,9 +53,12 @@ func ParseRules(data []byte) ([]Rule, error) {
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		r, err := parseRule(line, n)
+		r, err := parseRule(line)
 		if err != nil {
 			return nil, fmt.Errorf("bounce rules line %d: %w", n, err)
+		}
+		if r.ID == "" {
+			r.ID = defaultID(r, n)
 		}
 		rules = append(rules, r)
 	}
@@ -54,15 +68,18 @@ func ParseRules(data []byte) ([]Rule, error) {
 	return rules, nil
 }
 
-// parseRule parses one rule line numbered n.
-func parseRule(line string, n int) (Rule, error) {
+// parseRule parses one rule line; ID stays empty when the line names none.
+func parseRule(line string) (Rule, error) {
 	i := strings.LastIndex(line, "=>")
 	if i < 0 {
 		return Rule{}, fmt.Errorf("want PATTERN => REASON hard|soft [ID]")
 	}
-	r := Rule{Pattern: strings.ToLower(strings.TrimSpace(line[:i])), ID: fmt.Sprintf("operator:%d", n)}
+	r := Rule{Pattern: strings.ToLower(strings.TrimSpace(line[:i]))}
 	if r.Pattern == "" {
 		return Rule{}, fmt.Errorf("empty pattern")
+	}
+	if strings.Contains(" "+r.Pattern+" ", " ...  ... ") || strings.HasPrefix(r.Pattern, "... ") || strings.HasSuffix(r.Pattern, " ...") {
+		return Rule{}, fmt.Errorf("empty fragment around \" ... \"")
 	}
 	f := strings.Fields(line[i+2:])
 	if len(f) < 2 || len(f) > 3 {
@@ -85,11 +102,9 @@ func parseRule(line string, n int) (Rule, error) {
 	return r, nil
 }
 
-// isFailureReason reports whether reason names why a delivery failed
-// (the reasons of the built-in table, plus undefined).
+// isFailureReason reports whether reason names why a delivery failed.
 func isFailureReason(reason string) bool {
-	_, ok := reasonBit[reason]
-	return ok || reason == ReasonUndefined
+	return reasonIndex(reason) >= 0
 }
 
 // applyRules lets the first operator rule whose pattern the diagnostic
@@ -101,9 +116,59 @@ func applyRules(rules []Rule, x *Result) {
 	}
 	diag := strings.ToLower(x.Diagnostic)
 	for _, r := range rules {
-		if strings.Contains(diag, r.Pattern) {
+		if matchPattern(diag, r.Pattern) {
+			x.Overrides = x.Rule
 			x.Reason, x.Hard, x.Rule = r.Reason, r.Hard, r.ID
 			return
 		}
 	}
+}
+
+// maxGap is the most bytes a " ... " of a pattern stands for: about a
+// clause, so that fragments match within one statement of a diagnostic.
+const maxGap = 60
+
+// gapSep separates the fragments of a pattern.
+const gapSep = " ... "
+
+// matchPattern reports whether lower-case text contains pattern: its
+// fragments in order, each starting at most maxGap bytes after the end of
+// the previous one. Every occurrence of a fragment is tried, so a nearer
+// later occurrence is found. A pattern without gaps is a plain substring
+// test.
+func matchPattern(text, pattern string) bool {
+	head, rest, gapped := strings.Cut(pattern, gapSep)
+	if !gapped {
+		return strings.Contains(text, pattern)
+	}
+	for off := 0; ; {
+		i := strings.Index(text[off:], head)
+		if i < 0 {
+			return false
+		}
+		end := off + i + len(head)
+		if followedWithin(text[end:], rest) {
+			return true
+		}
+		off += i + 1
+	}
+}
+
+// followedWithin reports whether text holds pattern (its first fragment
+// starting within maxGap bytes, or literally after the space of the gap).
+func followedWithin(text, pattern string) bool {
+	head, rest, gapped := strings.Cut(pattern, gapSep)
+	limit := min(len(text), maxGap+len(head))
+	for off := 0; off < limit; {
+		i := strings.Index(text[off:limit], head)
+		if i < 0 {
+			return false
+		}
+		end := off + i + len(head)
+		if !gapped || followedWithin(text[end:], rest) {
+			return true
+		}
+		off += i + 1
+	}
+	return false
 }

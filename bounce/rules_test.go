@@ -112,3 +112,62 @@ func FuzzParseRules(f *testing.F) {
 		}
 	})
 }
+
+// TestBuiltinRules checks the embedded rule file: it parses, every rule
+// names a failure reason with the hard flag IsHard gives it for a
+// permanent failure, and no pattern is listed twice for one reason (ids
+// are unique).
+func TestBuiltinRules(t *testing.T) {
+	tbl, err := newPhraseTable(builtinRuleFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]bool{}
+	n := 0
+	for _, rs := range tbl.byReason {
+		for _, r := range rs {
+			n++
+			if r.Hard != IsHard(r.Reason, "5.0.0") {
+				t.Errorf("rule %s: hard %v, but IsHard(%s, 5.0.0) is %v", r.ID, r.Hard, r.Reason, !r.Hard)
+			}
+			if ids[r.ID] {
+				t.Errorf("rule %s listed twice", r.ID)
+			}
+			ids[r.ID] = true
+		}
+	}
+	if n < 100 {
+		t.Errorf("built-in table has %d rules, want the embedded file's", n)
+	}
+	if _, err := newPhraseTable([]byte("x => nosuchreason soft\n")); err == nil || !strings.Contains(err.Error(), "built-in bounce rules line 1") {
+		t.Errorf("bad built-in file: err %v", err)
+	}
+}
+
+// TestMatchPattern checks the " ... " gaps of rule patterns.
+func TestMatchPattern(t *testing.T) {
+	long := strings.Repeat("x", maxGap+1)
+	for _, c := range []struct {
+		text, pattern string
+		want          bool
+	}{
+		{"550 no such user here", "no such user", true},
+		{"550 no such user here", "no such ... here", true},
+		{"domain example.org does not exist", "domain ... does not exist", true},
+		{"domain ... does not exist", "domain ... does not exist", true},
+		{"does not exist: domain example.org", "domain ... does not exist", false},
+		{"domain " + long + " does not exist", "domain ... does not exist", false},
+		{"domain " + long + " domain x does not exist", "domain ... does not exist", true}, // a later, nearer start
+		{"host a.b: mailbox x unknown", "host ... mailbox ... unknown", true},
+		{"host a.b: unknown mailbox", "host ... mailbox ... unknown", false},
+	} {
+		if got := matchPattern(c.text, c.pattern); got != c.want {
+			t.Errorf("matchPattern(%q, %q) = %v, want %v", c.text, c.pattern, got, c.want)
+		}
+	}
+	for _, bad := range []string{"... x => filtered soft", "x ... => filtered soft", "a ...  ... b => filtered soft"} {
+		if _, err := ParseRules([]byte(bad)); err == nil || !strings.Contains(err.Error(), "empty fragment") {
+			t.Errorf("ParseRules(%q) = %v, want an empty fragment error", bad, err)
+		}
+	}
+}

@@ -75,7 +75,7 @@ func classifySES(m *msg, r *Report) bool {
 	}
 	switch typ {
 	case "Bounce":
-		return sesBounce(n, r)
+		return sesBounce(n, r, m.tbl)
 	case "Complaint":
 		r.Kind = KindComplaint
 		r.FeedbackType = strings.ToLower(n.Complaint.FeedbackType)
@@ -88,9 +88,9 @@ func classifySES(m *msg, r *Report) bool {
 		return true
 	case "DeliveryDelay":
 		for _, d := range n.DeliveryDelay.DelayedRecipients {
-			x := Result{Recipient: d.EmailAddress, Action: "delayed", Status: findStatus(d.Status),
-				Diagnostic: oneLine(typedValue(d.DiagnosticCode))}
-			finishResult(&x, "")
+			x := statedResult("delayed", d.Status, d.DiagnosticCode)
+			x.Recipient = d.EmailAddress
+			finishResult(&x, "", m.tbl)
 			r.Results = append(r.Results, x)
 		}
 		r.Kind = KindDelayed
@@ -99,7 +99,7 @@ func classifySES(m *msg, r *Report) bool {
 		r.Kind = KindDelivered
 		for _, a := range n.Delivery.Recipients {
 			x := Result{Recipient: a, Action: "delivered", Diagnostic: n.Delivery.SMTPResponse}
-			finishResult(&x, "")
+			finishResult(&x, "", m.tbl)
 			r.Results = append(r.Results, x)
 		}
 		return true
@@ -138,19 +138,14 @@ func decodeFirst(text string, v any) bool {
 }
 
 // sesBounce turns the bounced recipients into results.
-func sesBounce(n sesNotification, r *Report) bool {
+func sesBounce(n sesNotification, r *Report, tbl *phraseTable) bool {
 	for _, b := range n.Bounce.BouncedRecipients {
-		x := Result{
-			Recipient:  b.EmailAddress,
-			Action:     normalizeAction(b.Action),
-			Status:     findStatus(b.Status),
-			Diagnostic: oneLine(typedValue(b.DiagnosticCode)),
-			RemoteMTA:  typedValue(n.Bounce.ReportingMTA),
-		}
+		x := statedResult(normalizeAction(b.Action), b.Status, b.DiagnosticCode)
+		x.Recipient, x.RemoteMTA = b.EmailAddress, typedValue(n.Bounce.ReportingMTA)
 		if x.Action == "" {
 			x.Action = "failed"
 		}
-		finishResult(&x, "")
+		finishResult(&x, "", tbl)
 		if x.Reason == ReasonUndefined || x.Reason == ReasonOnHold {
 			sesSubType(&x, n.Bounce.BounceSubType)
 		}

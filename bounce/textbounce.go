@@ -128,7 +128,7 @@ func classifyTextBounce(m *msg, r *Report) bool {
 		if isTemporaryNotice(notice) && statusClass(x.Status) != '5' {
 			x.Action = "delayed"
 		}
-		finishResult(&x, notice)
+		finishResult(&x, notice, m.tbl)
 		r.Results = append(r.Results, x)
 	}
 	r.Kind = kindOf(r.Results)

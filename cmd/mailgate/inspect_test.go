@@ -40,3 +40,39 @@ func TestInspectExplainOperatorRule(t *testing.T) {
 		t.Errorf("bad rule file: err %v, want one naming line 1", err)
 	}
 }
+
+// TestInspectExplainOverridesBuiltinPhrase checks that an operator rule
+// overrides a phrase rule of the built-in table (not only a status code),
+// and that --explain names both the operator rule and the built-in one it
+// replaced.
+func TestInspectExplainOverridesBuiltinPhrase(t *testing.T) {
+	eml := filepath.Join(t.TempDir(), "dsn.eml")
+	dsn := "From: MAILER-DAEMON@mx.example.net\nTo: bounces@example.com\nSubject: Delivery Status Notification\n" +
+		"MIME-Version: 1.0\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\n\n" +
+		"--b\nContent-Type: text/plain\n\nReport.\n\n--b\nContent-Type: message/delivery-status\n\n" +
+		"Reporting-MTA: dns; mx.example.net\n\nFinal-Recipient: rfc822; r@example.org\nAction: failed\n" +
+		"Status: 5.0.0\nDiagnostic-Code: smtp; 550 Requested action not taken: mailbox unavailable\n\n--b--\n"
+	if err := os.WriteFile(eml, []byte(dsn), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := runCLI(t, "inspect", "--explain", eml)
+	for _, want := range []string{"rule: diagnostic:userunknown:mailbox unavailable", "reason: userunknown", "hard: true"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("built-in explain lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "overrides") {
+		t.Errorf("built-in explain names an override:\n%s", out)
+	}
+	rules := filepath.Join(t.TempDir(), "rules")
+	if err := os.WriteFile(rules, []byte("mailbox unavailable => filtered soft site-unavailable\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out = runCLI(t, "inspect", "--explain", "--rules", rules, eml)
+	for _, want := range []string{"rule: site-unavailable", "overrides built-in rule: diagnostic:userunknown:mailbox unavailable",
+		"reason: filtered", "hard: false"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("operator explain lacks %q:\n%s", want, out)
+		}
+	}
+}

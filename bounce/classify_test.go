@@ -1,0 +1,86 @@
+package bounce
+
+import (
+	"fmt"
+	"testing"
+)
+
+// TestClassify checks the classification of a provider-reported failure
+// from its status and diagnostic alone.
+func TestClassify(t *testing.T) {
+	p := New(Limits{})
+	for _, c := range []struct {
+		status, diag       string
+		reason, wantStatus string
+		hard               bool
+		rule               string
+		replyCode          int
+	}{
+		{"5.1.1", "smtp; 550 5.1.1 <x@y>: user unknown", ReasonUserUnknown, "5.1.1", true, "status:5.1.1", 550},
+		{"", "smtp; 550 5.1.1 <x@y>: user unknown", ReasonUserUnknown, "5.1.1", true, "status:5.1.1", 550},
+		{"", "452 4.2.2 Mailbox full", ReasonMailboxFull, "4.2.2", false, "status:4.2.2", 452},
+		{"5.0.0", "550 Requested action not taken: mailbox unavailable", ReasonUserUnknown, "5.0.0", true,
+			"diagnostic:userunknown:mailbox unavailable", 550},
+		{"", "554 Message rejected: spam detected", ReasonSpamDetected, "5.0.0", false, "diagnostic:spamdetected:spam detected", 554},
+		{"", "", ReasonUndefined, "5.0.0", false, "fallback:undefined", 0},
+		{"4.4.7", "", ReasonExpired, "4.4.7", false, "status:4.4.7", 0},
+	} {
+		got := p.Classify(c.status, c.diag)
+		if got.Reason != c.reason || got.Status != c.wantStatus || got.Hard != c.hard || got.Rule != c.rule ||
+			got.ReplyCode != c.replyCode || got.Action != "failed" {
+			t.Errorf("Classify(%q, %q) = %+v, want reason %s status %s hard %v rule %s reply %d",
+				c.status, c.diag, got, c.reason, c.wantStatus, c.hard, c.rule, c.replyCode)
+		}
+	}
+}
+
+// TestClassifyOperatorRule checks that operator rules decide in Classify
+// as they do for a parsed report.
+func TestClassifyOperatorRule(t *testing.T) {
+	rules, err := ParseRules([]byte("mailbox full => suspend hard site-full\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := New(Limits{}, rules...).Classify("4.2.2", "452 4.2.2 Mailbox full")
+	if got.Reason != ReasonSuspend || !got.Hard || got.Rule != "site-full" || got.Status != "4.2.2" {
+		t.Errorf("got %+v, want the operator rule site-full", got)
+	}
+}
+
+// TestClassifyMatchesDSN checks that Classify decides as Parse does for a
+// delivery status notification stating the same status and diagnostic,
+// with a notice text that says nothing more.
+func TestClassifyMatchesDSN(t *testing.T) {
+	rules, err := ParseRules([]byte("over the limit => exceedlimit soft site-limit\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := New(Limits{}, rules...)
+	for _, c := range []struct{ status, diag string }{
+		{"5.1.1", "smtp; 550 5.1.1 <gone@example.org>: User unknown"},
+		{"5.0.0", "smtp; 550 Requested action not taken: mailbox unavailable"},
+		{"4.0.0", "smtp; 421 Too many connections from your IP"},
+		{"5.7.1", "smtp; 554 5.7.1 Service unavailable; client host [192.0.2.1] blocked using zen.spamhaus.org"},
+		{"5.2.2", "smtp; 552 5.2.2 Quota exceeded"},
+		{"5.0.0", "smtp; 550 over the limit"},
+		{"5.7.1", "smtp; 550 5.7.1 Relaying denied"},
+		{"", "smtp; 550 Message was not accepted -- invalid mailbox"},
+	} {
+		raw := fmt.Sprintf("From: MAILER-DAEMON@mx.example.net\nTo: bounces@example.com\nSubject: Delivery Status Notification\n"+
+			"MIME-Version: 1.0\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\n\n"+
+			"--b\nContent-Type: text/plain\n\nReport.\n\n--b\nContent-Type: message/delivery-status\n\n"+
+			"Reporting-MTA: dns; mx.example.net\n\nFinal-Recipient: rfc822; r@example.org\nAction: failed\n"+
+			"Status: %s\nDiagnostic-Code: %s\n\n--b--\n", c.status, c.diag)
+		rep, err := p.Parse([]byte(raw))
+		if err != nil || len(rep.Results) != 1 {
+			t.Fatalf("Parse: %v, %d results", err, len(rep.Results))
+		}
+		want := rep.Results[0]
+		got := p.Classify(c.status, c.diag)
+		if got.Reason != want.Reason || got.Hard != want.Hard || got.Rule != want.Rule || got.Status != want.Status ||
+			got.ReplyCode != want.ReplyCode || got.Diagnostic != want.Diagnostic {
+			t.Errorf("Classify(%q, %q) = %s/%v/%s/%s, DSN path %s/%v/%s/%s", c.status, c.diag,
+				got.Reason, got.Hard, got.Rule, got.Status, want.Reason, want.Hard, want.Rule, want.Status)
+		}
+	}
+}

@@ -1,0 +1,87 @@
+package bounce
+
+import (
+	"encoding/base64"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestNoticeShapes checks bounces that are neither a DSN nor plain text:
+// an HTML-only notice, a multipart/alternative notice, and a notice with
+// the original attached (whose addresses must not be taken for the
+// failed recipient).
+func TestNoticeShapes(t *testing.T) {
+	const head = "From: Mail Delivery Subsystem <mailer-daemon@mx.example.net>\nTo: b+tok@bounces.example.com\n" +
+		"Subject: Delivery Status Notification (Failure)\nMIME-Version: 1.0\n"
+	const html = "<html><body><p>Delivery to the following recipient failed permanently:</p>" +
+		"<p><b>gone@example.org</b></p><p>Technical details of permanent failure:<br>" +
+		"The recipient server did not accept our requests to connect. 550 5.1.1 The email account " +
+		"that you tried to reach does not exist.</p></body></html>\n"
+	const text = "Delivery to the following recipient failed permanently:\n\n     gone@example.org\n\n" +
+		"Technical details of permanent failure:\n550 5.1.1 The email account that you tried to reach does not exist.\n"
+	const original = "From: Shop <orders@shop.example.com>\nTo: Someone Else <other@example.com>\n" +
+		"Cc: third@example.net\nSubject: Your order\nMessage-ID: <o-1@shop.example.com>\n\nThanks, other@example.com!\n"
+	for name, raw := range map[string]string{
+		"html-only": head + "Content-Type: text/html; charset=utf-8\n\n" + html,
+		"alternative": head + "Content-Type: multipart/alternative; boundary=alt\n\n--alt\n" +
+			"Content-Type: text/plain\n\n" + text + "\n--alt\nContent-Type: text/html\n\n" + html + "\n--alt--\n",
+		"html-with-original": head + "Content-Type: multipart/mixed; boundary=mix\n\n--mix\n" +
+			"Content-Type: text/html\n\n" + html + "\n--mix\nContent-Type: message/rfc822\n" +
+			"Content-Disposition: attachment\n\n" + original + "\n--mix--\n",
+		"alternative-with-original": head + "Content-Type: multipart/mixed; boundary=mix\n\n--mix\n" +
+			"Content-Type: multipart/alternative; boundary=alt\n\n--alt\nContent-Type: text/plain\n\n" + text +
+			"\n--alt\nContent-Type: text/html\n\n" + html + "\n--alt--\n\n--mix\nContent-Type: message/rfc822\n\n" +
+			original + "\n--mix--\n",
+	} {
+		r, err := Parse([]byte(strings.ReplaceAll(raw, "\n", "\r\n")))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if r.Kind != KindBounce || len(r.Results) != 1 {
+			t.Errorf("%s: kind %s, %d results %+v, want one bounce", name, r.Kind, len(r.Results), r.Results)
+			continue
+		}
+		x := r.Results[0]
+		if x.Recipient != "gone@example.org" || x.Status != "5.1.1" || x.Reason != ReasonUserUnknown || !x.Hard {
+			t.Errorf("%s: %+v, want gone@example.org 5.1.1 userunknown hard", name, x)
+		}
+	}
+}
+
+// TestSESNotificationEncoded checks an Amazon SES bounce notification
+// delivered by SNS as mail with a base64 body (the JSON is read after the
+// transfer decoding) whose diagnostic decides the reason.
+func TestSESNotificationEncoded(t *testing.T) {
+	inner := `{"notificationType":"Bounce","bounce":{"bounceType":"Permanent","bounceSubType":"General",` +
+		`"reportingMTA":"dns; a1-2.smtp-out.amazonses.com","bouncedRecipients":[{"emailAddress":"gone@example.org",` +
+		`"action":"failed","status":"5.1.1","diagnosticCode":"smtp; 550 5.1.1 user unknown"}]},` +
+		`"mail":{"source":"b+tok@bounces.example.com","headers":[{"name":"X-Mailgate-ID","value":"01HQ"}]}}`
+	env := `{"Type":"Notification","MessageId":"m-1","Message":` + strconv.Quote(inner) + `}`
+	raw := "From: AWS Notifications <no-reply@sns.amazonaws.com>\nTo: ops@example.com\nSubject: AWS Notification Message\n" +
+		"MIME-Version: 1.0\nContent-Type: text/plain; charset=UTF-8\nContent-Transfer-Encoding: base64\n\n" +
+		base64Lines(env)
+	r, err := Parse([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Kind != KindBounce || len(r.Results) != 1 {
+		t.Fatalf("kind %s results %+v", r.Kind, r.Results)
+	}
+	x := r.Results[0]
+	if x.Recipient != "gone@example.org" || x.Reason != ReasonUserUnknown || !x.Hard || x.Status != "5.1.1" ||
+		r.Refs.VERPToken != "tok" || r.Refs.MailgateID != "01HQ" {
+		t.Errorf("result %+v refs %+v", x, r.Refs)
+	}
+}
+
+// base64Lines encodes s in 76-character base64 lines (RFC 2045 §6.8).
+func base64Lines(s string) string {
+	enc := base64.StdEncoding.EncodeToString([]byte(s))
+	var b strings.Builder
+	for len(enc) > 76 {
+		b.WriteString(enc[:76] + "\n")
+		enc = enc[76:]
+	}
+	return b.String() + enc + "\n"
+}
