@@ -2,15 +2,21 @@ package api
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -533,5 +539,144 @@ func TestFeedbackOtherProject(t *testing.T) {
 		wantCode(t, sgPost(oursSG, f.sendgrid, body(t, "sendgrid_events.json", id)), http.StatusOK)
 		wantStatuses(t, f.statuses(t, id), map[string]string{"ok@example.net": "sent", "gone@example.net": "bounced",
 			"angry@example.net": "complained"})
+	})
+}
+
+// TestFeedbackBounceReasons: each provider's bounces, end to end from its
+// documented notification to the event and the suppression, are
+// classified by the rules of a mailbox bounce (a user-unknown one as
+// userunknown, a mailbox-full one as mailboxfull), hard or soft by the
+// provider's own verdict, with a rule naming both.
+func TestFeedbackBounceReasons(t *testing.T) {
+	type bounceEvent struct{ Type, Reason, Status, Rule string }
+	const mgKey = "key-0123456789abcdef0123456789abcdef"
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("mailgate:correct-horse-battery"))
+	for _, tc := range []struct {
+		provider string
+		settings map[string]any
+		files    []string
+		want     map[string]bounceEvent
+	}{
+		{"ses", map[string]any{"topic_arn": feedbacktest.TopicARN}, []string{"ses_bounce.json", "ses_bounce_mailboxfull.json"},
+			map[string]bounceEvent{
+				"gone@example.net": {"hard", "userunknown", "5.1.1", "provider:ses:permanent/status:5.1.1"},
+				"full@example.net": {"soft", "mailboxfull", "5.2.2", "provider:ses:temporary/status:5.2.2"}}},
+		{"sendgrid", nil, []string{"sendgrid_bounces.json"}, map[string]bounceEvent{
+			"gone@example.net": {"hard", "userunknown", "5.1.1", "provider:sendgrid:permanent/status:5.1.1"},
+			"full@example.net": {"soft", "mailboxfull", "4.2.2", "provider:sendgrid:temporary/status:4.2.2"}}},
+		{"mailgun", map[string]any{"signing_key": mgKey}, []string{"mailgun_failed.json", "mailgun_failed_temporary.json"},
+			map[string]bounceEvent{
+				"gone@example.net": {"hard", "userunknown", "5.1.1", "provider:mailgun:permanent/status:5.1.1"},
+				"full@example.net": {"soft", "mailboxfull", "4.2.2", "provider:mailgun:temporary/status:4.2.2"}}},
+		{"postmark", map[string]any{"username": "mailgate", "password": "correct-horse-battery"},
+			[]string{"postmark_bounce.json", "postmark_softbounce.json", "postmark_autoresponder.json"},
+			map[string]bounceEvent{
+				"gone@example.net": {"hard", "userunknown", "5.1.1", "provider:postmark:permanent/status:5.1.1"},
+				"full@example.net": {"soft", "mailboxfull", "5.2.2", "provider:postmark:temporary/status:5.2.2"}}},
+	} {
+		t.Run(tc.provider, func(t *testing.T) {
+			engines(t, func(t *testing.T, engine string) {
+				f := newFBEnv(t, engine)
+				if tc.provider == "sendgrid" {
+					tc.settings = map[string]any{"public_key": f.sendgrid.PublicKey}
+				}
+				path := f.configure(t, tc.provider, tc.settings)
+				id := f.sentMessage(t, "ok@example.net", "gone@example.net", "full@example.net")
+				now := f.clock.Now()
+				for i, file := range tc.files {
+					b := body(t, file, id)
+					rq := request{Method: http.MethodPost, Path: path, Header: map[string]string{}}
+					switch tc.provider {
+					case "ses":
+						rq.Body = f.sns.Notification("sns-"+file, string(b), now, "2")
+					case "sendgrid":
+						sig, ts := f.sendgrid.Sign(b, now)
+						rq.Body = b
+						rq.Header["X-Twilio-Email-Event-Webhook-Signature"], rq.Header["X-Twilio-Email-Event-Webhook-Timestamp"] = sig, ts
+					case "mailgun":
+						rq.Body = feedbacktest.Mailgun(b, mgKey, "tok-"+strconv.Itoa(i), now)
+					case "postmark":
+						rq.Body, rq.Header["Authorization"] = b, basic
+					}
+					wantCode(t, f.do(t, rq), http.StatusOK)
+				}
+				evs, err := f.store.MessageEvents(context.Background(), store.DefaultProjectID, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := map[string]bounceEvent{}
+				for _, e := range evs {
+					if e.Type == store.EventBounced {
+						var d struct{ Type, Reason, Status, Rule string }
+						if err := json.Unmarshal(e.Data, &d); err != nil {
+							t.Fatal(err)
+						}
+						got[e.Recipient] = bounceEvent(d)
+					} else if e.Recipient == "ok@example.net" && e.Type != store.EventQueued && e.Type != store.EventSent {
+						t.Errorf("event %s for ok@ (an auto-reply is not a bounce)", e.Type)
+					}
+				}
+				if d := cmp.Diff(tc.want, got); d != "" {
+					t.Errorf("bounce events (-want +got):\n%s", d)
+				}
+				for rcpt, w := range tc.want {
+					sp, err := f.store.GetSuppression(context.Background(), store.DefaultProjectID, rcpt)
+					switch {
+					case w.Type == "hard" && (err != nil || sp.Reason != store.ReasonHardBounce):
+						t.Errorf("%s: suppression %+v, %v; want hard_bounce", rcpt, sp, err)
+					case w.Type == "soft" && !errors.Is(err, store.ErrNotFound):
+						t.Errorf("%s: suppressed (%+v, %v) after one soft bounce", rcpt, sp, err)
+					}
+				}
+			})
+		})
+	}
+}
+
+// TestFeedbackHostileBodies: whatever a body holds, once its credentials
+// verify (a project chooses its own SendGrid key and Postmark password),
+// the answer is a problem+json 4xx or a 200, never a 500: bodies that are
+// not the provider's shape, and event ids that no index could hold as
+// they are (a NUL, 5000 bytes).
+func TestFeedbackHostileBodies(t *testing.T) {
+	engines(t, func(t *testing.T, engine string) {
+		f := newFBEnv(t, engine)
+		sgPath := f.configure(t, "sendgrid", map[string]any{"public_key": f.sendgrid.PublicKey})
+		pmPath := f.configure(t, "postmark", map[string]any{"username": "mailgate", "password": "correct-horse-battery"})
+		id := f.sentMessage(t, rcpts...)
+		noise := make([]byte, 2500)
+		_, _ = rand.Read(noise)
+		long := hex.EncodeToString(noise) // no index could hold it, compressed or not
+		sg := func(b string) response {
+			sig, ts := f.sendgrid.Sign([]byte(b), f.clock.Now())
+			return f.do(t, request{Method: http.MethodPost, Path: sgPath, Body: []byte(b),
+				Header: map[string]string{"X-Twilio-Email-Event-Webhook-Signature": sig, "X-Twilio-Email-Event-Webhook-Timestamp": ts}})
+		}
+		pm := func(b string) response {
+			return f.do(t, request{Method: http.MethodPost, Path: pmPath, Body: []byte(b), Header: map[string]string{
+				"Authorization": "Basic " + base64.StdEncoding.EncodeToString([]byte("mailgate:correct-horse-battery"))}})
+		}
+		for name, r := range map[string]response{
+			"sendgrid NUL id": sg(`[{"event":"bounce","type":"bounce","status":"5.1.1","email":"gone@example.net","sg_event_id":"a\u0000b","mailgate_id":"` + id + `"}]`),
+			"sendgrid long id": sg(`[{"event":"spamreport","email":"angry@example.net","sg_event_id":"` + long + `","mailgate_id":"` + id + `"}]`),
+			"sendgrid NUL everywhere": sg(`[{"event":"bounce","type":"\u0000","status":"\u0000","reason":"\u0000","email":"\u0000",` +
+				`"smtp-id":"\u0000","mailgate_id":"\u0000","sg_event_id":"\u0000"}]`),
+			"sendgrid object":       sg(`{"event":"bounce"}`),
+			"sendgrid wrong types":  sg(`[{"event":1,"timestamp":"soon"}]`),
+			"sendgrid empty":        sg(``),
+			"postmark not json":     pm(`<xml/>`),
+			"postmark bad time":     pm(`{"RecordType":"Bounce","ID":1,"Type":"HardBounce","BouncedAt":"yesterday"}`),
+			"postmark bad id":       pm(`{"RecordType":"Bounce","ID":"one","Type":"HardBounce"}`),
+			"postmark no id":        pm(`{"RecordType":"Bounce","Type":"HardBounce","Email":"gone@example.net"}`),
+			"postmark huge numbers": pm(`{"RecordType":"Bounce","ID":1e400,"Type":"HardBounce","Email":"gone@example.net"}`),
+		} {
+			if r.Code >= 500 {
+				t.Errorf("%s: %d %s", name, r.Code, r.Body)
+			}
+			if r.Code >= 400 && r.Header.Get("Content-Type") != "application/problem+json" {
+				t.Errorf("%s: %d with Content-Type %q", name, r.Code, r.Header.Get("Content-Type"))
+			}
+		}
+		wantStatuses(t, f.statuses(t, id), map[string]string{"gone@example.net": "bounced", "angry@example.net": "complained"})
 	})
 }

@@ -49,7 +49,7 @@ func TestSNS(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := []feedback.Event{{ID: "sns-1/gone@example.net", Kind: feedback.KindBounce, Recipient: "gone@example.net",
-				Hard: true, Status: "5.1.1", MailgateID: "MSGID", MessageID: "<MSGID@example.com>",
+				Severity: feedback.SeverityPermanent, Status: "5.1.1", MailgateID: "MSGID", MessageID: "<MSGID@example.com>",
 				Diagnostic: "smtp; 550 5.1.1 <gone@example.net>: Recipient address rejected: User unknown"}}
 			if d := cmp.Diff(want, n.Events, ignoreAt); d != "" {
 				t.Error(d)
@@ -152,10 +152,10 @@ func TestSendGrid(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []feedback.Event{
-		{ID: "sg-bounce-event-0001", Kind: feedback.KindBounce, Recipient: "gone@example.net", Hard: true, Status: "5.1.1",
+		{ID: "sg-bounce-event-0001", Kind: feedback.KindBounce, Recipient: "gone@example.net", Severity: feedback.SeverityPermanent, Status: "5.1.1",
 			Diagnostic: "550 5.1.1 The email account that you tried to reach does not exist.", MailgateID: "MSGID",
 			MessageID: "<MSGID@example.com>"},
-		{ID: "sg-blocked-event-0002", Kind: feedback.KindBounce, Recipient: "busy@example.net", Status: "4.7.0",
+		{ID: "sg-blocked-event-0002", Kind: feedback.KindBounce, Recipient: "busy@example.net", Severity: feedback.SeverityTemporary, Status: "4.7.0",
 			Diagnostic: "421 4.7.0 Try again later, closing connection.", MailgateID: "MSGID", MessageID: "<MSGID@example.com>"},
 		{ID: "sg-spam-event-0003", Kind: feedback.KindComplaint, Recipient: "angry@example.net", FeedbackType: "abuse",
 			MessageID: "<MSGID@example.com>"},
@@ -196,7 +196,7 @@ func TestMailgun(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []feedback.Event{{ID: "mg-failed-event-0001", Kind: feedback.KindBounce, Recipient: "gone@example.net",
-		Hard: true, Status: "5.0.0", Diagnostic: "5.1.1 The email account that you tried to reach does not exist.",
+		Severity: feedback.SeverityPermanent, Diagnostic: "550 5.1.1 The email account that you tried to reach does not exist.",
 		MailgateID: "MSGID", MessageID: "MSGID@example.com"}}
 	if d := cmp.Diff(want, n.Events, ignoreAt); d != "" {
 		t.Error(d)
@@ -236,7 +236,7 @@ func TestPostmark(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []feedback.Event{{ID: "Bounce/4323372036854775807", Kind: feedback.KindBounce, Recipient: "gone@example.net",
-		Hard: true, Status: "5.0.0", Diagnostic: "smtp;550 5.1.1 The email account that you tried to reach does not exist.",
+		Severity: feedback.SeverityPermanent, Diagnostic: "smtp;550 5.1.1 The email account that you tried to reach does not exist.",
 		MailgateID: "MSGID"}}
 	if d := cmp.Diff(want, n.Events, ignoreAt); d != "" {
 		t.Error(d)
@@ -340,4 +340,70 @@ func closedAddr(t *testing.T) string {
 	addr := ln.Addr().String()
 	_ = ln.Close()
 	return addr
+}
+
+// TestBounceVerdicts: each provider's bounces carry its own permanent or
+// temporary verdict and the status and diagnostic it reports, for the
+// caller to classify; a Postmark record of a type that reports no failed
+// delivery (an auto-responder) is no event.
+func TestBounceVerdicts(t *testing.T) {
+	ses, err := feedbacktest.NewSNS(now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sg, err := feedbacktest.NewSendGrid()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const key = "key-3ax6xnjp29jd6fds4gc373sgvjxteol0"
+	ctx := context.Background()
+	verify := map[string]func(file string) (feedback.Notification, error){
+		"ses": func(file string) (feedback.Notification, error) {
+			v := &feedback.SNS{TopicARN: feedbacktest.TopicARN, Fetch: ses.Fetch, Now: clock}
+			return v.Verify(ctx, ses.Notification("sns-9", string(readFile(t, file)), now, "2"))
+		},
+		"sendgrid": func(file string) (feedback.Notification, error) {
+			sig, ts := sg.Sign(readFile(t, file), now)
+			return (&feedback.SendGrid{PublicKey: sg.PublicKey, Now: clock}).Verify(sig, ts, readFile(t, file))
+		},
+		"mailgun": func(file string) (feedback.Notification, error) {
+			v := &feedback.Mailgun{SigningKey: key, Tokens: redisTokens(t), Now: clock}
+			return v.Verify(ctx, feedbacktest.Mailgun(readFile(t, file), key, "token-"+file, now))
+		},
+		"postmark": func(file string) (feedback.Notification, error) {
+			return (&feedback.Postmark{Username: "u", Password: "p"}).Verify("u", "p", true, readFile(t, file))
+		},
+	}
+	type got struct{ Recipient, Severity, Status, Diagnostic string }
+	for _, tc := range []struct {
+		provider, file string
+		want           []got
+	}{
+		{"ses", "ses_bounce_mailboxfull.json", []got{{"full@example.net", "temporary", "5.2.2",
+			"smtp; 552 5.2.2 <full@example.net>: Mailbox full"}}},
+		{"sendgrid", "sendgrid_bounces.json", []got{
+			{"gone@example.net", "permanent", "5.1.1", "550 5.1.1 The email account that you tried to reach does not exist."},
+			{"full@example.net", "temporary", "4.2.2", "452 4.2.2 The email account that you tried to reach is over quota."}}},
+		{"mailgun", "mailgun_failed_temporary.json", []got{{"full@example.net", "temporary", "4.2.2",
+			"452 The email account that you tried to reach is over quota."}}},
+		{"postmark", "postmark_softbounce.json", []got{{"full@example.net", "temporary", "", "smtp;552 5.2.2 Mailbox full"}}},
+		{"postmark", "postmark_autoresponder.json", nil},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			n, err := verify[tc.provider](tc.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []got
+			for _, e := range n.Events {
+				if e.Kind != feedback.KindBounce {
+					t.Errorf("kind %s", e.Kind)
+				}
+				out = append(out, got{e.Recipient, e.Severity, e.Status, e.Diagnostic})
+			}
+			if d := cmp.Diff(tc.want, out); d != "" {
+				t.Error(d)
+			}
+		})
+	}
 }

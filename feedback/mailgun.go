@@ -57,9 +57,10 @@ type mailgunBody struct {
 		Recipient      string  `json:"recipient"`
 		Timestamp      float64 `json:"timestamp"`
 		DeliveryStatus struct {
-			Code        int    `json:"code"`
-			Message     string `json:"message"`
-			Description string `json:"description"`
+			Code         int    `json:"code"`
+			EnhancedCode string `json:"enhanced-code"`
+			Message      string `json:"message"`
+			Description  string `json:"description"`
 		} `json:"delivery-status"`
 		Message struct {
 			Headers struct {
@@ -106,8 +107,12 @@ func (v *Mailgun) Verify(ctx context.Context, body []byte) (Notification, error)
 	return Notification{Events: parseMailgun(b)}, nil
 }
 
-// parseMailgun reads failed (severity permanent is hard), complained and
-// delivered events; others are ignored.
+// mailgunSeverity is the verdict of a failed event's severity.
+var mailgunSeverity = map[string]string{"permanent": SeverityPermanent, "temporary": SeverityTemporary}
+
+// parseMailgun reads failed, complained and delivered events; others are
+// ignored. A failure's delivery-status is the remote server's answer:
+// its SMTP reply code, enhanced code (when Mailgun read one) and text.
 func parseMailgun(b mailgunBody) []Event {
 	d := b.EventData
 	e := Event{ID: d.ID, Recipient: d.Recipient, MessageID: d.Message.Headers.MessageID,
@@ -118,9 +123,11 @@ func parseMailgun(b mailgunBody) []Event {
 	switch d.Event {
 	case "failed":
 		ds := d.DeliveryStatus
-		e.Kind, e.Hard = KindBounce, d.Severity == "permanent"
+		e.Kind, e.Severity, e.Status = KindBounce, mailgunSeverity[d.Severity], ds.EnhancedCode
 		e.Diagnostic = strings.TrimSpace(ds.Message + " " + ds.Description)
-		e.Status = statusFromCode(ds.Code, e.Hard)
+		if ds.Code >= 200 && ds.Code < 600 { // an SMTP reply code; Mailgun's own (605, …) are not
+			e.Diagnostic = strings.TrimSpace(strconv.Itoa(ds.Code) + " " + e.Diagnostic)
+		}
 	case "complained":
 		e.Kind, e.FeedbackType = KindComplaint, "abuse"
 	case "delivered":
@@ -129,19 +136,4 @@ func parseMailgun(b mailgunBody) []Event {
 		return nil
 	}
 	return []Event{e}
-}
-
-// statusFromCode is the generic RFC 3463 status for an SMTP reply code
-// when the provider gives no enhanced code: 5.0.0 or 4.0.0.
-func statusFromCode(code int, hard bool) string {
-	switch {
-	case code >= 500 && code < 600:
-		return "5.0.0"
-	case code >= 400 && code < 500:
-		return "4.0.0"
-	case hard:
-		return "5.0.0"
-	default:
-		return "4.0.0"
-	}
 }
