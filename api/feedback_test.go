@@ -657,7 +657,7 @@ func TestFeedbackHostileBodies(t *testing.T) {
 				"Authorization": "Basic " + base64.StdEncoding.EncodeToString([]byte("mailgate:correct-horse-battery"))}})
 		}
 		for name, r := range map[string]response{
-			"sendgrid NUL id": sg(`[{"event":"bounce","type":"bounce","status":"5.1.1","email":"gone@example.net","sg_event_id":"a\u0000b","mailgate_id":"` + id + `"}]`),
+			"sendgrid NUL id":  sg(`[{"event":"bounce","type":"bounce","status":"5.1.1","email":"gone@example.net","sg_event_id":"a\u0000b","mailgate_id":"` + id + `"}]`),
 			"sendgrid long id": sg(`[{"event":"spamreport","email":"angry@example.net","sg_event_id":"` + long + `","mailgate_id":"` + id + `"}]`),
 			"sendgrid NUL everywhere": sg(`[{"event":"bounce","type":"\u0000","status":"\u0000","reason":"\u0000","email":"\u0000",` +
 				`"smtp-id":"\u0000","mailgate_id":"\u0000","sg_event_id":"\u0000"}]`),
