@@ -150,15 +150,25 @@ func pseudoStatus(x *Result, notice string) string {
 	return class + ".0.0"
 }
 
+// temporaryNotices are lower-case sentences by which delay warnings say
+// the message is still queued (Postfix and Sendmail: "this is a warning
+// only", "you do not need to resend"; Exim, qmail and Exchange: "will
+// retry", "not yet been delivered"; OpenSMTPD: "only a temporary failure").
+var temporaryNotices = []string{
+	"will continue", "will be retried", "will keep trying", "still trying", "not yet been delivered",
+	"delivery delayed", "is delayed", "do not need to resend", "warning only", "warning message only",
+	"will retry", "will try again", "temporary failure report", "has been delayed",
+}
+
+// permanentNotices are lower-case sentences by which failure notices say
+// delivery was given up; they outweigh temporaryNotices ("a temporary
+// failure ... giving up").
+var permanentNotices = []string{"permanent error", "permanent failure", "fatal error", "giving up", "not going to try again"}
+
 // isTemporaryNotice reports whether the notice text says delivery is
 // still being tried.
 func isTemporaryNotice(lower string) bool {
-	for _, p := range []string{"will continue", "will be retried", "will keep trying", "still trying", "not yet been delivered", "delivery delayed", "is delayed"} {
-		if strings.Contains(lower, p) {
-			return true
-		}
-	}
-	return false
+	return matchAnyPhrase(lower, temporaryNotices...) && !matchAnyPhrase(lower, permanentNotices...)
 }
 
 // fallbackRecipient is the recipient to name when the report names none:

@@ -77,7 +77,6 @@ func TestCrossValidationByFamily(t *testing.T) {
 			}
 		}
 		removed := map[string]bool{}
-		tbl := p.builtin
 		for range 8 {
 			more := false
 			for _, x := range rep.Results {
@@ -88,8 +87,7 @@ func TestCrossValidationByFamily(t *testing.T) {
 			if !more {
 				break
 			}
-			tbl = p.builtin.without(removed)
-			q := &Parser{lim: p.lim, builtin: tbl}
+			q := &Parser{lim: p.lim, builtin: p.builtin.without(removed)}
 			if rep, err = q.Parse(raws[name]); err != nil {
 				t.Fatal(err)
 			}

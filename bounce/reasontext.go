@@ -102,7 +102,10 @@ func (t *phraseTable) first(reason, text string) (Rule, bool) {
 		return Rule{}, false
 	}
 	for j, r := range t.byReason[i] {
-		if t.gapped[i][j] && matchPattern(text, r.Pattern) || !t.gapped[i][j] && strings.Contains(text, r.Pattern) {
+		// A plain pattern is looked for first as a substring, the common
+		// miss being the cheapest test; matchPattern then rules out a
+		// negated occurrence.
+		if (t.gapped[i][j] || strings.Contains(text, r.Pattern)) && matchPattern(text, r.Pattern) {
 			return r, true
 		}
 	}

@@ -34,7 +34,8 @@ type Rule struct {
 // (surrounding spaces trimmed, "=>" may occur inside it: the last one
 // splits). " ... " inside it stands for a gap of at most 60 bytes, so
 // that "domain ... does not exist" matches "domain example.org does not
-// exist" (and still the literal text); REASON is a failure reason
+// exist" (and still the literal text); an occurrence right after "not "
+// does not count ("not listed" is no listing); REASON is a failure reason
 // (userunknown, mailboxfull, …);
 // ID, optional, names the rule in results (default "operator:LINE"). The
 // error names the first bad line.
@@ -133,25 +134,28 @@ const gapSep = " ... "
 
 // matchPattern reports whether lower-case text contains pattern: its
 // fragments in order, each starting at most maxGap bytes after the end of
-// the previous one. Every occurrence of a fragment is tried, so a nearer
-// later occurrence is found. A pattern without gaps is a plain substring
-// test.
+// the previous one, the first not right after "not ". Every occurrence of
+// a fragment is tried, so a nearer later occurrence is found.
 func matchPattern(text, pattern string) bool {
 	head, rest, gapped := strings.Cut(pattern, gapSep)
-	if !gapped {
-		return strings.Contains(text, pattern)
-	}
 	for off := 0; ; {
 		i := strings.Index(text[off:], head)
 		if i < 0 {
 			return false
 		}
 		end := off + i + len(head)
-		if followedWithin(text[end:], rest) {
+		if !negated(text, off+i) && (!gapped || followedWithin(text[end:], rest)) {
 			return true
 		}
 		off += i + 1
 	}
+}
+
+// negated reports whether the text at i follows "not ": "not listed",
+// "not blocked" state the opposite of the phrase. A pattern that starts
+// with "not" says so itself.
+func negated(text string, i int) bool {
+	return strings.HasSuffix(text[:i], "not ")
 }
 
 // followedWithin reports whether text holds pattern (its first fragment

@@ -100,6 +100,7 @@ func FuzzParseRules(f *testing.F) {
 	f.Add([]byte("# c\nuser unknown => userunknown hard\nx => b => filtered soft id\n"))
 	f.Add([]byte("=>\n => \n=> userunknown hard"))
 	f.Add([]byte("a=>mailboxfull soft\r\nb => blocked soft z\n"))
+	f.Add([]byte("domain ... does not exist => hostunknown hard\na ... ... b => filtered soft\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		rules, err := ParseRules(data)
 		if err != nil {
@@ -108,6 +109,14 @@ func FuzzParseRules(f *testing.F) {
 		for _, r := range rules {
 			if r.Pattern == "" || r.Pattern != strings.ToLower(r.Pattern) || r.ID == "" || !isFailureReason(r.Reason) {
 				t.Errorf("bad rule %+v from %q", r, data)
+			}
+			for _, frag := range strings.Split(r.Pattern, gapSep) {
+				if strings.TrimSpace(frag) == "" {
+					t.Errorf("rule %+v from %q has an empty fragment", r, data)
+				}
+			}
+			if !matchPattern(r.Pattern, r.Pattern) {
+				t.Errorf("pattern %q does not match its own text", r.Pattern)
 			}
 		}
 	})
@@ -160,6 +169,10 @@ func TestMatchPattern(t *testing.T) {
 		{"domain " + long + " domain x does not exist", "domain ... does not exist", true}, // a later, nearer start
 		{"host a.b: mailbox x unknown", "host ... mailbox ... unknown", true},
 		{"host a.b: unknown mailbox", "host ... mailbox ... unknown", false},
+		{"192.0.2.1 is not listed in any blocklist", "listed", false},
+		{"192.0.2.1 is not listed here but is listed at zen", "listed", true},
+		{"192.0.2.1 is listed", "listed", true},
+		{"this address is not a valid user", "not a valid user", true},
 	} {
 		if got := matchPattern(c.text, c.pattern); got != c.want {
 			t.Errorf("matchPattern(%q, %q) = %v, want %v", c.text, c.pattern, got, c.want)

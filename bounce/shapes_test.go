@@ -85,3 +85,49 @@ func base64Lines(s string) string {
 	}
 	return b.String() + enc + "\n"
 }
+
+// TestTextNoticeTemporary checks that a plain-text notice without a status
+// code is a delay when it says the message is still queued, unless it
+// also says delivery was given up, and that delay subjects are read in a
+// notice from an address that is no mailer daemon.
+func TestTextNoticeTemporary(t *testing.T) {
+	for _, c := range []struct {
+		name, from, subject, body string
+		kind                      string
+		class                     byte
+	}{
+		{"postfix-warning", "MAILER-DAEMON@mx.example.net", "Delayed Mail (still being retried)",
+			"This is the mail system at host mx.example.net.\n\n# THIS IS A WARNING ONLY.  YOU DO NOT NEED TO RESEND YOUR MESSAGE. #\n\n" +
+				"<late@example.org>: connect to mx.example.org[192.0.2.1]:25: Connection timed out\n", KindDelayed, '4'},
+		{"exim-delay-subject", "Mail Administrator <admin@mx.example.net>", "Warning: message 1abc-000123-XY delayed 24 hours",
+			"This message was created automatically by mail delivery software.\nA message that you sent has not yet been delivered to one or more of its recipients after more than 24 hours on the queue.\n\n" +
+				"  late@example.org\n    Delay reason: Connection refused\n\nNo action is required on your part. Delivery attempts will continue.\n", KindDelayed, '4'},
+		{"given-up", "MAILER-DAEMON@mx.example.net", "failure notice",
+			"Hi. This is the qmail-send program at mx.example.net.\nI tried to deliver a message, but it bounced; I will retry no more.\n\n" +
+				"<gone@example.org>:\nConnection refused. I'm not going to try again; this message has been in the queue too long.\n", KindBounce, '5'},
+	} {
+		raw := "From: " + c.from + "\nTo: b+tok@bounces.example.com\nSubject: " + c.subject + "\nContent-Type: text/plain\n\n" + c.body
+		r, err := Parse([]byte(raw))
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if r.Kind != c.kind || len(r.Results) == 0 || statusClass(r.Results[0].Status) != c.class {
+			t.Errorf("%s: kind %s results %+v, want %s of class %c", c.name, r.Kind, r.Results, c.kind, c.class)
+		}
+	}
+}
+
+// TestTextNoticeContacts checks that the contacts a notice names
+// (postmaster, mailer-daemon) are not taken for failed recipients.
+func TestTextNoticeContacts(t *testing.T) {
+	raw := "From: MAILER-DAEMON@mx.example.net\nTo: b+tok@bounces.example.com\nSubject: Undeliverable message\n" +
+		"Content-Type: text/plain\n\nIf you need help, write to Postmaster@mx.example.net.\n\n" +
+		"Your message could not be delivered to gone@example.org:\n550 5.1.1 mailbox does not exist\n"
+	r, err := Parse([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Kind != KindBounce || len(r.Results) != 1 || r.Results[0].Recipient != "gone@example.org" || r.Results[0].Reason != ReasonUserUnknown {
+		t.Errorf("kind %s results %+v, want one userunknown result for gone@example.org", r.Kind, r.Results)
+	}
+}

@@ -25,6 +25,8 @@ var bounceSubjects = []string{
 	"failed delivery", "delivery error", "message status", "error sending",
 	"mail delivery problem", "notice of delivery failure", "unable to deliver",
 	"unsent message", "returned mail", "mail delivery system", "loop alert", "bounced mail",
+	"warning: message", // Exim's delay warning: "Warning: message 1abc-... delayed 24 hours"
+	"zustellbar", "no entregado", "no se puede entregar", "recapito", "recapitabile", "não entregue", "onbestelbaar",
 }
 
 // looksLikeBounce reports whether a message without a DSN part is a
@@ -179,10 +181,12 @@ func (m *msg) ownAddresses() map[string]bool {
 	return skip
 }
 
-// isDaemonAddress reports whether a is a mailer daemon's address.
+// isDaemonAddress reports whether a is a mailer daemon's or a
+// postmaster's address (daemonLocalParts): the notice's own contacts ("ask
+// postmaster@... for help"), not failed recipients.
 func isDaemonAddress(a string) bool {
 	local, _, _ := strings.Cut(a, "@")
-	return local == "mailer-daemon"
+	return daemonLocalParts[local]
 }
 
 // skipLine reports whether a notice line is a header or trace line whose
