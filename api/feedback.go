@@ -285,7 +285,7 @@ func (s *Server) verifyFeedback(c echo.Context, ep store.FeedbackEndpoint, body 
 		return feedback.Notification{}, err
 	}
 	if ep.Provider == feedback.ProviderMailgun {
-		v := &feedback.Mailgun{SigningKey: secret, Tokens: s.feedbackTokens, Now: now}
+		v := &feedback.Mailgun{SigningKey: secret, Tokens: s.deps.FeedbackTokens, Scope: ep.ProjectID, Now: now}
 		return v.Verify(ctx, body)
 	}
 	user, pass, ok := req.BasicAuth()

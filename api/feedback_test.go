@@ -2,21 +2,33 @@ package api
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/mailgate/mailgate/apikey"
+	"github.com/mailgate/mailgate/feedback"
 	"github.com/mailgate/mailgate/feedback/feedbacktest"
 	"github.com/mailgate/mailgate/inbound"
+	"github.com/mailgate/mailgate/internal/testsvc"
 	"github.com/mailgate/mailgate/keyring"
+	"github.com/mailgate/mailgate/ratelimit"
 	"github.com/mailgate/mailgate/store"
 )
 
@@ -24,6 +36,7 @@ import (
 // and subscription URLs are served by the test, never fetched.
 type fbEnv struct {
 	*testEnv
+	kr        *keyring.Keyring
 	sns       *feedbacktest.SNS
 	sendgrid  *feedbacktest.SendGrid
 	key       string
@@ -36,26 +49,69 @@ func newFBEnv(t *testing.T, engine string) *fbEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fbEnv{}
+	f := &fbEnv{kr: kr}
 	if f.sendgrid, err = feedbacktest.NewSendGrid(); err != nil {
 		t.Fatal(err)
 	}
 	f.testEnv = newEnv(t, engine, func(c *Config, d *Deps) {
-		d.Keyring = kr
-		d.Feedback = inbound.NewFeedback(inbound.FeedbackConfig{Now: c.Now}, d.Store, nil)
-		d.FeedbackFetch = func(ctx context.Context, rawURL string) ([]byte, error) {
-			if strings.Contains(rawURL, "Action=ConfirmSubscription") {
-				f.confirmed.Add(1)
-				return []byte("<ConfirmSubscriptionResponse/>"), nil
-			}
-			return f.sns.Fetch(ctx, rawURL)
-		}
+		f.feedbackDeps(c, d, apiTestTokens(t))
 	})
 	if f.sns, err = feedbacktest.NewSNS(f.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 	f.key = f.key0(t)
 	return f
+}
+
+// feedbackDeps sets what receiving feedback takes, used tokens in tokens.
+func (f *fbEnv) feedbackDeps(c *Config, d *Deps, tokens feedback.TokenClaimer) {
+	d.Keyring = f.kr
+	d.Feedback = inbound.NewFeedback(inbound.FeedbackConfig{Now: c.Now}, d.Store, nil)
+	d.FeedbackTokens = tokens
+	d.FeedbackFetch = func(ctx context.Context, rawURL string) ([]byte, error) {
+		if strings.Contains(rawURL, "Action=ConfirmSubscription") {
+			f.confirmed.Add(1)
+			return []byte("<ConfirmSubscriptionResponse/>"), nil
+		}
+		return f.sns.Fetch(ctx, rawURL)
+	}
+}
+
+// apiTestTokens remembers used tokens in this package's Redis database,
+// through a client of its own.
+func apiTestTokens(t *testing.T) feedback.TokenClaimer {
+	t.Helper()
+	return feedback.NewRedisTokens(redisAt(t, testsvc.RedisURLDB(t, apiTestRedisDB)), "")
+}
+
+// redisAt is a client of the Redis at url that does not retry.
+func redisAt(t *testing.T, url string) redis.UniversalClient {
+	t.Helper()
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt.MaxRetries = -1
+	rdb := redis.NewClient(opt)
+	t.Cleanup(func() { _ = rdb.Close() })
+	return rdb
+}
+
+// replica is another API server on f's database, as a second replica is:
+// its own metrics, its own Redis clients, used tokens in tokens.
+func (f *fbEnv) replica(t *testing.T, tokens feedback.TokenClaimer) *testEnv {
+	t.Helper()
+	cfg := Config{AllowedSenderDomains: []string{"shop.example"}, Now: f.clock.Now}
+	deps := Deps{Store: f.store, Queue: f.queue, Limiter: ratelimit.New(ratelimit.Config{}, f.rdb),
+		Registry: prometheus.NewRegistry()}
+	f.feedbackDeps(&cfg, &deps, tokens)
+	srv, err := New(cfg, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := *f.testEnv
+	r.srv, r.handler = srv, srv.Handler()
+	return &r
 }
 
 func (f *fbEnv) key0(t *testing.T) string {
@@ -135,7 +191,12 @@ func body(t *testing.T, name, id string) []byte {
 
 func (f *fbEnv) refused(t *testing.T, provider, reason string) float64 {
 	t.Helper()
-	return testutil.ToFloat64(f.srv.metrics.feedbackRefused.WithLabelValues(provider, reason))
+	return refusedAt(f.testEnv, provider, reason)
+}
+
+// refusedAt is mailgate_feedback_refused_total{provider,reason} of e's server.
+func refusedAt(e *testEnv, provider, reason string) float64 {
+	return testutil.ToFloat64(e.srv.metrics.feedbackRefused.WithLabelValues(provider, reason))
 }
 
 // wantApplied checks a 200 answer and how many events it applied.
@@ -332,4 +393,290 @@ func TestFeedbackRateLimit(t *testing.T) {
 	if codes[http.StatusTooManyRequests] == 0 || codes[http.StatusUnauthorized] == 0 {
 		t.Errorf("answers %v, want 401s then 429s", codes)
 	}
+}
+
+// TestFeedbackMailgunReplicas: two API servers on one database and one
+// Redis share Mailgun's used tokens. A notification taken at one is
+// refused as replayed at the other and counted there; while Redis cannot
+// answer, a notification is a 503 with Retry-After and nothing is taken
+// unchecked; after Redis restarted empty, a replay within the freshness
+// window passes the token check but applies nothing (the events are
+// recorded once per project and event id), and one outside it is stale.
+func TestFeedbackMailgunReplicas(t *testing.T) {
+	engines(t, func(t *testing.T, engine string) {
+		f := newFBEnv(t, engine)
+		const key = "key-0123456789abcdef0123456789abcdef"
+		path := f.configure(t, "mailgun", map[string]any{"signing_key": key})
+		id := f.sentMessage(t, rcpts...)
+		rd := testsvc.StartRedis(t)
+		a := f.replica(t, feedback.NewRedisTokens(redisAt(t, rd.URL()), ""))
+		b := f.replica(t, feedback.NewRedisTokens(redisAt(t, rd.URL()), ""))
+		post := func(e *testEnv, body []byte) response {
+			return e.do(t, request{Method: http.MethodPost, Path: path, Body: body})
+		}
+		now := f.clock.Now()
+		signed := feedbacktest.Mailgun(body(t, "mailgun_failed.json", id), key, "tok-replicas", now)
+
+		wantApplied(t, post(a, signed), 1)
+		p := wantProblem(t, post(b, signed), http.StatusForbidden, "feedback-refused")
+		if !strings.Contains(p.Detail, "replayed") {
+			t.Errorf("detail %q", p.Detail)
+		}
+		if got := refusedAt(b, "mailgun", "replayed"); got != 1 {
+			t.Errorf("replica b counted %v replays, want 1", got)
+		}
+		if got := refusedAt(a, "mailgun", "replayed"); got != 0 {
+			t.Errorf("replica a counted %v replays, want 0", got)
+		}
+		wantApplied(t, post(a, feedbacktest.Mailgun(body(t, "mailgun_complained.json", id), key, "tok-2", now)), 1)
+		wantStatuses(t, f.statuses(t, id), map[string]string{"ok@example.net": "sent", "gone@example.net": "bounced",
+			"angry@example.net": "complained"})
+
+		down := f.replica(t, feedback.NewRedisTokens(redisAt(t, "redis://"+closedAddr(t)+"/0"), ""))
+		r := post(down, feedbacktest.Mailgun(body(t, "mailgun_failed.json", id), key, "tok-down", now))
+		wantUnavailable(t, r)
+		if strings.Contains(string(r.Body), key) {
+			t.Errorf("answer shows the signing key: %s", r.Body)
+		}
+
+		rd.Restart()
+		f.clock.Advance(30 * time.Minute)
+		wantApplied(t, post(b, signed), 0)
+		f.clock.Advance(31 * time.Minute)
+		wantProblem(t, post(a, signed), http.StatusForbidden, "feedback-refused")
+		if got := refusedAt(a, "mailgun", "stale"); got != 1 {
+			t.Errorf("stale replays %v, want 1", got)
+		}
+		evs, err := f.store.MessageEvents(context.Background(), store.DefaultProjectID, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bounced := 0
+		for _, e := range evs {
+			if e.Type == store.EventBounced {
+				bounced++
+			}
+		}
+		if bounced != 1 {
+			t.Errorf("%d bounce events, want 1", bounced)
+		}
+	})
+}
+
+// closedAddr is a loopback address nothing listens on.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	return addr
+}
+
+// TestFeedbackOtherProject: a project's feedback endpoint can touch only
+// its own messages. Another project, whose credentials it chose itself,
+// posts notifications naming this project's message (by X-Mailgate-ID and
+// Message-ID) with event ids this project's provider will use: nothing of
+// this project changes, and its own notifications with those ids are
+// still applied.
+func TestFeedbackOtherProject(t *testing.T) {
+	engines(t, func(t *testing.T, engine string) {
+		f := newFBEnv(t, engine)
+		id := f.sentMessage(t, rcpts...)
+		ours := f.configure(t, "postmark", map[string]any{"username": "ours", "password": "ours-password-0123"})
+		oursSG := f.configure(t, "sendgrid", map[string]any{"public_key": f.sendgrid.PublicKey})
+
+		other := f.project("other")
+		otherKey := f.testEnv.key(other, apikey.ScopeWebhooks)
+		put := func(provider string, b any) string {
+			r := f.do(t, request{Method: http.MethodPut, Path: "/v1/feedback/" + provider, Token: otherKey, Body: b})
+			wantCode(t, r, http.StatusOK)
+			var v struct {
+				Path string `json:"path"`
+			}
+			r.decode(t, &v)
+			return v.Path
+		}
+		theirs := put("postmark", map[string]any{"username": "evil", "password": "evil-password-0123"})
+		theirSG, err := feedbacktest.NewSendGrid()
+		if err != nil {
+			t.Fatal(err)
+		}
+		theirsSG := put("sendgrid", map[string]any{"public_key": theirSG.PublicKey})
+		basic := func(user, pass string) map[string]string {
+			return map[string]string{"Authorization": "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))}
+		}
+		sgPost := func(path string, sg *feedbacktest.SendGrid, b []byte) response {
+			sig, ts := sg.Sign(b, f.clock.Now())
+			return f.do(t, request{Method: http.MethodPost, Path: path, Body: b,
+				Header: map[string]string{"X-Twilio-Email-Event-Webhook-Signature": sig, "X-Twilio-Email-Event-Webhook-Timestamp": ts}})
+		}
+
+		wantApplied(t, f.do(t, request{Method: http.MethodPost, Path: theirs, Body: body(t, "postmark_bounce.json", id),
+			Header: basic("evil", "evil-password-0123")}), 0)
+		wantApplied(t, sgPost(theirsSG, theirSG, body(t, "sendgrid_events.json", id)), 0)
+		wantStatuses(t, f.statuses(t, id), map[string]string{"ok@example.net": "sent", "gone@example.net": "sent",
+			"angry@example.net": "sent"})
+		evs, err := f.store.MessageEvents(context.Background(), store.DefaultProjectID, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range evs {
+			if e.Type == store.EventBounced || e.Type == store.EventComplained {
+				t.Errorf("event %s %s from another project's endpoint", e.Type, e.Recipient)
+			}
+		}
+		for _, rcpt := range rcpts {
+			if _, err := f.store.GetSuppression(context.Background(), store.DefaultProjectID, rcpt); err == nil {
+				t.Errorf("%s suppressed by another project's endpoint", rcpt)
+			}
+		}
+
+		wantApplied(t, f.do(t, request{Method: http.MethodPost, Path: ours, Body: body(t, "postmark_bounce.json", id),
+			Header: basic("ours", "ours-password-0123")}), 1)
+		wantCode(t, sgPost(oursSG, f.sendgrid, body(t, "sendgrid_events.json", id)), http.StatusOK)
+		wantStatuses(t, f.statuses(t, id), map[string]string{"ok@example.net": "sent", "gone@example.net": "bounced",
+			"angry@example.net": "complained"})
+	})
+}
+
+// TestFeedbackBounceReasons: each provider's bounces, end to end from its
+// documented notification to the event and the suppression, are
+// classified by the rules of a mailbox bounce (a user-unknown one as
+// userunknown, a mailbox-full one as mailboxfull), hard or soft by the
+// provider's own verdict, with a rule naming both.
+func TestFeedbackBounceReasons(t *testing.T) {
+	type bounceEvent struct{ Type, Reason, Status, Rule string }
+	const mgKey = "key-0123456789abcdef0123456789abcdef"
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("mailgate:correct-horse-battery"))
+	for _, tc := range []struct {
+		provider string
+		settings map[string]any
+		files    []string
+		want     map[string]bounceEvent
+	}{
+		{"ses", map[string]any{"topic_arn": feedbacktest.TopicARN}, []string{"ses_bounce.json", "ses_bounce_mailboxfull.json"},
+			map[string]bounceEvent{
+				"gone@example.net": {"hard", "userunknown", "5.1.1", "provider:ses:permanent/status:5.1.1"},
+				"full@example.net": {"soft", "mailboxfull", "5.2.2", "provider:ses:temporary/status:5.2.2"}}},
+		{"sendgrid", nil, []string{"sendgrid_bounces.json"}, map[string]bounceEvent{
+			"gone@example.net": {"hard", "userunknown", "5.1.1", "provider:sendgrid:permanent/status:5.1.1"},
+			"full@example.net": {"soft", "mailboxfull", "4.2.2", "provider:sendgrid:temporary/status:4.2.2"}}},
+		{"mailgun", map[string]any{"signing_key": mgKey}, []string{"mailgun_failed.json", "mailgun_failed_temporary.json"},
+			map[string]bounceEvent{
+				"gone@example.net": {"hard", "userunknown", "5.1.1", "provider:mailgun:permanent/status:5.1.1"},
+				"full@example.net": {"soft", "mailboxfull", "4.2.2", "provider:mailgun:temporary/status:4.2.2"}}},
+		{"postmark", map[string]any{"username": "mailgate", "password": "correct-horse-battery"},
+			[]string{"postmark_bounce.json", "postmark_softbounce.json", "postmark_autoresponder.json"},
+			map[string]bounceEvent{
+				"gone@example.net": {"hard", "userunknown", "5.1.1", "provider:postmark:permanent/status:5.1.1"},
+				"full@example.net": {"soft", "mailboxfull", "5.2.2", "provider:postmark:temporary/status:5.2.2"}}},
+	} {
+		t.Run(tc.provider, func(t *testing.T) {
+			engines(t, func(t *testing.T, engine string) {
+				f := newFBEnv(t, engine)
+				if tc.provider == "sendgrid" {
+					tc.settings = map[string]any{"public_key": f.sendgrid.PublicKey}
+				}
+				path := f.configure(t, tc.provider, tc.settings)
+				id := f.sentMessage(t, "ok@example.net", "gone@example.net", "full@example.net")
+				now := f.clock.Now()
+				for i, file := range tc.files {
+					b := body(t, file, id)
+					rq := request{Method: http.MethodPost, Path: path, Header: map[string]string{}}
+					switch tc.provider {
+					case "ses":
+						rq.Body = f.sns.Notification("sns-"+file, string(b), now, "2")
+					case "sendgrid":
+						sig, ts := f.sendgrid.Sign(b, now)
+						rq.Body = b
+						rq.Header["X-Twilio-Email-Event-Webhook-Signature"], rq.Header["X-Twilio-Email-Event-Webhook-Timestamp"] = sig, ts
+					case "mailgun":
+						rq.Body = feedbacktest.Mailgun(b, mgKey, "tok-"+strconv.Itoa(i), now)
+					case "postmark":
+						rq.Body, rq.Header["Authorization"] = b, basic
+					}
+					wantCode(t, f.do(t, rq), http.StatusOK)
+				}
+				evs, err := f.store.MessageEvents(context.Background(), store.DefaultProjectID, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := map[string]bounceEvent{}
+				for _, e := range evs {
+					if e.Type == store.EventBounced {
+						var d struct{ Type, Reason, Status, Rule string }
+						if err := json.Unmarshal(e.Data, &d); err != nil {
+							t.Fatal(err)
+						}
+						got[e.Recipient] = bounceEvent(d)
+					} else if e.Recipient == "ok@example.net" && e.Type != store.EventQueued && e.Type != store.EventSent {
+						t.Errorf("event %s for ok@ (an auto-reply is not a bounce)", e.Type)
+					}
+				}
+				if d := cmp.Diff(tc.want, got); d != "" {
+					t.Errorf("bounce events (-want +got):\n%s", d)
+				}
+				for rcpt, w := range tc.want {
+					sp, err := f.store.GetSuppression(context.Background(), store.DefaultProjectID, rcpt)
+					switch {
+					case w.Type == "hard" && (err != nil || sp.Reason != store.ReasonHardBounce):
+						t.Errorf("%s: suppression %+v, %v; want hard_bounce", rcpt, sp, err)
+					case w.Type == "soft" && !errors.Is(err, store.ErrNotFound):
+						t.Errorf("%s: suppressed (%+v, %v) after one soft bounce", rcpt, sp, err)
+					}
+				}
+			})
+		})
+	}
+}
+
+// TestFeedbackHostileBodies: whatever a body holds, once its credentials
+// verify (a project chooses its own SendGrid key and Postmark password),
+// the answer is a problem+json 4xx or a 200, never a 500: bodies that are
+// not the provider's shape, and event ids that no index could hold as
+// they are (a NUL, 5000 bytes).
+func TestFeedbackHostileBodies(t *testing.T) {
+	engines(t, func(t *testing.T, engine string) {
+		f := newFBEnv(t, engine)
+		sgPath := f.configure(t, "sendgrid", map[string]any{"public_key": f.sendgrid.PublicKey})
+		pmPath := f.configure(t, "postmark", map[string]any{"username": "mailgate", "password": "correct-horse-battery"})
+		id := f.sentMessage(t, rcpts...)
+		noise := make([]byte, 2500)
+		_, _ = rand.Read(noise)
+		long := hex.EncodeToString(noise) // no index could hold it, compressed or not
+		sg := func(b string) response {
+			sig, ts := f.sendgrid.Sign([]byte(b), f.clock.Now())
+			return f.do(t, request{Method: http.MethodPost, Path: sgPath, Body: []byte(b),
+				Header: map[string]string{"X-Twilio-Email-Event-Webhook-Signature": sig, "X-Twilio-Email-Event-Webhook-Timestamp": ts}})
+		}
+		pm := func(b string) response {
+			return f.do(t, request{Method: http.MethodPost, Path: pmPath, Body: []byte(b), Header: map[string]string{
+				"Authorization": "Basic " + base64.StdEncoding.EncodeToString([]byte("mailgate:correct-horse-battery"))}})
+		}
+		for name, r := range map[string]response{
+			"sendgrid NUL id":  sg(`[{"event":"bounce","type":"bounce","status":"5.1.1","email":"gone@example.net","sg_event_id":"a\u0000b","mailgate_id":"` + id + `"}]`),
+			"sendgrid long id": sg(`[{"event":"spamreport","email":"angry@example.net","sg_event_id":"` + long + `","mailgate_id":"` + id + `"}]`),
+			"sendgrid NUL everywhere": sg(`[{"event":"bounce","type":"\u0000","status":"\u0000","reason":"\u0000","email":"\u0000",` +
+				`"smtp-id":"\u0000","mailgate_id":"\u0000","sg_event_id":"\u0000"}]`),
+			"sendgrid object":       sg(`{"event":"bounce"}`),
+			"sendgrid wrong types":  sg(`[{"event":1,"timestamp":"soon"}]`),
+			"sendgrid empty":        sg(``),
+			"postmark not json":     pm(`<xml/>`),
+			"postmark bad time":     pm(`{"RecordType":"Bounce","ID":1,"Type":"HardBounce","BouncedAt":"yesterday"}`),
+			"postmark bad id":       pm(`{"RecordType":"Bounce","ID":"one","Type":"HardBounce"}`),
+			"postmark no id":        pm(`{"RecordType":"Bounce","Type":"HardBounce","Email":"gone@example.net"}`),
+			"postmark huge numbers": pm(`{"RecordType":"Bounce","ID":1e400,"Type":"HardBounce","Email":"gone@example.net"}`),
+		} {
+			if r.Code >= 500 {
+				t.Errorf("%s: %d %s", name, r.Code, r.Body)
+			}
+			if r.Code >= 400 && r.Header.Get("Content-Type") != "application/problem+json" {
+				t.Errorf("%s: %d with Content-Type %q", name, r.Code, r.Header.Get("Content-Type"))
+			}
+		}
+		wantStatuses(t, f.statuses(t, id), map[string]string{"gone@example.net": "bounced", "angry@example.net": "complained"})
+	})
 }

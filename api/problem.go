@@ -142,6 +142,8 @@ func problemFor(err error) *Problem {
 		return unavailableProblem("the database is unavailable; retry later, with the same Idempotency-Key if the request had one")
 	case errors.Is(err, ratelimit.ErrUnavailable):
 		return unavailableProblem("the rate limits (Redis) are unavailable; retry later")
+	case errors.Is(err, feedback.ErrTokensUnavailable):
+		return unavailableProblem("the replay check of provider notifications (Redis) is unavailable; retry later")
 	case errors.Is(err, store.ErrNotFound):
 		return notFoundProblem("resource")
 	case errors.Is(err, store.ErrConflict):

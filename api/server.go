@@ -142,10 +142,9 @@ type Deps struct {
 	// certificate, its SubscribeURL), already checked to be https on an
 	// SNS host. Default Webhooks' SSRF-guarded client; tests inject one.
 	FeedbackFetch feedback.CertFetcher
-	// FeedbackTokens remembers Mailgun's one-time tokens. Default one in
-	// memory for this process (a token replayed to another replica within
-	// the timestamp window is still refused by the inbound row's
-	// uniqueness: the same event is never applied twice).
+	// FeedbackTokens remembers Mailgun's one-time tokens for every replica
+	// (feedback.RedisTokens on the Redis they share); required with
+	// Feedback. While it cannot answer, a Mailgun notification is a 503.
 	FeedbackTokens feedback.TokenClaimer
 }
 
@@ -167,8 +166,6 @@ type Server struct {
 	webhooks *webhook.Client
 	// snsCerts caches SNS signing certificates by URL.
 	snsCerts *feedback.CertCache
-	// feedbackTokens is Deps.FeedbackTokens or its default.
-	feedbackTokens feedback.TokenClaimer
 	// validate checks a request against openapi.yaml (openAPIValidator);
 	// requireScope runs it after the scope check.
 	validate echo.MiddlewareFunc
@@ -188,10 +185,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if s.webhooks == nil {
 		s.webhooks = webhook.New(webhook.Config{})
 	}
-	s.snsCerts, s.feedbackTokens = &feedback.CertCache{}, deps.FeedbackTokens
-	if s.feedbackTokens == nil {
-		s.feedbackTokens = &feedback.MemoryTokens{Now: cfg.Now}
+	if deps.Feedback != nil && deps.FeedbackTokens == nil {
+		return nil, errors.New("api: Deps.FeedbackTokens is required with Deps.Feedback")
 	}
+	s.snsCerts = &feedback.CertCache{}
 	if deps.Revocations != nil {
 		s.keys = newKeyCache(cfg.KeyCacheTTL, time.Now)
 		s.domains = newDomainCache(cfg.KeyCacheTTL, time.Now)

@@ -8,6 +8,8 @@
 //
 // It owns no storage and makes no network call of its own: the SNS signing
 // certificate is fetched through a CertFetcher the caller injects (in
-// production the webhook package's SSRF-guarded client), and tying an
-// event to a stored message and applying its effects is the caller's.
+// production the webhook package's SSRF-guarded client), used Mailgun
+// tokens are remembered in the Redis the caller passes (RedisTokens), and
+// tying an event to a stored message and applying its effects is the
+// caller's.
 package feedback

@@ -2,7 +2,6 @@ package feedback
 
 import (
 	"errors"
-	"strings"
 	"time"
 )
 
@@ -34,10 +33,16 @@ type Event struct {
 	Kind string
 	// Recipient is the address the event is about.
 	Recipient string
-	// Hard is true for a permanent bounce (the address is bad).
-	Hard bool
+	// Severity is the provider's own verdict on a bounce:
+	// SeverityPermanent (it stopped trying and holds the address bad),
+	// SeverityTemporary, or "" when it gives none. The caller takes it as
+	// authoritative for hard or soft; the reason comes from Status and
+	// Diagnostic.
+	Severity string
 	// Status is the RFC 3463 enhanced status code when the provider gives
-	// one, e.g. 5.1.1; Diagnostic the remote server's explanation.
+	// one, e.g. 5.1.1, else ""; Diagnostic the remote server's answer as
+	// the provider reports it (with its SMTP reply code when the provider
+	// gives that apart).
 	Status     string
 	Diagnostic string
 	// FeedbackType is the complaint's type (abuse, …) when known.
@@ -50,6 +55,12 @@ type Event struct {
 	// At is when the provider says the event happened.
 	At time.Time
 }
+
+// Bounce severities (Event.Severity).
+const (
+	SeverityPermanent = "permanent"
+	SeverityTemporary = "temporary"
+)
 
 // Notification is one verified request from a provider.
 type Notification struct {
@@ -113,9 +124,6 @@ func fresh(now, at time.Time, maxAge time.Duration) bool {
 	d := now.Sub(at)
 	return d <= maxAge && d >= -maxAge
 }
-
-// hardStatus is true for an RFC 3463 permanent status (class 5).
-func hardStatus(status string) bool { return strings.HasPrefix(status, "5.") }
 
 // SealAAD is the additional data a feedback endpoint's secret is sealed
 // with (package keyring): it binds the sealed secret to the endpoint.

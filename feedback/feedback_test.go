@@ -3,6 +3,7 @@ package feedback_test
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"strings"
 	"testing"
@@ -10,9 +11,11 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/mailgate/mailgate/feedback"
 	"github.com/mailgate/mailgate/feedback/feedbacktest"
+	"github.com/mailgate/mailgate/internal/testsvc"
 )
 
 var now = time.Date(2026, 12, 7, 12, 0, 5, 0, time.UTC)
@@ -46,7 +49,7 @@ func TestSNS(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := []feedback.Event{{ID: "sns-1/gone@example.net", Kind: feedback.KindBounce, Recipient: "gone@example.net",
-				Hard: true, Status: "5.1.1", MailgateID: "MSGID", MessageID: "<MSGID@example.com>",
+				Severity: feedback.SeverityPermanent, Status: "5.1.1", MailgateID: "MSGID", MessageID: "<MSGID@example.com>",
 				Diagnostic: "smtp; 550 5.1.1 <gone@example.net>: Recipient address rejected: User unknown"}}
 			if d := cmp.Diff(want, n.Events, ignoreAt); d != "" {
 				t.Error(d)
@@ -149,10 +152,10 @@ func TestSendGrid(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []feedback.Event{
-		{ID: "sg-bounce-event-0001", Kind: feedback.KindBounce, Recipient: "gone@example.net", Hard: true, Status: "5.1.1",
+		{ID: "sg-bounce-event-0001", Kind: feedback.KindBounce, Recipient: "gone@example.net", Severity: feedback.SeverityPermanent, Status: "5.1.1",
 			Diagnostic: "550 5.1.1 The email account that you tried to reach does not exist.", MailgateID: "MSGID",
 			MessageID: "<MSGID@example.com>"},
-		{ID: "sg-blocked-event-0002", Kind: feedback.KindBounce, Recipient: "busy@example.net", Status: "4.7.0",
+		{ID: "sg-blocked-event-0002", Kind: feedback.KindBounce, Recipient: "busy@example.net", Severity: feedback.SeverityTemporary, Status: "4.7.0",
 			Diagnostic: "421 4.7.0 Try again later, closing connection.", MailgateID: "MSGID", MessageID: "<MSGID@example.com>"},
 		{ID: "sg-spam-event-0003", Kind: feedback.KindComplaint, Recipient: "angry@example.net", FeedbackType: "abuse",
 			MessageID: "<MSGID@example.com>"},
@@ -185,7 +188,7 @@ func TestSendGrid(t *testing.T) {
 
 func TestMailgun(t *testing.T) {
 	const key = "key-3ax6xnjp29jd6fds4gc373sgvjxteol0"
-	v := &feedback.Mailgun{SigningKey: key, Tokens: &feedback.MemoryTokens{Now: clock}, Now: clock}
+	v := &feedback.Mailgun{SigningKey: key, Tokens: redisTokens(t), Scope: "p1", Now: clock}
 	ctx := context.Background()
 	failed := readFile(t, "mailgun_failed.json")
 	n, err := v.Verify(ctx, feedbacktest.Mailgun(failed, key, "token-1-abcdef0123456789abcdef0123456789", now))
@@ -193,7 +196,7 @@ func TestMailgun(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []feedback.Event{{ID: "mg-failed-event-0001", Kind: feedback.KindBounce, Recipient: "gone@example.net",
-		Hard: true, Status: "5.0.0", Diagnostic: "5.1.1 The email account that you tried to reach does not exist.",
+		Severity: feedback.SeverityPermanent, Diagnostic: "550 5.1.1 The email account that you tried to reach does not exist.",
 		MailgateID: "MSGID", MessageID: "MSGID@example.com"}}
 	if d := cmp.Diff(want, n.Events, ignoreAt); d != "" {
 		t.Error(d)
@@ -233,7 +236,7 @@ func TestPostmark(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []feedback.Event{{ID: "Bounce/4323372036854775807", Kind: feedback.KindBounce, Recipient: "gone@example.net",
-		Hard: true, Status: "5.0.0", Diagnostic: "smtp;550 5.1.1 The email account that you tried to reach does not exist.",
+		Severity: feedback.SeverityPermanent, Diagnostic: "smtp;550 5.1.1 The email account that you tried to reach does not exist.",
 		MailgateID: "MSGID"}}
 	if d := cmp.Diff(want, n.Events, ignoreAt); d != "" {
 		t.Error(d)
@@ -262,5 +265,145 @@ func TestPostmark(t *testing.T) {
 func TestReason(t *testing.T) {
 	if got := feedback.Reason(errors.Join(errors.New("x"), feedback.ErrReplayed)); got != "replayed" {
 		t.Errorf("Reason = %q", got)
+	}
+}
+
+// redisTokens is a RedisTokens on the test Redis under a prefix of its
+// own, with a client of its own: two calls share the used tokens as two
+// processes do.
+func redisTokens(t *testing.T) *feedback.RedisTokens {
+	t.Helper()
+	return feedback.NewRedisTokens(redisClient(t, testsvc.RedisURL(t)), tokenPrefix(t))
+}
+
+func redisClient(t *testing.T, url string) *redis.Client {
+	t.Helper()
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt.MaxRetries = -1
+	rdb := redis.NewClient(opt)
+	t.Cleanup(func() { _ = rdb.Close() })
+	return rdb
+}
+
+// tokenPrefix is a key prefix unique to the test (and to its runs).
+func tokenPrefix(t *testing.T) string {
+	return "mailgate-test:feedback:" + t.Name() + ":" + time.Now().Format(time.RFC3339Nano) + ":"
+}
+
+// TestRedisTokens: a token is accepted once across clients (processes),
+// per scope, and Redis not answering is ErrTokensUnavailable, never a
+// token taken unchecked.
+func TestRedisTokens(t *testing.T) {
+	const key = "key-3ax6xnjp29jd6fds4gc373sgvjxteol0"
+	ctx := context.Background()
+	url, prefix := testsvc.RedisURL(t), tokenPrefix(t)
+	a := &feedback.Mailgun{SigningKey: key, Tokens: feedback.NewRedisTokens(redisClient(t, url), prefix), Scope: "p1", Now: clock}
+	b := &feedback.Mailgun{SigningKey: key, Tokens: feedback.NewRedisTokens(redisClient(t, url), prefix), Scope: "p1", Now: clock}
+	other := &feedback.Mailgun{SigningKey: key, Tokens: b.Tokens, Scope: "p2", Now: clock}
+	body := feedbacktest.Mailgun(readFile(t, "mailgun_failed.json"), key, "token-shared", now)
+	if _, err := a.Verify(ctx, body); err != nil {
+		t.Fatalf("first use: %v", err)
+	}
+	if _, err := b.Verify(ctx, body); !errors.Is(err, feedback.ErrReplayed) {
+		t.Errorf("replay at another process: %v, want ErrReplayed", err)
+	}
+	if _, err := other.Verify(ctx, body); err != nil {
+		t.Errorf("same token for another project: %v", err)
+	}
+	rdb := redisClient(t, url)
+	ttl, err := rdb.PTTL(ctx, prefix+"mailgun:p1:token-shared").Result()
+	if err != nil || ttl <= feedback.DefaultMaxAge || ttl > 2*feedback.DefaultMaxAge {
+		t.Errorf("token kept for %v (%v), want up to twice the freshness window", ttl, err)
+	}
+
+	down := &feedback.Mailgun{SigningKey: key, Tokens: feedback.NewRedisTokens(redisClient(t, "redis://"+closedAddr(t)+"/0"), prefix),
+		Scope: "p1", Now: clock}
+	_, err = down.Verify(ctx, feedbacktest.Mailgun(readFile(t, "mailgun_failed.json"), key, "token-new", now))
+	if !errors.Is(err, feedback.ErrTokensUnavailable) || feedback.Reason(err) != "other" {
+		t.Errorf("Redis down: %v (reason %s), want ErrTokensUnavailable", err, feedback.Reason(err))
+	}
+	if strings.Contains(err.Error(), key) {
+		t.Errorf("error shows the signing key: %v", err)
+	}
+}
+
+// closedAddr is a loopback address nothing listens on.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	return addr
+}
+
+// TestBounceVerdicts: each provider's bounces carry its own permanent or
+// temporary verdict and the status and diagnostic it reports, for the
+// caller to classify; a Postmark record of a type that reports no failed
+// delivery (an auto-responder) is no event.
+func TestBounceVerdicts(t *testing.T) {
+	ses, err := feedbacktest.NewSNS(now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sg, err := feedbacktest.NewSendGrid()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const key = "key-3ax6xnjp29jd6fds4gc373sgvjxteol0"
+	ctx := context.Background()
+	verify := map[string]func(file string) (feedback.Notification, error){
+		"ses": func(file string) (feedback.Notification, error) {
+			v := &feedback.SNS{TopicARN: feedbacktest.TopicARN, Fetch: ses.Fetch, Now: clock}
+			return v.Verify(ctx, ses.Notification("sns-9", string(readFile(t, file)), now, "2"))
+		},
+		"sendgrid": func(file string) (feedback.Notification, error) {
+			sig, ts := sg.Sign(readFile(t, file), now)
+			return (&feedback.SendGrid{PublicKey: sg.PublicKey, Now: clock}).Verify(sig, ts, readFile(t, file))
+		},
+		"mailgun": func(file string) (feedback.Notification, error) {
+			v := &feedback.Mailgun{SigningKey: key, Tokens: redisTokens(t), Now: clock}
+			return v.Verify(ctx, feedbacktest.Mailgun(readFile(t, file), key, "token-"+file, now))
+		},
+		"postmark": func(file string) (feedback.Notification, error) {
+			return (&feedback.Postmark{Username: "u", Password: "p"}).Verify("u", "p", true, readFile(t, file))
+		},
+	}
+	type got struct{ Recipient, Severity, Status, Diagnostic string }
+	for _, tc := range []struct {
+		provider, file string
+		want           []got
+	}{
+		{"ses", "ses_bounce_mailboxfull.json", []got{{"full@example.net", "temporary", "5.2.2",
+			"smtp; 552 5.2.2 <full@example.net>: Mailbox full"}}},
+		{"sendgrid", "sendgrid_bounces.json", []got{
+			{"gone@example.net", "permanent", "5.1.1", "550 5.1.1 The email account that you tried to reach does not exist."},
+			{"full@example.net", "temporary", "4.2.2", "452 4.2.2 The email account that you tried to reach is over quota."}}},
+		{"mailgun", "mailgun_failed_temporary.json", []got{{"full@example.net", "temporary", "4.2.2",
+			"452 The email account that you tried to reach is over quota."}}},
+		{"postmark", "postmark_softbounce.json", []got{{"full@example.net", "temporary", "", "smtp;552 5.2.2 Mailbox full"}}},
+		{"postmark", "postmark_autoresponder.json", nil},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			n, err := verify[tc.provider](tc.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []got
+			for _, e := range n.Events {
+				if e.Kind != feedback.KindBounce {
+					t.Errorf("kind %s", e.Kind)
+				}
+				out = append(out, got{e.Recipient, e.Severity, e.Status, e.Diagnostic})
+			}
+			if d := cmp.Diff(tc.want, out); d != "" {
+				t.Error(d)
+			}
+		})
 	}
 }

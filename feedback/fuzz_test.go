@@ -9,7 +9,8 @@ import (
 // FuzzParse feeds arbitrary bodies to every provider's parser: none may
 // panic, and every event they return has a kind and a recipient field.
 func FuzzParse(f *testing.F) {
-	for _, name := range []string{"ses_bounce.json", "sendgrid_events.json", "mailgun_failed.json", "postmark_bounce.json"} {
+	for _, name := range []string{"ses_bounce.json", "sendgrid_events.json", "mailgun_failed.json", "mailgun_failed_temporary.json",
+		"postmark_bounce.json", "postmark_softbounce.json"} {
 		b, err := os.ReadFile("testdata/" + name)
 		if err != nil {
 			f.Fatal(err)

@@ -9,12 +9,15 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
 // TokenClaimer remembers one-time tokens: Claim reports whether token is
-// new, remembering it for at least ttl.
+// new, remembering it for at least ttl. Every process receiving a
+// provider's notifications must share one memory (the API's is Redis),
+// else a replay to another process passes; an error means the memory could
+// not answer, and the notification must be refused for now, never taken
+// unchecked.
 type TokenClaimer interface {
 	Claim(ctx context.Context, token string, ttl time.Duration) (bool, error)
 }
@@ -27,10 +30,15 @@ type Mailgun struct {
 	SigningKey string
 	// Tokens remembers used tokens; required.
 	Tokens TokenClaimer
+	// Scope names whose tokens these are (the receiving project): a token
+	// is remembered per scope, so one project's endpoint cannot use up a
+	// token another project's notification carries.
+	Scope string
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// MaxAge bounds the timestamp; default DefaultMaxAge. Tokens are
-	// remembered as long, so a replay is refused as stale or as replayed.
+	// remembered for twice as long from their use (a timestamp may be
+	// MaxAge ahead), so a replay is refused as stale or as replayed.
 	MaxAge time.Duration
 }
 
@@ -49,9 +57,10 @@ type mailgunBody struct {
 		Recipient      string  `json:"recipient"`
 		Timestamp      float64 `json:"timestamp"`
 		DeliveryStatus struct {
-			Code        int    `json:"code"`
-			Message     string `json:"message"`
-			Description string `json:"description"`
+			Code         int    `json:"code"`
+			EnhancedCode string `json:"enhanced-code"`
+			Message      string `json:"message"`
+			Description  string `json:"description"`
 		} `json:"delivery-status"`
 		Message struct {
 			Headers struct {
@@ -88,7 +97,7 @@ func (v *Mailgun) Verify(ctx context.Context, body []byte) (Notification, error)
 	if v.Tokens == nil {
 		return Notification{}, fmt.Errorf("feedback: mailgun: no token store")
 	}
-	ok, err := v.Tokens.Claim(ctx, "mailgun:"+s.Token, 2*maxAgeOr(v.MaxAge))
+	ok, err := v.Tokens.Claim(ctx, "mailgun:"+v.Scope+":"+s.Token, 2*maxAgeOr(v.MaxAge))
 	if err != nil {
 		return Notification{}, fmt.Errorf("feedback: mailgun token: %w", err)
 	}
@@ -98,8 +107,12 @@ func (v *Mailgun) Verify(ctx context.Context, body []byte) (Notification, error)
 	return Notification{Events: parseMailgun(b)}, nil
 }
 
-// parseMailgun reads failed (severity permanent is hard), complained and
-// delivered events; others are ignored.
+// mailgunSeverity is the verdict of a failed event's severity.
+var mailgunSeverity = map[string]string{"permanent": SeverityPermanent, "temporary": SeverityTemporary}
+
+// parseMailgun reads failed, complained and delivered events; others are
+// ignored. A failure's delivery-status is the remote server's answer:
+// its SMTP reply code, enhanced code (when Mailgun read one) and text.
 func parseMailgun(b mailgunBody) []Event {
 	d := b.EventData
 	e := Event{ID: d.ID, Recipient: d.Recipient, MessageID: d.Message.Headers.MessageID,
@@ -110,9 +123,11 @@ func parseMailgun(b mailgunBody) []Event {
 	switch d.Event {
 	case "failed":
 		ds := d.DeliveryStatus
-		e.Kind, e.Hard = KindBounce, d.Severity == "permanent"
+		e.Kind, e.Severity, e.Status = KindBounce, mailgunSeverity[d.Severity], ds.EnhancedCode
 		e.Diagnostic = strings.TrimSpace(ds.Message + " " + ds.Description)
-		e.Status = statusFromCode(ds.Code, e.Hard)
+		if ds.Code >= 200 && ds.Code < 600 { // an SMTP reply code; Mailgun's own (605, …) are not
+			e.Diagnostic = strings.TrimSpace(strconv.Itoa(ds.Code) + " " + e.Diagnostic)
+		}
 	case "complained":
 		e.Kind, e.FeedbackType = KindComplaint, "abuse"
 	case "delivered":
@@ -121,49 +136,4 @@ func parseMailgun(b mailgunBody) []Event {
 		return nil
 	}
 	return []Event{e}
-}
-
-// statusFromCode is the generic RFC 3463 status for an SMTP reply code
-// when the provider gives no enhanced code: 5.0.0 or 4.0.0.
-func statusFromCode(code int, hard bool) string {
-	switch {
-	case code >= 500 && code < 600:
-		return "5.0.0"
-	case code >= 400 && code < 500:
-		return "4.0.0"
-	case hard:
-		return "5.0.0"
-	default:
-		return "4.0.0"
-	}
-}
-
-// MemoryTokens is a TokenClaimer in memory for one process. Its zero value
-// is ready; it is safe for concurrent use. Expired tokens are dropped as
-// new ones are claimed.
-type MemoryTokens struct {
-	// Now is the clock; default time.Now.
-	Now  func() time.Time
-	mu   sync.Mutex
-	seen map[string]time.Time
-}
-
-// Claim implements TokenClaimer.
-func (m *MemoryTokens) Claim(_ context.Context, token string, ttl time.Duration) (bool, error) {
-	now := nowOr(m.Now)
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.seen == nil {
-		m.seen = map[string]time.Time{}
-	}
-	for k, exp := range m.seen {
-		if now.After(exp) {
-			delete(m.seen, k)
-		}
-	}
-	if _, ok := m.seen[token]; ok {
-		return false, nil
-	}
-	m.seen[token] = now.Add(ttl)
-	return true, nil
 }

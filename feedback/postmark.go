@@ -45,11 +45,22 @@ type postmarkBody struct {
 	Metadata    map[string]string `json:"Metadata"`
 }
 
-// postmarkHard lists Postmark's bounce types that mean the address is bad;
-// every other type (SoftBounce, Transient, DnsError, …) is soft.
-var postmarkHard = map[string]bool{"HardBounce": true, "BadEmailAddress": true, "ManuallyDeactivated": true}
+// postmarkSeverity is the verdict of the bounce types of Postmark's API
+// reference that report a failed delivery: those after which Postmark
+// deactivates the address are permanent, the others temporary. Unknown
+// gives none. A type missing here (Subscribe, Unsubscribe, AutoResponder,
+// AddressChange, OpenRelayTest, ChallengeVerification, Unconfirmed,
+// SMTPApiError, InboundError, TemplateRenderingFailed, …) reports no
+// failed delivery, and the record is ignored.
+var postmarkSeverity = map[string]string{
+	"HardBounce": SeverityPermanent, "BadEmailAddress": SeverityPermanent, "ManuallyDeactivated": SeverityPermanent,
+	"SoftBounce": SeverityTemporary, "Transient": SeverityTemporary, "DnsError": SeverityTemporary,
+	"Blocked": SeverityTemporary, "SpamNotification": SeverityTemporary, "VirusNotification": SeverityTemporary,
+	"DMARCPolicy": SeverityTemporary, "Unknown": "",
+}
 
-// parsePostmark reads Bounce, SpamComplaint and Delivery records. Postmark's
+// parsePostmark reads Bounce (of a type in postmarkSeverity),
+// SpamComplaint and Delivery records. Postmark's
 // MessageID is its own, so the message is named by the mailgate_id
 // metadata (X-PM-Metadata-mailgate_id).
 func parsePostmark(body []byte) ([]Event, error) {
@@ -61,11 +72,13 @@ func parsePostmark(body []byte) ([]Event, error) {
 		At: p.BouncedAt}
 	switch p.RecordType {
 	case "Bounce":
-		e.Kind, e.Hard, e.Diagnostic = KindBounce, postmarkHard[p.Type], p.Details
-		e.Status = "4.0.0"
-		if e.Hard {
-			e.Status = "5.0.0"
+		severity, failed := postmarkSeverity[p.Type]
+		if !failed {
+			return nil, nil
 		}
+		// Details is the remote server's answer; Description is Postmark's
+		// fixed text for the type, which names no cause of this bounce.
+		e.Kind, e.Severity, e.Diagnostic = KindBounce, severity, p.Details
 	case "SpamComplaint":
 		e.Kind, e.FeedbackType = KindComplaint, "abuse"
 	case "Delivery":

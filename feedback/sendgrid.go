@@ -91,8 +91,13 @@ type sendGridEvent struct {
 	MailgateID string `json:"mailgate_id"`
 }
 
-// parseSendGrid reads bounce (type bounce is hard, blocked soft),
-// spamreport and delivered events; other events are ignored.
+// sendGridSeverity is the verdict of a bounce event's type: bounce
+// (SendGrid adds the address to its bounce list), blocked (a temporary
+// refusal); an event without a type gives none.
+var sendGridSeverity = map[string]string{"bounce": SeverityPermanent, "blocked": SeverityTemporary}
+
+// parseSendGrid reads bounce, spamreport and delivered events; other
+// events are ignored.
 func parseSendGrid(body []byte) ([]Event, error) {
 	var in []sendGridEvent
 	if err := json.Unmarshal(body, &in); err != nil {
@@ -105,7 +110,7 @@ func parseSendGrid(body []byte) ([]Event, error) {
 		switch s.Event {
 		case "bounce":
 			e.Kind, e.Status, e.Diagnostic = KindBounce, s.Status, s.Reason
-			e.Hard = s.Type != "blocked" && hardStatus(s.Status)
+			e.Severity = sendGridSeverity[s.Type]
 		case "spamreport":
 			e.Kind, e.FeedbackType = KindComplaint, "abuse"
 		case "delivered":

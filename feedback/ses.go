@@ -270,6 +270,7 @@ type sesNotification struct {
 	} `json:"mail"`
 	Bounce *struct {
 		BounceType        string `json:"bounceType"`
+		BounceSubType     string `json:"bounceSubType"`
 		FeedbackID        string `json:"feedbackId"`
 		Timestamp         string `json:"timestamp"`
 		BouncedRecipients []struct {
@@ -291,6 +292,10 @@ type sesNotification struct {
 		Recipients []string `json:"recipients"`
 	} `json:"delivery"`
 }
+
+// sesSeverity is the verdict of SES's bounceType: Permanent (SES
+// suppresses the address), Transient; Undetermined gives none.
+var sesSeverity = map[string]string{"Permanent": SeverityPermanent, "Transient": SeverityTemporary}
 
 // parseSES reads an SES notification into events; snsID names them.
 func parseSES(snsID string, msg []byte) ([]Event, error) {
@@ -322,8 +327,7 @@ func parseSES(snsID string, msg []byte) ([]Event, error) {
 		for _, r := range n.Bounce.BouncedRecipients {
 			e := base
 			e.Kind, e.Recipient, e.Status, e.Diagnostic = KindBounce, r.EmailAddress, r.Status, r.DiagnosticCode
-			// Undetermined bounces are not treated as permanent.
-			e.Hard = n.Bounce.BounceType == "Permanent"
+			e.Severity = sesSeverity[n.Bounce.BounceType]
 			add(e, n.Bounce.Timestamp)
 		}
 	case kind == "Complaint" && n.Complaint != nil:

@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/mailgate/mailgate/bounce"
 	"github.com/mailgate/mailgate/feedback"
@@ -21,6 +23,10 @@ type FeedbackConfig struct {
 	SoftBounceLimit int
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// BounceRules are the operator classification rules
+	// (bounce.ParseRules), the poller's: a provider's bounce is classified
+	// as a mailbox bounce is.
+	BounceRules []bounce.Rule
 }
 
 // Feedback applies the events of verified provider notifications (package
@@ -31,6 +37,7 @@ type Feedback struct {
 	cfg     FeedbackConfig
 	store   *store.Store
 	metrics *Metrics
+	parser  *bounce.Parser
 }
 
 // NewFeedback returns a Feedback writing to st and counting into m (the
@@ -43,7 +50,7 @@ func NewFeedback(cfg FeedbackConfig, st *store.Store, m *Metrics) *Feedback {
 	if m == nil {
 		m = NewMetrics()
 	}
-	return &Feedback{cfg: cfg, store: st, metrics: m}
+	return &Feedback{cfg: cfg, store: st, metrics: m, parser: bounce.New(bounce.Limits{}, cfg.BounceRules...)}
 }
 
 // FeedbackMailbox is the inbound rows' mailbox name for provider's
@@ -55,7 +62,11 @@ func FeedbackMailbox(provider string) string { return "feedback/" + provider }
 // recipient. An event is tied to its message by the X-Mailgate-ID the
 // provider echoes, else the Message-ID, and only to a message of
 // projectID: a project's provider credentials vouch for nothing else. An
-// event seen before (same provider event id) writes nothing. An error
+// event seen before (same provider event id at the same project) writes
+// nothing; the id is kept per project because a project chooses its own
+// credentials (a SendGrid key, a Postmark password) and could otherwise
+// post another project's future event ids to its own endpoint first, so
+// that the real events were dropped as duplicates. An error
 // means the store failed: the caller should answer so the provider retries.
 func (f *Feedback) Apply(ctx context.Context, provider, projectID string, events []feedback.Event) (int, error) {
 	applied := 0
@@ -76,7 +87,7 @@ func (f *Feedback) apply(ctx context.Context, provider, projectID string, e feed
 		return 0, err
 	}
 	summary, _ := json.Marshal(e)
-	rec := store.InboundRecord{Mailbox: mailbox, MailboxMessageID: eventID(e, summary), ReceivedAt: f.cfg.Now(),
+	rec := store.InboundRecord{Mailbox: mailbox, MailboxMessageID: projectID + "/" + eventID(e, summary), ReceivedAt: f.cfg.Now(),
 		Kind: pm.report.Kind, Summary: summary, RawSize: int64(len(summary)), Authenticated: pm.authenticated,
 		Effects: pm.effects, SoftBounceLimit: f.cfg.SoftBounceLimit}
 	if pm.target != nil {
@@ -100,11 +111,12 @@ func (f *Feedback) apply(ctx context.Context, provider, projectID string, e feed
 }
 
 // prepare ties e to a message of projectID and decides its effect, as
-// Poller.prepare does for a mailbox report. The provider decided hard or
-// soft, which the result's rule ("provider:NAME") says.
+// Poller.prepare does for a mailbox report.
 func (f *Feedback) prepare(ctx context.Context, provider, projectID string, e feedback.Event) (processed, error) {
-	res := bounce.Result{Recipient: e.Recipient, Status: e.Status, Diagnostic: e.Diagnostic, Hard: e.Hard,
-		Rule: "provider:" + provider}
+	res := bounce.Result{Recipient: e.Recipient, Rule: "provider:" + provider}
+	if e.Kind == feedback.KindBounce {
+		res = f.classify(provider, e)
+	}
 	rep := &bounce.Report{Kind: reportKind(e.Kind), FeedbackType: e.FeedbackType, Results: []bounce.Result{res}}
 	pm := processed{report: rep}
 	for _, ref := range []string{e.MailgateID, e.MessageID} {
@@ -139,6 +151,27 @@ func (f *Feedback) prepare(ctx context.Context, provider, projectID string, e fe
 	return pm, nil
 }
 
+// classify decides a provider's bounce: the reason, status and reply code
+// by the rules a mailbox bounce is classified with (built-in, then the
+// operator's) from the status and diagnostic the provider reports; hard
+// or soft by the provider's own verdict when it gives one (it saw every
+// attempt and acts on it: a permanent bounce is on its suppression list),
+// else by the same rules. The rule says both parts:
+// "provider:NAME:VERDICT/RULE" (VERDICT permanent or temporary) or
+// "provider:NAME/RULE" without a verdict, RULE the classifying rule's id
+// (bounce.Result.Rule), e.g. "provider:ses:permanent/status:5.1.1".
+func (f *Feedback) classify(provider string, e feedback.Event) bounce.Result {
+	res := f.parser.Classify(e.Status, e.Diagnostic)
+	res.Recipient = e.Recipient
+	decidedBy := "provider:" + provider
+	if e.Severity != "" {
+		res.Hard = e.Severity == feedback.SeverityPermanent
+		decidedBy += ":" + e.Severity
+	}
+	res.Rule = decidedBy + "/" + res.Rule
+	return res
+}
+
 // reportKind is bounce's report kind for a feedback event kind.
 func reportKind(kind string) string {
 	switch kind {
@@ -152,12 +185,26 @@ func reportKind(kind string) string {
 	return bounce.KindUnknown
 }
 
+// maxEventID bounds a provider event id kept as it is: providers' ids are
+// tens of bytes, and a unique index holds a bounded key (PostgreSQL's
+// B-tree about 2.7 kB).
+const maxEventID = 256
+
 // eventID is the provider's event id, or a digest of the event when the
-// provider gave none.
+// provider gave none. An id that cannot be stored as it is (longer than
+// maxEventID, or with a control character: PostgreSQL's text holds no
+// NUL) is replaced by its digest, which stays as unique.
 func eventID(e feedback.Event, summary []byte) string {
-	if e.ID != "" {
-		return e.ID
+	switch {
+	case e.ID == "":
+		return digest(summary)
+	case len(e.ID) > maxEventID || strings.ContainsFunc(e.ID, unicode.IsControl):
+		return digest([]byte(e.ID))
 	}
-	d := sha256.Sum256(summary)
+	return e.ID
+}
+
+func digest(b []byte) string {
+	d := sha256.Sum256(b)
 	return "sha256:" + hex.EncodeToString(d[:])
 }

@@ -19,7 +19,7 @@ func TestFeedbackApply(t *testing.T) {
 		id := e.sentMessage("ann@example.org", "bob@example.net", "cat@example.net")
 		f := NewFeedback(FeedbackConfig{Now: e.clock.Now}, e.store, e.metrics)
 		events := []feedback.Event{
-			{ID: "ev-1", Kind: feedback.KindBounce, Recipient: "BOB@example.net", Hard: true, Status: "5.1.1",
+			{ID: "ev-1", Kind: feedback.KindBounce, Recipient: "BOB@example.net", Severity: feedback.SeverityPermanent, Status: "5.1.1",
 				Diagnostic: "550 5.1.1 user unknown", MailgateID: id},
 			{ID: "ev-2", Kind: feedback.KindComplaint, Recipient: "cat@example.net", FeedbackType: "abuse",
 				MessageID: "<" + id + "@shop.example>"},
@@ -35,7 +35,7 @@ func TestFeedbackApply(t *testing.T) {
 			}
 		}
 		wantEvents := []string{
-			`message.bounced bob@example.net {"type":"hard","reason":"undefined","status":"5.1.1","diagnostic":"550 5.1.1 user unknown","rule":"provider:ses","authenticated":true}`,
+			`message.bounced bob@example.net {"type":"hard","reason":"userunknown","status":"5.1.1","diagnostic":"550 5.1.1 user unknown","reply_code":550,"rule":"provider:ses:permanent/status:5.1.1","authenticated":true}`,
 			`message.complained cat@example.net {"feedback_type":"abuse","authenticated":true}`,
 		}
 		if d := cmp.Diff(wantEvents, e.events(id)); d != "" {
@@ -47,7 +47,7 @@ func TestFeedbackApply(t *testing.T) {
 		if got := e.suppression("cat@example.net"); got != store.ReasonComplaint {
 			t.Errorf("cat suppression %q", got)
 		}
-		if got := testutil.ToFloat64(e.metrics.bounces.WithLabelValues("shop.example", "hard", "undefined")); got != 1 {
+		if got := testutil.ToFloat64(e.metrics.bounces.WithLabelValues("shop.example", "hard", "userunknown")); got != 1 {
 			t.Errorf("bounces metric %v", got)
 		}
 		if got := testutil.ToFloat64(e.metrics.messages.WithLabelValues("feedback/ses", "complaint")); got != 1 {
@@ -70,7 +70,7 @@ func TestFeedbackOtherProject(t *testing.T) {
 		ctx := context.Background()
 		id := e.sentMessage("ann@example.org")
 		f := NewFeedback(FeedbackConfig{Now: e.clock.Now}, e.store, e.metrics)
-		ev := feedback.Event{ID: "x-1", Kind: feedback.KindBounce, Recipient: "ann@example.org", Hard: true, MailgateID: id}
+		ev := feedback.Event{ID: "x-1", Kind: feedback.KindBounce, Recipient: "ann@example.org", Severity: feedback.SeverityPermanent, MailgateID: id}
 		if n, err := f.Apply(ctx, "mailgun", "some-other-project", []feedback.Event{ev}); err != nil || n != 0 {
 			t.Fatalf("Apply = %d, %v", n, err)
 		}
@@ -84,6 +84,44 @@ func TestFeedbackOtherProject(t *testing.T) {
 		e.wantSoftBounces("ann@example.org", 1)
 		if got := e.suppression("ann@example.org"); got != "" {
 			t.Errorf("suppressed %q after one soft bounce", got)
+		}
+		want := []string{`message.bounced ann@example.org {"type":"soft","reason":"mailboxfull","status":"4.2.2","diagnostic":"","rule":"provider:mailgun/status:4.2.2","authenticated":true}`}
+		if d := cmp.Diff(want, e.events(id)); d != "" {
+			t.Errorf("events (-want +got):\n%s", d)
+		}
+	})
+}
+
+// TestFeedbackVerdict: the provider's permanent or temporary verdict
+// decides hard or soft over the classifying rules, which still give the
+// reason; the rule names both.
+func TestFeedbackVerdict(t *testing.T) {
+	engines(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		id := e.sentMessage("ann@example.org", "bob@example.net")
+		f := NewFeedback(FeedbackConfig{Now: e.clock.Now}, e.store, e.metrics)
+		events := []feedback.Event{
+			{ID: "v-1", Kind: feedback.KindBounce, Recipient: "ann@example.org", Severity: feedback.SeverityTemporary,
+				Status: "5.1.1", Diagnostic: "smtp; 550 5.1.1 user unknown", MailgateID: id},
+			{ID: "v-2", Kind: feedback.KindBounce, Recipient: "bob@example.net", Severity: feedback.SeverityPermanent,
+				Diagnostic: "452 4.2.2 mailbox full", MailgateID: id},
+		}
+		if _, err := f.Apply(ctx, "sendgrid", store.DefaultProjectID, events); err != nil {
+			t.Fatal(err)
+		}
+		want := []string{
+			`message.bounced ann@example.org {"type":"soft","reason":"userunknown","status":"5.1.1","diagnostic":"550 5.1.1 user unknown","reply_code":550,"rule":"provider:sendgrid:temporary/status:5.1.1","authenticated":true}`,
+			`message.bounced bob@example.net {"type":"hard","reason":"mailboxfull","status":"4.2.2","diagnostic":"452 4.2.2 mailbox full","reply_code":452,"rule":"provider:sendgrid:permanent/status:4.2.2","authenticated":true}`,
+		}
+		if d := cmp.Diff(want, e.events(id)); d != "" {
+			t.Errorf("events (-want +got):\n%s", d)
+		}
+		e.wantSoftBounces("ann@example.org", 1)
+		if got := e.suppression("ann@example.org"); got != "" {
+			t.Errorf("ann suppressed %q after a temporary bounce", got)
+		}
+		if got := e.suppression("bob@example.net"); got != store.ReasonHardBounce {
+			t.Errorf("bob suppression %q after a permanent bounce", got)
 		}
 	})
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/mailgate/mailgate/api"
 	"github.com/mailgate/mailgate/config"
 	"github.com/mailgate/mailgate/dnscheck"
+	"github.com/mailgate/mailgate/feedback"
 	"github.com/mailgate/mailgate/inbound"
 	"github.com/mailgate/mailgate/queue"
 	"github.com/mailgate/mailgate/ratelimit"
@@ -104,6 +105,10 @@ func (a *app) apiServer() (*api.Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	rules, err := loadBounceRules(a.cfg.BounceRules)
+	if err != nil {
+		return nil, err
+	}
 	return api.New(api.Config{
 		Listen:               a.cfg.Listen,
 		RateLimit:            a.cfg.APIRateLimit,
@@ -124,8 +129,9 @@ func (a *app) apiServer() (*api.Server, error) {
 		Ready:       []api.ReadyCheck{{Name: "redis", Check: a.pingRedis}},
 		Revocations: queue.NewRevocations(a.redis),
 		Webhooks:    hooks,
-		Feedback: inbound.NewFeedback(inbound.FeedbackConfig{SoftBounceLimit: a.cfg.SoftBounceLimit}, a.store,
-			a.inbound),
+		Feedback: inbound.NewFeedback(inbound.FeedbackConfig{SoftBounceLimit: a.cfg.SoftBounceLimit,
+			BounceRules: rules}, a.store, a.inbound),
+		FeedbackTokens: feedback.NewRedisTokens(a.redis, ""),
 	})
 }
 
