@@ -191,9 +191,16 @@ func openPostgres(cfg Config) (*Store, error) {
 
 // sqlitePragmas: WAL so readers run beside the writer, a busy timeout for
 // other processes on the same file, foreign keys on, and synchronous FULL
-// because an accepted message must survive power loss.
+// because an accepted message must survive power loss. temp_store(memory)
+// keeps statement journals in memory: a statement that fires a trigger
+// (every event written while a webhook endpoint exists, migration 00012)
+// journals each page it changes so it can be undone alone, and on file
+// those journals were most of the bytes a send wrote (same-run A/B,
+// BenchmarkCreateMessagesFanout, docs/performance.md). Temporary tables
+// and sorts too stay in memory; the store's queries sort pages of a
+// bounded size.
 const sqlitePragmas = "_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)" +
-	"&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)"
+	"&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)&_pragma=temp_store(memory)"
 
 func openSQLite(cfg Config) (*Store, error) {
 	path := strings.TrimPrefix(strings.TrimPrefix(cfg.URL, "sqlite:"), "//")

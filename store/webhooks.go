@@ -106,19 +106,22 @@ const webhookEndpointColumns = `id, project_id, url, events, tags, description, 
 const webhookDeliveryColumns = `d.id, d.endpoint_id, d.event_id, d.status, d.attempts, d.next_attempt_at,
 	d.response_code, d.response_body, d.latency_ms, d.error, d.created_at, d.updated_at`
 
-// newDeliveryID is a delivery id: 32 hex digits, the form the fan-out
-// trigger of migration 00012 makes.
-func newDeliveryID() string {
+// newDeliveryID is the id of a delivery created at (Unix microseconds):
+// 32 hex digits, the form the fan-out trigger of migration 00013 makes,
+// created_at then 64 random bits, so that new ids go at the end of the
+// primary-key index.
+func newDeliveryID(at int64) string {
 	id := uuid.New()
-	return fmt.Sprintf("%x", id[:])
+	return fmt.Sprintf("%016x%x", at, id[8:])
 }
 
-// randomIDSQL is the SQL expression making a delivery id in this dialect.
-func (s *Store) randomIDSQL() string {
+// deliveryIDSQL is the SQL expression making the id of a delivery created
+// at the microseconds expression at, in this dialect (newDeliveryID).
+func (s *Store) deliveryIDSQL(at string) string {
 	if s.dialect == DialectPostgres {
-		return `replace(gen_random_uuid()::text, '-', '')`
+		return `lpad(to_hex((` + at + `)::bigint), 16, '0') || right(replace(gen_random_uuid()::text, '-', ''), 16)`
 	}
-	return `lower(hex(randomblob(16)))`
+	return `printf('%016x', ` + at + `) || lower(hex(randomblob(8)))`
 }
 
 // stringList is a filter as stored: a JSON array, never null.
@@ -181,15 +184,29 @@ func (s *Store) ListWebhookEndpoints(ctx context.Context, projectID string) ([]W
 	return eps, nil
 }
 
-// EnabledWebhookEndpoints lists every project's enabled endpoints, for
-// the dispatcher.
-func (s *Store) EnabledWebhookEndpoints(ctx context.Context) ([]WebhookEndpoint, error) {
-	eps, err := queryEndpoints(ctx, s.rdb, `SELECT `+webhookEndpointColumns+` FROM webhook_endpoints
-		WHERE enabled ORDER BY created_at, id`)
+// DueWebhookEndpoints lists the enabled endpoints having a delivery due
+// at now, for the dispatcher: only they are worth a claim. It reads, and
+// on SQLite leaves the writer alone.
+func (s *Store) DueWebhookEndpoints(ctx context.Context, now time.Time) ([]string, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT w.id FROM webhook_endpoints w WHERE w.enabled
+		AND EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.endpoint_id = w.id AND d.next_attempt_at <= $1)
+		ORDER BY w.created_at, w.id`, micros(now))
 	if err != nil {
-		return nil, fmt.Errorf("enabled webhook endpoints: %w", err)
+		return nil, fmt.Errorf("due webhook endpoints: %w", err)
 	}
-	return eps, nil
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("due webhook endpoints: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("due webhook endpoints: %w", err)
+	}
+	return ids, nil
 }
 
 // UpdateWebhookEndpoint applies p to the project's endpoint id and returns
@@ -299,31 +316,47 @@ type ClaimedDelivery struct {
 	Lease time.Time
 }
 
+// WebhookClaim is what ClaimWebhookDeliveries leased: the endpoint as it
+// is at the claim, and its deliveries.
+type WebhookClaim struct {
+	// Endpoint is read in the claim's transaction, so that the attempts
+	// post to its URL, signed with its secrets, as they are now.
+	Endpoint   WebhookEndpoint
+	Deliveries []ClaimedDelivery
+}
+
 // ClaimWebhookDeliveries leases up to n of the endpoint's due deliveries
 // (next_attempt_at at or before now), oldest due first, until leaseUntil,
-// none while the endpoint is disabled (the dispatcher's list of endpoints
-// may be older than a disabling):
-// their next_attempt_at becomes leaseUntil, so another dispatcher does not
-// take them and, should this one die, they are due again then. Their
-// webhook-id does not change. Each carries its lease (leaseUntil), which
-// its outcome must name to be written.
-func (s *Store) ClaimWebhookDeliveries(ctx context.Context, endpointID string, n int, now, leaseUntil time.Time) ([]ClaimedDelivery, error) {
+// none while the endpoint is disabled or gone: their next_attempt_at
+// becomes leaseUntil, so another dispatcher does not take them and, should
+// this one die, they are due again then. Their webhook-id does not change.
+// Each carries its lease (leaseUntil), which its outcome must name to be
+// written. The endpoint is read in the same transaction, so a change of
+// its URL or secret, or its disabling, applies from the next claim.
+func (s *Store) ClaimWebhookDeliveries(ctx context.Context, endpointID string, n int, now, leaseUntil time.Time) (WebhookClaim, error) {
 	lock := ""
 	if s.dialect == DialectPostgres {
 		lock = " FOR UPDATE SKIP LOCKED"
 	}
-	var out []ClaimedDelivery
+	var claim WebhookClaim
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		claim = WebhookClaim{}
+		eps, err := queryEndpoints(ctx, tx, `SELECT `+webhookEndpointColumns+` FROM webhook_endpoints
+			WHERE enabled AND id = $1`, endpointID)
+		if err != nil || len(eps) == 0 {
+			return err
+		}
+		claim.Endpoint = eps[0]
 		rows, err := tx.QueryContext(ctx, `UPDATE webhook_deliveries SET next_attempt_at = $1
 			WHERE next_attempt_at <= $2 AND id IN (SELECT id FROM webhook_deliveries
 				WHERE endpoint_id = $3 AND next_attempt_at <= $2
-					AND EXISTS (SELECT 1 FROM webhook_endpoints w WHERE w.id = $3 AND w.enabled)
 				ORDER BY next_attempt_at LIMIT $4`+lock+`)
 			RETURNING id, attempts, event_id, payload`, micros(leaseUntil), micros(now), endpointID, n)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
+		out := &claim.Deliveries
 		var eventIDs []any
 		for rows.Next() {
 			d := ClaimedDelivery{Lease: fromMicros(micros(leaseUntil))}
@@ -338,7 +371,7 @@ func (s *Store) ClaimWebhookDeliveries(ctx context.Context, endpointID string, n
 			} else {
 				d.Payload = []byte(payload.String)
 			}
-			out = append(out, d)
+			*out = append(*out, d)
 		}
 		if err := rows.Err(); err != nil || len(eventIDs) == 0 {
 			return err
@@ -352,18 +385,18 @@ func (s *Store) ClaimWebhookDeliveries(ctx context.Context, endpointID string, n
 		for _, ev := range evs {
 			byID[ev.ID] = ev
 		}
-		for i := range out {
-			if out[i].Event != nil {
-				ev := byID[out[i].Event.ID]
-				out[i].Event = &ev
+		for i, d := range *out {
+			if d.Event != nil {
+				ev := byID[d.Event.ID]
+				(*out)[i].Event = &ev
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("claim webhook deliveries of %s: %w", endpointID, err)
+		return WebhookClaim{}, fmt.Errorf("claim webhook deliveries of %s: %w", endpointID, err)
 	}
-	return out, nil
+	return claim, nil
 }
 
 // WebhookAttempt is the outcome of one attempt at a delivery.
@@ -540,8 +573,8 @@ func (s *Store) disableEndpoint(ctx context.Context, tx *sql.Tx, endpointID, rea
 // CreateTestDelivery queues a delivery of payload (a test event) to the
 // project's endpoint, due now.
 func (s *Store) CreateTestDelivery(ctx context.Context, projectID, endpointID string, payload []byte) (WebhookDelivery, error) {
-	id := newDeliveryID()
 	now := micros(s.now())
+	id := newDeliveryID(now)
 	res, err := s.db.ExecContext(ctx, `INSERT INTO webhook_deliveries
 		(id, endpoint_id, event_id, payload, status, next_attempt_at, created_at, updated_at)
 		SELECT $1, w.id, NULL, $2, $3, $4, $4, $4 FROM webhook_endpoints w WHERE w.id = $5 AND w.project_id = $6`,
@@ -582,7 +615,7 @@ func (s *Store) ReplayWebhookEvents(ctx context.Context, projectID, endpointID s
 	now := micros(s.now())
 	res, err := s.db.ExecContext(ctx, `INSERT INTO webhook_deliveries
 		(id, endpoint_id, event_id, status, next_attempt_at, created_at, updated_at)
-		SELECT `+s.randomIDSQL()+`, w.id, e.id, $1, $2, $2, $2
+		SELECT `+s.deliveryIDSQL("$2")+`, w.id, e.id, $1, $2, $2, $2
 		FROM events e JOIN webhook_endpoints w ON w.id = $3 AND w.project_id = e.project_id
 		WHERE e.project_id = $4 AND e.created_at >= $5 AND e.created_at < $6 AND `+s.endpointMatches(),
 		DeliveryPending, now, endpointID, projectID, micros(since), micros(until))
@@ -597,7 +630,7 @@ func (s *Store) ReplayWebhookEvents(ctx context.Context, projectID, endpointID s
 }
 
 // endpointMatches is the condition on endpoint w and event e of the
-// fan-out trigger of migration 12 (the same text, with NEW or new_events
+// fan-out trigger of migration 00013 (the same text, with NEW or new_events
 // there for e): the event's type among w.events, and the message carrying
 // one of w.tags, each when set.
 func (s *Store) endpointMatches() string {

@@ -29,7 +29,10 @@ func claimAll(t *testing.T, s *Store, ep WebhookEndpoint) []ClaimedDelivery {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c
+	if len(c.Deliveries) > 0 && c.Endpoint.ID != ep.ID {
+		t.Fatalf("claim of %s carries endpoint %q", ep.ID, c.Endpoint.ID)
+	}
+	return c.Deliveries
 }
 
 func claimedTypes(c []ClaimedDelivery) []string {

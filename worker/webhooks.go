@@ -197,15 +197,15 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	poll := time.NewTicker(d.cfg.PollInterval)
 	defer poll.Stop()
 	var gaugesAt time.Time
-	var eps []store.WebhookEndpoint
+	var due []string
 	refresh := true
 	for {
 		var err error
 		if refresh {
-			eps, err = d.deps.Store.EnabledWebhookEndpoints(ctx)
+			due, err = d.deps.Store.DueWebhookEndpoints(ctx, d.cfg.Now())
 		}
 		if err == nil {
-			err = d.pass(ctx, &wg, eps)
+			err = d.pass(ctx, &wg, due)
 		}
 		if err != nil && ctx.Err() == nil {
 			d.deps.Log.Warn("webhook dispatch", "err", err)
@@ -220,9 +220,10 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		case <-poll.C:
 			refresh = true
 		case <-d.wake:
-			// The endpoints as read at the last poll: a change (a new
-			// endpoint, a rotation, a disabling) is seen within
-			// PollInterval, and a busy endpoint's passes cost one claim.
+			// The endpoints that had deliveries due at the last poll:
+			// a busy endpoint's next deliveries cost one claim, without
+			// a read first; one with none left costs an empty claim
+			// until the next poll drops it.
 			refresh = false
 		}
 	}
@@ -232,37 +233,42 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 // and waits until their attempts are recorded. Tests drive a fake clock
 // with it.
 func (d *Dispatcher) RunOnce(ctx context.Context) error {
-	eps, err := d.deps.Store.EnabledWebhookEndpoints(ctx)
+	due, err := d.deps.Store.DueWebhookEndpoints(ctx, d.cfg.Now())
 	if err != nil {
 		return err
 	}
 	var wg sync.WaitGroup
-	err = d.pass(ctx, &wg, eps)
+	err = d.pass(ctx, &wg, due)
 	wg.Wait()
 	return err
 }
 
-// pass claims, for each endpoint of eps with room, its due deliveries and
-// starts their attempts.
-func (d *Dispatcher) pass(ctx context.Context, wg *sync.WaitGroup, eps []store.WebhookEndpoint) error {
+// pass claims, for each endpoint of due with room, its due deliveries and
+// starts their attempts. An endpoint with no room (its attempts in flight
+// at PerEndpoint, or above half of it) costs the database nothing. The
+// endpoint's URL and secrets are those read with the claim, so a change
+// (or a disabling, or a deletion: nothing is claimed then) applies from
+// the next attempt.
+func (d *Dispatcher) pass(ctx context.Context, wg *sync.WaitGroup, due []string) error {
 	var errs []error
-	for _, ep := range eps {
-		room := d.reserve(ep.ID, d.cfg.PerEndpoint)
+	for _, id := range due {
+		room := d.reserve(id, d.cfg.PerEndpoint)
 		if room == 0 {
 			continue
 		}
 		now := d.cfg.Now()
-		claimed, err := d.deps.Store.ClaimWebhookDeliveries(ctx, ep.ID, room, now, now.Add(d.cfg.Lease))
-		d.release(ep.ID, room-len(claimed), false)
+		claim, err := d.deps.Store.ClaimWebhookDeliveries(ctx, id, room, now, now.Add(d.cfg.Lease))
+		d.release(id, room-len(claim.Deliveries), false)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		if len(claimed) == 0 {
+		if len(claim.Deliveries) == 0 {
 			continue
 		}
+		ep := claim.Endpoint
 		secrets, err := d.secrets(ep, now)
-		for _, c := range claimed {
+		for _, c := range claim.Deliveries {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
+	"github.com/mailgate/mailgate/internal/dbfault"
 	"github.com/mailgate/mailgate/internal/testsvc"
 	"github.com/mailgate/mailgate/keyring"
 	"github.com/mailgate/mailgate/store"
@@ -133,12 +134,15 @@ type hookRig struct {
 	cfg   WebhookConfig
 	deps  WebhookDeps
 	start time.Time
+	// faults counts the statements the store runs (dbfault.Faults.Ran).
+	faults *dbfault.Faults
 }
 
 func newHookRig(t *testing.T, url string) *hookRig {
 	t.Helper()
 	clk := &hookClock{now: time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)}
-	st, err := store.Open(context.Background(), store.Config{URL: url, Now: clk.Now})
+	faults := &dbfault.Faults{}
+	st, err := store.Open(context.Background(), store.Config{URL: url, Now: clk.Now, WrapConnector: faults.Wrap})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +157,7 @@ func newHookRig(t *testing.T, url string) *hookRig {
 	client := webhook.New(webhook.Config{AllowHTTP: true, Timeout: 5 * time.Second,
 		AllowedNetworks: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
 	t.Cleanup(client.Close)
-	r := &hookRig{st: st, clk: clk, ring: ring, start: clk.Now(),
+	r := &hookRig{st: st, clk: clk, ring: ring, start: clk.Now(), faults: faults,
 		cfg:  WebhookConfig{Now: clk.Now, Jitter: func(d time.Duration) time.Duration { return d }},
 		deps: WebhookDeps{Store: st, Client: client, Opener: ring}}
 	r.d = NewDispatcher(r.cfg, r.deps)
@@ -638,5 +642,160 @@ func TestWebhookSecretNotOpening(t *testing.T) {
 		if ds := r.deliveries(t, ep); len(ds) != 1 || ds[0].Status != store.DeliveryDelivered {
 			t.Fatalf("with the right key, deliveries %+v", ds)
 		}
+	})
+}
+
+// Statements the dispatcher runs, as dbfault.Faults.Ran matches them: the
+// first of a claim's transaction (reading the endpoint), and the read of
+// the endpoints with deliveries due.
+const (
+	claimSQL = "WHERE enabled AND id = $1"
+	dueSQL   = "EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.endpoint_id = w.id"
+)
+
+// gatedPoster records the URL of each post and holds the post until gate
+// lets it go, then posts through inner.
+type gatedPoster struct {
+	inner Poster
+	gate  chan struct{}
+	mu    sync.Mutex
+	urls  []string
+}
+
+func (p *gatedPoster) Post(ctx context.Context, url string, secrets []string, id string, ts time.Time, body []byte) webhook.Result {
+	p.mu.Lock()
+	p.urls = append(p.urls, url)
+	p.mu.Unlock()
+	select {
+	case <-p.gate:
+	case <-ctx.Done():
+		return webhook.Result{Err: ctx.Err()}
+	}
+	return p.inner.Post(ctx, url, secrets, id, ts, body)
+}
+
+func (p *gatedPoster) posted() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.urls...)
+}
+
+// runGated runs a dispatcher of the rig with cfg's PerEndpoint and
+// PollInterval posting through a gatedPoster, until the test ends.
+func (r *hookRig) runGated(t *testing.T, perEndpoint int, poll time.Duration) *gatedPoster {
+	t.Helper()
+	p := &gatedPoster{inner: r.deps.Client, gate: make(chan struct{})}
+	cfg := r.cfg
+	cfg.PerEndpoint, cfg.PollInterval = perEndpoint, poll
+	deps := r.deps
+	deps.Client = p
+	d := NewDispatcher(cfg, deps)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("dispatcher: %v", err)
+		}
+	})
+	return p
+}
+
+// waitFor polls cond until it holds, failing the test after 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestWebhookEndpointChangeNextAttempt: a change of an endpoint's URL, and
+// its disabling, apply from the next attempt, though the dispatcher does
+// not ask again which endpoints have deliveries due (one poll an hour):
+// each claim reads the endpoint.
+func TestWebhookEndpointChangeNextAttempt(t *testing.T) {
+	eachEngine(t, func(t *testing.T, r *hookRig) {
+		ctx := context.Background()
+		a, b := newHookReceiver(t), newHookReceiver(t)
+		ep, _ := r.endpoint(t, a.URL+"/hooks")
+		r.send(t, "m1", "ann@example.org", "bob@example.org", "cat@example.org")
+		p := r.runGated(t, 1, time.Hour)
+		waitFor(t, "the first post", func() bool { return len(p.posted()) == 1 })
+
+		moved := b.URL + "/hooks"
+		if _, err := r.st.UpdateWebhookEndpoint(ctx, store.DefaultProjectID, ep.ID, store.WebhookEndpointPatch{URL: &moved}); err != nil {
+			t.Fatal(err)
+		}
+		p.gate <- struct{}{}
+		waitFor(t, "the second post", func() bool { return len(p.posted()) == 2 })
+		if got := p.posted(); got[0] != a.URL+"/hooks" || got[1] != moved {
+			t.Fatalf("posted to %v; want the first to the old URL, the second to the new one", got)
+		}
+
+		off := false
+		if _, err := r.st.UpdateWebhookEndpoint(ctx, store.DefaultProjectID, ep.ID, store.WebhookEndpointPatch{Enabled: &off}); err != nil {
+			t.Fatal(err)
+		}
+		claims := r.faults.Ran(claimSQL)
+		p.gate <- struct{}{}
+		// The second attempt's end wakes a pass, whose claim finds the
+		// endpoint disabled.
+		waitFor(t, "the claim after the disabling", func() bool { return r.faults.Ran(claimSQL) > claims })
+		waitFor(t, "the second outcome", func() bool {
+			n := 0
+			for _, d := range r.deliveries(t, ep) {
+				if d.Status == store.DeliveryDelivered {
+					n++
+				}
+			}
+			return n == 2
+		})
+		if got := p.posted(); len(got) != 2 {
+			t.Errorf("posted %d times; the endpoint was disabled after 2", len(got))
+		}
+		for _, d := range r.deliveries(t, ep) {
+			if d.Status == store.DeliveryPending && d.Attempts != 0 {
+				t.Errorf("pending delivery %s has %d attempts", d.ID, d.Attempts)
+			}
+		}
+	})
+}
+
+// TestWebhookIdleAndBusyEndpointsCostNoClaims: the dispatcher claims only
+// for an endpoint that has deliveries due and room for them: an endpoint
+// with nothing due, or with PerEndpoint attempts in flight (a slow
+// receiver), is polled by a read and never claimed for.
+func TestWebhookIdleAndBusyEndpointsCostNoClaims(t *testing.T) {
+	eachEngine(t, func(t *testing.T, r *hookRig) {
+		recv := newHookReceiver(t)
+		ep, _ := r.endpoint(t, recv.URL+"/hooks")
+		p := r.runGated(t, 2, 5*time.Millisecond)
+		waitFor(t, "five polls", func() bool { return r.faults.Ran(dueSQL) >= 5 })
+		if n := r.faults.Ran(claimSQL); n != 0 {
+			t.Fatalf("%d claims for an endpoint with nothing due", n)
+		}
+
+		r.send(t, "m1", "a@example.org", "b@example.org", "c@example.org", "d@example.org", "e@example.org")
+		waitFor(t, "two attempts in flight", func() bool { return len(p.posted()) == 2 })
+		claims, polls := r.faults.Ran(claimSQL), r.faults.Ran(dueSQL)
+		waitFor(t, "five more polls", func() bool { return r.faults.Ran(dueSQL) >= polls+5 })
+		if n := r.faults.Ran(claimSQL); n != claims {
+			t.Fatalf("%d claims while the endpoint had no room", n-claims)
+		}
+
+		close(p.gate)
+		waitFor(t, "every delivery", func() bool {
+			n := 0
+			for _, d := range r.deliveries(t, ep) {
+				if d.Status == store.DeliveryDelivered {
+					n++
+				}
+			}
+			return n == 5
+		})
 	})
 }

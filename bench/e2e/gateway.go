@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -227,4 +228,41 @@ func freeAddr() (string, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().String(), nil
+}
+
+// serverUsage is what `mailgate serve` has used so far.
+type serverUsage struct {
+	ok      bool
+	cpu     time.Duration
+	written int64
+}
+
+// usage reads the server's CPU time (utime and stime of /proc/PID/stat,
+// in clock ticks of 1/100 s, as on every Linux this runs on) and the
+// bytes it passed to write calls (wchar of /proc/PID/io).
+func (g *gateway) usage() serverUsage {
+	pid := g.cmd.Process.Pid
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return serverUsage{}
+	}
+	// The fields after the command name, which ends at the last ')':
+	// utime and stime are the 14th and 15th fields, 12th and 13th here.
+	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	if len(f) < 13 {
+		return serverUsage{}
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	io, err3 := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err1 != nil || err2 != nil || err3 != nil {
+		return serverUsage{}
+	}
+	u := serverUsage{ok: true, cpu: time.Duration(utime+stime) * 10 * time.Millisecond}
+	for l := range strings.SplitSeq(string(io), "\n") {
+		if v, ok := strings.CutPrefix(l, "wchar: "); ok {
+			u.written, _ = strconv.ParseInt(v, 10, 64)
+		}
+	}
+	return u
 }

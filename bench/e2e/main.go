@@ -15,6 +15,8 @@
 // answers at once, and the run waits for every delivery, two per message,
 // queued and sent, reporting the fan-out rate; a duration such as "10s":
 // answers that late, to show mail does not wait for a slow endpoint).
+// Besides the rates it reports what the server used per message, CPU time
+// and bytes written (from /proc), which a busy machine sways far less.
 package main
 
 import (
@@ -106,6 +108,15 @@ type result struct {
 	// HookDrain is the webhook delivery rate once the last message is at
 	// the sink, the dispatcher no longer sharing the machine with mail.
 	HookDrain float64 `json:"webhook_drain_per_second,omitempty"`
+	// ServerCPUUs is the CPU time (user and system) `mailgate serve` took
+	// per message, in microseconds, from the first POST to the n-th
+	// message at the sink; ServerWritten the bytes it passed to write
+	// calls per message (SQLite's WAL and journals, logs; not
+	// PostgreSQL's, written by its server). Both depend far less on what
+	// else the machine runs than the rates do. Zero where /proc is
+	// missing.
+	ServerCPUUs   float64 `json:"server_cpu_us_per_message,omitempty"`
+	ServerWritten float64 `json:"server_written_bytes_per_message,omitempty"`
 	// Target is the issue's goal in delivered messages per second: 800
 	// with dual signing, 1,500 with Ed25519 only.
 	Target int `json:"target"`
@@ -208,6 +219,7 @@ func runMode(ctx context.Context, o options, g *gateway, s *sink, hooks *hookRec
 	}
 	gen := newGenerator(o.size)
 	lat := &latencies{}
+	use0 := g.usage()
 	start := time.Now()
 	if err := postAll(ctx, o, g.base, token, mode, gen, lat); err != nil {
 		return result{}, err
@@ -220,6 +232,7 @@ func runMode(ctx context.Context, o options, g *gateway, s *sink, hooks *hookRec
 	case <-ctx.Done():
 		return result{}, fmt.Errorf("%d of %d messages at the sink: %w", s.received.Load(), o.n, ctx.Err())
 	}
+	use1 := g.usage()
 	if profile {
 		if err := <-profErr; err != nil {
 			return result{}, fmt.Errorf("cpu profile: %w", err)
@@ -231,6 +244,10 @@ func runMode(ctx context.Context, o options, g *gateway, s *sink, hooks *hookRec
 	}
 	r := newResult(o, mode, accepted, done.Sub(start), s, before, after)
 	r.Webhook = o.webhook
+	if use0.ok && use1.ok {
+		r.ServerCPUUs = float64((use1.cpu - use0.cpu).Microseconds()) / float64(o.n)
+		r.ServerWritten = float64(use1.written-use0.written) / float64(o.n)
+	}
 	if o.webhook == "fast" {
 		atDone := hooks.received.Load() - hooksBefore
 		last, err := hooks.waitHooks(ctx, hooksBefore+2*int64(o.n))
@@ -288,11 +305,14 @@ func report(o options, r result) error {
 		size = fmt.Sprintf("%d B/msg", r.WireBytes)
 	}
 	hooks := ""
+	if r.ServerCPUUs > 0 {
+		hooks = fmt.Sprintf(", server CPU %.0f µs/msg, written %.0f B/msg", r.ServerCPUUs, r.ServerWritten)
+	}
 	switch {
 	case r.HookRate > 0:
-		hooks = fmt.Sprintf(", webhook fan-out %.0f deliveries/s, %.0f/s once mail is done (target >= 2000/s)", r.HookRate, r.HookDrain)
+		hooks += fmt.Sprintf(", webhook fan-out %.0f deliveries/s, %.0f/s once mail is done (target >= 2000/s)", r.HookRate, r.HookDrain)
 	case r.Webhook != "":
-		hooks = ", webhook receiver answering after " + r.Webhook
+		hooks += ", webhook receiver answering after " + r.Webhook
 	}
 	fmt.Printf("%-9s %-12s %-7s %6d %10.0f %11.0f %8.1f  %-26s accept p50 %.1f ms, p99 %.1f ms per POST, drain %.0f/s after accept (%d sent by then), %s, attempts %v%s\n",
 		r.Label, r.Algorithms, r.Mode, r.N, r.AcceptRate, r.DeliverRate, r.TotalSecs, verdict,

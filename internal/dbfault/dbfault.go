@@ -31,6 +31,8 @@ type Faults struct {
 	commitMatch string
 	commitErr   error
 	fired       int
+	// ran are the statements run so far, for Ran.
+	ran []string
 }
 
 // Wrap is a store.Config.WrapConnector.
@@ -69,6 +71,20 @@ func (f *Faults) Fired() int {
 	return f.fired
 }
 
+// Ran is how many statements run so far (faults or none) contained
+// match.
+func (f *Faults) Ran(match string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, q := range f.ran {
+		if strings.Contains(q, match) {
+			n++
+		}
+	}
+	return n
+}
+
 func (f *Faults) isDown() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -83,6 +99,7 @@ func (f *Faults) statement(query string) (touches bool, err error) {
 	if f.down {
 		return false, driver.ErrBadConn
 	}
+	f.ran = append(f.ran, query)
 	if f.stmtMatch != "" && strings.Contains(query, f.stmtMatch) {
 		err := f.stmtErr
 		f.stmtMatch, f.stmtErr = "", nil
