@@ -107,7 +107,7 @@ const webhookDeliveryColumns = `d.id, d.endpoint_id, d.event_id, d.status, d.att
 	d.response_code, d.response_body, d.latency_ms, d.error, d.created_at, d.updated_at`
 
 // newDeliveryID is the id of a delivery created at (Unix microseconds):
-// 32 hex digits, the form the fan-out trigger of migration 00013 makes,
+// 32 hex digits, the form the fan-out trigger of migration 00015 makes,
 // created_at then 64 random bits, so that new ids go at the end of the
 // primary-key index.
 func newDeliveryID(at int64) string {
@@ -630,7 +630,7 @@ func (s *Store) ReplayWebhookEvents(ctx context.Context, projectID, endpointID s
 }
 
 // endpointMatches is the condition on endpoint w and event e of the
-// fan-out trigger of migration 00013 (the same text, with NEW or new_events
+// fan-out trigger of migration 00015 (the same text, with NEW or new_events
 // there for e): the event's type among w.events, and the message carrying
 // one of w.tags, each when set.
 func (s *Store) endpointMatches() string {
