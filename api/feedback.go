@@ -245,6 +245,9 @@ func (s *Server) receiveFeedback(c echo.Context) error {
 	if len(body) > maxFeedbackBody {
 		return tooLargeProblem("a feedback notification is at most 8 MiB")
 	}
+	if s.deps.Feedback == nil {
+		return unavailableProblem("provider feedback is not enabled on this server")
+	}
 	n, err := s.verifyFeedback(c, ep, body)
 	if err != nil && feedback.Reason(err) == "other" {
 		return err // ours (the keyring), not the notification's
@@ -258,14 +261,25 @@ func (s *Server) receiveFeedback(c echo.Context) error {
 			return unavailableProblem("the SNS subscription could not be confirmed; SNS will send the confirmation again")
 		}
 	}
-	if s.deps.Feedback == nil {
-		return unavailableProblem("provider feedback is not enabled on this server")
-	}
 	applied, err := s.deps.Feedback.Apply(ctx, provider, ep.ProjectID, n.Events)
 	if err != nil {
+		s.releaseFeedbackToken(ctx, n.Token)
 		return err
 	}
 	return c.JSON(http.StatusOK, feedbackResult{Events: len(n.Events), Applied: applied})
+}
+
+// releaseFeedbackToken forgets the one-time token of a notification whose
+// events could not be stored, so that the provider's retry (the same
+// token) is taken rather than refused as a replay. Applying is idempotent
+// per provider event id, so a retry never applies twice.
+func (s *Server) releaseFeedbackToken(ctx context.Context, token string) {
+	if token == "" {
+		return
+	}
+	if err := s.deps.FeedbackTokens.Release(context.WithoutCancel(ctx), token); err != nil {
+		s.deps.Log.Warn("release a feedback token", "err", err)
+	}
 }
 
 // verifyFeedback checks body by the endpoint's provider scheme.

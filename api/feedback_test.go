@@ -680,3 +680,46 @@ func TestFeedbackHostileBodies(t *testing.T) {
 		wantStatuses(t, f.statuses(t, id), map[string]string{"gone@example.net": "bounced", "angry@example.net": "complained"})
 	})
 }
+
+// failingApplier fails its first fail calls, as a database that cannot
+// be written would, then applies through next.
+type failingApplier struct {
+	next FeedbackApplier
+	fail int
+}
+
+func (a *failingApplier) Apply(ctx context.Context, provider, projectID string, events []feedback.Event) (int, error) {
+	if a.fail > 0 {
+		a.fail--
+		return 0, store.ErrUnavailable
+	}
+	return a.next.Apply(ctx, provider, projectID, events)
+}
+
+// TestFeedbackMailgunRetryAfterFailedApply: a notification whose events
+// could not be stored gives its one-time token back, so Mailgun's retry
+// (the same token) is taken, not refused as a replay.
+func TestFeedbackMailgunRetryAfterFailedApply(t *testing.T) {
+	f := newFBEnv(t, "sqlite")
+	const key = "key-0123456789abcdef0123456789abcdef"
+	path := f.configure(t, "mailgun", map[string]any{"signing_key": key})
+	id := f.sentMessage(t, rcpts...)
+	rd := testsvc.StartRedis(t)
+	cfg := Config{AllowedSenderDomains: []string{"shop.example"}, Now: f.clock.Now}
+	deps := Deps{Store: f.store, Queue: f.queue, Limiter: ratelimit.New(ratelimit.Config{}, f.rdb),
+		Registry: prometheus.NewRegistry()}
+	f.feedbackDeps(&cfg, &deps, feedback.NewRedisTokens(redisAt(t, rd.URL()), ""))
+	deps.Feedback = &failingApplier{next: deps.Feedback, fail: 1}
+	srv, err := New(cfg, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := *f.testEnv
+	e.srv, e.handler = srv, srv.Handler()
+	signed := feedbacktest.Mailgun(body(t, "mailgun_failed.json", id), key, "tok-retry", f.clock.Now())
+	post := func() response { return e.do(t, request{Method: http.MethodPost, Path: path, Body: signed}) }
+
+	wantUnavailable(t, post())
+	wantApplied(t, post(), 1)
+	wantProblem(t, post(), http.StatusForbidden, "feedback-refused")
+}

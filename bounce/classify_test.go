@@ -2,7 +2,9 @@ package bounce
 
 import (
 	"fmt"
+	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // TestClassify checks the classification of a provider-reported failure
@@ -82,5 +84,28 @@ func TestClassifyMatchesDSN(t *testing.T) {
 			t.Errorf("Classify(%q, %q) = %s/%v/%s/%s, DSN path %s/%v/%s/%s", c.status, c.diag,
 				got.Reason, got.Hard, got.Rule, got.Status, want.Reason, want.Hard, want.Rule, want.Status)
 		}
+	}
+}
+
+// TestClassifyLongDiagnostic: a provider's diagnostic of megabytes is read
+// only up to maxDiagnostic, so its cost is bounded, and the cut does not
+// split a UTF-8 sequence.
+func TestClassifyLongDiagnostic(t *testing.T) {
+	p := New(Limits{})
+	diag := "smtp; 550 5.1.1 user unknown " + strings.Repeat("é", 4<<20)
+	r := p.Classify("", diag)
+	if len(r.Diagnostic) > maxDiagnostic || !utf8.ValidString(r.Diagnostic) {
+		t.Fatalf("diagnostic of %d bytes (valid UTF-8 %v), want at most %d", len(r.Diagnostic), utf8.ValidString(r.Diagnostic), maxDiagnostic)
+	}
+	if r.Reason != ReasonUserUnknown || !r.Hard {
+		t.Errorf("reason %q hard %v, want userunknown hard", r.Reason, r.Hard)
+	}
+}
+
+// TestClassifyDomainExists: a domain said to exist is not an unknown host.
+func TestClassifyDomainExists(t *testing.T) {
+	r := New(Limits{}).Classify("", "550 domain example.org exists, but the recipient is not accepted here")
+	if r.Reason == ReasonHostUnknown {
+		t.Errorf("reason %q (rule %s), want anything but hostunknown", r.Reason, r.Rule)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 )
 
 // Default limits, used for zero Limits fields.
@@ -124,11 +125,32 @@ func (p *Parser) parseOne(raw []byte) (*Report, error) {
 // delivery status notification: the built-in rules, then the operator
 // rules. A status with no code in it (and no code in the diagnostic)
 // yields the class-only status the reason implies ("5.0.0" or "4.0.0").
+//
+// Only the first maxDiagnostic bytes of diagnostic are read: a
+// notification's body may be megabytes, and the rules' cost grows with the
+// text (a DSN's fields are bounded by the parser's Limits instead).
 func (p *Parser) Classify(status, diagnostic string) Result {
-	x := statedResult("failed", status, diagnostic)
+	x := statedResult("failed", status, truncateUTF8(diagnostic, maxDiagnostic))
 	finishResult(&x, "", p.builtin)
 	applyRules(p.rules, &x)
 	return x
+}
+
+// maxDiagnostic bounds the diagnostic Classify reads: four times the 512
+// octets of an SMTP reply line (RFC 5321 §4.5.3.1.5), room for a
+// multi-line answer.
+const maxDiagnostic = 2048
+
+// truncateUTF8 returns s cut to at most n bytes, not inside a UTF-8
+// sequence.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // maxMboxMessages bounds how many messages of an mbox-style input are read.

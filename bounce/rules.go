@@ -160,6 +160,8 @@ func negated(text string, i int) bool {
 
 // followedWithin reports whether text holds pattern (its first fragment
 // starting within maxGap bytes, or literally after the space of the gap).
+// A fragment right after "not " does not count, as for the first one:
+// "mailbox ... full" must not match "mailbox is not full".
 func followedWithin(text, pattern string) bool {
 	head, rest, gapped := strings.Cut(pattern, gapSep)
 	limit := min(len(text), maxGap+len(head))
@@ -169,7 +171,7 @@ func followedWithin(text, pattern string) bool {
 			return false
 		}
 		end := off + i + len(head)
-		if !gapped || followedWithin(text[end:], rest) {
+		if !negated(text, off+i) && (!gapped || followedWithin(text[end:], rest)) {
 			return true
 		}
 		off += i + 1

@@ -173,6 +173,8 @@ func TestMatchPattern(t *testing.T) {
 		{"192.0.2.1 is not listed here but is listed at zen", "listed", true},
 		{"192.0.2.1 is listed", "listed", true},
 		{"this address is not a valid user", "not a valid user", true},
+		{"the mailbox is not full", "mailbox ... full", false},
+		{"account x is not disabled but mailbox x is full", "mailbox ... full", true},
 	} {
 		if got := matchPattern(c.text, c.pattern); got != c.want {
 			t.Errorf("matchPattern(%q, %q) = %v, want %v", c.text, c.pattern, got, c.want)

@@ -26,7 +26,7 @@ var bounceSubjects = []string{
 	"mail delivery problem", "notice of delivery failure", "unable to deliver",
 	"unsent message", "returned mail", "mail delivery system", "loop alert", "bounced mail",
 	"warning: message", // Exim's delay warning: "Warning: message 1abc-... delayed 24 hours"
-	"zustellbar", "no entregado", "no se puede entregar", "recapito", "recapitabile", "não entregue", "onbestelbaar",
+	"nicht zustellbar", "no entregado", "no se puede entregar", "mancato recapito", "non recapitabile", "não entregue", "onbestelbaar",
 }
 
 // looksLikeBounce reports whether a message without a DSN part is a

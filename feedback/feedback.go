@@ -70,6 +70,10 @@ type Notification struct {
 	// SubscribeURL is set for an SNS SubscriptionConfirmation: visiting it
 	// confirms the subscription.
 	SubscribeURL string
+	// Token is the one-time token claimed to accept it (Mailgun), or "":
+	// the caller releases it (TokenClaimer.Release) when it cannot take
+	// the events after all.
+	Token string
 }
 
 // Reasons a notification is refused; each is a label value of the refused

@@ -17,9 +17,12 @@ import (
 // provider's notifications must share one memory (the API's is Redis),
 // else a replay to another process passes; an error means the memory could
 // not answer, and the notification must be refused for now, never taken
-// unchecked.
+// unchecked. Release forgets a claimed token whose notification was not
+// taken after all (its events could not be stored), so that the
+// provider's retry, carrying the same token, is not refused as a replay.
 type TokenClaimer interface {
 	Claim(ctx context.Context, token string, ttl time.Duration) (bool, error)
+	Release(ctx context.Context, token string) error
 }
 
 // Mailgun verifies Mailgun webhooks: the body's signature object holds a
@@ -97,14 +100,15 @@ func (v *Mailgun) Verify(ctx context.Context, body []byte) (Notification, error)
 	if v.Tokens == nil {
 		return Notification{}, fmt.Errorf("feedback: mailgun: no token store")
 	}
-	ok, err := v.Tokens.Claim(ctx, "mailgun:"+v.Scope+":"+s.Token, 2*maxAgeOr(v.MaxAge))
+	token := "mailgun:" + v.Scope + ":" + s.Token
+	ok, err := v.Tokens.Claim(ctx, token, 2*maxAgeOr(v.MaxAge))
 	if err != nil {
 		return Notification{}, fmt.Errorf("feedback: mailgun token: %w", err)
 	}
 	if !ok {
 		return Notification{}, ErrReplayed
 	}
-	return Notification{Events: parseMailgun(b)}, nil
+	return Notification{Events: parseMailgun(b), Token: token}, nil
 }
 
 // mailgunSeverity is the verdict of a failed event's severity.

@@ -54,3 +54,11 @@ func (r *RedisTokens) Claim(ctx context.Context, token string, ttl time.Duration
 	}
 	return ok, nil
 }
+
+// Release implements TokenClaimer.
+func (r *RedisTokens) Release(ctx context.Context, token string) error {
+	if err := r.rdb.Del(ctx, r.prefix+token).Err(); err != nil {
+		return fmt.Errorf("release token: %w", err)
+	}
+	return nil
+}

@@ -420,3 +420,48 @@ func checkEventIndexes(t *testing.T, s *Store) {
 		t.Errorf("indexes of events (-want +got):\n%s", diff)
 	}
 }
+
+// TestFeedbackKeysAcrossMigration18: a provider event recorded under its
+// bare id before migration 18 is keyed by its project after it, so the
+// provider's retry of it is a duplicate; down takes the prefix off again.
+func TestFeedbackKeysAcrossMigration18(t *testing.T) {
+	const feedbackKeysVersion = 18
+	ctx := context.Background()
+	for name, url := range testsvc.DatabaseURLs(t) {
+		t.Run(name, func(t *testing.T) {
+			s := openStore(t, url, newClock())
+			if err := s.MigrateUp(ctx); err != nil {
+				t.Fatalf("up: %v", err)
+			}
+			downBelow(t, s, feedbackKeysVersion)
+			msg := newMsg("m-feedback", time.Now(), "gone@example.org")
+			if _, err := s.CreateMessages(ctx, []NewMessage{msg}, nil); err != nil {
+				t.Fatalf("create: %v", err)
+			}
+			record := func(key, project, message string) InboundResult {
+				t.Helper()
+				res, err := s.RecordInbound(ctx, InboundRecord{Mailbox: "feedback/ses", MailboxMessageID: key,
+					Kind: "bounce", Summary: []byte(`{}`), ProjectID: project, MessageID: message})
+				if err != nil {
+					t.Fatalf("record %s: %v", key, err)
+				}
+				return res
+			}
+			record("ev-old", msg.ProjectID, msg.ID)
+			record("ev-unmatched", "", "")
+			if err := s.MigrateUp(ctx); err != nil {
+				t.Fatalf("up from 17: %v", err)
+			}
+			if !record(msg.ProjectID+"/ev-old", msg.ProjectID, msg.ID).Duplicate {
+				t.Error("the retry of an event recorded before the migration is not a duplicate")
+			}
+			if !record("ev-unmatched", "", "").Duplicate {
+				t.Error("an unmatched row's key changed")
+			}
+			downBelow(t, s, feedbackKeysVersion)
+			if !record("ev-old", msg.ProjectID, msg.ID).Duplicate {
+				t.Error("down did not give the event its bare id back")
+			}
+		})
+	}
+}
