@@ -109,6 +109,11 @@ func (a *app) apiServer() (*api.Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	limiter := ratelimit.New(ratelimit.Config{}, a.redis)
+	con, err := a.consoleFactory(limiter)
+	if err != nil {
+		return nil, err
+	}
 	return api.New(api.Config{
 		Listen:               a.cfg.Listen,
 		RateLimit:            a.cfg.APIRateLimit,
@@ -122,7 +127,7 @@ func (a *app) apiServer() (*api.Server, error) {
 		Keyring:     a.keyring,
 		Store:       a.store,
 		Queue:       a.queue,
-		Limiter:     ratelimit.New(ratelimit.Config{}, a.redis),
+		Limiter:     limiter,
 		Registry:    a.reg,
 		Gatherer:    a.reg,
 		Log:         a.log,
@@ -132,6 +137,7 @@ func (a *app) apiServer() (*api.Server, error) {
 		Feedback: inbound.NewFeedback(inbound.FeedbackConfig{SoftBounceLimit: a.cfg.SoftBounceLimit,
 			BounceRules: rules}, a.store, a.inbound),
 		FeedbackTokens: feedback.NewRedisTokens(a.redis, ""),
+		Console:        con,
 	})
 }
 
