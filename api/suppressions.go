@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -26,27 +28,52 @@ func validReason(r string) bool {
 	return false
 }
 
+// maxSuppressionNote is the longest note, in characters (openapi.yaml
+// SuppressionRequest).
+const maxSuppressionNote = 1000
+
+// checkSuppression validates one suppression as POST /v1/suppressions
+// takes it (and as each line of an import is taken): a bare address, a
+// known reason (manual when empty), a note of at most maxSuppressionNote
+// characters of valid UTF-8 without NUL. It returns the entry to store,
+// without project and time, or the bad fields ("/email", "/reason",
+// "/note").
+func checkSuppression(req suppressionRequest) (store.Suppression, []FieldError) {
+	var errs []FieldError
+	addr, err := ParseAddress(req.Email)
+	if err != nil || addr.Name != "" {
+		errs = append(errs, FieldError{Field: "/email", Message: "must be a bare email address"})
+	}
+	if req.Reason == "" {
+		req.Reason = store.ReasonManual
+	}
+	if !validReason(req.Reason) {
+		errs = append(errs, FieldError{Field: "/reason",
+			Message: "must be one of hard_bounce, complaint, soft_bounces, manual"})
+	}
+	if !utf8.ValidString(req.Note) || strings.ContainsRune(req.Note, 0) ||
+		utf8.RuneCountInString(req.Note) > maxSuppressionNote {
+		errs = append(errs, FieldError{Field: "/note",
+			Message: "must be at most 1000 characters of UTF-8 text without NUL"})
+	}
+	if len(errs) > 0 {
+		return store.Suppression{}, errs
+	}
+	return store.Suppression{Email: addr.Email, Reason: req.Reason, Note: req.Note}, nil
+}
+
 // createSuppression is POST /v1/suppressions (reason defaults to manual).
 func (s *Server) createSuppression(c echo.Context) error {
 	var req suppressionRequest
 	if err := decodeStrict(c, &req); err != nil {
 		return err
 	}
-	addr, err := ParseAddress(req.Email)
-	if err != nil || addr.Name != "" {
-		return validationProblem([]FieldError{{Field: "/email", Message: "must be a bare email address"}})
+	sp, errs := checkSuppression(req)
+	if len(errs) > 0 {
+		return validationProblem(errs)
 	}
-	if req.Reason == "" {
-		req.Reason = store.ReasonManual
-	}
-	if !validReason(req.Reason) {
-		return validationProblem([]FieldError{{Field: "/reason",
-			Message: "must be one of hard_bounce, complaint, soft_bounces, manual"}})
-	}
-	sp, err := s.deps.Store.UpsertSuppression(c.Request().Context(), store.Suppression{
-		ProjectID: caller(c).ProjectID, Email: addr.Email, Reason: req.Reason, Note: req.Note,
-		CreatedAt: s.cfg.Now(),
-	})
+	sp.ProjectID, sp.CreatedAt = caller(c).ProjectID, s.cfg.Now()
+	sp, err := s.deps.Store.UpsertSuppression(c.Request().Context(), sp)
 	if err != nil {
 		return err
 	}
