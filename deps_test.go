@@ -31,6 +31,7 @@ var allowedDeps = map[string][]string{
 	"mailbox":   {"internal/redact"},
 	"config":    {},
 	"feedback":  {},
+	"console":   {"store", "apikey", "ratelimit", "migrations"},
 }
 
 const module = "github.com/mailgate/mailgate"

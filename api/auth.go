@@ -1,7 +1,6 @@
 package api
 
 import (
-	"errors"
 	"math"
 	"net/http"
 	"strings"
@@ -38,18 +37,11 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		if !ok {
 			return unauthorized("missing bearer token: send Authorization: Bearer mg_…")
 		}
-		id, secret, err := apikey.Parse(token)
-		if err != nil {
-			return unauthorized("invalid API key")
-		}
-		key, err := s.lookupKey(c.Request().Context(), id)
-		if errors.Is(err, store.ErrNotFound) {
-			return unauthorized("invalid API key")
-		}
+		key, ok, err := s.Authenticate(c.Request().Context(), token)
 		if err != nil {
 			return err
 		}
-		if !apikey.Matches(secret, key.SecretHash) || key.RevokedAt != nil {
+		if !ok {
 			return unauthorized("invalid or revoked API key")
 		}
 		c.Set(ctxKey, key)

@@ -55,12 +55,9 @@ func messageErr(err error) error {
 // statuses in any case).
 func (s *Server) cancelMessage(c echo.Context) error {
 	ctx := c.Request().Context()
-	m, err := s.deps.Store.CancelMessage(ctx, caller(c).ProjectID, c.Param("id"))
+	m, err := s.CancelMessage(ctx, caller(c).ProjectID, c.Param("id"))
 	if err != nil {
 		return messageErr(err)
-	}
-	if err := s.deps.Queue.CancelSend(m.ID); err != nil {
-		s.deps.Log.Warn("remove cancelled task", "message_id", m.ID, "err", err)
 	}
 	return s.messageWithEvents(c, m, http.StatusOK)
 }

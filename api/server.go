@@ -147,6 +147,9 @@ type Deps struct {
 	// the timestamp window is still refused by the inbound row's
 	// uniqueness: the same event is never applied twice).
 	FeedbackTokens feedback.TokenClaimer
+	// Console builds the web console served under /console (package
+	// console, wired by cmd/mailgate). Default none: no /console route.
+	Console ConsoleFactory
 }
 
 // Server is the HTTP API.
@@ -261,8 +264,11 @@ func (s *Server) routes() error {
 	s.adminRoutes(v1)
 	s.domainRoutes(v1) // api/domains.go
 	s.inboundRoutes(v1)
-	s.webhookRoutes(v1)     // api/webhooks.go
-	s.feedbackRoutes(e, v1) // api/feedback.go
+	s.webhookRoutes(v1)                        // api/webhooks.go
+	s.feedbackRoutes(e, v1)                    // api/feedback.go
+	if err := s.consoleRoutes(e); err != nil { // api/console.go
+		return err
+	}
 	s.echo = e
 	return nil
 }

@@ -44,6 +44,16 @@ type Config struct {
 	AllowedSenderDomains []string `env:"MAILGATE_ALLOWED_SENDER_DOMAINS" envSeparator:"," help:"comma-separated sender domains allowed without registration (their mail goes out unsigned)"`
 	// APIRateLimit is requests per second per key; 0 turns it off.
 	APIRateLimit int `env:"MAILGATE_API_RATE_LIMIT" envDefault:"500" help:"API requests per second per key, shared across replicas; 0 turns the limit off"`
+	// ConsoleEnabled serves the web console under /console (API role).
+	ConsoleEnabled bool `env:"MAILGATE_CONSOLE_ENABLED" envDefault:"true" help:"serve the web console under /console on the API's address (sign in with an API key)"`
+	// ConsoleIdleTimeout ends a console session unused for this long.
+	ConsoleIdleTimeout time.Duration `env:"MAILGATE_CONSOLE_IDLE_TIMEOUT" envDefault:"30m" help:"a console session unused for this long ends"`
+	// ConsoleSessionLifetime ends a console session this long after sign-in.
+	ConsoleSessionLifetime time.Duration `env:"MAILGATE_CONSOLE_SESSION_LIFETIME" envDefault:"12h" help:"a console session ends this long after sign-in, used or not"`
+	// ConsoleSecureCookies marks console cookies Secure on plain HTTP too.
+	ConsoleSecureCookies bool `env:"MAILGATE_CONSOLE_SECURE_COOKIES" help:"mark the console's cookies Secure even on plain-HTTP requests (behind a TLS-terminating proxy); requests over TLS always get Secure cookies"`
+	// ConsoleSignInRate bounds console sign-in attempts per client address.
+	ConsoleSignInRate string `env:"MAILGATE_CONSOLE_SIGNIN_RATE" envDefault:"10/m" help:"console sign-in attempts per client address (N/s, N/m or N/h), shared across replicas; 0 turns the limit off"`
 	// WebhookAllowedNetworks are CIDRs exempt from the webhook SSRF guard.
 	WebhookAllowedNetworks []string `env:"MAILGATE_WEBHOOK_ALLOWED_NETWORKS" envSeparator:"," help:"comma-separated CIDRs exempt from the webhook SSRF guard"`
 	// WebhookAllowHTTP allows plain-http webhook URLs.
@@ -283,6 +293,9 @@ func (c Config) Check() error {
 	}
 	if c.APIRateLimit < 0 {
 		return fmt.Errorf("%w: MAILGATE_API_RATE_LIMIT must be ≥ 0", ErrInvalid)
+	}
+	if c.ConsoleIdleTimeout <= 0 || c.ConsoleSessionLifetime <= 0 {
+		return fmt.Errorf("%w: MAILGATE_CONSOLE_IDLE_TIMEOUT and MAILGATE_CONSOLE_SESSION_LIFETIME must be > 0", ErrInvalid)
 	}
 	return nil
 }

@@ -104,6 +104,11 @@ func (a *app) apiServer() (*api.Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	limiter := ratelimit.New(ratelimit.Config{}, a.redis)
+	con, err := a.consoleFactory(limiter)
+	if err != nil {
+		return nil, err
+	}
 	return api.New(api.Config{
 		Listen:               a.cfg.Listen,
 		RateLimit:            a.cfg.APIRateLimit,
@@ -117,7 +122,7 @@ func (a *app) apiServer() (*api.Server, error) {
 		Keyring:     a.keyring,
 		Store:       a.store,
 		Queue:       a.queue,
-		Limiter:     ratelimit.New(ratelimit.Config{}, a.redis),
+		Limiter:     limiter,
 		Registry:    a.reg,
 		Gatherer:    a.reg,
 		Log:         a.log,
@@ -126,6 +131,7 @@ func (a *app) apiServer() (*api.Server, error) {
 		Webhooks:    hooks,
 		Feedback: inbound.NewFeedback(inbound.FeedbackConfig{SoftBounceLimit: a.cfg.SoftBounceLimit}, a.store,
 			a.inbound),
+		Console: con,
 	})
 }
 
