@@ -58,9 +58,14 @@ var csvColumns = []string{"email", "reason", "note", "created_at"}
 
 // importSuppressions is POST /v1/suppressions/import (text/csv body).
 func (s *Server) importSuppressions(c echo.Context) error {
-	res, err := s.ImportSuppressionsCSV(c.Request().Context(), caller(c).ProjectID, c.Request().Body)
-	if err != nil {
+	res, invalid, err := s.ImportSuppressionsCSV(c.Request().Context(), caller(c).ProjectID, c.Request().Body)
+	switch {
+	case err != nil:
 		return err
+	case invalid[importLimitField] != "":
+		return tooLargeProblem(invalid[importLimitField])
+	case len(invalid) > 0:
+		return validationProblem(fieldList(invalid))
 	}
 	return c.JSON(http.StatusOK, suppressionImportView{Added: res.Added, Updated: res.Updated})
 }
@@ -70,19 +75,30 @@ type suppressionImportView struct {
 	Updated int `json:"updated"`
 }
 
+// importLimitField is the field of invalid that says the file is past a
+// limit (the API's 413).
+const importLimitField = "file"
+
 // ImportSuppressionsCSV reads a suppression CSV (the format above) from r
-// and adds every row to the project's list in one transaction. A bad
-// file is a *Problem: 422 naming the bad rows, 413 past the limits.
-func (s *Server) ImportSuppressionsCSV(ctx context.Context, projectID string, r io.Reader) (store.SuppressionImport, error) {
-	list, err := readSuppressionCSV(io.LimitReader(r, maxImportBytes+1))
-	if err != nil {
-		return store.SuppressionImport{}, err
+// and adds every row to the project's list in one transaction: the
+// operation of POST /v1/suppressions/import and of the console's import.
+// invalid refuses the file, nothing written: "line:N[:COLUMN]" fields for
+// bad rows, "line" for the count not listed, "file" for a file past the
+// limits.
+func (s *Server) ImportSuppressionsCSV(ctx context.Context, projectID string, r io.Reader) (store.SuppressionImport, map[string]string, error) {
+	list, errs, limit := readSuppressionCSV(io.LimitReader(r, maxImportBytes+1))
+	if limit != "" {
+		return store.SuppressionImport{}, map[string]string{importLimitField: limit}, nil
+	}
+	if len(errs) > 0 {
+		return store.SuppressionImport{}, fieldMap(errs), nil
 	}
 	now := s.cfg.Now()
 	for i := range list {
 		list[i].ProjectID, list[i].CreatedAt = projectID, now
 	}
-	return s.deps.Store.ImportSuppressions(ctx, projectID, list)
+	res, err := s.deps.Store.ImportSuppressions(ctx, projectID, list)
+	return res, nil, err
 }
 
 // csvReading is the state of reading one import.
@@ -105,52 +121,52 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// readSuppressionCSV parses and checks a whole import, or returns the
-// problem that refuses it.
-func readSuppressionCSV(body io.Reader) ([]store.Suppression, error) {
+// readSuppressionCSV parses and checks a whole import: the entries, or
+// what is wrong with the rows, or the limit the file passes.
+func readSuppressionCSV(body io.Reader) (list []store.Suppression, errs []FieldError, limit string) {
 	cr := &countingReader{r: body}
 	rd := &csvReading{r: csv.NewReader(cr)}
 	rd.r.FieldsPerRecord = -1 // checked per row, to name the line
-	if err := rd.header(); err != nil {
-		return nil, err
+	if e := rd.header(); e != nil {
+		return nil, []FieldError{*e}, ""
 	}
-	var out []store.Suppression
 	for {
 		rec, err := rd.r.Read()
 		if cr.n > maxImportBytes {
-			return nil, tooLargeProblem(fmt.Sprintf("an import is at most %d bytes", maxImportBytes))
+			return nil, nil, fmt.Sprintf("an import is at most %d bytes", maxImportBytes)
 		}
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return nil, csvProblem(err, 0)
+			return nil, []FieldError{csvError(err, 0)}, ""
+		}
+		if len(list) == maxImportRows {
+			return nil, nil, fmt.Sprintf("an import is at most %d rows", maxImportRows)
 		}
 		line, _ := rd.r.FieldPos(0)
-		if len(out) == maxImportRows {
-			return nil, tooLargeProblem(fmt.Sprintf("an import is at most %d rows", maxImportRows))
-		}
 		if sp, ok := rd.row(rec, line); ok {
-			out = append(out, sp)
+			list = append(list, sp)
 		}
+	}
+	if rd.more > 0 {
+		rd.errs = append(rd.errs, FieldError{Field: "line", Message: strconv.Itoa(rd.more) + " more bad rows not listed"})
 	}
 	if len(rd.errs) > 0 {
-		if rd.more > 0 {
-			rd.errs = append(rd.errs, FieldError{Field: "line", Message: strconv.Itoa(rd.more) + " more bad rows not listed"})
-		}
-		return nil, validationProblem(rd.errs)
+		return nil, rd.errs, ""
 	}
-	return out, nil
+	return list, nil, ""
 }
 
-// header reads the column names.
-func (rd *csvReading) header() error {
+// header reads the column names, or says what is wrong with them.
+func (rd *csvReading) header() *FieldError {
 	rec, err := rd.r.Read()
 	if errors.Is(err, io.EOF) {
-		return validationProblem([]FieldError{{Field: "line:1", Message: "the file is empty: the first row names the columns"}})
+		return &FieldError{Field: "line:1", Message: "the file is empty: the first row names the columns"}
 	}
 	if err != nil {
-		return csvProblem(err, 1)
+		e := csvError(err, 1)
+		return &e
 	}
 	rd.cols = map[string]int{}
 	for i, name := range rec {
@@ -159,16 +175,16 @@ func (rd *csvReading) header() error {
 		}
 		name = strings.ToLower(strings.TrimSpace(name))
 		if !slices.Contains(csvColumns, name) {
-			return validationProblem([]FieldError{{Field: "line:1",
-				Message: fmt.Sprintf("unknown column %q: the columns are email, reason, note, created_at", name)}})
+			return &FieldError{Field: "line:1",
+				Message: fmt.Sprintf("unknown column %q: the columns are email, reason, note, created_at", name)}
 		}
 		if _, dup := rd.cols[name]; dup {
-			return validationProblem([]FieldError{{Field: "line:1", Message: "column " + name + " is named twice"}})
+			return &FieldError{Field: "line:1", Message: "column " + name + " is named twice"}
 		}
 		rd.cols[name] = i
 	}
 	if _, ok := rd.cols["email"]; !ok {
-		return validationProblem([]FieldError{{Field: "line:1", Message: "the email column is required"}})
+		return &FieldError{Field: "line:1", Message: "the email column is required"}
 	}
 	return nil
 }
@@ -203,14 +219,14 @@ func (rd *csvReading) bad(e FieldError) {
 	rd.more++
 }
 
-// csvProblem is the 422 for a file encoding/csv cannot read.
-func csvProblem(err error, line int) error {
+// csvError names the line encoding/csv could not read.
+func csvError(err error, line int) FieldError {
 	var pe *csv.ParseError
 	if errors.As(err, &pe) {
 		line = pe.Line
 		err = pe.Err
 	}
-	return validationProblem([]FieldError{{Field: "line:" + strconv.Itoa(line), Message: "is not RFC 4180 CSV: " + err.Error()}})
+	return FieldError{Field: "line:" + strconv.Itoa(line), Message: "is not RFC 4180 CSV: " + err.Error()}
 }
 
 // exportSuppressions is GET /v1/suppressions/export: the whole list (or
@@ -220,14 +236,13 @@ func (s *Server) exportSuppressions(c echo.Context) error {
 	if reason != "" && !validReason(reason) {
 		return queryProblem("reason", "must be one of hard_bounce, complaint, soft_bounces, manual")
 	}
-	h := c.Response().Header()
-	h.Set(echo.HeaderContentType, "text/csv; charset=utf-8; header=present")
-	h.Set(echo.HeaderContentDisposition, `attachment; filename="suppressions.csv"`)
 	return s.ExportSuppressionsCSV(c.Request().Context(), caller(c).ProjectID, reason, c.Response())
 }
 
 // ExportSuppressionsCSV writes the project's suppressions (those with
-// reason, or all for "") to w as CSV, the header row first. The first
+// reason, or all for "") to w as a CSV download, the header row first:
+// the operation of GET /v1/suppressions/export and of the console's
+// export. The first
 // page is read before anything is written, so an unavailable database is
 // an error the caller can still answer; a failure after that aborts the
 // response (http.ErrAbortHandler), so the client sees a cut transfer,
@@ -238,6 +253,9 @@ func (s *Server) ExportSuppressionsCSV(ctx context.Context, projectID, reason st
 	if err != nil {
 		return err
 	}
+	h := w.Header()
+	h.Set(echo.HeaderContentType, "text/csv; charset=utf-8; header=present")
+	h.Set(echo.HeaderContentDisposition, `attachment; filename="suppressions.csv"`)
 	w.WriteHeader(http.StatusOK)
 	cw := csv.NewWriter(w)
 	cw.UseCRLF = true // RFC 4180 §2

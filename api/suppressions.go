@@ -1,10 +1,14 @@
 package api
 
 import (
+	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -68,16 +72,71 @@ func (s *Server) createSuppression(c echo.Context) error {
 	if err := decodeStrict(c, &req); err != nil {
 		return err
 	}
-	sp, errs := checkSuppression(req)
-	if len(errs) > 0 {
-		return validationProblem(errs)
-	}
-	sp.ProjectID, sp.CreatedAt = caller(c).ProjectID, s.cfg.Now()
-	sp, err := s.deps.Store.UpsertSuppression(c.Request().Context(), sp)
+	sp, invalid, err := s.AddSuppression(c.Request().Context(), caller(c).ProjectID, req.Email, req.Reason, req.Note)
 	if err != nil {
 		return err
 	}
+	if len(invalid) > 0 {
+		return validationProblem(fieldList(invalid))
+	}
 	return c.JSON(http.StatusCreated, toSuppressionView(sp))
+}
+
+// AddSuppression is POST /v1/suppressions's operation (the console's too):
+// the entry checked (checkSuppression) and stored. invalid names each bad
+// field ("/email", "/reason", "/note") with its message; nothing is
+// stored then.
+func (s *Server) AddSuppression(ctx context.Context, projectID, email, reason, note string) (store.Suppression, map[string]string, error) {
+	sp, errs := checkSuppression(suppressionRequest{Email: email, Reason: reason, Note: note})
+	if len(errs) > 0 {
+		return store.Suppression{}, fieldMap(errs), nil
+	}
+	sp.ProjectID, sp.CreatedAt = projectID, s.cfg.Now()
+	sp, err := s.deps.Store.UpsertSuppression(ctx, sp)
+	return sp, nil, err
+}
+
+// fieldMap is errs keyed by field, the form the console's operations
+// return.
+func fieldMap(errs []FieldError) map[string]string {
+	out := make(map[string]string, len(errs))
+	for _, e := range errs {
+		out[e.Field] = e.Message
+	}
+	return out
+}
+
+// fieldList is fieldMap's inverse, ordered by field (a "line:N…" field
+// by its line number).
+func fieldList(m map[string]string) []FieldError {
+	out := make([]FieldError, 0, len(m))
+	for f, msg := range m {
+		out = append(out, FieldError{Field: f, Message: msg})
+	}
+	slices.SortFunc(out, func(a, b FieldError) int { return compareFields(a.Field, b.Field) })
+	return out
+}
+
+// compareFields orders field names as a person reads them: "line:N…"
+// fields by N as a number, the rest as text.
+func compareFields(a, b string) int {
+	la, oka := fieldLine(a)
+	lb, okb := fieldLine(b)
+	if oka && okb && la != lb {
+		return cmp.Compare(la, lb)
+	}
+	return strings.Compare(a, b)
+}
+
+// fieldLine is N of a "line:N" or "line:N:COLUMN" field.
+func fieldLine(f string) (int, bool) {
+	rest, ok := strings.CutPrefix(f, "line:")
+	if !ok {
+		return 0, false
+	}
+	num, _, _ := strings.Cut(rest, ":")
+	n, err := strconv.Atoi(num)
+	return n, err == nil
 }
 
 // listSuppressions is GET /v1/suppressions, newest first.

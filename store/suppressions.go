@@ -15,6 +15,10 @@ const suppressionColumns = "project_id, email, reason, note, created_at"
 // normEmail is how suppressed addresses are keyed: trimmed, lower case.
 func normEmail(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
 
+// likeEscaper escapes LIKE's wildcards (and its escape character) so a
+// search matches them literally.
+var likeEscaper = strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`)
+
 // suppressedChunk bounds the addresses of one query (the parameter limits:
 // 65,535 on PostgreSQL, 32,766 on SQLite).
 const suppressedChunk = 1000
@@ -208,6 +212,9 @@ func (s *Store) ListSuppressions(ctx context.Context, projectID string, f Suppre
 	c.add("project_id = " + c.arg(projectID))
 	if f.Reason != "" {
 		c.add("reason = " + c.arg(f.Reason))
+	}
+	if f.Search != "" {
+		c.add("email LIKE " + c.arg("%"+likeEscaper.Replace(normEmail(f.Search))+"%") + ` ESCAPE '\'`)
 	}
 	if ok {
 		c.add("(created_at, email) < (" + c.arg(cur.T) + ", " + c.arg(cur.K) + ")")
