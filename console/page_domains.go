@@ -27,8 +27,8 @@ type domainView struct {
 	Records []dnscheck.Result
 	// Checked is true after a verify; Verified when every record is right.
 	Checked, Verified bool
-	Notice   string
-	Problem  string
+	Notice            string
+	Problem           string
 }
 
 // domains is GET /console/domains: the project's domains and the form to
