@@ -27,6 +27,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
@@ -289,6 +291,9 @@ func newBrowser(t *testing.T, tr *trap) context.Context {
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
+		// A sandboxed frame stays in its page's process, so that tests
+		// reach its document (frameText) and screenshots show it.
+		chromedp.Flag("disable-features", "IsolateSandboxedIframes"),
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1280, 900),
 	}
@@ -380,10 +385,21 @@ func artifactsDir(t *testing.T) string {
 	return dir
 }
 
-// screenshot writes the whole page as NAME.png to the artifacts directory.
+// screenshot writes the whole page as NAME.png to the artifacts
+// directory. The viewport is stretched to the page's height for the shot
+// (a capture beyond the viewport leaves frames unpainted).
 func screenshot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
-	png := get(t, ctx, chromedp.FullScreenshot(100))
+	width := get(t, ctx, chromedp.Evaluate[int64](`window.innerWidth`))
+	height := get(t, ctx, chromedp.Evaluate[int64](`document.documentElement.scrollHeight`))
+	if _, err := chromedp.Call(ctx, emulation.SetDeviceMetricsOverride,
+		emulation.SetDeviceMetricsOverrideParams{Width: width, Height: height, DeviceScaleFactor: 1}); err != nil {
+		t.Fatalf("resize for the screenshot: %v", err)
+	}
+	png := get(t, ctx, chromedp.CaptureScreenshot())
+	if _, err := chromedp.Call(ctx, emulation.ClearDeviceMetricsOverride, cdp.Empty{}); err != nil {
+		t.Fatalf("resize back: %v", err)
+	}
 	p := filepath.Join(artifactsDir(t), name+".png")
 	if err := os.WriteFile(p, png, 0o644); err != nil {
 		t.Fatal(err)

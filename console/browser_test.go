@@ -31,8 +31,8 @@ func TestBrowserMessages(t *testing.T) {
 	id := g.send(token, map[string]any{
 		"from": "Shop <orders@shop.example>", "to": []string{"ann@example.org"},
 		"subject": "Your order #1234", "text": "Thanks for your order.",
-		"html":    `<h1 id="greeting">Thanks for your order</h1><p>It ships <b>tomorrow</b>.</p>`,
-		"tags":    []string{"order"}, "metadata": map[string]string{"order_id": "1234"},
+		"html": `<h1 id="greeting">Thanks for your order</h1><p>It ships <b>tomorrow</b>.</p>`,
+		"tags": []string{"order"}, "metadata": map[string]string{"order_id": "1234"},
 	})
 	row := `document.querySelector('#message-rows a[href="/console/messages/` + id + `"]')`
 	waitJS(t, ctx, 30*time.Second, "the new message in the list, without reloading", row+` !== null`)
@@ -86,7 +86,11 @@ func TestBrowserMessages(t *testing.T) {
 	tr.assertUntripped(t)
 }
 
-// frameText is the text of sel inside the message's sandboxed HTML frame.
+// frameText is the text of sel inside the message's sandboxed HTML
+// frame. newBrowser keeps sandboxed frames in the page's process
+// (IsolateSandboxedIframes off), so the frame's document is reachable
+// from its element and shows in screenshots; the sandbox itself applies
+// as always.
 func frameText(t *testing.T, ctx context.Context, sel string) string {
 	t.Helper()
 	frames := get(t, ctx, chromedp.Nodes(css("iframe.html")))

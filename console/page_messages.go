@@ -31,7 +31,7 @@ type messagesView struct {
 	Messages []store.Message
 	// Next is the query of the next (older) page; "" on the last.
 	Next string
-	// Poll is the query the list refreshes itself with ("" on a page
+	// Poll is the URL the list refreshes its rows from ("" on a page
 	// other than the first: older pages do not change), and PollEvery
 	// its period for htmx ("every 5s").
 	Poll, PollEvery string
@@ -96,7 +96,7 @@ func (c *Console) messageList(r *http.Request, req *request) (messagesView, erro
 		v.Next = form.query(next)
 	}
 	if form.Cursor == "" {
-		v.Poll = form.query("")
+		v.Poll = "/console/messages/rows?" + form.query("")
 	}
 	return v, nil
 }
