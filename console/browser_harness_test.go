@@ -310,6 +310,13 @@ func newBrowser(t *testing.T, tr *trap) context.Context {
 	if err != nil {
 		t.Fatalf("start chromium: %v", err)
 	}
+	// The trap works: a call from the page is seen (then forgotten).
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`mgTrap('self-test')`, chromedp.EvalAwaitPromise)); err != nil ||
+		tr.calls.Load() != 1 {
+		t.Fatalf("the trap did not see a call: %v", err)
+	}
+	tr.calls.Store(0)
+	tr.what = nil
 	dialogs := chromedp.Events(ctx, page.JavascriptDialogOpening)
 	go func() {
 		for ev, err := range dialogs {

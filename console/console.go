@@ -142,6 +142,10 @@ type Deps struct {
 	Ops   Ops
 	// Limiter rate-limits sign-in attempts; nil turns the limit off.
 	Limiter *ratelimit.Limiter
+	// BuildMIME builds a stored message's MIME for the raw download
+	// (worker.RebuildMIME: as a send builds it, without the signature a
+	// send adds). Default none: no raw download.
+	BuildMIME func(store.Message, store.Payload) ([]byte, error)
 	// Log receives failures. Default discard.
 	Log *slog.Logger
 }

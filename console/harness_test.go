@@ -26,6 +26,7 @@ import (
 	"github.com/mailgate/mailgate/queue"
 	"github.com/mailgate/mailgate/ratelimit"
 	"github.com/mailgate/mailgate/store"
+	"github.com/mailgate/mailgate/worker"
 )
 
 // consoleTestRedisDB is the Redis database this package's tests own (the
@@ -85,7 +86,10 @@ func newEnv(t *testing.T, cfg console.Config) *env {
 	e.srv, err = api.New(api.Config{Now: e.clock.Now, AllowedSenderDomains: []string{"shop.example"}},
 		api.Deps{Store: st, Queue: q, Limiter: lim,
 			Console: func(s *api.Server) (http.Handler, error) {
-				return console.New(cfg, console.Deps{Store: st, Ops: s, Limiter: lim})
+				return console.New(cfg, console.Deps{Store: st, Ops: s, Limiter: lim,
+					BuildMIME: func(m store.Message, p store.Payload) ([]byte, error) {
+						return worker.RebuildMIME(m, p, m.CreatedAt)
+					}})
 			}})
 	if err != nil {
 		t.Fatalf("api.New: %v", err)

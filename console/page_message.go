@@ -145,9 +145,35 @@ func (c *Console) messageHTML(w http.ResponseWriter, r *http.Request, req *reque
 }
 
 // messageRaw is GET /console/messages/{id}/raw: the message as MIME,
-// downloaded (see Deps.BuildMIME for what it is).
+// downloaded as ID.eml (Deps.BuildMIME says what it is).
 func (c *Console) messageRaw(w http.ResponseWriter, r *http.Request, req *request) error {
-	c.renderError(w, r, req, http.StatusNotFound, "The raw message is not available.")
+	ctx, id := r.Context(), r.PathValue("id")
+	if c.deps.BuildMIME == nil {
+		c.renderError(w, r, req, http.StatusNotFound, "The raw message is not available here.")
+		return nil
+	}
+	m, err := c.deps.Store.GetMessage(ctx, req.ProjectID, id)
+	if err == nil {
+		var p store.Payload
+		if p, err = c.deps.Store.MessagePayload(ctx, req.ProjectID, id); err == nil {
+			return c.writeMIME(w, m, p)
+		}
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		c.renderError(w, r, req, http.StatusNotFound, "This message, or its stored body, is gone.")
+		return nil
+	}
+	return err
+}
+
+func (c *Console) writeMIME(w http.ResponseWriter, m store.Message, p store.Payload) error {
+	raw, err := c.deps.BuildMIME(m, p)
+	if err != nil {
+		return fmt.Errorf("build MIME of %s: %w", m.ID, err)
+	}
+	w.Header().Set("Content-Type", "message/rfc822")
+	w.Header().Set("Content-Disposition", `attachment; filename="`+m.ID+`.eml"`)
+	_, _ = w.Write(raw)
 	return nil
 }
 

@@ -46,6 +46,12 @@ if [[ -f scripts/lint-openapi.sh ]]; then
 	bash scripts/lint-openapi.sh
 fi
 
+# The console's vendored browser assets match what package-lock.json pins
+# (npm ci ran above); console's TestVendoredAssets checks the same from
+# the lockfile alone.
+log "scripts/vendor-assets.sh --check"
+bash scripts/vendor-assets.sh --check
+
 rules=deploy/prometheus/alerts.yml
 rule_tests=deploy/prometheus/alerts_test.yml
 if [[ -f $rules || -f $rule_tests ]]; then

@@ -26,9 +26,10 @@ use_openssl
 # redis-sentinel package nor redis-cli is needed) and PostgreSQL, python3-dkim
 # as an independent DKIM verifier, Dovecot as a real IMAP/POP3 server,
 # promtool for the alert rules, postfix's tools (no mail server: preseeded),
-# and a C compiler with libc's headers for the race detector (it needs cgo).
+# chromium for the console's real-browser tests (driven by chromedp), and a
+# C compiler with libc's headers for the race detector (it needs cgo).
 packages=(redis-server postgresql python3-dkim python3-nacl dovecot-imapd dovecot-pop3d prometheus postfix
-	gcc libc6-dev)
+	chromium gcc libc6-dev)
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 install_missing "${packages[@]}"
 

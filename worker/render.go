@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/mail"
 	"strings"
+	"time"
 
 	jsonv2 "github.com/go-json-experiment/json"
 	"golang.org/x/net/idna"
@@ -90,14 +91,38 @@ func decodePayloadExact(b []byte, p *payload) error {
 	return jsonv2.Unmarshal(b, p, jsonv2.RejectUnknownMembers(true))
 }
 
-// mimeMessage turns the stored request into what mta.Build takes.
+// mimeMessage turns the stored request into what mta.Build takes, dated
+// now.
 func (d *Deliverer) mimeMessage(dl store.Delivery, stored store.Payload) (*mta.Message, error) {
+	return newMIMEMessage(dl, stored, d.cfg.Now())
+}
+
+// RebuildMIME builds a stored message as a send builds it, dated date and
+// without the DKIM-Signature (the console's raw download). A send builds
+// and signs the message again at each attempt, with that attempt's Date,
+// MIME boundaries and signature time, so the bytes relayed are not kept;
+// the headers, bodies and attachments are the same.
+func RebuildMIME(m store.Message, stored store.Payload, date time.Time) ([]byte, error) {
+	msg, err := newMIMEMessage(store.Delivery{ID: m.ID, ProjectID: m.ProjectID, Tags: m.Tags}, stored, date)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := mta.Build(msg)
+	if err != nil {
+		return nil, fmt.Errorf("build: %w", err)
+	}
+	return raw, nil
+}
+
+// newMIMEMessage turns the stored request of dl into what mta.Build
+// takes.
+func newMIMEMessage(dl store.Delivery, stored store.Payload, date time.Time) (*mta.Message, error) {
 	p, err := decodePayload(stored)
 	if err != nil {
 		return nil, fmt.Errorf("decode payload: %w", err)
 	}
 	m := &mta.Message{ID: dl.ID, Subject: p.Subject, Text: p.Text, HTML: p.HTML, Headers: p.Headers,
-		Date: d.cfg.Now(), FeedbackID: feedbackID(dl)}
+		Date: date, FeedbackID: feedbackID(dl)}
 	if m.From, err = address(p.From); err != nil {
 		return nil, fmt.Errorf("from: %w", err)
 	}

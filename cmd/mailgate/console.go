@@ -7,6 +7,8 @@ import (
 	"github.com/mailgate/mailgate/api"
 	"github.com/mailgate/mailgate/console"
 	"github.com/mailgate/mailgate/ratelimit"
+	"github.com/mailgate/mailgate/store"
+	"github.com/mailgate/mailgate/worker"
 )
 
 // consoleFactory builds the web console the API serves under /console
@@ -27,6 +29,9 @@ func (a *app) consoleFactory(limiter *ratelimit.Limiter) (api.ConsoleFactory, er
 		SignInRate:      rate,
 	}
 	return func(s *api.Server) (http.Handler, error) {
-		return console.New(cfg, console.Deps{Store: a.store, Ops: s, Limiter: limiter, Log: a.log})
+		return console.New(cfg, console.Deps{Store: a.store, Ops: s, Limiter: limiter, Log: a.log,
+			BuildMIME: func(m store.Message, p store.Payload) ([]byte, error) {
+				return worker.RebuildMIME(m, p, m.CreatedAt)
+			}})
 	}, nil
 }
