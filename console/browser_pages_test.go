@@ -258,12 +258,12 @@ func TestBrowserSuppressions(t *testing.T) {
 	tr.assertUntripped(t)
 }
 
-// TestBrowserHostileContent fills every page with tenant-controlled text
+// TestBrowserPagesHostileContent fills every page with tenant-controlled text
 // that would run if shown unescaped (a webhook URL and description,
 // inbound subjects and texts, a key name, suppression notes) and visits
 // each page and action as an admin key: nothing runs, and each page is
 // screenshotted. A key without the webhooks scope sees no webhook page.
-func TestBrowserHostileContent(t *testing.T) {
+func TestBrowserPagesHostileContent(t *testing.T) {
 	chromium(t)
 	g := startGateway(t, "MAILGATE_WEBHOOK_ALLOWED_NETWORKS=127.0.0.0/8", "MAILGATE_WEBHOOK_ALLOW_HTTP=true")
 	_, admin := g.createKey(apikey.AllScopes()...)
