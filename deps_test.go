@@ -31,7 +31,7 @@ var allowedDeps = map[string][]string{
 	"mailbox":   {"internal/redact"},
 	"config":    {},
 	"feedback":  {},
-	"console":   {"store", "apikey", "ratelimit", "migrations"},
+	"console":   {"store", "apikey", "ratelimit", "migrations", "dnscheck"},
 }
 
 const module = "github.com/mailgate/mailgate"

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"regexp"
@@ -84,30 +85,45 @@ func (s *Server) createKey(c echo.Context) error {
 	if err := decodeStrict(c, &req); err != nil {
 		return err
 	}
-	if req.Project == "" {
-		req.Project = store.DefaultProjectName
-	}
-	if errs := checkKeyRequest(req.Name, req.Scopes); len(errs) > 0 {
-		return validationProblem(errs)
-	}
-	ctx := c.Request().Context()
-	p, err := s.deps.Store.ProjectByName(ctx, req.Project)
-	if errors.Is(err, store.ErrNotFound) {
-		return validationProblem([]FieldError{{Field: "/project", Message: "no such project"}})
-	}
+	k, project, tok, invalid, err := s.CreateKey(c.Request().Context(), req.Project, req.Name, req.Scopes)
 	if err != nil {
 		return err
 	}
-	k, tok, err := NewKey(p.ID, req.Name, req.Scopes, s.cfg.Now())
-	if err != nil {
-		return err
+	if len(invalid) > 0 {
+		return validationProblem(fieldList(invalid))
 	}
-	if err := s.deps.Store.CreateKey(ctx, k); err != nil {
-		return err
-	}
-	v := toKeyView(k, p.Name)
+	v := toKeyView(k, project)
 	v.Token = tok
 	return c.JSON(http.StatusCreated, v)
+}
+
+// CreateKey is POST /v1/keys's operation (the console's too): a key of the
+// project named projectName ("" is the default project) with name and
+// scopes. It returns the key, its project's name and its token (shown
+// once, stored only as a hash); invalid names each bad field ("/name",
+// "/project", "/scopes/N").
+func (s *Server) CreateKey(ctx context.Context, projectName, name string, scopes []string) (k store.APIKey, project, token string, invalid map[string]string, err error) {
+	if projectName == "" {
+		projectName = store.DefaultProjectName
+	}
+	if errs := checkKeyRequest(name, scopes); len(errs) > 0 {
+		return store.APIKey{}, "", "", fieldMap(errs), nil
+	}
+	p, err := s.deps.Store.ProjectByName(ctx, projectName)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.APIKey{}, "", "", map[string]string{"/project": "no such project"}, nil
+	}
+	if err != nil {
+		return store.APIKey{}, "", "", nil, err
+	}
+	k, token, err = NewKey(p.ID, name, scopes, s.cfg.Now())
+	if err != nil {
+		return store.APIKey{}, "", "", nil, err
+	}
+	if err := s.deps.Store.CreateKey(ctx, k); err != nil {
+		return store.APIKey{}, "", "", nil, err
+	}
+	return k, p.Name, token, nil, nil
 }
 
 // checkKeyRequest names what is wrong with a key's name and scopes.
@@ -195,13 +211,23 @@ func (s *Server) getKey(c echo.Context) error {
 
 // revokeKey is DELETE /v1/keys/{id}: refused from the next request on.
 func (s *Server) revokeKey(c echo.Context) error {
-	err := s.deps.Store.RevokeKey(c.Request().Context(), c.Param("id"))
+	err := s.RevokeKey(c.Request().Context(), c.Param("id"))
 	if errors.Is(err, store.ErrNotFound) {
 		return notFoundProblem("key")
 	}
 	if err != nil {
 		return err
 	}
-	s.keyRevoked(c.Request().Context(), c.Param("id"))
 	return c.NoContent(http.StatusNoContent)
+}
+
+// RevokeKey is the revoke operation (the API's and the console's): the
+// key is refused from the next request on, on every replica (keyRevoked).
+// store.ErrNotFound for no such key.
+func (s *Server) RevokeKey(ctx context.Context, id string) error {
+	if err := s.deps.Store.RevokeKey(ctx, id); err != nil {
+		return err
+	}
+	s.keyRevoked(ctx, id)
+	return nil
 }

@@ -60,24 +60,44 @@ func (s *Server) createDomain(c echo.Context) error {
 	if err := decodeStrict(c, &req); err != nil {
 		return err
 	}
+	d, invalid, err := s.registerDomain(c.Request().Context(), caller(c).ProjectID, req)
+	switch {
+	case errors.Is(err, store.ErrConflict):
+		return newProblem(http.StatusConflict, "conflict", "Conflict", "the project already has the domain "+d.Name)
+	case err != nil:
+		return err
+	case len(invalid) > 0:
+		return validationProblem(fieldList(invalid))
+	}
+	return c.JSON(http.StatusCreated, s.toDomainView(d))
+}
+
+// CreateDomainNamed is registerDomain of name with the default keys, the
+// console's form.
+func (s *Server) CreateDomainNamed(ctx context.Context, projectID, name string) (store.Domain, map[string]string, error) {
+	return s.registerDomain(ctx, projectID, domainRequest{Name: name})
+}
+
+// registerDomain is POST /v1/domains's operation (the console's too):
+// validate, generate the keys, seal them, store the domain. invalid names
+// each bad field (JSON Pointers into the request); store.ErrConflict when
+// the project has the name (d.Name says which).
+func (s *Server) registerDomain(ctx context.Context, projectID string, req domainRequest) (d store.Domain, invalid map[string]string, err error) {
 	name, algs, base, ferrs := s.validateDomainRequest(req)
 	if len(ferrs) > 0 {
-		return validationProblem(ferrs)
+		return store.Domain{}, fieldMap(ferrs), nil
 	}
 	keys, err := s.newDKIMKeys(name, base, algs)
 	if err != nil {
-		return err
+		return store.Domain{}, nil, err
 	}
-	d, err := s.deps.Store.CreateDomain(c.Request().Context(), store.Domain{
-		ProjectID: caller(c).ProjectID, Name: name, CreatedAt: s.cfg.Now(), Keys: keys})
-	if errors.Is(err, store.ErrConflict) {
-		return newProblem(http.StatusConflict, "conflict", "Conflict", "the project already has the domain "+name)
-	}
+	d, err = s.deps.Store.CreateDomain(ctx, store.Domain{
+		ProjectID: projectID, Name: name, CreatedAt: s.cfg.Now(), Keys: keys})
 	if err != nil {
-		return err
+		return store.Domain{Name: name}, nil, err
 	}
-	s.domainChanged(c.Request().Context(), d.ProjectID, d.Name)
-	return c.JSON(http.StatusCreated, s.toDomainView(d))
+	s.domainChanged(ctx, d.ProjectID, d.Name)
+	return d, nil, nil
 }
 
 // validateDomainRequest returns the A-label name, the algorithms and the
@@ -247,12 +267,13 @@ func (s *Server) verifyDomain(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(c.Request().Context(), verifyTimeout)
-	defer cancel()
-	results := dnscheck.Check(ctx, dnscheck.NewResolver(s.cfg.DNSServer), s.dnsRecords(d))
-	d, err = s.recordCheck(c.Request().Context(), d, results)
+	d, results, taken, err := s.VerifyDomain(c.Request().Context(), d)
 	if err != nil {
 		return err
+	}
+	if taken {
+		return newProblem(http.StatusConflict, "domain-taken", "Domain verified elsewhere",
+			"the name "+d.Name+" is verified by another project; it cannot be verified in this one")
 	}
 	out := verifyView{Name: d.Name, Status: d.Status, Verified: dnscheck.AllOK(results), Records: make([]checkView, len(results))}
 	for i, r := range results {
@@ -264,31 +285,46 @@ func (s *Server) verifyDomain(c echo.Context) error {
 	return c.JSON(http.StatusOK, out)
 }
 
+// VerifyDomain is the verify operation (the API's and the console's):
+// every record DNSRecords lists looked up and judged (each result found,
+// missing or error), and what the DKIM results prove stored
+// (recordCheck). It returns the domain as stored; taken is true when
+// another project has verified the name (nothing stored then).
+func (s *Server) VerifyDomain(ctx context.Context, d store.Domain) (store.Domain, []dnscheck.Result, bool, error) {
+	lookup, cancel := context.WithTimeout(ctx, verifyTimeout)
+	defer cancel()
+	results := dnscheck.Check(lookup, dnscheck.NewResolver(s.cfg.DNSServer), s.dnsRecords(d))
+	d, taken, err := s.recordCheck(ctx, d, results)
+	return d, results, taken, err
+}
+
+// DNSRecords are the records domain d should publish (dnsRecords).
+func (s *Server) DNSRecords(d store.Domain) []dnscheck.Record { return s.dnsRecords(d) }
+
 // recordCheck stores what the DKIM results prove about d and returns the
 // domain as stored: a record found makes it verified, none (every lookup
 // answered) turns a verified domain failed; a failed lookup changes
 // nothing, as does a domain deleted or given other keys during the lookup
-// (the answer then shows it as read). A name another project has verified
-// is a 409.
-func (s *Server) recordCheck(ctx context.Context, d store.Domain, results []dnscheck.Result) (store.Domain, error) {
+// (the answer then shows it as read). taken is true for a name another
+// project has verified.
+func (s *Server) recordCheck(ctx context.Context, d store.Domain, results []dnscheck.Result) (store.Domain, bool, error) {
 	proof := dnscheck.DKIMProof(results)
 	if proof == dnscheck.ProofUnknown {
-		return d, nil
+		return d, false, nil
 	}
 	res, err := s.deps.Store.RecordDomainCheck(ctx, d, proof == dnscheck.ProofFound, checkedRecords(results))
 	switch {
 	case err != nil:
-		return store.Domain{}, err
+		return store.Domain{}, false, err
 	case res.Stale: // deleted, or its keys changed, during the lookup: nothing recorded
-		return d, nil
+		return d, false, nil
 	case res.Taken:
-		return store.Domain{}, newProblem(http.StatusConflict, "domain-taken", "Domain verified elsewhere",
-			"the name "+d.Name+" is verified by another project; it cannot be verified in this one")
+		return d, true, nil
 	}
 	if res.Changed {
 		s.domainChanged(ctx, d.ProjectID, d.Name)
 	}
-	return res.Domain, nil
+	return res.Domain, false, nil
 }
 
 // checkedRecords are the DKIM results among results, as a domain event
@@ -311,13 +347,7 @@ func (s *Server) rotateDKIM(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	algs := activeAlgorithms(d.Keys)
-	base := s.rotationSelector(d.Keys, algs)
-	keys, err := s.newDKIMKeys(d.Name, base, algs)
-	if err != nil {
-		return err
-	}
-	d, err = s.deps.Store.AddDKIMKeys(c.Request().Context(), caller(c).ProjectID, d.Name, keys)
+	d, err = s.RotateDKIM(c.Request().Context(), d)
 	if errors.Is(err, store.ErrNotFound) {
 		return notFoundProblem("domain")
 	}
@@ -327,8 +357,26 @@ func (s *Server) rotateDKIM(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	s.domainChanged(c.Request().Context(), caller(c).ProjectID, d.Name)
 	return c.JSON(http.StatusOK, s.toDomainView(d))
+}
+
+// RotateDKIM is the rotate operation (the API's and the console's): new
+// keys for the algorithms d signs with, under new selectors. It returns
+// the domain as stored; store.ErrNotFound when it is gone,
+// store.ErrConflict when a concurrent rotation took the selector.
+func (s *Server) RotateDKIM(ctx context.Context, d store.Domain) (store.Domain, error) {
+	algs := activeAlgorithms(d.Keys)
+	base := s.rotationSelector(d.Keys, algs)
+	keys, err := s.newDKIMKeys(d.Name, base, algs)
+	if err != nil {
+		return store.Domain{}, err
+	}
+	d, err = s.deps.Store.AddDKIMKeys(ctx, d.ProjectID, d.Name, keys)
+	if err != nil {
+		return store.Domain{}, err
+	}
+	s.domainChanged(ctx, d.ProjectID, d.Name)
+	return d, nil
 }
 
 // activeAlgorithms are the algorithms of the active keys, RSA first; both
@@ -380,8 +428,7 @@ func (s *Server) retireDKIM(c echo.Context) error {
 	if !ok {
 		return notFoundProblem("domain")
 	}
-	projectID := caller(c).ProjectID
-	err := s.deps.Store.RetireDKIMKey(c.Request().Context(), projectID, name, strings.ToLower(c.Param("selector")))
+	err := s.RetireDKIM(c.Request().Context(), caller(c).ProjectID, name, c.Param("selector"))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return notFoundProblem("active DKIM key")
@@ -391,8 +438,18 @@ func (s *Server) retireDKIM(c echo.Context) error {
 	case err != nil:
 		return err
 	}
-	s.domainChanged(c.Request().Context(), projectID, name)
 	return c.NoContent(http.StatusNoContent)
+}
+
+// RetireDKIM is the retire operation (the API's and the console's): the
+// key of selector stops signing. store.ErrNotFound for no such active
+// key, store.ErrLastActiveKey for the last active key of its algorithm.
+func (s *Server) RetireDKIM(ctx context.Context, projectID, name, selector string) error {
+	if err := s.deps.Store.RetireDKIMKey(ctx, projectID, name, strings.ToLower(selector)); err != nil {
+		return err
+	}
+	s.domainChanged(ctx, projectID, name)
+	return nil
 }
 
 // The JSON shapes of the domain routes (openapi.yaml Domain, DomainList,

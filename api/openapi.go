@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"mime"
 	"net/http"
 	"net/url"
@@ -125,9 +126,9 @@ func openAPIValidator(spec *openapi3.T, router routers.Router, missing map[strin
 			if err != nil {
 				return next(c) // not in the contract: echo answers 404 or 405
 			}
-			if route.Operation.RequestBody != nil && !isJSON(req.Header.Get(echo.HeaderContentType)) {
+			if rb := route.Operation.RequestBody; rb != nil && !takesMediaType(rb.Value, req.Header.Get(echo.HeaderContentType)) {
 				return newProblem(http.StatusUnsupportedMediaType, "unsupported-media-type",
-					"Unsupported media type", "send the body as application/json")
+					"Unsupported media type", "send the body as "+strings.Join(slices.Sorted(maps.Keys(rb.Value.Content)), " or "))
 			}
 			input := &openapi3filter.RequestValidationInput{
 				Request: req, PathParams: params, Route: route,
@@ -239,11 +240,11 @@ func appendErrors(errs openapi3.MultiError, err error) openapi3.MultiError {
 	return append(errs, err)
 }
 
-// isJSON reports whether a Content-Type header names application/json
-// (parameters such as charset allowed).
-func isJSON(contentType string) bool {
+// takesMediaType reports whether a Content-Type header names one of the
+// media types rb declares (parameters such as charset allowed).
+func takesMediaType(rb *openapi3.RequestBody, contentType string) bool {
 	mediaType, _, err := mime.ParseMediaType(contentType)
-	return err == nil && mediaType == echo.MIMEApplicationJSON
+	return err == nil && rb != nil && rb.Content[mediaType] != nil
 }
 
 // requestProblem turns what openapi3filter.ValidateRequest returned into
@@ -293,7 +294,7 @@ func bodyProblem(re *openapi3filter.RequestError) *Problem {
 		errors.As(re.Err, &tooLarge):
 		return tooLargeProblem("the request body is over the size limit")
 	case errors.Is(re.Err, openapi3filter.ErrInvalidRequired):
-		return malformedProblem("the request body is empty; send a JSON object")
+		return malformedProblem("the request body is empty")
 	case errors.As(re.Err, &parseErr):
 		// The cause is encoding/json's, naming at most one character of the body.
 		return malformedProblem("the request body is not valid JSON: " + parseErr.RootCause().Error())

@@ -279,6 +279,8 @@ func (s *Server) messageRoutes(g *echo.Group) {
 	g.GET("/events", s.listEvents, s.requireScope(scopeRead))
 	g.GET("/suppressions", s.listSuppressions, s.requireScope(scopeSuppressions))
 	g.POST("/suppressions", s.createSuppression, s.requireScope(scopeSuppressions))
+	g.GET("/suppressions/export", s.exportSuppressions, s.requireScope(scopeSuppressions)) // api/suppressioncsv.go
+	g.POST("/suppressions/import", s.importSuppressions, s.requireScope(scopeSuppressions))
 	g.GET("/suppressions/:email", s.getSuppression, s.requireScope(scopeSuppressions))
 	g.DELETE("/suppressions/:email", s.deleteSuppression, s.requireScope(scopeSuppressions))
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -215,37 +216,54 @@ func (s *Server) deleteWebhook(c echo.Context) error {
 // rotateWebhookSecret is POST /v1/webhooks/{id}/rotate-secret: a new
 // secret, the old one signing too for the grace period.
 func (s *Server) rotateWebhookSecret(c echo.Context) error {
-	ctx, project, id := c.Request().Context(), caller(c).ProjectID, c.Param("id")
-	if _, err := s.deps.Store.WebhookEndpoint(ctx, project, id); err != nil {
-		return webhookErr(err)
-	}
-	secret, sealed, err := s.sealSecret(id)
-	if err != nil {
-		return err
-	}
-	ep, err := s.deps.Store.RotateWebhookSecret(ctx, project, id, sealed, s.cfg.Now().Add(secretGrace))
+	ep, secret, err := s.RotateWebhookSecret(c.Request().Context(), caller(c).ProjectID, c.Param("id"))
 	if err != nil {
 		return webhookErr(err)
 	}
 	return c.JSON(http.StatusOK, createdWebhookView{webhookView: toWebhookView(ep), Secret: secret})
 }
 
+// RotateWebhookSecret is the rotate operation (the API's and the
+// console's): a new secret for the project's endpoint id, returned once;
+// the old one signs too for the grace period. store.ErrNotFound for
+// another project's or no endpoint.
+func (s *Server) RotateWebhookSecret(ctx context.Context, projectID, id string) (store.WebhookEndpoint, string, error) {
+	if _, err := s.deps.Store.WebhookEndpoint(ctx, projectID, id); err != nil {
+		return store.WebhookEndpoint{}, "", err
+	}
+	secret, sealed, err := s.sealSecret(id)
+	if err != nil {
+		return store.WebhookEndpoint{}, "", err
+	}
+	ep, err := s.deps.Store.RotateWebhookSecret(ctx, projectID, id, sealed, s.cfg.Now().Add(secretGrace))
+	if err != nil {
+		return store.WebhookEndpoint{}, "", err
+	}
+	return ep, secret, nil
+}
+
 // testWebhook is POST /v1/webhooks/{id}/test: a webhook.test delivery.
 func (s *Server) testWebhook(c echo.Context) error {
-	id := c.Param("id")
-	data, err := json.Marshal(map[string]string{"webhook_id": id})
-	if err != nil {
-		return err
-	}
-	body, err := json.Marshal(webhook.Payload{Type: webhook.TestEventType, Timestamp: s.cfg.Now().UTC(), Data: data})
-	if err != nil {
-		return err
-	}
-	d, err := s.deps.Store.CreateTestDelivery(c.Request().Context(), caller(c).ProjectID, id, body)
+	d, err := s.TestWebhook(c.Request().Context(), caller(c).ProjectID, c.Param("id"))
 	if err != nil {
 		return webhookErr(err)
 	}
 	return c.JSON(http.StatusAccepted, toWebhookDeliveryView(d))
+}
+
+// TestWebhook is the test operation (the API's and the console's): a
+// webhook.test delivery queued to the project's endpoint id.
+// store.ErrNotFound for another project's or no endpoint.
+func (s *Server) TestWebhook(ctx context.Context, projectID, id string) (store.WebhookDelivery, error) {
+	data, err := json.Marshal(map[string]string{"webhook_id": id})
+	if err != nil {
+		return store.WebhookDelivery{}, err
+	}
+	body, err := json.Marshal(webhook.Payload{Type: webhook.TestEventType, Timestamp: s.cfg.Now().UTC(), Data: data})
+	if err != nil {
+		return store.WebhookDelivery{}, err
+	}
+	return s.deps.Store.CreateTestDelivery(ctx, projectID, id, body)
 }
 
 // listWebhookDeliveries is GET /v1/webhooks/{id}/deliveries, newest first.

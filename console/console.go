@@ -38,6 +38,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/mailgate/mailgate/dnscheck"
 	"github.com/mailgate/mailgate/ratelimit"
 	"github.com/mailgate/mailgate/store"
 )
@@ -98,6 +99,41 @@ type Ops interface {
 	ActiveKey(ctx context.Context, id string) (key store.APIKey, ok bool, err error)
 	// CancelMessage is POST /v1/messages/{id}/cancel's operation.
 	CancelMessage(ctx context.Context, projectID, id string) (store.Message, error)
+
+	// The operations of the domain, suppression, webhook and key pages.
+	// invalid names each bad field (a JSON Pointer such as "/email", or
+	// "line:N:COLUMN" for a CSV row) with its message; nothing changed
+	// then. The errors are the store's sentinels (store.ErrNotFound,
+	// store.ErrConflict, store.ErrLastActiveKey) or failures.
+
+	// AddSuppression is POST /v1/suppressions's operation.
+	AddSuppression(ctx context.Context, projectID, email, reason, note string) (sp store.Suppression, invalid map[string]string, err error)
+	// ImportSuppressionsCSV is POST /v1/suppressions/import's operation.
+	ImportSuppressionsCSV(ctx context.Context, projectID string, r io.Reader) (res store.SuppressionImport, invalid map[string]string, err error)
+	// ExportSuppressionsCSV is GET /v1/suppressions/export's operation.
+	ExportSuppressionsCSV(ctx context.Context, projectID, reason string, w http.ResponseWriter) error
+	// CreateDomainNamed is POST /v1/domains's operation with default
+	// keys.
+	CreateDomainNamed(ctx context.Context, projectID, name string) (d store.Domain, invalid map[string]string, err error)
+	// DNSRecords are the records a domain should publish (the API's
+	// dns_records).
+	DNSRecords(d store.Domain) []dnscheck.Record
+	// VerifyDomain is POST /v1/domains/{name}/verify's operation; taken
+	// is true when another project verified the name.
+	VerifyDomain(ctx context.Context, d store.Domain) (out store.Domain, results []dnscheck.Result, taken bool, err error)
+	// RotateDKIM is POST /v1/domains/{name}/dkim/rotate's operation.
+	RotateDKIM(ctx context.Context, d store.Domain) (store.Domain, error)
+	// RetireDKIM is DELETE /v1/domains/{name}/dkim/{selector}'s operation.
+	RetireDKIM(ctx context.Context, projectID, name, selector string) error
+	// RotateWebhookSecret is POST /v1/webhooks/{id}/rotate-secret's
+	// operation: the new secret, shown once.
+	RotateWebhookSecret(ctx context.Context, projectID, id string) (ep store.WebhookEndpoint, secret string, err error)
+	// TestWebhook is POST /v1/webhooks/{id}/test's operation.
+	TestWebhook(ctx context.Context, projectID, id string) (store.WebhookDelivery, error)
+	// CreateKey is POST /v1/keys's operation: the token, shown once.
+	CreateKey(ctx context.Context, projectName, name string, scopes []string) (k store.APIKey, project, token string, invalid map[string]string, err error)
+	// RevokeKey is DELETE /v1/keys/{id}'s operation.
+	RevokeKey(ctx context.Context, id string) error
 }
 
 // Deps are the console's collaborators.

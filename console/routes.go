@@ -35,14 +35,30 @@ func (c *Console) routes() {
 	m.Handle("POST /console/messages/{id}/cancel", c.signedIn(apikey.ScopeSend, c.cancelMessage))
 
 	m.Handle("GET /console/domains", c.signedIn(apikey.ScopeDomains, c.domains)) // page_domains.go
+	m.Handle("POST /console/domains", c.signedIn(apikey.ScopeDomains, c.createDomain))
+	m.Handle("GET /console/domains/{name}", c.signedIn(apikey.ScopeDomains, c.domain))
+	m.Handle("POST /console/domains/{name}/verify", c.signedIn(apikey.ScopeDomains, c.verifyDomain))
+	m.Handle("POST /console/domains/{name}/rotate", c.signedIn(apikey.ScopeDomains, c.rotateDKIM))
+	m.Handle("POST /console/domains/{name}/retire", c.signedIn(apikey.ScopeDomains, c.retireDKIM))
 
 	m.Handle("GET /console/suppressions", c.signedIn(apikey.ScopeSuppressions, c.suppressions)) // page_suppressions.go
+	m.Handle("POST /console/suppressions", c.signedIn(apikey.ScopeSuppressions, c.addSuppression))
+	m.Handle("POST /console/suppressions/remove", c.signedIn(apikey.ScopeSuppressions, c.removeSuppression))
+	m.Handle("POST /console/suppressions/import", c.signedInUpTo(apikey.ScopeSuppressions, importLimit, c.importSuppressions))
+	m.Handle("GET /console/suppressions/export", c.signedIn(apikey.ScopeSuppressions, c.exportSuppressions))
 
 	m.Handle("GET /console/inbound", c.signedIn(apikey.ScopeRead, c.inbound)) // page_inbound.go
+	m.Handle("GET /console/inbound/{id}/original", c.signedIn(apikey.ScopeRead, c.inboundOriginal))
 
 	m.Handle("GET /console/webhooks", c.signedIn(apikey.ScopeWebhooks, c.webhooks)) // page_webhooks.go
+	m.Handle("GET /console/webhooks/{id}", c.signedIn(apikey.ScopeWebhooks, c.webhook))
+	m.Handle("POST /console/webhooks/{id}/test", c.signedIn(apikey.ScopeWebhooks, c.testWebhook))
+	m.Handle("POST /console/webhooks/{id}/rotate-secret", c.signedIn(apikey.ScopeWebhooks, c.rotateWebhookSecret))
+	m.Handle("POST /console/webhooks/{id}/deliveries/{delivery}/retry", c.signedIn(apikey.ScopeWebhooks, c.retryDelivery))
 
 	m.Handle("GET /console/keys", c.signedIn(apikey.ScopeAdmin, c.keys)) // page_keys.go
+	m.Handle("POST /console/keys", c.signedIn(apikey.ScopeAdmin, c.createKey))
+	m.Handle("POST /console/keys/{id}/revoke", c.signedIn(apikey.ScopeAdmin, c.revokeKey))
 
 	m.HandleFunc("/console/", c.notFound)
 }
@@ -89,6 +105,12 @@ const formLimit = 64 << 10
 // is refused (403); a state-changing request needs the session's CSRF
 // token and must come from this site (403).
 func (c *Console) signedIn(scope string, h handlerFunc) http.Handler {
+	return c.signedInUpTo(scope, formLimit, h)
+}
+
+// signedInUpTo is signedIn for a form whose body may be up to limit bytes
+// (a file upload).
+func (c *Console) signedInUpTo(scope string, limit int64, h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		req, ok, err := c.currentSession(r)
 		if err != nil {
@@ -104,7 +126,7 @@ func (c *Console) signedIn(scope string, h handlerFunc) http.Handler {
 			return
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			r.Body = http.MaxBytesReader(w, r.Body, formLimit)
+			r.Body = http.MaxBytesReader(w, r.Body, limit)
 			if !validCSRF(r, req.id, "session") {
 				c.renderError(w, r, req, http.StatusForbidden,
 					"The form was refused: its security token is missing or stale. Reload the page and try again.")

@@ -466,3 +466,19 @@ func queryInbound(ctx context.Context, q querier, query string, args []any) ([]I
 
 // nullString stores "" as NULL.
 func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
+
+// InboundOriginal is the kept start of received mail id (RawHead) and its
+// whole size, when f (its ProjectID and IncludeUnmatched) may see it;
+// ErrNotFound otherwise.
+func (s *Store) InboundOriginal(ctx context.Context, f InboundFilter, id string) (head []byte, size int64, err error) {
+	c, err := inboundConds(InboundFilter{ProjectID: f.ProjectID, IncludeUnmatched: f.IncludeUnmatched})
+	if err != nil {
+		return nil, 0, err
+	}
+	c.add("id = " + c.arg(id))
+	row := s.rdb.QueryRowContext(ctx, `SELECT raw_head, raw_size FROM inbound`+c.sql(), c.args...)
+	if err := row.Scan(&head, &size); err != nil {
+		return nil, 0, fmt.Errorf("inbound original: %w", notFound(err))
+	}
+	return head, size, nil
+}

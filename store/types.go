@@ -219,6 +219,8 @@ type EventFilter struct {
 // SuppressionFilter narrows ListSuppressions.
 type SuppressionFilter struct {
 	Reason string
+	// Search, when set, keeps the addresses containing it (any case).
+	Search string
 	Page
 }
 

@@ -1,0 +1,73 @@
+package console_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/mailgate/mailgate/apikey"
+	"github.com/mailgate/mailgate/console"
+	"github.com/mailgate/mailgate/store"
+)
+
+// TestPageScopes: each page and action of the domain, suppression,
+// webhook and key pages refuses a key without its scope (403), reads and
+// writes alike, and a form without its CSRF token changes nothing.
+func TestPageScopes(t *testing.T) {
+	e := newEnv(t, console.Config{})
+	_, token := e.key(apikey.ScopeRead)
+	b := e.browser()
+	b.signIn(token)
+	tok := b.csrf("/console/inbound")
+	for _, path := range []string{"/console/domains", "/console/suppressions", "/console/suppressions/export",
+		"/console/webhooks", "/console/webhooks/x", "/console/keys"} {
+		if r := b.get(path); r.code != http.StatusForbidden {
+			t.Errorf("GET %s with a messages:read key: %d, want 403", path, r.code)
+		}
+	}
+	for _, path := range []string{"/console/domains", "/console/suppressions", "/console/suppressions/remove",
+		"/console/webhooks/x/test", "/console/keys", "/console/keys/x/revoke"} {
+		if r := b.post(path, url.Values{"csrf_token": {tok}, "email": {"a@example.org"}, "name": {"n"}}); r.code != http.StatusForbidden {
+			t.Errorf("POST %s with a messages:read key: %d, want 403", path, r.code)
+		}
+	}
+
+	_, sup := e.key(apikey.ScopeSuppressions)
+	b2 := e.browser()
+	b2.signIn(sup)
+	r := b2.post("/console/suppressions", url.Values{"email": {"a@example.org"}})
+	if r.code != http.StatusForbidden {
+		t.Errorf("add without the CSRF token: %d, want 403", r.code)
+	}
+	if r := b2.get("/console/suppressions"); strings.Contains(r.body, "a@example.org") {
+		t.Error("a form without its token added the address")
+	}
+}
+
+// TestDomainPageWithoutJavaScript: the records to publish are in the HTML
+// as selectable text; the copy buttons are hidden until console.js shows
+// them.
+func TestDomainPageWithoutJavaScript(t *testing.T) {
+	e := newEnv(t, console.Config{})
+	_, token := e.key(apikey.ScopeDomains)
+	b := e.browser()
+	b.signIn(token)
+	// Registered in the store (this env has no master key to seal one).
+	if _, err := e.store.CreateDomain(context.Background(), store.Domain{ProjectID: store.DefaultProjectID,
+		Name: "shop.example", CreatedAt: e.clock.Now(), Keys: []store.DKIMKey{{Selector: "mg1", Algorithm: "ed25519",
+			PrivateKeySealed: []byte("sealed"), PublicRecord: "v=DKIM1; k=ed25519; p=AAAA", CreatedAt: e.clock.Now()}}}); err != nil {
+		t.Fatal(err)
+	}
+	page := b.get("/console/domains/shop.example")
+	if page.code != http.StatusOK {
+		t.Fatalf("domain page: %d", page.code)
+	}
+	for _, want := range []string{`<code class="copyable" id="rn-0">`, `_domainkey.shop.example</code>`,
+		`<code class="copyable value" id="rv-0">v=DKIM1; k=ed25519; p=AAAA</code>`, `data-copy="rv-0" hidden>Copy</button>`} {
+		if !strings.Contains(page.body, want) {
+			t.Errorf("the page lacks %s", want)
+		}
+	}
+}
