@@ -254,7 +254,7 @@ func TestSecurityHeaders(t *testing.T) {
 	b.signIn(token)
 	pages := map[string]response{"sign-in": signedOut}
 	for _, p := range []string{"/console/messages", "/console/messages/" + id, "/console/nope",
-		"/console/assets/console.css", "/console/overview"} {
+		"/console/assets/console.css", "/console/domains"} {
 		pages[p] = b.get(p)
 	}
 	for name, r := range pages {
