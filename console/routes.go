@@ -25,7 +25,6 @@ func (c *Console) routes() {
 	m.Handle("POST /console/project", c.signedIn(apikey.ScopeAdmin, c.switchProject))
 	m.Handle("GET /console/assets/{file...}", c.assets)
 
-
 	m.Handle("GET /console/messages", c.signedIn(apikey.ScopeRead, c.messages)) // page_messages.go
 	m.Handle("GET /console/messages/rows", c.signedIn(apikey.ScopeRead, c.messageRows))
 	m.Handle("GET /console/messages/{id}", c.signedIn(apikey.ScopeRead, c.message)) // page_message.go
