@@ -85,12 +85,19 @@ func (c *Console) currentSession(r *http.Request) (*request, bool, error) {
 	if !ok {
 		return nil, false, c.deps.Store.DeleteConsoleSession(ctx, h)
 	}
-	if now.Sub(s.LastSeenAt) >= touchEvery {
+	if now.Sub(s.LastSeenAt) >= touchEvery && !isPoll(r) {
 		if err := c.deps.Store.TouchConsoleSession(ctx, h, now); err != nil {
 			return nil, false, err
 		}
 	}
 	return &request{session: s, id: ck.Value, Key: key, ProjectID: s.ProjectID}, true, nil
+}
+
+// isPoll reports whether r is the message list's own refresh (htmx polls
+// the rows every few seconds): it is not the user's activity, so an open
+// list does not keep an idle session alive.
+func isPoll(r *http.Request) bool {
+	return r.URL.Path == "/console/messages/rows"
 }
 
 // startSession stores a new session for key and sets its cookie.

@@ -142,6 +142,19 @@ func TestSessionExpiry(t *testing.T) {
 			t.Fatal("still signed in after 30 idle minutes")
 		}
 	})
+	t.Run("polling is not activity", func(t *testing.T) {
+		b := e.browser()
+		b.signIn(token)
+		for i := 0; i < 7; i++ { // the open list's refresh, for 35 minutes
+			e.clock.Advance(5 * time.Minute)
+			if r := b.get("/console/messages/rows"); i < 5 && r.code != http.StatusOK {
+				t.Fatalf("poll after %d min: %d", 5*(i+1), r.code)
+			}
+		}
+		if b.signedIn() {
+			t.Fatal("an open list's refresh kept an idle session alive")
+		}
+	})
 	t.Run("absolute", func(t *testing.T) {
 		b := e.browser()
 		b.signIn(token)

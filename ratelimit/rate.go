@@ -26,11 +26,11 @@ func rateUnit(u string) (time.Duration, bool) {
 
 // ParseRate parses "N/s", "N/m", "N/h" (also "N/sec", "N/min", "N/minute",
 // "N/hour") into a Limit of N events per period with a burst of N. The empty
-// string, "off" and N = 0 are the Off limit. Surrounding spaces are ignored;
+// string, "off", "0" and N = 0 are the Off limit. Surrounding spaces are ignored;
 // the unit is case-insensitive.
 func ParseRate(s string) (Limit, error) {
 	s = strings.ToLower(strings.TrimSpace(s))
-	if s == "" || s == "off" {
+	if s == "" || s == "off" || s == "0" {
 		return Limit{}, nil
 	}
 	num, unit, ok := strings.Cut(s, "/")

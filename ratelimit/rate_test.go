@@ -18,6 +18,7 @@ func TestParseRate(t *testing.T) {
 		{in: "", want: Limit{}},
 		{in: "off", want: Limit{}},
 		{in: "0/s", want: Limit{}},
+		{in: "0", want: Limit{}},
 		{in: "5/s", want: Limit{Events: 5, Period: time.Second}},
 		{in: " 12 / sec ", want: Limit{Events: 12, Period: time.Second}},
 		{in: "300/m", want: Limit{Events: 300, Period: time.Minute}},
