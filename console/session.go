@@ -100,7 +100,9 @@ func isPoll(r *http.Request) bool {
 	return r.URL.Path == "/console/messages/rows"
 }
 
-// startSession stores a new session for key and sets its cookie.
+// startSession stores a new session for key and sets its cookie. The
+// browser's previous session, if it sent one, ends: signing in again (with
+// another key, say) leaves no second live session behind.
 func (c *Console) startSession(w http.ResponseWriter, r *http.Request, key store.APIKey) error {
 	id, err := c.newID()
 	if err != nil {
@@ -108,6 +110,11 @@ func (c *Console) startSession(w http.ResponseWriter, r *http.Request, key store
 	}
 	now := c.cfg.Now()
 	ctx := r.Context()
+	if old, err := r.Cookie(sessionCookie); err == nil && old.Value != "" {
+		if err := c.deps.Store.DeleteConsoleSession(ctx, hashID(old.Value)); err != nil {
+			return err
+		}
+	}
 	if _, err := c.deps.Store.DeleteExpiredConsoleSessions(ctx, now.Add(-c.cfg.IdleTimeout),
 		now.Add(-c.cfg.SessionLifetime)); err != nil {
 		return err

@@ -51,6 +51,23 @@ func TestSignInAndOut(t *testing.T) {
 	if !b.signedIn() {
 		t.Fatal("not signed in after signing in")
 	}
+	// Signing in again ends the session the browser sends along (the
+	// form is shown when the Strict cookie was not sent, e.g. on arriving
+	// from another site's link; the same-site POST carries it).
+	first := b.http.Jar.Cookies(mustURL(t, e.url+"/console"))
+	again := e.browser()
+	form := again.csrf("/console")
+	again.http.Jar.SetCookies(mustURL(t, e.url+"/console"), first)
+	if r := again.post("/console/sign-in", url.Values{"csrf_token": {form}, "key": {token}}); r.code != http.StatusSeeOther {
+		t.Fatalf("signing in again: %d\n%s", r.code, r.body)
+	}
+	if !again.signedIn() {
+		t.Fatal("not signed in after signing in again")
+	}
+	if b.signedIn() {
+		t.Fatal("the session before signing in again still works")
+	}
+	b.signIn(token)
 	cookie := b.http.Jar.Cookies(mustURL(t, e.url+"/console"))
 	r := b.post("/console/sign-out", url.Values{"csrf_token": {b.csrf("/console/messages")}})
 	if r.code != http.StatusSeeOther {
@@ -382,5 +399,40 @@ func TestMessagesFilterErrors(t *testing.T) {
 		if r.code != http.StatusUnprocessableEntity || !strings.Contains(r.body, "<strong>"+tc.field+"</strong>") {
 			t.Errorf("%s: %d, want 422 naming %s", tc.query, r.code, tc.field)
 		}
+	}
+}
+
+// TestOtherProjectsMessagesInvisible: a key of another project neither
+// sees nor cancels this project's message, on any of its routes.
+func TestOtherProjectsMessagesInvisible(t *testing.T) {
+	e := newEnv(t, console.Config{})
+	_, tokenA := e.key(allScopes()...)
+	id := e.sendMessage(tokenA, `{"from":"a@shop.example","to":["b@example.org"],"subject":"s","html":"<p>hi</p>","send_at":"`+
+		e.clock.Now().Add(time.Hour).UTC().Format(time.RFC3339)+`"}`)
+	other, err := e.store.CreateProject(context.Background(), "other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, tokenB := e.projectKey(other.ID, apikey.ScopeSend, apikey.ScopeRead)
+	b := e.browser()
+	b.signIn(tokenB)
+	for _, p := range []string{"/console/messages/" + id, "/console/messages/" + id + "/html", "/console/messages/" + id + "/raw"} {
+		if r := b.get(p); r.code != http.StatusNotFound {
+			t.Errorf("GET %s with another project's key: %d, want 404", p, r.code)
+		}
+	}
+	r := b.post("/console/messages/"+id+"/cancel", url.Values{"csrf_token": {b.csrf("/console/messages")}})
+	if r.code != http.StatusNotFound {
+		t.Errorf("cancel with another project's key: %d, want 404", r.code)
+	}
+	m, err := e.store.GetMessage(context.Background(), store.DefaultProjectID, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Status == store.StatusCancelled {
+		t.Error("another project's key cancelled the message")
+	}
+	if list := b.get("/console/messages"); strings.Contains(list.body, id) {
+		t.Error("another project's list shows the message")
 	}
 }
