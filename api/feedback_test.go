@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -377,7 +378,14 @@ func TestFeedbackRateLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := newEnv(t, store.DialectSQLite, func(c *Config, d *Deps) { c.RateLimit = 1; d.Keyring = kr })
+	e := newEnv(t, store.DialectSQLite, func(c *Config, d *Deps) {
+		c.RateLimit, d.Keyring = 1, kr
+		// Unsigned requests are refused before anything is applied or a
+		// token claimed: an applier that always fails and a token store
+		// that cannot answer are never reached.
+		d.Feedback = &failingApplier{fail: math.MaxInt}
+		d.FeedbackTokens = feedback.NewRedisTokens(redisAt(t, "redis://"+closedAddr(t)+"/0"), "")
+	})
 	r := e.do(t, request{Method: http.MethodPut, Path: "/v1/feedback/postmark",
 		Token: e.key(store.DefaultProjectID, apikey.ScopeWebhooks),
 		Body:  map[string]any{"username": "u", "password": "0123456789abcdef"}})
