@@ -270,7 +270,6 @@ type sesNotification struct {
 	} `json:"mail"`
 	Bounce *struct {
 		BounceType        string `json:"bounceType"`
-		BounceSubType     string `json:"bounceSubType"`
 		FeedbackID        string `json:"feedbackId"`
 		Timestamp         string `json:"timestamp"`
 		BouncedRecipients []struct {
