@@ -30,6 +30,7 @@ func (s *Server) webhookRoutes(g *echo.Group) {
 	g.POST("/webhooks/:id/rotate-secret", s.rotateWebhookSecret, s.requireScope(scopeWebhooks))
 	g.POST("/webhooks/:id/test", s.testWebhook, s.requireScope(scopeWebhooks))
 	g.GET("/webhooks/:id/deliveries", s.listWebhookDeliveries, s.requireScope(scopeWebhooks))
+	g.GET("/webhooks/:id/deliveries/:delivery_id", s.getWebhookDelivery, s.requireScope(scopeWebhooks))
 	g.POST("/webhooks/:id/deliveries/:delivery_id/retry", s.retryWebhookDelivery, s.requireScope(scopeWebhooks))
 	g.POST("/webhooks/:id/replay", s.replayWebhook, s.requireScope(scopeWebhooks))
 }
@@ -75,6 +76,16 @@ type webhookDeliveryView struct {
 	Error         string  `json:"error"`
 	CreatedAt     string  `json:"created_at"`
 	UpdatedAt     string  `json:"updated_at"`
+}
+
+// deliveryAttemptView is one entry of a delivery's attempt_log.
+type deliveryAttemptView struct {
+	At           string `json:"at"`
+	Status       string `json:"status"`
+	ResponseCode *int   `json:"response_code"`
+	ResponseBody string `json:"response_body"`
+	LatencyMS    *int64 `json:"latency_ms"`
+	Error        string `json:"error"`
 }
 
 func toWebhookView(ep store.WebhookEndpoint) webhookView {
@@ -290,6 +301,29 @@ func (s *Server) listWebhookDeliveries(c echo.Context) error {
 	out := listView[webhookDeliveryView]{Data: make([]webhookDeliveryView, len(ds)), NextCursor: cursorPtr(next)}
 	for i, d := range ds {
 		out.Data[i] = toWebhookDeliveryView(d)
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// getWebhookDelivery is GET …/deliveries/{delivery_id}: the delivery and
+// its attempt_log, every attempt's answer oldest first.
+func (s *Server) getWebhookDelivery(c echo.Context) error {
+	ctx, projectID := c.Request().Context(), caller(c).ProjectID
+	d, err := s.deps.Store.WebhookDelivery(ctx, projectID, c.Param("id"), c.Param("delivery_id"))
+	if err != nil {
+		return notFoundAs(err, "webhook endpoint or delivery")
+	}
+	attempts, err := s.deps.Store.WebhookDeliveryAttempts(ctx, projectID, c.Param("id"), c.Param("delivery_id"))
+	if err != nil {
+		return notFoundAs(err, "webhook endpoint or delivery")
+	}
+	out := struct {
+		webhookDeliveryView
+		AttemptLog []deliveryAttemptView `json:"attempt_log"`
+	}{toWebhookDeliveryView(d), make([]deliveryAttemptView, len(attempts))}
+	for i, a := range attempts {
+		out.AttemptLog[i] = deliveryAttemptView{At: timeString(a.At), Status: a.Status, ResponseCode: a.ResponseCode,
+			ResponseBody: a.ResponseBody, LatencyMS: a.LatencyMS, Error: a.Error}
 	}
 	return c.JSON(http.StatusOK, out)
 }

@@ -179,6 +179,17 @@ func TestWebhookRoutes(t *testing.T) {
 		if len(ds.Data) != 0 {
 			t.Fatalf("delivered %+v", ds)
 		}
+		var detail struct {
+			wireDelivery
+			AttemptLog []map[string]any `json:"attempt_log"`
+		}
+		e.get(t, "/v1/webhooks/"+w.ID+"/deliveries/"+d.ID, e.hooks).decode(t, &detail)
+		if detail.ID != d.ID || detail.AttemptLog == nil || len(detail.AttemptLog) != 0 {
+			t.Fatalf("delivery detail %+v", detail)
+		}
+		wantProblem(t, e.get(t, "/v1/webhooks/"+w.ID+"/deliveries/nope", e.hooks), http.StatusNotFound, "not-found")
+		wantProblem(t, e.get(t, "/v1/webhooks/"+w.ID+"/deliveries/"+d.ID, e.key(e.project("third"), apikey.ScopeWebhooks)),
+			http.StatusNotFound, "not-found")
 		wantCode(t, e.post(t, "/v1/webhooks/"+w.ID+"/deliveries/"+d.ID+"/retry", e.hooks, nil), http.StatusAccepted)
 		wantProblem(t, e.post(t, "/v1/webhooks/"+w.ID+"/deliveries/nope/retry", e.hooks, nil), http.StatusNotFound, "not-found")
 

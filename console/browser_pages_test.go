@@ -309,6 +309,11 @@ func TestBrowserPagesHostileContent(t *testing.T) {
 		t.Errorf("the rotated secret shows as %q", s)
 	}
 	screenshot(t, ctx, "webhook")
+	do(t, ctx, chromedp.Click(css(`#deliveries tbody a`)), chromedp.WaitVisible(css("#attempts")))
+	if got := text(t, ctx, "#attempts tbody tr"); !strings.Contains(got, "failed") {
+		t.Errorf("the delivery's first attempt shows as %q", got)
+	}
+	screenshot(t, ctx, "webhook-delivery")
 
 	do(t, ctx, chromedp.Navigate(g.URL+"/console/inbound"), chromedp.WaitVisible(css("#inbound")))
 	if got := text(t, ctx, "#inbound strong.subject"); got != hostile(tr, "7") {

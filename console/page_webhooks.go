@@ -75,6 +75,34 @@ func (c *Console) renderWebhook(w http.ResponseWriter, r *http.Request, req *req
 	return c.render(w, r, req, "webhook.html", "Webhook "+ep.URL, v)
 }
 
+// deliveryView is the data of templates/webhook_delivery.html.
+type deliveryView struct {
+	Endpoint store.WebhookEndpoint
+	Delivery store.WebhookDelivery
+	// Attempts is every attempt's answer, oldest first.
+	Attempts []store.DeliveryAttempt
+}
+
+// webhookDelivery is GET /console/webhooks/{id}/deliveries/{delivery}: one
+// delivery with every attempt's answer.
+func (c *Console) webhookDelivery(w http.ResponseWriter, r *http.Request, req *request) error {
+	ctx, id, did := r.Context(), r.PathValue("id"), r.PathValue("delivery")
+	ep, err := c.deps.Store.WebhookEndpoint(ctx, req.ProjectID, id)
+	if err != nil {
+		return c.webhookFailure(w, r, req, err)
+	}
+	d, err := c.deps.Store.WebhookDelivery(ctx, req.ProjectID, id, did)
+	if err != nil {
+		return c.webhookFailure(w, r, req, err)
+	}
+	attempts, err := c.deps.Store.WebhookDeliveryAttempts(ctx, req.ProjectID, id, did)
+	if err != nil {
+		return c.webhookFailure(w, r, req, err)
+	}
+	return c.render(w, r, req, "webhook_delivery.html", "Delivery "+d.ID,
+		deliveryView{Endpoint: ep, Delivery: d, Attempts: attempts})
+}
+
 // webhookPath is the console page of the endpoint id.
 func webhookPath(id string) string { return "/console/webhooks/" + url.PathEscape(id) }
 

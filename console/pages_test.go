@@ -22,7 +22,7 @@ func TestPageScopes(t *testing.T) {
 	b.signIn(token)
 	tok := b.csrf("/console/inbound")
 	for _, path := range []string{"/console/domains", "/console/suppressions", "/console/suppressions/export",
-		"/console/webhooks", "/console/webhooks/x", "/console/keys"} {
+		"/console/webhooks", "/console/webhooks/x", "/console/webhooks/x/deliveries/y", "/console/keys"} {
 		if r := b.get(path); r.code != http.StatusForbidden {
 			t.Errorf("GET %s with a messages:read key: %d, want 403", path, r.code)
 		}

@@ -52,6 +52,7 @@ func (c *Console) routes() {
 	m.Handle("GET /console/webhooks/{id}", c.signedIn(apikey.ScopeWebhooks, c.webhook))
 	m.Handle("POST /console/webhooks/{id}/test", c.signedIn(apikey.ScopeWebhooks, c.testWebhook))
 	m.Handle("POST /console/webhooks/{id}/rotate-secret", c.signedIn(apikey.ScopeWebhooks, c.rotateWebhookSecret))
+	m.Handle("GET /console/webhooks/{id}/deliveries/{delivery}", c.signedIn(apikey.ScopeWebhooks, c.webhookDelivery))
 	m.Handle("POST /console/webhooks/{id}/deliveries/{delivery}/retry", c.signedIn(apikey.ScopeWebhooks, c.retryDelivery))
 
 	m.Handle("GET /console/keys", c.signedIn(apikey.ScopeAdmin, c.keys)) // page_keys.go

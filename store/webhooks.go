@@ -534,6 +534,16 @@ func (s *Store) writeWebhookAttempt(ctx context.Context, tx *sql.Tx, a WebhookAt
 	if n, err := res.RowsAffected(); err != nil || n == 0 {
 		return false, err
 	}
+	if a.Status != DeliveryDelivered {
+		// The attempt log keeps what the delivery's row will lose to the
+		// next attempt; a 2xx answer stays on the row alone.
+		if _, err = tx.ExecContext(ctx, `INSERT INTO webhook_attempts (delivery_id, at, status, response_code,
+			response_body, latency_ms, error) VALUES ($1, $2, $3, $4, $5, $6, $7)
+			ON CONFLICT (delivery_id, at) DO NOTHING`, a.DeliveryID, micros(a.At), a.Status, code, a.ResponseBody,
+			a.Latency.Milliseconds(), a.Error); err != nil {
+			return false, err
+		}
+	}
 	if a.Status == DeliveryDelivered {
 		_, err = tx.ExecContext(ctx, `UPDATE webhook_endpoints SET failing_since = NULL
 			WHERE id = $1 AND failing_since IS NOT NULL`, a.EndpointID)
@@ -656,6 +666,63 @@ func (s *Store) WebhookDelivery(ctx context.Context, projectID, endpointID, id s
 		return WebhookDelivery{}, fmt.Errorf("webhook delivery %s: %w", id, ErrNotFound)
 	}
 	return ds[0], nil
+}
+
+// DeliveryAttempt is one attempt of a webhook delivery as its log keeps
+// it.
+type DeliveryAttempt struct {
+	// At is when the attempt ended.
+	At time.Time
+	// Status is the delivery's status the attempt left: delivered, failed
+	// (to be tried again, or deferred by a 429 or 503) or exhausted.
+	Status       string
+	ResponseCode *int
+	// ResponseBody is the start (1 KiB at most) of the answer.
+	ResponseBody string
+	LatencyMS    *int64
+	Error        string
+}
+
+// WebhookDeliveryAttempts is the attempt log of one delivery of the
+// project's endpoint, oldest first: the attempts that did not deliver,
+// then the delivered one (the delivery's own row).
+func (s *Store) WebhookDeliveryAttempts(ctx context.Context, projectID, endpointID, id string) ([]DeliveryAttempt, error) {
+	d, err := s.WebhookDelivery(ctx, projectID, endpointID, id)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.rdb.QueryContext(ctx, `SELECT at, status, response_code, response_body, latency_ms, error
+		FROM webhook_attempts WHERE delivery_id = $1 ORDER BY at`, id)
+	if err != nil {
+		return nil, fmt.Errorf("webhook delivery %s attempts: %w", id, err)
+	}
+	defer rows.Close()
+	var out []DeliveryAttempt
+	for rows.Next() {
+		var a DeliveryAttempt
+		var at int64
+		var code, latency sql.NullInt64
+		if err := rows.Scan(&at, &a.Status, &code, &a.ResponseBody, &latency, &a.Error); err != nil {
+			return nil, fmt.Errorf("webhook delivery %s attempts: %w", id, err)
+		}
+		a.At = fromMicros(at)
+		if code.Valid {
+			c := int(code.Int64)
+			a.ResponseCode = &c
+		}
+		if latency.Valid {
+			a.LatencyMS = &latency.Int64
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("webhook delivery %s attempts: %w", id, err)
+	}
+	if d.Status == DeliveryDelivered {
+		out = append(out, DeliveryAttempt{At: d.UpdatedAt, Status: d.Status, ResponseCode: d.ResponseCode,
+			ResponseBody: d.ResponseBody, LatencyMS: d.LatencyMS, Error: d.Error})
+	}
+	return out, nil
 }
 
 // ListWebhookDeliveries lists the endpoint's deliveries matching f, newest

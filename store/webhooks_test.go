@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -324,6 +325,82 @@ func TestWebhookDisableAfter(t *testing.T) {
 		}
 		if got := claimAll(t, s, ep); len(got) != 1 || got[0].ID != c[1].ID {
 			t.Fatalf("after enabling, claimed %+v", got)
+		}
+	})
+}
+
+// TestWebhookDeliveryAttemptLog: a delivery's log keeps every attempt's
+// answer, oldest first: the failures and deferrals, then the 2xx; a
+// delivery answered at once has that answer alone; another project sees
+// none of it; deleting the endpoint deletes the log.
+func TestWebhookDeliveryAttemptLog(t *testing.T) {
+	engines(t, func(t *testing.T, s *Store, clk *clock) {
+		ctx := context.Background()
+		ep := newEndpoint(t, s, "https://hooks.example/", []string{EventQueued}, nil, true)
+		if _, err := s.CreateMessages(ctx, []NewMessage{newMsg("m1", clk.Now(), "ann@example.org", "bob@example.org")}, nil); err != nil {
+			t.Fatal(err)
+		}
+		c := claimAll(t, s, ep)
+		if len(c) != 2 {
+			t.Fatalf("claimed %d", len(c))
+		}
+		slow, quick := c[0], c[1]
+		record := func(d ClaimedDelivery, a WebhookAttempt) {
+			t.Helper()
+			a.DeliveryID, a.EndpointID, a.Lease, a.At = d.ID, ep.ID, d.Lease, clk.Now()
+			if ok, err := s.RecordWebhookAttempt(ctx, a); err != nil || !ok {
+				t.Fatal(ok, err)
+			}
+		}
+		code := func(n int) *int { return &n }
+		ms := func(n int64) *int64 { return &n }
+		t0 := clk.Now()
+		record(quick, WebhookAttempt{Status: DeliveryDelivered, Counted: true, ResponseCode: 200, ResponseBody: "ok",
+			Latency: 3 * time.Millisecond})
+		next := t0.Add(5 * time.Second)
+		record(slow, WebhookAttempt{Status: DeliveryFailed, Counted: true, ResponseCode: 500, ResponseBody: "boom",
+			Latency: 7 * time.Millisecond, Error: "webhook endpoint answered 500", NextAttemptAt: &next})
+		clk.Advance(5 * time.Second)
+		d := claimAll(t, s, ep)
+		if len(d) != 1 || d[0].ID != slow.ID {
+			t.Fatalf("second claim %+v", d)
+		}
+		next = clk.Now().Add(time.Minute)
+		record(d[0], WebhookAttempt{Status: DeliveryFailed, ResponseCode: 429, Latency: 2 * time.Millisecond,
+			Error: "webhook endpoint answered 429", NextAttemptAt: &next})
+		clk.Advance(time.Minute)
+		d = claimAll(t, s, ep)
+		record(d[0], WebhookAttempt{Status: DeliveryDelivered, Counted: true, ResponseCode: 204, Latency: 4 * time.Millisecond})
+
+		got, err := s.WebhookDeliveryAttempts(ctx, DefaultProjectID, ep.ID, slow.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []DeliveryAttempt{
+			{At: t0, Status: DeliveryFailed, ResponseCode: code(500), ResponseBody: "boom", LatencyMS: ms(7), Error: "webhook endpoint answered 500"},
+			{At: t0.Add(5 * time.Second), Status: DeliveryFailed, ResponseCode: code(429), LatencyMS: ms(2), Error: "webhook endpoint answered 429"},
+			{At: t0.Add(65 * time.Second), Status: DeliveryDelivered, ResponseCode: code(204), LatencyMS: ms(4)},
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("attempt log (-want +got):\n%s", diff)
+		}
+		got, err = s.WebhookDeliveryAttempts(ctx, DefaultProjectID, ep.ID, quick.ID)
+		if want := []DeliveryAttempt{{At: t0, Status: DeliveryDelivered, ResponseCode: code(200), ResponseBody: "ok", LatencyMS: ms(3)}}; err != nil || !cmp.Equal(want, got) {
+			t.Errorf("answered at once: %+v, %v", got, err)
+		}
+		other, err := s.CreateProject(ctx, "other")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.WebhookDeliveryAttempts(ctx, other.ID, ep.ID, slow.ID); !errors.Is(err, ErrNotFound) {
+			t.Errorf("another project: %v", err)
+		}
+		if err := s.DeleteWebhookEndpoint(ctx, DefaultProjectID, ep.ID); err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM webhook_attempts`).Scan(&n); err != nil || n != 0 {
+			t.Errorf("%d attempt rows after the endpoint's deletion, %v", n, err)
 		}
 	})
 }
