@@ -54,6 +54,9 @@ type Config struct {
 	ConsoleSecureCookies bool `env:"MAILGATE_CONSOLE_SECURE_COOKIES" help:"mark the console's cookies Secure even on plain-HTTP requests (behind a TLS-terminating proxy); requests over TLS always get Secure cookies"`
 	// ConsoleSignInRate bounds console sign-in attempts per client address.
 	ConsoleSignInRate string `env:"MAILGATE_CONSOLE_SIGNIN_RATE" envDefault:"10/m" help:"console sign-in attempts per client address (N/s, N/m or N/h), shared across replicas; 0 turns the limit off"`
+	// TrustedProxies are the CIDRs of reverse proxies whose
+	// X-Forwarded-For header names the client.
+	TrustedProxies []string `env:"MAILGATE_TRUSTED_PROXIES" envSeparator:"," help:"comma-separated CIDRs of reverse proxies in front of the API: from them, the client address (for the console's sign-in limit) is the nearest X-Forwarded-For address outside these networks. Unset: the connection's peer"`
 	// WebhookAllowedNetworks are CIDRs exempt from the webhook SSRF guard.
 	WebhookAllowedNetworks []string `env:"MAILGATE_WEBHOOK_ALLOWED_NETWORKS" envSeparator:"," help:"comma-separated CIDRs exempt from the webhook SSRF guard"`
 	// WebhookAllowHTTP allows plain-http webhook URLs.

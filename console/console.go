@@ -60,6 +60,12 @@ type Config struct {
 	// across replicas through Redis (MAILGATE_CONSOLE_SIGNIN_RATE, whose
 	// default is 10/m). Default zero: no limit.
 	SignInRate ratelimit.Limit
+	// ClientAddress names the client of a request for the sign-in limit.
+	// Default: the connection's peer address. Behind a reverse proxy
+	// every peer is the proxy, so cmd passes one that reads
+	// X-Forwarded-For when the peer is a trusted proxy
+	// (MAILGATE_TRUSTED_PROXIES).
+	ClientAddress func(*http.Request) string
 	// PollInterval is how often the messages list refreshes itself while
 	// open (with JavaScript). Default 5 seconds.
 	PollInterval time.Duration
@@ -81,6 +87,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.ClientAddress == nil {
+		c.ClientAddress = peerAddress
 	}
 	if c.Random == nil {
 		c.Random = rand.Reader

@@ -165,11 +165,15 @@ type response struct {
 	body   string
 }
 
-func (b *browser) do(method, path string, form url.Values, header map[string]string) response {
+// do sends a request with form, or else with the raw body when one is
+// given (its Content-Type in header).
+func (b *browser) do(method, path string, form url.Values, header map[string]string, raw ...io.Reader) response {
 	b.t.Helper()
 	var body io.Reader
 	if form != nil {
 		body = strings.NewReader(form.Encode())
+	} else if len(raw) > 0 {
+		body = raw[0]
 	}
 	req, err := http.NewRequest(method, b.e.url+path, body)
 	if err != nil {

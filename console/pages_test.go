@@ -1,7 +1,10 @@
 package console_test
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"strings"
@@ -69,5 +72,52 @@ func TestDomainPageWithoutJavaScript(t *testing.T) {
 		if !strings.Contains(page.body, want) {
 			t.Errorf("the page lacks %s", want)
 		}
+	}
+}
+
+// TestFormTooLarge: a form over its page's limit is refused as too large
+// (413, saying so), not as a missing CSRF token, and nothing is changed;
+// the CSV import takes a file of several MiB.
+func TestFormTooLarge(t *testing.T) {
+	e := newEnv(t, console.Config{})
+	_, token := e.key(apikey.ScopeSuppressions)
+	b := e.browser()
+	b.signIn(token)
+	tok := b.csrf("/console/suppressions")
+
+	upload := func(rows int) response {
+		t.Helper()
+		var body bytes.Buffer
+		mw := multipart.NewWriter(&body)
+		if err := mw.WriteField("csrf_token", tok); err != nil {
+			t.Fatal(err)
+		}
+		fw, err := mw.CreateFormFile("file", "list.csv")
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintln(fw, "email")
+		for i := range rows {
+			fmt.Fprintf(fw, "user%07d@example.org\n", i)
+		}
+		if err := mw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return b.do(http.MethodPost, "/console/suppressions/import", nil, map[string]string{
+			"Content-Type": mw.FormDataContentType()}, &body)
+	}
+	if r := upload(500_000); r.code != http.StatusRequestEntityTooLarge || !strings.Contains(r.body, "larger than") {
+		t.Errorf("an 11 MiB import: %d, want 413 saying the form is too large", r.code)
+	}
+	if r := upload(100_000); r.code != http.StatusSeeOther {
+		t.Errorf("a 2 MiB import: %d, want 303", r.code)
+	}
+	r := b.post("/console/suppressions", url.Values{"csrf_token": {tok}, "email": {"x@example.org"},
+		"note": {strings.Repeat("n", 70<<10)}})
+	if r.code != http.StatusRequestEntityTooLarge {
+		t.Errorf("a 70 KiB form: %d, want 413", r.code)
+	}
+	if list := b.get("/console/suppressions?q=x%40example.org"); strings.Contains(list.body, "x@example.org</") {
+		t.Error("the refused form added its address")
 	}
 }

@@ -2,6 +2,7 @@ package console
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -125,6 +126,15 @@ func (c *Console) signedInUpTo(scope string, limit int64, h handlerFunc) http.Ha
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			r.Body = http.MaxBytesReader(w, r.Body, limit)
+			if err := parseForm(r, limit); err != nil {
+				if tooBig := (*http.MaxBytesError)(nil); errors.As(err, &tooBig) {
+					c.renderError(w, r, req, http.StatusRequestEntityTooLarge,
+						fmt.Sprintf("The form was refused: it is larger than the %d KiB this page takes.", limit>>10))
+					return
+				}
+				c.renderError(w, r, req, http.StatusBadRequest, "The form was refused: its body could not be read.")
+				return
+			}
 			if !validCSRF(r, req.id, "session") {
 				c.renderError(w, r, req, http.StatusForbidden,
 					"The form was refused: its security token is missing or stale. Reload the page and try again.")
@@ -135,6 +145,17 @@ func (c *Console) signedInUpTo(scope string, limit int64, h handlerFunc) http.Ha
 			c.fail(w, r, err)
 		}
 	})
+}
+
+// parseForm reads a state-changing request's form (multipart or not), so
+// that a body over its limit is told apart from a missing CSRF token.
+// Uploaded files above 1 MiB wait in temporary files, as net/http does.
+func parseForm(r *http.Request, limit int64) error {
+	err := r.ParseMultipartForm(min(limit, 1<<20))
+	if errors.Is(err, http.ErrNotMultipart) {
+		return r.ParseForm()
+	}
+	return err
 }
 
 // signedOut answers a request without a live session.

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -268,6 +269,32 @@ func TestSignInRateLimit(t *testing.T) {
 	r := try()
 	if r.code != http.StatusTooManyRequests || r.header.Get("Retry-After") == "" {
 		t.Fatalf("attempt 4: %d Retry-After %q, want 429 with Retry-After", r.code, r.header.Get("Retry-After"))
+	}
+}
+
+// TestSignInRateLimitPerClient: the limit counts per client address as
+// Config.ClientAddress names it (behind trusted proxies, the forwarded
+// one), so one client over its limit does not lock out another.
+func TestSignInRateLimitPerClient(t *testing.T) {
+	var client atomic.Value
+	client.Store("198.51.100.1")
+	e := newEnv(t, console.Config{SignInRate: ratelimit.Limit{Events: 2, Period: time.Minute},
+		ClientAddress: func(*http.Request) string { return client.Load().(string) }})
+	b := e.browser()
+	try := func() int {
+		return b.post("/console/sign-in", url.Values{"csrf_token": {b.csrf("/console")}, "key": {"mg_x_y"}}).code
+	}
+	for i := range 2 {
+		if code := try(); code != http.StatusUnauthorized {
+			t.Fatalf("attempt %d: %d, want 401", i+1, code)
+		}
+	}
+	if code := try(); code != http.StatusTooManyRequests {
+		t.Fatalf("attempt 3 of the same client: %d, want 429", code)
+	}
+	client.Store("203.0.113.7")
+	if code := try(); code != http.StatusUnauthorized {
+		t.Fatalf("another client's first attempt: %d, want 401", code)
 	}
 }
 

@@ -90,15 +90,20 @@ func (c *Console) allowSignIn(r *http.Request) (int, bool, error) {
 	if c.deps.Limiter == nil || c.cfg.SignInRate.Off() {
 		return 0, true, nil
 	}
-	addr, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		addr = r.RemoteAddr
-	}
-	d, err := c.deps.Limiter.Allow(r.Context(), "console-sign-in", addr, c.cfg.SignInRate)
+	d, err := c.deps.Limiter.Allow(r.Context(), "console-sign-in", c.cfg.ClientAddress(r), c.cfg.SignInRate)
 	if err != nil {
 		return 0, false, err
 	}
 	return max(int(math.Ceil(d.RetryAfter.Seconds())), 1), d.Allowed, nil
+}
+
+// peerAddress is the address of the connection's peer, without its port.
+func peerAddress(r *http.Request) string {
+	addr, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return addr
 }
 
 // signOut is POST /console/sign-out: the session ends here and now.
