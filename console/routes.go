@@ -151,11 +151,10 @@ func (c *Console) signedInUpTo(scope string, limit int64, h handlerFunc) http.Ha
 // that a body over its limit is told apart from a missing CSRF token.
 // Uploaded files above 1 MiB wait in temporary files, as net/http does.
 func parseForm(r *http.Request, limit int64) error {
-	err := r.ParseMultipartForm(min(limit, 1<<20))
-	if errors.Is(err, http.ErrNotMultipart) {
-		return r.ParseForm()
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/form-data") {
+		return r.ParseMultipartForm(min(limit, 1<<20))
 	}
-	return err
+	return r.ParseForm()
 }
 
 // signedOut answers a request without a live session.
