@@ -2,6 +2,7 @@ package console
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -74,13 +75,18 @@ func fieldProblems(invalid map[string]string) []fieldProblem {
 func (c *Console) suppressions(w http.ResponseWriter, r *http.Request, req *request) error {
 	v := suppressionsView{Reasons: suppressionReasons(), Form: suppressionForm{Reason: store.ReasonManual}}
 	q := r.URL.Query()
+	// Notices name no address: the redirect's URL stays out of browser
+	// history and proxy logs, and a crafted link cannot put words in the
+	// page beyond these and two numbers.
+	added, errA := strconv.Atoi(q.Get("imported"))
+	updated, errU := strconv.Atoi(q.Get("updated"))
 	switch {
-	case q.Get("added") != "":
-		v.Notice = q.Get("added") + " is suppressed."
-	case q.Get("removed") != "":
-		v.Notice = q.Get("removed") + " is no longer suppressed."
-	case q.Has("imported"):
-		v.Notice = "Imported: " + q.Get("imported") + " added, " + q.Get("updated") + " updated."
+	case q.Has("added"):
+		v.Notice = "The address is suppressed."
+	case q.Has("removed"):
+		v.Notice = "The address is no longer suppressed."
+	case errA == nil && errU == nil:
+		v.Notice = fmt.Sprintf("Imported: %d added, %d updated.", added, updated)
 	}
 	return c.renderSuppressions(w, r, req, http.StatusOK, v)
 }
@@ -112,7 +118,7 @@ func (c *Console) renderSuppressions(w http.ResponseWriter, r *http.Request, req
 func (c *Console) addSuppression(w http.ResponseWriter, r *http.Request, req *request) error {
 	form := suppressionForm{Email: strings.TrimSpace(r.PostFormValue("email")), Reason: r.PostFormValue("reason"),
 		Note: r.PostFormValue("note")}
-	sp, invalid, err := c.deps.Ops.AddSuppression(r.Context(), req.ProjectID, form.Email, form.Reason, form.Note)
+	_, invalid, err := c.deps.Ops.AddSuppression(r.Context(), req.ProjectID, form.Email, form.Reason, form.Note)
 	if err != nil {
 		return err
 	}
@@ -120,7 +126,7 @@ func (c *Console) addSuppression(w http.ResponseWriter, r *http.Request, req *re
 		v := suppressionsView{Reasons: suppressionReasons(), Form: form, Invalid: fieldProblems(invalid)}
 		return c.renderSuppressions(w, r, req, http.StatusUnprocessableEntity, v)
 	}
-	http.Redirect(w, r, "/console/suppressions?"+url.Values{"added": {sp.Email}}.Encode(), http.StatusSeeOther)
+	http.Redirect(w, r, "/console/suppressions?"+"added=1", http.StatusSeeOther)
 	return nil
 }
 
@@ -136,7 +142,7 @@ func (c *Console) removeSuppression(w http.ResponseWriter, r *http.Request, req 
 	if err != nil {
 		return err
 	}
-	http.Redirect(w, r, "/console/suppressions?"+url.Values{"removed": {email}}.Encode(), http.StatusSeeOther)
+	http.Redirect(w, r, "/console/suppressions?"+"removed=1", http.StatusSeeOther)
 	return nil
 }
 
