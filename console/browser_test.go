@@ -53,6 +53,18 @@ func TestBrowserMessages(t *testing.T) {
 	}
 	screenshot(t, ctx, "message")
 
+	// Readable on a phone: at 390 CSS pixels wide (a phone's viewport)
+	// neither page scrolls sideways (wide tables scroll in their own box).
+	for _, page := range []string{"/console/messages/" + id, "/console/messages"} {
+		do(t, ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile),
+			chromedp.Navigate(g.URL+page), chromedp.WaitVisible(css("main")))
+		if w := get(t, ctx, chromedp.Evaluate[int64](`document.documentElement.scrollWidth`)); w > 390 {
+			t.Errorf("%s on a phone is %d px wide, wider than the screen's 390", page, w)
+		}
+	}
+	screenshot(t, ctx, "messages-phone")
+	do(t, ctx, chromedp.EmulateReset())
+
 	// A scheduled message can be cancelled; its form, stripped of the
 	// CSRF token, is refused, and nothing is cancelled.
 	later := g.send(token, map[string]any{"from": "orders@shop.example", "to": []string{"bob@example.org"},
