@@ -90,8 +90,12 @@ func (f *Feedback) apply(ctx context.Context, provider, projectID string, e feed
 	rec := store.InboundRecord{Mailbox: mailbox, MailboxMessageID: projectID + "/" + eventID(e, summary), ReceivedAt: f.cfg.Now(),
 		Kind: pm.report.Kind, Summary: summary, RawSize: int64(len(summary)), Authenticated: pm.authenticated,
 		Effects: pm.effects, SoftBounceLimit: f.cfg.SoftBounceLimit}
+	// The notification came to the project's own endpoint, so one tied to
+	// no message of the project is still the project's (listed with
+	// matched=false), unlike unmatched mail in a shared mailbox.
+	rec.ProjectID = projectID
 	if pm.target != nil {
-		rec.ProjectID, rec.MessageID, rec.Recipient = pm.target.ProjectID, pm.target.ID, e.Recipient
+		rec.MessageID, rec.Recipient = pm.target.ID, e.Recipient
 	}
 	res, err := f.store.RecordInbound(ctx, rec)
 	if err != nil {

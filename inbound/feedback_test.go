@@ -70,12 +70,26 @@ func TestFeedbackOtherProject(t *testing.T) {
 		ctx := context.Background()
 		id := e.sentMessage("ann@example.org")
 		f := NewFeedback(FeedbackConfig{Now: e.clock.Now}, e.store, e.metrics)
+		other, err := e.store.CreateProject(ctx, "other")
+		if err != nil {
+			t.Fatal(err)
+		}
 		ev := feedback.Event{ID: "x-1", Kind: feedback.KindBounce, Recipient: "ann@example.org", Severity: feedback.SeverityPermanent, MailgateID: id}
-		if n, err := f.Apply(ctx, "mailgun", "some-other-project", []feedback.Event{ev}); err != nil || n != 0 {
+		if n, err := f.Apply(ctx, "mailgun", other.ID, []feedback.Event{ev}); err != nil || n != 0 {
 			t.Fatalf("Apply = %d, %v", n, err)
 		}
 		if got := e.recipientStatus(id, 0); got != store.StatusSent {
 			t.Errorf("status %q after another project's bounce", got)
+		}
+		// The notification is the other project's, unmatched; this
+		// project's list does not show it.
+		unmatched := false
+		rows, _, err := e.store.ListInbound(ctx, store.InboundFilter{ProjectID: other.ID, Matched: &unmatched})
+		if err != nil || len(rows) != 1 || rows[0].MessageID != "" || rows[0].Authenticated {
+			t.Errorf("the other project's unmatched rows %+v, %v", rows, err)
+		}
+		if rows, _, err := e.store.ListInbound(ctx, store.InboundFilter{ProjectID: store.DefaultProjectID}); err != nil || len(rows) != 0 {
+			t.Errorf("this project's rows %+v, %v", rows, err)
 		}
 		soft := feedback.Event{ID: "x-2", Kind: feedback.KindBounce, Recipient: "ann@example.org", Status: "4.2.2", MailgateID: id}
 		if _, err := f.Apply(ctx, "mailgun", store.DefaultProjectID, []feedback.Event{soft}); err != nil {
