@@ -7,8 +7,8 @@ import (
 
 // A phrase can only occur in a text where each of its two-byte sequences
 // (bigrams) occurs too. bigramSet records, in one pass over a text, which
-// bigrams it holds (hashed into a fixed bit set, so a collision only lets
-// a phrase through, never stops one); phraseKeys are a phrase's bigrams.
+// bigrams it holds (by a key that several bigrams may share, which only
+// lets a phrase through, never stops one); phraseKeys are a phrase's.
 // A phrase whose keys are not all in the set is absent, and the phrase
 // lists (about 500 built-in rules, the command phrases, the copy
 // markers) skip the strings.Index each would cost over the whole text;
@@ -18,24 +18,23 @@ import (
 // packages either do not report or do not report safely for concurrent
 // use.
 
-// bigramBits is the size of a bigramSet: 4096 bits (512 bytes) keep it on
-// the stack, and a notice of kilobytes sets few enough of them that most
-// absent phrases miss at their first or second key.
-const bigramBits = 1 << 12
+// bigramSet is the set of bigrams of a text, by bigramKey. A byte per key
+// (4 KiB, on the stack) rather than a bit: the pass over the text is then
+// stores only, about twice as fast as setting bits.
+type bigramSet [1 << 12]bool
 
-// bigramSet is the set of hashed bigrams of a text.
-type bigramSet [bigramBits / 64]uint64
-
-// bigramKey hashes the bigram a, b to a bit of a bigramSet.
+// bigramKey maps the bigram a, b to an entry of a bigramSet: the low six
+// bits of each byte, which tell lower-case letters, digits, space and
+// most punctuation apart (digits share keys with the letters p to y, and
+// other bytes alias these, which only lets a phrase through).
 func bigramKey(a, b byte) uint16 {
-	return uint16((uint32(a)<<8 | uint32(b)) * 0x9E3779B1 >> (32 - 12))
+	return uint16(a&63)<<6 | uint16(b&63)
 }
 
 // add records the bigrams of text.
 func (s *bigramSet) add(text string) {
 	for i := 1; i < len(text); i++ {
-		k := bigramKey(text[i-1], text[i])
-		s[k>>6] |= 1 << (k & 63)
+		s[bigramKey(text[i-1], text[i])] = true
 	}
 }
 
@@ -43,7 +42,7 @@ func (s *bigramSet) add(text string) {
 // with these keys; false means it cannot.
 func (s *bigramSet) mayContain(keys []uint16) bool {
 	for _, k := range keys {
-		if s[k>>6]&(1<<(k&63)) == 0 {
+		if !s[k] {
 			return false
 		}
 	}
@@ -62,6 +61,15 @@ func phraseKeys(pattern string) []uint16 {
 				keys = append(keys, k)
 			}
 		}
+	}
+	return keys
+}
+
+// phraseKeyList returns the phraseKeys of each phrase.
+func phraseKeyList(phrases []string) [][]uint16 {
+	keys := make([][]uint16, len(phrases))
+	for i, p := range phrases {
+		keys[i] = phraseKeys(p)
 	}
 	return keys
 }
