@@ -28,12 +28,26 @@ var commandPhrases = []struct{ phrase, cmd string }{
 	{"failed on data command", cmdData}, {"failed after i sent the message", cmdData},
 }
 
+// commandPhraseKeys are the phraseKeys of commandPhrases (read only).
+var commandPhraseKeys = func() [][]uint16 {
+	keys := make([][]uint16, len(commandPhrases))
+	for i, p := range commandPhrases {
+		keys[i] = phraseKeys(p.phrase)
+	}
+	return keys
+}()
+
 // failedCommand returns the SMTP command the failure in notice answered, or
 // "" when the notice does not say. A session transcript (">>> CMD" then
 // "<<< 5xx") counts too.
 func failedCommand(notice string) string {
+	var set bigramSet
+	set.add(notice)
 	best, at := "", -1
-	for _, p := range commandPhrases {
+	for j, p := range commandPhrases {
+		if !set.mayContain(commandPhraseKeys[j]) {
+			continue
+		}
 		if i := strings.Index(notice, p.phrase); i >= 0 && (at < 0 || i < at) {
 			best, at = p.cmd, i
 		}

@@ -24,14 +24,14 @@ func reasonOf(x *Result, notice string, tbl *phraseTable) (reason, rule string) 
 	byStatus := reasonFromStatus(x.Status)
 	for _, r := range primaryOrder {
 		if primaryHolds(r, byStatus, diag, cmd) {
-			if id := tbl.ruleID(r, diag.text); id != "" && byStatus != r {
+			if id := diag.ruleID(r); id != "" && byStatus != r {
 				return r, "diagnostic:" + id
 			}
 			return r, "status:" + x.Status
 		}
 	}
 	if r := diag.first(secondaryOrder); r != "" {
-		return r, "diagnostic:" + tbl.ruleID(r, diag.text)
+		return r, "diagnostic:" + diag.ruleID(r)
 	}
 	if x.Action == "delayed" {
 		return ReasonExpired, "action:delayed"
@@ -48,7 +48,7 @@ func reasonOf(x *Result, notice string, tbl *phraseTable) (reason, rule string) 
 	whole := &textMatcher{tbl: tbl, text: notice[:min(len(notice), 8<<10)]}
 	for _, order := range [][]string{primaryOrder, secondaryOrder} {
 		if r := whole.first(order); r != "" {
-			return adjustForCommand(r, cmd), "notice:" + tbl.ruleID(r, whole.text)
+			return adjustForCommand(r, cmd), "notice:" + whole.ruleID(r)
 		}
 	}
 	if x.ReplyCode >= 500 && x.ReplyCode <= 504 {

@@ -33,12 +33,20 @@ var copyMarkers = []string{
 	"--- original mail ---",
 }
 
+// copyMarkerKeys are the phraseKeys of copyMarkers (read only).
+var copyMarkerKeys = phraseKeyList(copyMarkers)
+
 // originalMarker returns the index in s of the first copy marker, or -1.
 // Only the first 16 KiB are searched: notices are short.
 func originalMarker(s string) int {
 	lower := strings.ToLower(s[:min(len(s), 16<<10)])
+	var set bigramSet
+	set.add(lower)
 	best, hay := -1, lower
-	for _, mk := range copyMarkers {
+	for j, mk := range copyMarkers {
+		if !set.mayContain(copyMarkerKeys[j]) {
+			continue
+		}
 		if i := strings.Index(hay, mk); i >= 0 && (best < 0 || i < best) {
 			best = i
 			hay = lower[:min(len(lower), i+64)] // later markers must start earlier

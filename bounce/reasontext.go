@@ -46,8 +46,9 @@ func reasonIndex(reason string) int {
 
 // phraseTable holds the built-in rules per reason, in file order.
 type phraseTable struct {
-	byReason [][]Rule // indexed by reasonIndex
-	gapped   [][]bool // whether the rule of byReason has " ... " gaps
+	byReason [][]Rule     // indexed by reasonIndex
+	gapped   [][]bool     // whether the rule of byReason has " ... " gaps
+	keys     [][][]uint16 // the phraseKeys of the rule of byReason
 }
 
 // builtinTable parses the embedded rule file once: the table is immutable
@@ -68,11 +69,13 @@ func newPhraseTable(data []byte) (*phraseTable, error) {
 
 // tableOf groups rules by reason, keeping their order.
 func tableOf(rules []Rule) *phraseTable {
-	t := &phraseTable{byReason: make([][]Rule, len(failureReasons)), gapped: make([][]bool, len(failureReasons))}
+	n := len(failureReasons)
+	t := &phraseTable{byReason: make([][]Rule, n), gapped: make([][]bool, n), keys: make([][][]uint16, n)}
 	for _, r := range rules {
 		i := reasonIndex(r.Reason)
 		t.byReason[i] = append(t.byReason[i], r)
 		t.gapped[i] = append(t.gapped[i], strings.Contains(r.Pattern, gapSep))
+		t.keys[i] = append(t.keys[i], phraseKeys(r.Pattern))
 	}
 	return t
 }
@@ -92,8 +95,9 @@ func (t *phraseTable) without(ids map[string]bool) *phraseTable {
 }
 
 // first returns the first rule of reason whose pattern the lower-case text
-// contains.
-func (t *phraseTable) first(reason, text string) (Rule, bool) {
+// contains. set, when not nil, is the bigramSet of text: the rules it rules
+// out are not searched for.
+func (t *phraseTable) first(reason, text string, set *bigramSet) (Rule, bool) {
 	if text == "" {
 		return Rule{}, false
 	}
@@ -102,6 +106,9 @@ func (t *phraseTable) first(reason, text string) (Rule, bool) {
 		return Rule{}, false
 	}
 	for j, r := range t.byReason[i] {
+		if set != nil && !set.mayContain(t.keys[i][j]) {
+			continue
+		}
 		// A plain pattern is looked for first as a substring, the common
 		// miss being the cheapest test; matchPattern then rules out a
 		// negated occurrence.
@@ -114,7 +121,7 @@ func (t *phraseTable) first(reason, text string) (Rule, bool) {
 
 // has reports whether lower-case text states the reason.
 func (t *phraseTable) has(reason, text string) bool {
-	_, ok := t.first(reason, text)
+	_, ok := t.first(reason, text, nil)
 	return ok
 }
 
@@ -126,12 +133,6 @@ func (t *phraseTable) hasAny(text string, reasons ...string) bool {
 		}
 	}
 	return false
-}
-
-// ruleID returns the id of the first rule of reason that text states, or "".
-func (t *phraseTable) ruleID(reason, text string) string {
-	r, _ := t.first(reason, text)
-	return r.ID
 }
 
 // hasOther reports whether text states reason by a rule whose pattern is
@@ -150,10 +151,12 @@ func (t *phraseTable) hasOther(text, reason string, except ...string) bool {
 }
 
 // textMatcher answers phraseTable.has for one text, testing each reason's
-// phrases at most once.
+// phrases at most once, and only those the text's bigramSet lets through.
 type textMatcher struct {
 	tbl         *phraseTable
 	text        string
+	set         bigramSet // of text, made at the first test (setMade)
+	setMade     bool
 	known, hits uint64
 }
 
@@ -166,11 +169,27 @@ func (t *textMatcher) has(reason string) bool {
 	mask := uint64(1) << uint(i)
 	if t.known&mask == 0 {
 		t.known |= mask
-		if t.tbl.has(reason, t.text) {
+		if _, ok := t.rule(reason); ok {
 			t.hits |= mask
 		}
 	}
 	return t.hits&mask != 0
+}
+
+// ruleID returns the id of the first rule of reason that the text states,
+// or "".
+func (t *textMatcher) ruleID(reason string) string {
+	r, _ := t.rule(reason)
+	return r.ID
+}
+
+// rule returns the first rule of reason that the text states.
+func (t *textMatcher) rule(reason string) (Rule, bool) {
+	if !t.setMade {
+		t.set.add(t.text)
+		t.setMade = true
+	}
+	return t.tbl.first(reason, t.text, &t.set)
 }
 
 // first returns the first reason of order the text states, or "".
