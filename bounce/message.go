@@ -75,7 +75,7 @@ func (m *msg) findOriginal() *message.Header {
 	if m.cut >= 0 {
 		rest := m.body[m.cut:]
 		if nl := strings.IndexByte(rest, '\n'); nl >= 0 {
-			h := parseHeaderBlock(trimLeadingBlank([]byte(rest[nl+1:])))
+			h := parseHeaderBlock(dedent(trimLeadingBlank([]byte(rest[nl+1:]))))
 			if h.Len() > 0 {
 				return &h
 			}
@@ -128,4 +128,23 @@ func trimLeadingBlank(b []byte) []byte {
 		}
 	}
 	return b
+}
+
+// dedent removes the indentation of b's first line from every line that
+// starts with it: a returned original quoted indented (fml indents it by
+// three spaces) would otherwise read as one folded header field.
+func dedent(b []byte) []byte {
+	n := 0
+	for n < len(b) && (b[n] == ' ' || b[n] == '\t') {
+		n++
+	}
+	if n == 0 {
+		return b
+	}
+	prefix := string(b[:n])
+	lines := strings.SplitAfter(string(b[:min(len(b), maxKeptBody)]), "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimPrefix(l, prefix)
+	}
+	return []byte(strings.Join(lines, ""))
 }
