@@ -23,7 +23,8 @@ type dsnFields struct {
 // Final-Recipient or Original-Recipient are per-message fields (§2.2), and
 // each recipient field opens a per-recipient block (§2.3) unless it
 // completes the current one. Some MTAs omit the blank lines between
-// recipients, hence the second rule; some write a recipient's Action,
+// recipients, hence the second rule (a recipient field naming the block's
+// own address still completes it); some write a recipient's Action,
 // Status or Diagnostic-Code before its Final-Recipient (Amazon SES), so
 // such a field that is not the current recipient's (none is open yet, or
 // it already has one) is kept for the next recipient the block opens; a
@@ -40,7 +41,7 @@ func parseDSNFields(body []byte) dsnFields {
 			name := kv[0]
 			switch {
 			case name == "final-recipient" || name == "original-recipient":
-				if cur == nil || cur[name] != "" || !open || pending != nil {
+				if cur == nil || cur[name] != "" || !(open || sameRecipient(cur, kv[1])) || pending != nil {
 					cur = fields{}
 					d.recipients = append(d.recipients, cur)
 				}
@@ -72,6 +73,18 @@ func parseDSNFields(body []byte) dsnFields {
 		}
 	}
 	return d
+}
+
+// sameRecipient reports whether a recipient field's value names the
+// address the block's other recipient field names: an Original-Recipient
+// written after the block's Action and Status still completes it.
+func sameRecipient(f fields, value string) bool {
+	other := f["final-recipient"]
+	if other == "" {
+		other = f["original-recipient"]
+	}
+	a := cleanAddress(typedValue(value))
+	return a != "" && strings.EqualFold(a, cleanAddress(typedValue(other)))
 }
 
 // isRecipientField reports the per-recipient fields of RFC 3464 §2.3
