@@ -47,7 +47,7 @@ func readProbes(t *testing.T) []probe {
 // labels, a delay notice must be told from a failure.
 var probeKind = map[string]string{
 	"bounce": KindBounce, "delayed": KindDelayed, "autoreply": KindAutoReply,
-	"delivered": KindDelivered, "complaint": KindComplaint, "unknown": KindUnknown,
+	"delivered": KindDelivered, "complaint": KindComplaint, "unknown": KindUnknown, "reply": KindReply,
 }
 
 // TestProbes classifies the probe messages, written for this test from
@@ -81,17 +81,19 @@ func TestProbes(t *testing.T) {
 		}
 		check("kind", rep.Kind == probeKind[pr.kind], "%s want %s", rep.Kind, pr.kind)
 		if pr.recipient != "" {
-			got := &Result{}
+			got, n := &Result{}, 0
 			for i := range rep.Results {
 				if strings.EqualFold(rep.Results[i].Recipient, pr.recipient) {
-					got = &rep.Results[i]
+					if n++; n == 1 {
+						got = &rep.Results[i]
+					}
 				}
 			}
 			var rcpts []string
 			for _, x := range rep.Results {
 				rcpts = append(rcpts, x.Recipient)
 			}
-			check("recipient", got.Recipient != "", "%q not among %q", pr.recipient, rcpts)
+			check("recipient", n == 1, "%q found %d times among %q", pr.recipient, n, rcpts)
 			check("status_class", statusClass(got.Status) == pr.status[0], "%q want %q", got.Status, pr.status)
 			if !isVague(pr.status) {
 				check("status", got.Status == pr.status, "%q want %q", got.Status, pr.status)
