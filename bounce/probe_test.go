@@ -2,6 +2,7 @@ package bounce
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -71,6 +72,14 @@ func TestProbes(t *testing.T) {
 				t.Fatalf("%s: %v", pr.eml, err)
 			}
 			reports[pr.eml] = rep
+			// Mail arrives with CRLF line ends; the files have LF.
+			crlf, err := p.Parse(bytes.ReplaceAll(raw, []byte("\n"), []byte("\r\n")))
+			if err != nil {
+				t.Fatalf("%s with CRLF: %v", pr.eml, err)
+			}
+			if a, b := resultsSummary(rep), resultsSummary(crlf); a != b {
+				t.Errorf("%s: LF and CRLF differ:\n%s\n%s", pr.eml, a, b)
+			}
 		}
 		var miss []string
 		check := func(col string, ok bool, format string, args ...any) {
@@ -137,4 +146,15 @@ func logProbeTable(t *testing.T, tl tally) {
 		}
 		t.Logf("PROBE %-16s%s", m, b.String())
 	}
+}
+
+// resultsSummary is what a report says of each recipient, for comparing
+// two reports.
+func resultsSummary(r *Report) string {
+	var b strings.Builder
+	fmt.Fprint(&b, r.Kind)
+	for _, x := range r.Results {
+		fmt.Fprintf(&b, " | %s %s %s %s %v", x.Recipient, x.Action, x.Status, x.Reason, x.Hard)
+	}
+	return b.String()
 }
