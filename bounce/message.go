@@ -59,6 +59,44 @@ func (m *msg) mainText() string {
 	return ""
 }
 
+// maxCoverNote bounds the text of a notice's first part read as a cover
+// note for the part after it.
+const maxCoverNote = 1024
+
+// addAttachedDetails appends to a bounce notice too short to name an
+// address ("the details are attached") the next text/plain part, where
+// such a notice puts them. Only bounces: a person's short reply with a
+// text attachment keeps its own text.
+func (m *msg) addAttachedDetails() {
+	if len(m.notice) >= maxCoverNote || strings.IndexByte(m.notice, '@') >= 0 {
+		return
+	}
+	p := m.t.first("text/plain")
+	if p == nil {
+		return
+	}
+	if q := m.t.nextText(p); q != nil {
+		m.noticeUC += "\n" + string(q.body[:min(len(q.body), maxNotice)])
+		m.notice = asciiLower(m.noticeUC)
+	}
+}
+
+// nextText returns the text/plain part after p that is no part of an
+// enclosed report, or nil.
+func (t *tree) nextText(p *part) *part {
+	for i := range t.parts {
+		if &t.parts[i] != p {
+			continue
+		}
+		for j := i + 1; j < len(t.parts); j++ {
+			if q := &t.parts[j]; q.mediaType == "text/plain" && !q.enclosed {
+				return q
+			}
+		}
+	}
+	return nil
+}
+
 // findOriginal returns the header of the returned original message, from a
 // message/rfc822 or text/rfc822-headers part (RFC 3462 §2), or found inline
 // after a "copy of the message follows" marker in the text.

@@ -122,6 +122,7 @@ func classifyTextBounce(m *msg, r *Report) bool {
 	if !m.looksLikeBounce() {
 		return false
 	}
+	m.addAttachedDetails()
 	notice := m.noticeText()
 	lines := m.lines()
 	rcpts := m.textRecipients(notice)
