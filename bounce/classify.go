@@ -30,7 +30,7 @@ func classifyDSN(m *msg, r *Report) bool {
 	lines := m.lines()
 	for i := range res {
 		if res[i].Recipient == "" {
-			res[i].Recipient = m.fallbackRecipient()
+			res[i].Recipient = m.noticeRecipient(text)
 		}
 		if res[i].Diagnostic == "" {
 			res[i].Diagnostic = diagnosticNear(lines, res[i].Recipient)
@@ -50,6 +50,9 @@ func classifyDSN(m *msg, r *Report) bool {
 // "Content-Type: message/delivery-status" part header shows up inside the
 // text: the lines after it up to the next boundary line.
 func inlineDSN(body string) []byte {
+	if !strings.Contains(body, "elivery-") && !strings.Contains(body, "ELIVERY-") {
+		return nil // spares lower-casing the whole body
+	}
 	i := strings.Index(strings.ToLower(body), "content-type: message/delivery-status")
 	if i < 0 {
 		return nil
@@ -169,6 +172,16 @@ var permanentNotices = []string{"permanent error", "permanent failure", "fatal e
 // still being tried.
 func isTemporaryNotice(lower string) bool {
 	return matchAnyPhrase(lower, temporaryNotices...) && !matchAnyPhrase(lower, permanentNotices...)
+}
+
+// noticeRecipient is the recipient of a report block that names none:
+// the first the notice text names (X-Failed-Recipients first), else
+// fallbackRecipient.
+func (m *msg) noticeRecipient(notice string) string {
+	if rcpts := m.textRecipients(notice); len(rcpts) > 0 {
+		return rcpts[0]
+	}
+	return m.fallbackRecipient()
 }
 
 // fallbackRecipient is the recipient to name when the report names none:

@@ -9,6 +9,12 @@ import (
 // exist" (the recipient's domain does not resolve).
 var hostNotFoundRe = regexp.MustCompile(`(?:^|[\s:])(?:host )?[a-z0-9\-]+(?:\.[a-z0-9\-]+)+\.?\s+(?:not found|does not exist)`)
 
+// mayBeHostNotFound tells whether text holds the words hostNotFoundRe ends
+// with: a substring test that spares most diagnostics the regexp.
+func mayBeHostNotFound(text string) bool {
+	return strings.Contains(text, "not found") || strings.Contains(text, "does not exist")
+}
+
 // reasonOf decides the reason from the status code, the diagnostic, the
 // failed SMTP command and, last, the whole notice, and names the rule
 // that decided (see Result.Rule).
@@ -97,7 +103,7 @@ func primaryHolds(r, byStatus string, diag *textMatcher, cmd string) bool {
 		if byStatus != r && matchAnyPhrase(diag.text, "dns error", "dns query failed", "dns type", "name service error") {
 			return false // a failed DNS lookup, not a missing domain
 		}
-		return byStatus == r || diag.has(r) || hostNotFoundRe.MatchString(diag.text)
+		return byStatus == r || diag.has(r) || mayBeHostNotFound(diag.text) && hostNotFoundRe.MatchString(diag.text)
 	case ReasonContentError:
 		return diag.has(r) // X.6.x alone is too vague to beat the other reasons
 	}

@@ -23,29 +23,74 @@ type dsnFields struct {
 // Final-Recipient or Original-Recipient are per-message fields (§2.2), and
 // each recipient field opens a per-recipient block (§2.3) unless it
 // completes the current one. Some MTAs omit the blank lines between
-// recipients, hence the second rule. Lines that are not fields are ignored.
-// No library decodes these fields, hence this parser.
+// recipients, hence the second rule (a recipient field naming the block's
+// own address still completes it); some write a recipient's Action,
+// Status or Diagnostic-Code before its Final-Recipient (Amazon SES), so
+// such a field that is not the current recipient's (none is open yet, or
+// it already has one) is kept for the next recipient the block opens; a
+// block with an Action or Status and no recipient field at all is a
+// recipient whose address the report left out.
+// Lines that are not fields are ignored. No library decodes these fields,
+// hence this parser.
 func parseDSNFields(body []byte) dsnFields {
 	d := dsnFields{message: fields{}}
 	for _, block := range splitBlocks(body) {
-		var cur fields
+		var cur, pending fields
+		open := false // cur may still take its other recipient field
 		for _, kv := range parseFieldList(block) {
-			if kv[0] == "final-recipient" || kv[0] == "original-recipient" {
-				if cur == nil || cur[kv[0]] != "" || cur["action"] != "" || cur["status"] != "" {
+			name := kv[0]
+			switch {
+			case name == "final-recipient" || name == "original-recipient":
+				if cur == nil || cur[name] != "" || !(open || sameRecipient(cur, kv[1])) || pending != nil {
 					cur = fields{}
 					d.recipients = append(d.recipients, cur)
 				}
+				for k, v := range pending {
+					cur[k] = v
+				}
+				pending, open = nil, true
+			case isRecipientField(name) && (cur == nil || cur[name] != ""):
+				if pending == nil {
+					pending = fields{}
+				}
+				if _, ok := pending[name]; !ok {
+					pending[name] = kv[1]
+				}
+				continue
+			case name == "action" || name == "status":
+				open = false
 			}
 			target := d.message
 			if cur != nil {
 				target = cur
 			}
-			if _, ok := target[kv[0]]; !ok {
-				target[kv[0]] = kv[1]
+			if _, ok := target[name]; !ok {
+				target[name] = kv[1]
 			}
+		}
+		if cur == nil && (pending["action"] != "" || pending["status"] != "") {
+			d.recipients = append(d.recipients, pending) // a recipient block without its address
 		}
 	}
 	return d
+}
+
+// sameRecipient reports whether a recipient field's value names the
+// address the block's other recipient field names: an Original-Recipient
+// written after the block's Action and Status still completes it.
+func sameRecipient(f fields, value string) bool {
+	other := f["final-recipient"]
+	if other == "" {
+		other = f["original-recipient"]
+	}
+	a := cleanAddress(typedValue(value))
+	return a != "" && strings.EqualFold(a, cleanAddress(typedValue(other)))
+}
+
+// isRecipientField reports the per-recipient fields of RFC 3464 §2.3
+// that state a recipient's outcome.
+func isRecipientField(name string) bool {
+	return name == "action" || name == "status" || name == "diagnostic-code"
 }
 
 // splitBlocks splits b at blank lines (LF or CRLF).
@@ -70,7 +115,9 @@ func splitBlocks(b []byte) [][]byte {
 }
 
 // parseFieldList parses "Name: value" lines with RFC 5322 §2.2.3 folding
-// into [lower-case name, value] pairs, in order.
+// into [lower-case name, value] pairs, in order. A line that is no field
+// right after a Diagnostic-Code continues it: some MTAs wrap the remote
+// answer without folding it.
 func parseFieldList(block []byte) [][2]string {
 	var out [][2]string
 	for _, raw := range bytes.Split(block, []byte("\n")) {
@@ -83,6 +130,10 @@ func parseFieldList(block []byte) [][2]string {
 		name, value, ok := strings.Cut(line, ":")
 		name = strings.ToLower(strings.TrimSpace(name))
 		if !ok || name == "" || strings.ContainsAny(name, " \t") {
+			if n := len(out); n > 0 && out[n-1][0] == "diagnostic-code" {
+				// The remote answer wrapped without folding: its words go on.
+				out[n-1][1] = strings.TrimSpace(out[n-1][1] + " " + strings.TrimSpace(line))
+			}
 			continue
 		}
 		out = append(out, [2]string{name, strings.TrimSpace(value)})

@@ -59,6 +59,44 @@ func (m *msg) mainText() string {
 	return ""
 }
 
+// maxCoverNote bounds the text of a notice's first part read as a cover
+// note for the part after it.
+const maxCoverNote = 1024
+
+// addAttachedDetails appends to a bounce notice too short to name an
+// address ("the details are attached") the next text/plain part, where
+// such a notice puts them. Only bounces: a person's short reply with a
+// text attachment keeps its own text.
+func (m *msg) addAttachedDetails() {
+	if len(m.notice) >= maxCoverNote || strings.IndexByte(m.notice, '@') >= 0 {
+		return
+	}
+	p := m.t.first("text/plain")
+	if p == nil {
+		return
+	}
+	if q := m.t.nextText(p); q != nil {
+		m.noticeUC += "\n" + string(q.body[:min(len(q.body), maxNotice)])
+		m.notice = asciiLower(m.noticeUC)
+	}
+}
+
+// nextText returns the text/plain part after p that is no part of an
+// enclosed report, or nil.
+func (t *tree) nextText(p *part) *part {
+	for i := range t.parts {
+		if &t.parts[i] != p {
+			continue
+		}
+		for j := i + 1; j < len(t.parts); j++ {
+			if q := &t.parts[j]; q.mediaType == "text/plain" && !q.enclosed {
+				return q
+			}
+		}
+	}
+	return nil
+}
+
 // findOriginal returns the header of the returned original message, from a
 // message/rfc822 or text/rfc822-headers part (RFC 3462 §2), or found inline
 // after a "copy of the message follows" marker in the text.
@@ -75,7 +113,7 @@ func (m *msg) findOriginal() *message.Header {
 	if m.cut >= 0 {
 		rest := m.body[m.cut:]
 		if nl := strings.IndexByte(rest, '\n'); nl >= 0 {
-			h := parseHeaderBlock(trimLeadingBlank([]byte(rest[nl+1:])))
+			h := parseHeaderBlock(dedent(trimLeadingBlank([]byte(rest[nl+1:]))))
 			if h.Len() > 0 {
 				return &h
 			}
@@ -128,4 +166,23 @@ func trimLeadingBlank(b []byte) []byte {
 		}
 	}
 	return b
+}
+
+// dedent removes the indentation of b's first line from every line that
+// starts with it: a returned original quoted indented (fml indents it by
+// three spaces) would otherwise read as one folded header field.
+func dedent(b []byte) []byte {
+	n := 0
+	for n < len(b) && (b[n] == ' ' || b[n] == '\t') {
+		n++
+	}
+	if n == 0 {
+		return b
+	}
+	prefix := string(b[:n])
+	lines := strings.SplitAfter(string(b[:min(len(b), maxKeptBody)]), "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimPrefix(l, prefix)
+	}
+	return []byte(strings.Join(lines, ""))
 }

@@ -31,6 +31,7 @@ var copyMarkers = []string{
 	"the original message was:",
 	"original-message-id",
 	"--- original mail ---",
+	"original mail as follows:", // fml
 }
 
 // copyMarkerKeys are the phraseKeys of copyMarkers (read only).
@@ -85,18 +86,36 @@ func diagnosticNear(n noticeLines, rcpt string) string {
 	if rcpt != "" {
 		start = mentionLine(n.lower, strings.ToLower(rcpt))
 	}
+	bare := ""
 	for i := start; i < len(n.lower) && i < start+25; i++ {
 		if l := strings.TrimSpace(n.lower[i]); l != "" && (findReplyCode(l) != 0 || findStatus(l) != "") {
-			return n.continued(i)
+			d := n.continued(i)
+			if !endsWithCode(d) {
+				return d
+			}
+			if bare == "" {
+				bare = d // "Status code: 550 5.1.10": a later line may say what it means
+			}
 		}
 	}
-	if rcpt == "" {
-		return ""
+	if bare != "" || rcpt == "" {
+		return bare
 	}
 	if rest := n.afterAddress(start, strings.ToLower(rcpt)); len(strings.Fields(rest)) >= 2 && !strings.HasPrefix(strings.ToLower(rest), "on ") {
 		return rest
 	}
 	return n.nextLines(start)
+}
+
+// endsWithCode reports whether a diagnostic ends with its reply or
+// status code, explaining nothing ("Status code: 550 5.1.10").
+func endsWithCode(d string) bool {
+	f := strings.Fields(d)
+	if len(f) == 0 {
+		return true
+	}
+	last := strings.Trim(f[len(f)-1], "()[]<>:;,.'\"")
+	return findStatus(last) == last || findReplyCode(last) != 0 && len(last) == 3
 }
 
 // mentionLine returns the index of the first line naming rcpt, or 0.
@@ -111,11 +130,15 @@ func mentionLine(lines []string, rcpt string) int {
 
 // continued returns line i joined with the lines that continue it: the
 // following non-blank lines up to a separator, a new item or four lines.
+// A line indented deeper than line i continues it even when it looks like
+// a new item: Postfix wraps "<a@b>: host ... said: 550 5.7.1" and goes on
+// with an indented "    <a@b>: Relay access denied".
 func (n noticeLines) continued(i int) string {
 	out := []string{strings.TrimSpace(n.orig[i])}
+	ind := indentOf(n.orig[i])
 	for j := i + 1; j < len(n.lower) && j <= i+3; j++ {
 		l := strings.TrimSpace(n.lower[j])
-		if l == "" || isSeparator(l) || startsNewItem(l) {
+		if l == "" || isSeparator(l) || startsNewItem(l) && indentOf(n.orig[j]) <= ind {
 			break
 		}
 		out = append(out, strings.TrimSpace(n.orig[j]))
@@ -170,4 +193,9 @@ func (n noticeLines) nextLines(start int) string {
 		}
 	}
 	return oneLine(strings.Join(out, " "))
+}
+
+// indentOf returns the width of a line's leading white space.
+func indentOf(l string) int {
+	return len(l) - len(strings.TrimLeft(l, " \t"))
 }

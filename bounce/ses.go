@@ -145,6 +145,9 @@ func sesBounce(n sesNotification, r *Report, tbl *phraseTable) bool {
 		if x.Action == "" {
 			x.Action = "failed"
 		}
+		if x.Status == "" && x.ReplyCode == 0 && n.Bounce.BounceType == "Transient" && findStatus(x.Diagnostic) == "" {
+			x.Status = "4.0.0" // SES's verdict: a temporary failure
+		}
 		finishResult(&x, "", tbl)
 		if x.Reason == ReasonUndefined || x.Reason == ReasonOnHold {
 			sesSubType(&x, n.Bounce.BounceSubType)
@@ -157,10 +160,12 @@ func sesBounce(n sesNotification, r *Report, tbl *phraseTable) bool {
 
 // sesSubTypeReasons maps the bounce subtypes of Amazon SES's notification
 // contents (bounceType Permanent or Transient) that name a cause to
-// reasons. General and Undetermined name none.
+// reasons. General and Undetermined name none. Suppressed and
+// OnAccountSuppressionList: SES refused an address it holds invalid.
 var sesSubTypeReasons = map[string]string{
 	"NoEmail": ReasonUserUnknown, "Suppressed": ReasonUserUnknown, "OnAccountSuppressionList": ReasonUserUnknown,
 	"MailboxFull": ReasonMailboxFull, "MessageTooLarge": ReasonMesgTooBig, "ContentRejected": ReasonContentError,
+	"AttachmentRejected": ReasonContentError,
 }
 
 // sesSubType decides a result that neither the status nor the diagnostic

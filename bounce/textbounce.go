@@ -1,6 +1,7 @@
 package bounce
 
 import (
+	"regexp"
 	"strings"
 )
 
@@ -30,8 +31,9 @@ var bounceSubjects = []string{
 }
 
 // looksLikeBounce reports whether a message without a DSN part is a
-// delivery failure notice: sent by a mailer daemon, titled like one, or
-// naming failed recipients.
+// delivery failure notice: sent by a mailer daemon, titled like one,
+// naming failed recipients, or a list server's refusal returning the
+// post.
 func (m *msg) looksLikeBounce() bool {
 	if m.h.Get("X-Failed-Recipients") != "" {
 		return true
@@ -45,8 +47,14 @@ func (m *msg) looksLikeBounce() bool {
 		strings.Contains(local, "postmaster") || strings.Contains(local, "post_master") {
 		return true
 	}
+	if m.h.Has("X-MLServer") && m.cut >= 0 {
+		return true // fml (and its kin) returning a post it refused, with its own error text
+	}
 	if m.isPersonalAnswer() {
 		return false // "Re: parcel not delivered" from a person is a reply
+	}
+	if isAutoReplySubject(m.get("Subject")) {
+		return false // "Automatic reply: Undeliverable parcel" answers a message about a parcel
 	}
 	subj := strings.ToLower(m.get("Subject"))
 	for _, s := range bounceSubjects {
@@ -114,6 +122,7 @@ func classifyTextBounce(m *msg, r *Report) bool {
 	if !m.looksLikeBounce() {
 		return false
 	}
+	m.addAttachedDetails()
 	notice := m.noticeText()
 	lines := m.lines()
 	rcpts := m.textRecipients(notice)
@@ -127,6 +136,9 @@ func classifyTextBounce(m *msg, r *Report) bool {
 			x.Diagnostic = diagnosticNear(lines, "")
 		}
 		x.Status = findStatus(x.Diagnostic)
+		if x.Status == "" {
+			x.Status = statusNear(lines, rcpt, findReplyCode(x.Diagnostic))
+		}
 		if isTemporaryNotice(notice) && statusClass(x.Status) != '5' {
 			x.Action = "delayed"
 		}
@@ -161,12 +173,24 @@ func (m *msg) textRecipients(notice string) []string {
 		if strings.IndexByte(line, '@') < 0 || skipLine(line) {
 			continue
 		}
+		if strings.IndexByte(line, '<') >= 0 {
+			for _, a := range bracketAddrRe.FindAllStringSubmatch(line, -1) {
+				add(a[1])
+			}
+			line = bracketAddrRe.ReplaceAllString(line, " ")
+		}
 		for _, a := range addrRe.FindAllString(line, -1) {
 			add(a)
 		}
 	}
 	return out
 }
+
+// bracketAddrRe finds an address in angle brackets ("<a@b>:", as Postfix
+// and qmail name the failed recipient), whatever its characters: an
+// internationalised address (RFC 6531) that addrRe, ASCII only, would cut
+// at its first non-ASCII letter.
+var bracketAddrRe = regexp.MustCompile(`<([^<>\s@:"]+@[^<>\s@:"]+\.[^<>\s@:"]+)>`)
 
 // ownAddresses are the lower-case addresses that are not failed recipients:
 // the notice's From and To, and the returned original's sender.
@@ -200,4 +224,24 @@ func skipLine(l string) bool {
 		}
 	}
 	return false
+}
+
+// statusNear returns the first failure status (class 4 or 5) on another
+// line of the notice that names rcpt, of the reply code's class when
+// there is one: Sendmail's "(reason: 550 Host unknown)" is followed by a
+// transcript line "550 5.1.2 <a@b>... Host unknown".
+func statusNear(n noticeLines, rcpt string, code int) string {
+	if rcpt == "" {
+		return ""
+	}
+	rcpt = strings.ToLower(rcpt)
+	for _, l := range n.lower {
+		if !strings.Contains(l, rcpt) {
+			continue
+		}
+		if s := findStatus(l); s != "" && s[0] != '2' && (code == 0 || int(s[0]-'0') == code/100) {
+			return s
+		}
+	}
+	return ""
 }

@@ -45,6 +45,15 @@ type Event struct {
 	// gives that apart).
 	Status     string
 	Diagnostic string
+	// Cause is the cause of a bounce as the provider names it, in package
+	// bounce's reason vocabulary (userunknown, mailboxfull, mesgtoobig,
+	// contenterror, blocked, spamdetected, virusdetected, authfailure,
+	// networkerror), or "" when it names none: SES's bounceSubType,
+	// Postmark's bounce type. It is the documented fallback for a bounce
+	// whose Status and Diagnostic explain nothing (SES reports an address
+	// on its suppression list with neither); the caller classifies those
+	// first.
+	Cause string
 	// FeedbackType is the complaint's type (abuse, …) when known.
 	FeedbackType string
 	// MailgateID is the message's X-Mailgate-ID when the provider echoes

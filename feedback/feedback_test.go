@@ -237,7 +237,7 @@ func TestPostmark(t *testing.T) {
 	}
 	want := []feedback.Event{{ID: "Bounce/4323372036854775807", Kind: feedback.KindBounce, Recipient: "gone@example.net",
 		Severity: feedback.SeverityPermanent, Diagnostic: "smtp;550 5.1.1 The email account that you tried to reach does not exist.",
-		MailgateID: "MSGID"}}
+		MailgateID: "MSGID", Cause: "userunknown"}}
 	if d := cmp.Diff(want, n.Events, ignoreAt); d != "" {
 		t.Error(d)
 	}
@@ -343,9 +343,10 @@ func closedAddr(t *testing.T) string {
 }
 
 // TestBounceVerdicts: each provider's bounces carry its own permanent or
-// temporary verdict and the status and diagnostic it reports, for the
-// caller to classify; a Postmark record of a type that reports no failed
-// delivery (an auto-responder) is no event.
+// temporary verdict, the status and diagnostic it reports and the cause it
+// names (SES's bounceSubType, Postmark's type, named by TypeCode when the
+// record has no Type), for the caller to classify; a Postmark record of a
+// type that reports no failed delivery (an auto-responder) is no event.
 func TestBounceVerdicts(t *testing.T) {
 	ses, err := feedbacktest.NewSNS(now)
 	if err != nil {
@@ -374,19 +375,21 @@ func TestBounceVerdicts(t *testing.T) {
 			return (&feedback.Postmark{Username: "u", Password: "p"}).Verify("u", "p", true, readFile(t, file))
 		},
 	}
-	type got struct{ Recipient, Severity, Status, Diagnostic string }
+	type got struct{ Recipient, Severity, Status, Diagnostic, Cause string }
 	for _, tc := range []struct {
 		provider, file string
 		want           []got
 	}{
 		{"ses", "ses_bounce_mailboxfull.json", []got{{"full@example.net", "temporary", "5.2.2",
-			"smtp; 552 5.2.2 <full@example.net>: Mailbox full"}}},
+			"smtp; 552 5.2.2 <full@example.net>: Mailbox full", "mailboxfull"}}},
+		{"ses", "ses_bounce_suppressed.json", []got{{"listed@example.net", "permanent", "", "", "userunknown"}}},
 		{"sendgrid", "sendgrid_bounces.json", []got{
-			{"gone@example.net", "permanent", "5.1.1", "550 5.1.1 The email account that you tried to reach does not exist."},
-			{"full@example.net", "temporary", "4.2.2", "452 4.2.2 The email account that you tried to reach is over quota."}}},
+			{"gone@example.net", "permanent", "5.1.1", "550 5.1.1 The email account that you tried to reach does not exist.", ""},
+			{"full@example.net", "temporary", "4.2.2", "452 4.2.2 The email account that you tried to reach is over quota.", ""}}},
 		{"mailgun", "mailgun_failed_temporary.json", []got{{"full@example.net", "temporary", "4.2.2",
-			"452 The email account that you tried to reach is over quota."}}},
-		{"postmark", "postmark_softbounce.json", []got{{"full@example.net", "temporary", "", "smtp;552 5.2.2 Mailbox full"}}},
+			"452 The email account that you tried to reach is over quota.", ""}}},
+		{"postmark", "postmark_softbounce.json", []got{{"full@example.net", "temporary", "", "smtp;552 5.2.2 Mailbox full", ""}}},
+		{"postmark", "postmark_typecode.json", []got{{"typo@example.net", "permanent", "", "", "userunknown"}}},
 		{"postmark", "postmark_autoresponder.json", nil},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
@@ -399,7 +402,7 @@ func TestBounceVerdicts(t *testing.T) {
 				if e.Kind != feedback.KindBounce {
 					t.Errorf("kind %s", e.Kind)
 				}
-				out = append(out, got{e.Recipient, e.Severity, e.Status, e.Diagnostic})
+				out = append(out, got{e.Recipient, e.Severity, e.Status, e.Diagnostic, e.Cause})
 			}
 			if d := cmp.Diff(tc.want, out); d != "" {
 				t.Error(d)

@@ -35,6 +35,7 @@ type postmarkBody struct {
 	RecordType  string            `json:"RecordType"`
 	ID          json.Number       `json:"ID"`
 	Type        string            `json:"Type"`
+	TypeCode    int               `json:"TypeCode"`
 	MessageID   string            `json:"MessageID"`
 	Email       string            `json:"Email"`
 	Recipient   string            `json:"Recipient"`
@@ -59,7 +60,32 @@ var postmarkSeverity = map[string]string{
 	"DMARCPolicy": SeverityTemporary, "Unknown": "",
 }
 
-// parsePostmark reads Bounce (of a type in postmarkSeverity),
+// postmarkTypeCodes names the TypeCode of each bounce type in Postmark's
+// API reference, for a record that gives the code without the name.
+var postmarkTypeCodes = map[int]string{
+	1: "HardBounce", 2: "Transient", 16: "Unsubscribe", 32: "Subscribe", 64: "AutoResponder",
+	128: "AddressChange", 256: "DnsError", 512: "SpamNotification", 1024: "OpenRelayTest",
+	2048: "Unknown", 4096: "SoftBounce", 8192: "VirusNotification", 16384: "ChallengeVerification",
+	100000: "BadEmailAddress", 100001: "SpamComplaint", 100002: "ManuallyDeactivated",
+	100003: "Unconfirmed", 100006: "Blocked", 100007: "SMTPApiError", 100008: "InboundError",
+	100009: "DMARCPolicy", 100010: "TemplateRenderingFailed",
+}
+
+// postmarkCause is the cause (Event.Cause) of the bounce types whose
+// description in Postmark's API reference names one: HardBounce "unable
+// to deliver your message (ex: unknown user, mailbox not found)",
+// BadEmailAddress "invalid email address", DnsError "a temporary DNS
+// error", Blocked "ISP block", SpamNotification, VirusNotification,
+// DMARCPolicy. SoftBounce, Transient, Unknown and ManuallyDeactivated name
+// none.
+var postmarkCause = map[string]string{
+	"HardBounce": "userunknown", "BadEmailAddress": "userunknown", "DnsError": "networkerror",
+	"Blocked": "blocked", "SpamNotification": "spamdetected", "VirusNotification": "virusdetected",
+	"DMARCPolicy": "authfailure",
+}
+
+// parsePostmark reads Bounce (of a type in postmarkSeverity, named by
+// Type, else by TypeCode),
 // SpamComplaint and Delivery records. Postmark's
 // MessageID is its own, so the message is named by the mailgate_id
 // metadata (X-PM-Metadata-mailgate_id).
@@ -72,13 +98,16 @@ func parsePostmark(body []byte) ([]Event, error) {
 		At: p.BouncedAt}
 	switch p.RecordType {
 	case "Bounce":
+		if p.Type == "" {
+			p.Type = postmarkTypeCodes[p.TypeCode]
+		}
 		severity, failed := postmarkSeverity[p.Type]
 		if !failed {
 			return nil, nil
 		}
 		// Details is the remote server's answer; Description is Postmark's
 		// fixed text for the type, which names no cause of this bounce.
-		e.Kind, e.Severity, e.Diagnostic = KindBounce, severity, p.Details
+		e.Kind, e.Severity, e.Diagnostic, e.Cause = KindBounce, severity, p.Details, postmarkCause[p.Type]
 	case "SpamComplaint":
 		e.Kind, e.FeedbackType = KindComplaint, "abuse"
 	case "Delivery":

@@ -270,6 +270,7 @@ type sesNotification struct {
 	} `json:"mail"`
 	Bounce *struct {
 		BounceType        string `json:"bounceType"`
+		BounceSubType     string `json:"bounceSubType"`
 		FeedbackID        string `json:"feedbackId"`
 		Timestamp         string `json:"timestamp"`
 		BouncedRecipients []struct {
@@ -295,6 +296,17 @@ type sesNotification struct {
 // sesSeverity is the verdict of SES's bounceType: Permanent (SES
 // suppresses the address), Transient; Undetermined gives none.
 var sesSeverity = map[string]string{"Permanent": SeverityPermanent, "Transient": SeverityTemporary}
+
+// sesCause is the cause (Event.Cause) of the bounce subtypes of SES's
+// notification contents that name one. General and Undetermined name
+// none. Suppressed: SES refused the address for its recent history of
+// bouncing as an invalid one; OnAccountSuppressionList: the account's
+// own list, kept of such addresses.
+var sesCause = map[string]string{
+	"NoEmail": "userunknown", "Suppressed": "userunknown", "OnAccountSuppressionList": "userunknown",
+	"MailboxFull": "mailboxfull", "MessageTooLarge": "mesgtoobig", "ContentRejected": "contenterror",
+	"AttachmentRejected": "contenterror",
+}
 
 // parseSES reads an SES notification into events; snsID names them.
 func parseSES(snsID string, msg []byte) ([]Event, error) {
@@ -326,7 +338,7 @@ func parseSES(snsID string, msg []byte) ([]Event, error) {
 		for _, r := range n.Bounce.BouncedRecipients {
 			e := base
 			e.Kind, e.Recipient, e.Status, e.Diagnostic = KindBounce, r.EmailAddress, r.Status, r.DiagnosticCode
-			e.Severity = sesSeverity[n.Bounce.BounceType]
+			e.Severity, e.Cause = sesSeverity[n.Bounce.BounceType], sesCause[n.Bounce.BounceSubType]
 			add(e, n.Bounce.Timestamp)
 		}
 	case kind == "Complaint" && n.Complaint != nil:
