@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
@@ -442,6 +443,15 @@ func TestBrowserOverview(t *testing.T) {
 		t.Errorf("bounce rate %q, want 0.00 %%", got)
 	}
 	screenshot(t, ctx, "overview")
+	// On a phone the tables scroll sideways and the charts take the
+	// screen's width.
+	if _, err := chromedp.Call(ctx, emulation.SetDeviceMetricsOverride, emulation.SetDeviceMetricsOverrideParams{
+		Width: 390, Height: 844, DeviceScaleFactor: 1, Mobile: true}); err != nil {
+		t.Fatalf("phone size: %v", err)
+	}
+	waitJS(t, ctx, 10*time.Second, "the charts at the phone's width",
+		`document.querySelector("div.plot canvas").clientWidth <= 390`)
+	screenshot(t, ctx, "overview-phone")
 
 	do(t, ctx, chromedp.Click(css(`nav.windows a[href*="window=week"]`)), chromedp.WaitVisible(css("#totals")))
 	if loc := get(t, ctx, chromedp.Location()); !strings.Contains(loc, "window=week") {

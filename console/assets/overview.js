@@ -8,13 +8,23 @@
 (function () {
   var colors = ["#0b5cad", "#17663a", "#c27c00", "#a4262c"];
 
+  function pad(n) { return n < 10 ? "0" + n : String(n); }
+  // utc writes Unix seconds as UTC "HH:MM", with the date ("MM-DD HH:MM")
+  // when withDate.
+  function utc(ts, withDate) {
+    var d = new Date(ts * 1e3);
+    var time = pad(d.getUTCHours()) + ":" + pad(d.getUTCMinutes());
+    return withDate ? pad(d.getUTCMonth() + 1) + "-" + pad(d.getUTCDate()) + " " + time : time;
+  }
+
   function draw(el) {
     var block = document.getElementById(el.getAttribute("data-chart"));
     if (!block || typeof uPlot === "undefined") {
       return;
     }
     var data = JSON.parse(block.textContent);
-    var series = [{label: "UTC"}];
+    var long = data.x.length > 1 && data.x[data.x.length - 1] - data.x[0] > 36 * 3600;
+    var series = [{label: "UTC", value: function (u, v) { return v == null ? "--" : utc(v, true); }}];
     var columns = [data.x];
     data.series.forEach(function (s, i) {
       series.push({label: s.label, stroke: colors[i % colors.length], width: 2, points: {show: false}});
@@ -25,8 +35,8 @@
       height: 240,
       series: series,
       scales: {y: {range: function (u, min, max) { return [0, Math.max(max, 1)]; }}},
-      axes: [{}, {size: 60}],
-      tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"); }
+      axes: [{values: function (u, splits) { return splits.map(function (v) { return utc(v, long); }); }},
+        {size: 60}]
     }, columns, el);
     window.addEventListener("resize", function () {
       plot.setSize({width: el.clientWidth || 600, height: 240});
