@@ -269,19 +269,21 @@ func TestRollUpConcurrent(t *testing.T) {
 	engines(t, func(t *testing.T, s *Store, clk *clock) {
 		ctx := context.Background()
 		t0 := clk.Now()
-		const messages = 120
+		const messages, limit = 1200, 50
 		var msgs []NewMessage
 		for i := range messages {
-			msgs = append(msgs, newMsg(fmt.Sprintf("m%03d", i), t0.Add(-time.Duration(i)*time.Second), "a@example.org"))
+			msgs = append(msgs, newMsg(fmt.Sprintf("m%04d", i), t0.Add(-time.Duration(i)*time.Second), "a@example.org"))
 		}
 		create(t, s, msgs...)
 		var wg sync.WaitGroup
 		var mu sync.Mutex
 		taken := 0
-		for range 3 {
+		start := make(chan struct{})
+		for range 4 {
 			wg.Go(func() {
+				<-start
 				for {
-					n, err := s.RollUpEvents(ctx, t0.Add(time.Minute), 7)
+					n, err := s.RollUpEvents(ctx, t0.Add(time.Minute), limit)
 					mu.Lock()
 					taken += n
 					mu.Unlock()
@@ -289,12 +291,13 @@ func TestRollUpConcurrent(t *testing.T) {
 						t.Error(err)
 						return
 					}
-					if n < 7 {
+					if n < limit {
 						return
 					}
 				}
 			})
 		}
+		close(start)
 		wg.Wait()
 		if taken != messages {
 			t.Errorf("the passes took %d events in all, want %d", taken, messages)
