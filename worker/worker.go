@@ -4,10 +4,10 @@
 // database commit and its enqueue and deletes what is past its retention
 // age (retention.go), the periodic re-check of verified sender domains'
 // DKIM records (domaincheck.go), and the rollup of the event log into the
-// counts the console's overview reads (rollup.go). The handler's return value is the retry
-// protocol: nil is done, a plain error retries on the schedule,
-// asynq.SkipRetry ends the task, and a rate-limit wait is rescheduled
-// without counting as a failure.
+// counts the console's overview reads (rollup.go). The handler's return
+// value is the retry protocol: nil is done, a plain error retries on the
+// schedule, asynq.SkipRetry ends the task, and a rate-limit wait is
+// rescheduled without counting as a failure.
 package worker
 
 import (
