@@ -119,7 +119,10 @@ type rollup struct {
 // before now. Events without a message (a domain's, a webhook's) and of
 // types not counted move the position and count nothing. Minute buckets
 // are counted for events of the last MinuteCountsKept only, and older
-// minute buckets are deleted.
+// minute buckets are deleted. Taking a prefix of the ids keeps the
+// position exact; the price is that an event dated ahead (a replica whose
+// clock runs fast by more than the lag) holds the counts back until its
+// time has come.
 //
 // Concurrent passes (several workers) are safe: each locks the position
 // row first (SELECT … FOR UPDATE on PostgreSQL; SQLite's write
