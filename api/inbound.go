@@ -19,8 +19,9 @@ func (s *Server) inboundRoutes(g *echo.Group) {
 }
 
 // listInbound is GET /v1/inbound, newest first. A key sees its project's
-// matched rows; an admin key also sees every unmatched row, which belongs
-// to no project (openapi.yaml documents this).
+// rows (matched ones and its provider feedback tied to no message); an
+// admin key also sees every row of no project (mailbox mail tied to no
+// message; openapi.yaml documents this).
 func (s *Server) listInbound(c echo.Context) error {
 	q := c.QueryParams()
 	page, err := pageParams(q)

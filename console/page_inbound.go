@@ -58,18 +58,20 @@ type inboundView struct {
 	Kinds         []string
 	Rows          []inboundRow
 	Next          string
-	// Unmatched says the key sees unmatched mail (admin keys).
+	// Unmatched says the key sees mailbox mail tied to no message, which
+	// belongs to no project (admin keys).
 	Unmatched bool
 }
 
-// inboundFilter is what req may see: its project's mail, and unmatched
-// mail for an admin key (as GET /v1/inbound).
+// inboundFilter is what req may see: its project's rows, and for an admin
+// key the rows of no project (as GET /v1/inbound).
 func inboundFilter(req *request) store.InboundFilter {
 	return store.InboundFilter{ProjectID: req.ProjectID, IncludeUnmatched: req.Can(apikey.ScopeAdmin)}
 }
 
-// inbound is GET /console/inbound: bounces, complaints, replies and, for
-// admin keys, unmatched mail, newest first, filtered by kind and match.
+// inbound is GET /console/inbound: the project's bounces, complaints,
+// replies and unmatched provider feedback and, for admin keys, mailbox
+// mail of no project, newest first, filtered by kind and match.
 func (c *Console) inbound(w http.ResponseWriter, r *http.Request, req *request) error {
 	q := r.URL.Query()
 	v := inboundView{Kinds: inboundKinds(), Kind: q.Get("kind"), Matched: q.Get("matched"), Unmatched: req.Can(apikey.ScopeAdmin)}

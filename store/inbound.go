@@ -120,10 +120,11 @@ type Inbound struct {
 
 // InboundFilter narrows ListInbound.
 type InboundFilter struct {
-	// ProjectID lists that project's (matched) rows.
+	// ProjectID lists that project's rows: those tied to its messages and
+	// its provider feedback tied to none.
 	ProjectID string
-	// IncludeUnmatched also lists the unmatched rows, which belong to no
-	// project (for admin keys).
+	// IncludeUnmatched also lists the rows of no project (mailbox mail
+	// tied to no message; for admin keys).
 	IncludeUnmatched bool
 	// Matched, when set, keeps only matched (true) or unmatched rows.
 	Matched *bool

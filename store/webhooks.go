@@ -602,14 +602,30 @@ func (s *Store) CreateTestDelivery(ctx context.Context, projectID, endpointID st
 // more attempt (an exhausted delivery whose retry fails is exhausted
 // again).
 func (s *Store) RetryWebhookDelivery(ctx context.Context, projectID, endpointID, id string) (WebhookDelivery, error) {
-	res, err := s.db.ExecContext(ctx, `UPDATE webhook_deliveries SET next_attempt_at = $1, updated_at = $1
-		WHERE id = $2 AND endpoint_id = (SELECT w.id FROM webhook_endpoints w WHERE w.id = $3 AND w.project_id = $4)`,
-		micros(s.now()), id, endpointID, projectID)
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		// A delivered answer lives on the row alone (writeWebhookAttempt);
+		// the attempt log keeps it before the next attempt replaces it.
+		if _, err := tx.ExecContext(ctx, `INSERT INTO webhook_attempts (delivery_id, at, status, response_code,
+			response_body, latency_ms, error)
+			SELECT d.id, d.updated_at, d.status, d.response_code, d.response_body, d.latency_ms, d.error
+			FROM webhook_deliveries d JOIN webhook_endpoints w ON w.id = d.endpoint_id
+			WHERE d.id = $1 AND d.endpoint_id = $2 AND w.project_id = $3 AND d.status = $4
+			ON CONFLICT (delivery_id, at) DO NOTHING`, id, endpointID, projectID, DeliveryDelivered); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE webhook_deliveries SET next_attempt_at = $1, updated_at = $1
+			WHERE id = $2 AND endpoint_id = (SELECT w.id FROM webhook_endpoints w WHERE w.id = $3 AND w.project_id = $4)`,
+			micros(s.now()), id, endpointID, projectID)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return ErrNotFound
+		}
+		return nil
+	})
 	if err != nil {
 		return WebhookDelivery{}, fmt.Errorf("retry webhook delivery %s: %w", id, err)
-	}
-	if n, err := res.RowsAffected(); err != nil || n == 0 {
-		return WebhookDelivery{}, fmt.Errorf("retry webhook delivery %s: %w", id, ErrNotFound)
 	}
 	return s.WebhookDelivery(ctx, projectID, endpointID, id)
 }
@@ -684,8 +700,9 @@ type DeliveryAttempt struct {
 }
 
 // WebhookDeliveryAttempts is the attempt log of one delivery of the
-// project's endpoint, oldest first: the attempts that did not deliver,
-// then the delivered one (the delivery's own row).
+// project's endpoint, oldest first: the attempts that did not deliver
+// (and the answers of earlier deliveries a retry sent again), then the
+// delivered one (the delivery's own row).
 func (s *Store) WebhookDeliveryAttempts(ctx context.Context, projectID, endpointID, id string) ([]DeliveryAttempt, error) {
 	d, err := s.WebhookDelivery(ctx, projectID, endpointID, id)
 	if err != nil {
@@ -718,7 +735,7 @@ func (s *Store) WebhookDeliveryAttempts(ctx context.Context, projectID, endpoint
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("webhook delivery %s attempts: %w", id, err)
 	}
-	if d.Status == DeliveryDelivered {
+	if d.Status == DeliveryDelivered && d.NextAttemptAt == nil { // not due again after a retry
 		out = append(out, DeliveryAttempt{At: d.UpdatedAt, Status: d.Status, ResponseCode: d.ResponseCode,
 			ResponseBody: d.ResponseBody, LatencyMS: d.LatencyMS, Error: d.Error})
 	}

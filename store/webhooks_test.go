@@ -388,6 +388,25 @@ func TestWebhookDeliveryAttemptLog(t *testing.T) {
 		if want := []DeliveryAttempt{{At: t0, Status: DeliveryDelivered, ResponseCode: code(200), ResponseBody: "ok", LatencyMS: ms(3)}}; err != nil || !cmp.Equal(want, got) {
 			t.Errorf("answered at once: %+v, %v", got, err)
 		}
+		// A retry of a delivered delivery keeps the first 2xx in the log.
+		clk.Advance(time.Minute)
+		if _, err := s.RetryWebhookDelivery(ctx, DefaultProjectID, ep.ID, quick.ID); err != nil {
+			t.Fatal(err)
+		}
+		got, err = s.WebhookDeliveryAttempts(ctx, DefaultProjectID, ep.ID, quick.ID)
+		if want := []DeliveryAttempt{{At: t0, Status: DeliveryDelivered, ResponseCode: code(200), ResponseBody: "ok", LatencyMS: ms(3)}}; err != nil || !cmp.Equal(want, got) {
+			t.Errorf("retried, not yet attempted: %+v, %v", got, err)
+		}
+		d = claimAll(t, s, ep)
+		if len(d) != 1 || d[0].ID != quick.ID {
+			t.Fatalf("claim after retry %+v", d)
+		}
+		record(d[0], WebhookAttempt{Status: DeliveryDelivered, Counted: true, ResponseCode: 202, Latency: 5 * time.Millisecond})
+		got, err = s.WebhookDeliveryAttempts(ctx, DefaultProjectID, ep.ID, quick.ID)
+		if want := []DeliveryAttempt{{At: t0, Status: DeliveryDelivered, ResponseCode: code(200), ResponseBody: "ok", LatencyMS: ms(3)},
+			{At: clk.Now(), Status: DeliveryDelivered, ResponseCode: code(202), LatencyMS: ms(5)}}; err != nil || !cmp.Equal(want, got) {
+			t.Errorf("delivered twice: %+v, %v", got, err)
+		}
 		other, err := s.CreateProject(ctx, "other")
 		if err != nil {
 			t.Fatal(err)
