@@ -341,6 +341,9 @@ func (s *Store) ClaimWebhookDeliveries(ctx context.Context, endpointID string, n
 	var claim WebhookClaim
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		claim = WebhookClaim{}
+		if err := s.webhookCommitUnflushed(ctx, tx); err != nil {
+			return err
+		}
 		eps, err := queryEndpoints(ctx, tx, `SELECT `+webhookEndpointColumns+` FROM webhook_endpoints
 			WHERE enabled AND id = $1`, endpointID)
 		if err != nil || len(eps) == 0 {
@@ -462,6 +465,9 @@ type attemptRequest struct {
 // each alone when that fails, and answers every request.
 func (s *Store) writeWebhookAttempts(ctx context.Context, group []*attemptRequest) {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := s.webhookCommitUnflushed(ctx, tx); err != nil {
+			return err
+		}
 		for _, r := range group {
 			var err error
 			if r.recorded, err = s.writeWebhookAttempt(ctx, tx, r.a); err != nil {
@@ -473,6 +479,9 @@ func (s *Store) writeWebhookAttempts(ctx context.Context, group []*attemptReques
 	if err != nil && len(group) > 1 {
 		for _, r := range group {
 			r.err = s.inTx(ctx, func(tx *sql.Tx) error {
+				if err := s.webhookCommitUnflushed(ctx, tx); err != nil {
+					return err
+				}
 				var err error
 				r.recorded, err = s.writeWebhookAttempt(ctx, tx, r.a)
 				return err
@@ -485,6 +494,27 @@ func (s *Store) writeWebhookAttempts(ctx context.Context, group []*attemptReques
 		r.err = err
 		close(r.done)
 	}
+}
+
+// webhookCommitUnflushed lets tx, a claim or a group of attempt outcomes,
+// commit on PostgreSQL without waiting for its WAL flush
+// (synchronous_commit off for this transaction only). A server crash can
+// lose such a commit, written at most a few hundred milliseconds before,
+// and that only makes its deliveries due again at their old time or when
+// their lease ends: deliveries are at least once, with the same
+// webhook-id, which receivers dedupe by. Nothing else rides on these
+// transactions (an endpoint's disabling asks for the flush again:
+// disableEndpoint), and any later flushed commit, such as mail's, flushes
+// them too, so no durable state ever rests on a lost one. The claim's
+// flush was most of its time, and the dispatcher claims one endpoint's
+// deliveries at a time; see docs/performance.md "Fan-out rate" for what
+// it saved. SQLite has no such setting and needs none.
+func (s *Store) webhookCommitUnflushed(ctx context.Context, tx *sql.Tx) error {
+	if s.dialect != DialectPostgres {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, `SET LOCAL synchronous_commit = off`)
+	return err
 }
 
 // writeWebhookAttempt writes one attempt's outcome inside tx, if its lease
@@ -561,6 +591,9 @@ func (s *Store) writeWebhookAttempt(ctx context.Context, tx *sql.Tx, a WebhookAt
 
 // disableEndpoint disables an enabled endpoint and writes the
 // EventWebhookDisabled event; an endpoint already disabled is left alone.
+// The transaction that does so commits with a WAL flush even when it
+// records attempts (webhookCommitUnflushed): the event is delivered to
+// other endpoints under its own id, which must not vanish in a crash.
 func (s *Store) disableEndpoint(ctx context.Context, tx *sql.Tx, endpointID, reason string, at time.Time) error {
 	var projectID, url string
 	err := tx.QueryRowContext(ctx, `UPDATE webhook_endpoints SET enabled = FALSE, disabled_reason = $1, updated_at = $2
@@ -570,6 +603,11 @@ func (s *Store) disableEndpoint(ctx context.Context, tx *sql.Tx, endpointID, rea
 	}
 	if err != nil {
 		return err
+	}
+	if s.dialect == DialectPostgres {
+		if _, err := tx.ExecContext(ctx, `SET LOCAL synchronous_commit = on`); err != nil {
+			return err
+		}
 	}
 	data, err := json.Marshal(map[string]string{"webhook_id": endpointID, "url": url, "reason": reason})
 	if err != nil {

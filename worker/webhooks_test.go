@@ -645,9 +645,9 @@ func TestWebhookSecretNotOpening(t *testing.T) {
 	})
 }
 
-// Statements the dispatcher runs, as dbfault.Faults.Ran matches them: the
-// first of a claim's transaction (reading the endpoint), and the read of
-// the endpoints with deliveries due.
+// Statements the dispatcher runs, as dbfault.Faults.Ran matches them: a
+// claim's read of the endpoint, and the read of the endpoints with
+// deliveries due.
 const (
 	claimSQL = "WHERE enabled AND id = $1"
 	dueSQL   = "EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.endpoint_id = w.id"
