@@ -7,27 +7,44 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 )
 
 // hookReceiver is a webhook endpoint on 127.0.0.1 that counts the
-// deliveries it answers, each after delay (a slow receiver), 204.
+// deliveries it answers, each after delay (a slow receiver), 204. Built
+// held, it answers nothing until release: the dispatcher's requests in
+// flight wait, so the endpoint's other deliveries pile up in the database
+// as a backlog.
 type hookReceiver struct {
 	url      string
 	delay    time.Duration
 	received atomic.Int64
 	srv      *http.Server
+	// released is closed by release; nil for a receiver never held.
+	released chan struct{}
+	once     sync.Once
 }
 
-func startHookReceiver(delay time.Duration) (*hookReceiver, error) {
+func startHookReceiver(delay time.Duration, held bool) (*hookReceiver, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
 	r := &hookReceiver{url: "http://" + ln.Addr().String() + "/hooks", delay: delay}
+	if held {
+		r.released = make(chan struct{})
+	}
 	r.srv = &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		_, _ = io.Copy(io.Discard, req.Body)
+		if r.released != nil {
+			select {
+			case <-r.released:
+			case <-req.Context().Done():
+				return
+			}
+		}
 		if r.delay > 0 {
 			select {
 			case <-time.After(r.delay):
@@ -42,7 +59,14 @@ func startHookReceiver(delay time.Duration) (*hookReceiver, error) {
 	return r, nil
 }
 
-func (r *hookReceiver) close() { _ = r.srv.Close() }
+// release lets a held receiver answer, from now on and what waits.
+func (r *hookReceiver) release() {
+	if r.released != nil {
+		r.once.Do(func() { close(r.released) })
+	}
+}
+
+func (r *hookReceiver) close() { r.release(); _ = r.srv.Close() }
 
 // createWebhook adds an endpoint for every event type to r.
 func (g *gateway) createWebhook(ctx context.Context, token string, r *hookReceiver) error {

@@ -14,7 +14,12 @@
 // webhook endpoint for every event on a receiver on 127.0.0.1 ("fast":
 // answers at once, and the run waits for every delivery, two per message,
 // queued and sent, reporting the fan-out rate; a duration such as "10s":
-// answers that late, to show mail does not wait for a slow endpoint).
+// answers that late, to show mail does not wait for a slow endpoint;
+// "backlog": answers nothing until every message is at the sink, then
+// everything, reporting the rate at which the dispatcher drains the 2n
+// deliveries that waited — the fan-out rate when it has the machine. The
+// requests held in flight must not outlast the webhook timeout, 15 s, so
+// size n for mail to take less than that).
 // Besides the rates it reports what the server used per message, CPU time
 // and bytes written (from /proc), which a busy machine sways far less.
 package main
@@ -62,7 +67,7 @@ func parseFlags() options {
 	flag.StringVar(&o.logDir, "logdir", os.TempDir(), "directory for the server's log")
 	flag.StringVar(&o.label, "label", "", "a label for the result lines (e.g. the engine)")
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up a mode after this long")
-	flag.StringVar(&o.webhook, "webhook", "", `a webhook endpoint for every event: "" none, "fast", or a receiver answering after a duration ("10s")`)
+	flag.StringVar(&o.webhook, "webhook", "", `a webhook endpoint for every event: "" none, "fast", "backlog" (held until mail is done, then drained), or a receiver answering after a duration ("10s")`)
 	flag.Parse()
 	return o
 }
@@ -163,12 +168,12 @@ func run(ctx context.Context, o options) error {
 	var hooks *hookReceiver
 	if o.webhook != "" {
 		delay := time.Duration(0)
-		if o.webhook != "fast" {
+		if o.webhook != "fast" && o.webhook != "backlog" {
 			if delay, err = time.ParseDuration(o.webhook); err != nil {
 				return fmt.Errorf("-webhook: %w", err)
 			}
 		}
-		if hooks, err = startHookReceiver(delay); err != nil {
+		if hooks, err = startHookReceiver(delay, o.webhook == "backlog"); err != nil {
 			return err
 		}
 		defer hooks.close()
@@ -248,6 +253,17 @@ func runMode(ctx context.Context, o options, g *gateway, s *sink, hooks *hookRec
 		r.ServerCPUUs = float64((use1.cpu - use0.cpu).Microseconds()) / float64(o.n)
 		r.ServerWritten = float64(use1.written-use0.written) / float64(o.n)
 	}
+	if o.webhook == "backlog" {
+		// Every delivery waited while mail was sent: from here the
+		// dispatcher has the machine and a backlog of 2n deliveries.
+		released := time.Now()
+		hooks.release()
+		last, err := hooks.waitHooks(ctx, hooksBefore+2*int64(o.n))
+		if err != nil {
+			return result{}, err
+		}
+		r.HookDrain = float64(2*o.n) / last.Sub(released).Seconds()
+	}
 	if o.webhook == "fast" {
 		atDone := hooks.received.Load() - hooksBefore
 		last, err := hooks.waitHooks(ctx, hooksBefore+2*int64(o.n))
@@ -309,6 +325,8 @@ func report(o options, r result) error {
 		hooks = fmt.Sprintf(", server CPU %.0f µs/msg, written %.0f B/msg", r.ServerCPUUs, r.ServerWritten)
 	}
 	switch {
+	case r.Webhook == "backlog":
+		hooks += fmt.Sprintf(", webhook backlog of %d deliveries drained at %.0f/s (target >= 2000/s)", 2*r.N, r.HookDrain)
 	case r.HookRate > 0:
 		hooks += fmt.Sprintf(", webhook fan-out %.0f deliveries/s, %.0f/s once mail is done (target >= 2000/s)", r.HookRate, r.HookDrain)
 	case r.Webhook != "":
