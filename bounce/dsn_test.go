@@ -39,6 +39,15 @@ func TestParseDSNFields(t *testing.T) {
 			},
 		},
 		{
+			name: "next recipient in SES order, address last, no blank line",
+			body: "Final-Recipient: rfc822; a@example.org\nAction: failed\nStatus: 5.1.1\nAction: failed\nStatus: 5.2.2\nDiagnostic-Code: smtp; 552 mailbox full\nFinal-Recipient: rfc822; b@example.org\n",
+			want: dsnFields{
+				message: fields{},
+				recipients: []fields{{"final-recipient": "rfc822; a@example.org", "action": "failed", "status": "5.1.1"},
+					{"final-recipient": "rfc822; b@example.org", "action": "failed", "status": "5.2.2", "diagnostic-code": "smtp; 552 mailbox full"}},
+			},
+		},
+		{
 			name: "junk lines ignored",
 			body: "this is not a field\nFinal-Recipient: rfc822; a@example.org\n---\nStatus: 5.0.0\n",
 			want: dsnFields{
