@@ -1,6 +1,7 @@
 package bounce
 
 import (
+	"slices"
 	"strings"
 )
 
@@ -28,9 +29,15 @@ func classifyDSN(m *msg, r *Report) bool {
 	}
 	text := m.noticeText()
 	lines := m.lines()
+	named := map[string]bool{}
+	for _, x := range res {
+		if x.Recipient != "" {
+			named[strings.ToLower(x.Recipient)] = true
+		}
+	}
 	for i := range res {
 		if res[i].Recipient == "" {
-			res[i].Recipient = m.noticeRecipient(text)
+			res[i].Recipient = m.noticeRecipient(text, named)
 		}
 		if res[i].Diagnostic == "" {
 			res[i].Diagnostic = diagnosticNear(lines, res[i].Recipient)
@@ -40,8 +47,8 @@ func classifyDSN(m *msg, r *Report) bool {
 			markMailerError(&res[i], m.tbl)
 		}
 	}
-	r.Results = res
-	r.Kind = kindOf(res)
+	r.Results = slices.DeleteFunc(res, func(x Result) bool { return x.Recipient == "" && len(named) > 0 })
+	r.Kind = kindOf(r.Results)
 	return true
 }
 
@@ -175,11 +182,24 @@ func isTemporaryNotice(lower string) bool {
 }
 
 // noticeRecipient is the recipient of a report block that names none:
-// the first the notice text names (X-Failed-Recipients first), else
-// fallbackRecipient.
-func (m *msg) noticeRecipient(notice string) string {
-	if rcpts := m.textRecipients(notice); len(rcpts) > 0 {
-		return rcpts[0]
+// the one address the notice text names (X-Failed-Recipients first) that
+// no other block of the report names (named, lower case). When other
+// blocks name recipients and the text leaves no single other one, it is
+// "": the block is a duplicate or a message-level block, and is dropped.
+// A report whose blocks name nobody falls back on fallbackRecipient when
+// the text names none or several.
+func (m *msg) noticeRecipient(notice string, named map[string]bool) string {
+	var free []string
+	for _, a := range m.textRecipients(notice) {
+		if !named[a] {
+			free = append(free, a)
+		}
+	}
+	switch {
+	case len(free) == 1:
+		return free[0]
+	case len(named) > 0:
+		return ""
 	}
 	return m.fallbackRecipient()
 }

@@ -138,3 +138,46 @@ func TestIsHard(t *testing.T) {
 		})
 	}
 }
+
+// TestDSNBlockWithoutAddress checks that a report block without a
+// recipient address takes the one address the notice names that no other
+// block names, and that a block left without one (a message-level block,
+// or a duplicate) is no result.
+func TestDSNBlockWithoutAddress(t *testing.T) {
+	p := New(Limits{})
+	for _, c := range []struct {
+		name, text, blocks string
+		want               []string
+	}{
+		{"the other address", "Delivery to a@example.org and b@example.org failed.",
+			"Final-Recipient: rfc822; a@example.org\nAction: failed\nStatus: 5.1.1\n\nAction: failed\nStatus: 5.2.2\n",
+			[]string{"a@example.org", "b@example.org"}},
+		{"message-level block", "Delivery to a@example.org failed.",
+			"Action: failed\nStatus: 5.0.0\n\nFinal-Recipient: rfc822; a@example.org\nAction: failed\nStatus: 5.1.1\n",
+			[]string{"a@example.org"}},
+		{"several candidates", "Delivery to a@example.org, b@example.org and c@example.org failed.",
+			"Final-Recipient: rfc822; a@example.org\nAction: failed\nStatus: 5.1.1\n\nAction: failed\nStatus: 5.2.2\n",
+			[]string{"a@example.org"}},
+		{"the only block", "Delivery to a@example.org failed.",
+			"Action: failed\nStatus: 5.1.1\n",
+			[]string{"a@example.org"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			raw := "From: MAILER-DAEMON@mx.example.net\nTo: bounces@example.com\nSubject: Delivery Status Notification\n" +
+				"MIME-Version: 1.0\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\n\n" +
+				"--b\nContent-Type: text/plain\n\n" + c.text + "\n\n--b\nContent-Type: message/delivery-status\n\n" +
+				"Reporting-MTA: dns; mx.example.net\n\n" + c.blocks + "\n--b--\n"
+			rep, err := p.Parse([]byte(raw))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, x := range rep.Results {
+				got = append(got, x.Recipient)
+			}
+			if diff := cmp.Diff(c.want, got); diff != "" {
+				t.Errorf("recipients (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
