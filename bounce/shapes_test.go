@@ -131,3 +131,29 @@ func TestTextNoticeContacts(t *testing.T) {
 		t.Errorf("kind %s results %+v, want one userunknown result for gone@example.org", r.Kind, r.Results)
 	}
 }
+
+// TestAddressMention checks that a notice line names an address only as
+// a whole: the status of bob@x.example is not b@x.example's.
+func TestAddressMention(t *testing.T) {
+	text := "550 5.1.1 <bob@x.example>: user unknown\n550 5.2.2 b@x.example: mailbox full\n"
+	n := newNoticeLines(strings.ToLower(text), text)
+	for _, c := range []struct{ rcpt, status string }{
+		{"b@x.example", "5.2.2"},
+		{"bob@x.example", "5.1.1"},
+		{"ob@x.example", ""},
+		{"b@x.ex", ""},
+	} {
+		if got := statusNear(n, c.rcpt, 0); got != c.status {
+			t.Errorf("statusNear(%q) = %q, want %q", c.rcpt, got, c.status)
+		}
+	}
+	for _, c := range []struct{ line, addr string }{
+		{"to: b@x.example.", "b@x.example"},
+		{"(b@x.example)", "b@x.example"},
+		{"\"b@x.example\"", "b@x.example"},
+	} {
+		if addressIndex(c.line, c.addr) < 0 {
+			t.Errorf("addressIndex(%q, %q) = -1, want a match", c.line, c.addr)
+		}
+	}
+}
