@@ -181,3 +181,20 @@ func TestDSNBlockWithoutAddress(t *testing.T) {
 		})
 	}
 }
+
+// TestInlineDSN checks that the delivery-status fields of a report with
+// a broken MIME structure are found whatever the case of the part header.
+func TestInlineDSN(t *testing.T) {
+	for _, c := range []struct{ body, want string }{
+		{"Report.\nContent-Type: message/delivery-status\n\nStatus: 5.1.1\n--b--\n", "\nStatus: 5.1.1"},
+		{"Report.\nContent-Type: Message/DeLIVERY-Status\nStatus: 5.1.1\n--b--\n", "Status: 5.1.1"},
+		{"CONTENT-TYPE: MESSAGE/DELIVERY-STATUS\nStatus: 4.4.7\n", "Status: 4.4.7\n"},
+		{"Content-Type: text/plain\n\nsee https://example.org/delivery-status\n", ""},
+		{"/", ""},
+		{"", ""},
+	} {
+		if got := string(inlineDSN(c.body)); got != c.want {
+			t.Errorf("inlineDSN(%q) = %q, want %q", c.body, got, c.want)
+		}
+	}
+}
