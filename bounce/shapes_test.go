@@ -2,6 +2,7 @@ package bounce
 
 import (
 	"encoding/base64"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -155,5 +156,37 @@ func TestAddressMention(t *testing.T) {
 		if addressIndex(c.line, c.addr) < 0 {
 			t.Errorf("addressIndex(%q, %q) = -1, want a match", c.line, c.addr)
 		}
+	}
+}
+
+// TestAttachedDetails checks that a short notice takes the failed
+// recipient from the details part after it, and never from a returned
+// original that a server sends as a plain-text part, or that follows the
+// details after a copy marker.
+func TestAttachedDetails(t *testing.T) {
+	const original = "From: news@example.com\nTo: gone@example.org\nSubject: News\nMessage-ID: <1@example.com>\n\n" +
+		"Write to carol@example.net; we do not accept spam.\n"
+	for _, c := range []struct{ name, second, want string }{
+		{"details part", "<gone@example.org>: 550 5.1.1 user unknown\n", "gone@example.org userunknown"},
+		{"details, then the original", "<gone@example.org>: 550 5.1.1 user unknown\n\n--- Original message ---\n" + original, "gone@example.org userunknown"},
+		{"the original as text", original, " undefined"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			raw := "From: MAILER-DAEMON@mx.example.net\nTo: bounces@example.com\nSubject: Undelivered Mail Returned to Sender\n" +
+				"MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n\n" +
+				"--b\nContent-Type: text/plain\n\nYour message could not be delivered. Details are attached.\n" +
+				"\n--b\nContent-Type: text/plain\n\n" + c.second + "\n--b--\n"
+			rep, err := New(Limits{}).Parse([]byte(raw))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, x := range rep.Results {
+				got = append(got, x.Recipient+" "+x.Reason)
+			}
+			if want := []string{c.want}; !slices.Equal(got, want) {
+				t.Errorf("results %q, want %q", got, want)
+			}
+		})
 	}
 }
