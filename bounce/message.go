@@ -114,8 +114,10 @@ func (t *tree) nextText(p *part) *part {
 }
 
 // findOriginal returns the header of the returned original message, from a
-// message/rfc822 or text/rfc822-headers part (RFC 3462 §2), or found inline
-// after a "copy of the message follows" marker in the text.
+// message/rfc822 or text/rfc822-headers part (RFC 3462 §2), found inline
+// after a "copy of the message follows" marker in the text, or from the
+// text/plain part after the notice when it starts with a message header
+// (looksLikeMessage).
 func (m *msg) findOriginal() *message.Header {
 	for i := range m.t.parts {
 		p := &m.t.parts[i]
@@ -133,6 +135,12 @@ func (m *msg) findOriginal() *message.Header {
 			if h.Len() > 0 {
 				return &h
 			}
+		}
+	}
+	if p := m.t.first("text/plain"); p != nil {
+		if q := m.t.nextText(p); q != nil && looksLikeMessage(q.body) {
+			h := parseHeaderBlock(trimLeadingBlank(q.body))
+			return &h // the original returned as a plain-text part
 		}
 	}
 	return nil

@@ -169,7 +169,7 @@ func TestAttachedDetails(t *testing.T) {
 	for _, c := range []struct{ name, second, want string }{
 		{"details part", "<gone@example.org>: 550 5.1.1 user unknown\n", "gone@example.org userunknown"},
 		{"details, then the original", "<gone@example.org>: 550 5.1.1 user unknown\n\n--- Original message ---\n" + original, "gone@example.org userunknown"},
-		{"the original as text", original, " undefined"},
+		{"the original as text", original, "gone@example.org undefined"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			raw := "From: MAILER-DAEMON@mx.example.net\nTo: bounces@example.com\nSubject: Undelivered Mail Returned to Sender\n" +
