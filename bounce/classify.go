@@ -1,6 +1,7 @@
 package bounce
 
 import (
+	"slices"
 	"strings"
 )
 
@@ -28,9 +29,15 @@ func classifyDSN(m *msg, r *Report) bool {
 	}
 	text := m.noticeText()
 	lines := m.lines()
+	named := map[string]bool{}
+	for _, x := range res {
+		if x.Recipient != "" {
+			named[strings.ToLower(x.Recipient)] = true
+		}
+	}
 	for i := range res {
 		if res[i].Recipient == "" {
-			res[i].Recipient = m.noticeRecipient(text)
+			res[i].Recipient = m.noticeRecipient(text, named)
 		}
 		if res[i].Diagnostic == "" {
 			res[i].Diagnostic = diagnosticNear(lines, res[i].Recipient)
@@ -40,8 +47,8 @@ func classifyDSN(m *msg, r *Report) bool {
 			markMailerError(&res[i], m.tbl)
 		}
 	}
-	r.Results = res
-	r.Kind = kindOf(res)
+	r.Results = slices.DeleteFunc(res, func(x Result) bool { return x.Recipient == "" && len(named) > 0 })
+	r.Kind = kindOf(r.Results)
 	return true
 }
 
@@ -50,10 +57,7 @@ func classifyDSN(m *msg, r *Report) bool {
 // "Content-Type: message/delivery-status" part header shows up inside the
 // text: the lines after it up to the next boundary line.
 func inlineDSN(body string) []byte {
-	if !strings.Contains(body, "elivery-") && !strings.Contains(body, "ELIVERY-") {
-		return nil // spares lower-casing the whole body
-	}
-	i := strings.Index(strings.ToLower(body), "content-type: message/delivery-status")
+	i := indexFoldAt(body, "content-type: message/delivery-status", '/')
 	if i < 0 {
 		return nil
 	}
@@ -65,6 +69,26 @@ func inlineDSN(body string) []byte {
 		rest = rest[:j]
 	}
 	return []byte(rest)
+}
+
+// indexFoldAt returns the index of the first occurrence of the lower-case
+// ASCII pattern in text, in any case, or -1. It looks only where anchor,
+// a byte of pattern that is the same in both cases and rare in mail text
+// ('/'), occurs: this spares lower-casing the whole text.
+func indexFoldAt(text, pattern string, anchor byte) int {
+	k := strings.IndexByte(pattern, anchor)
+	for off := k; k >= 0 && off < len(text); {
+		j := strings.IndexByte(text[off:], anchor)
+		if j < 0 {
+			return -1
+		}
+		start := off + j - k
+		if start+len(pattern) <= len(text) && strings.EqualFold(text[start:start+len(pattern)], pattern) {
+			return start
+		}
+		off += j + 1
+	}
+	return -1
 }
 
 // markMailerError sets the reason of a failure reported by a local
@@ -175,11 +199,24 @@ func isTemporaryNotice(lower string) bool {
 }
 
 // noticeRecipient is the recipient of a report block that names none:
-// the first the notice text names (X-Failed-Recipients first), else
-// fallbackRecipient.
-func (m *msg) noticeRecipient(notice string) string {
-	if rcpts := m.textRecipients(notice); len(rcpts) > 0 {
-		return rcpts[0]
+// the one address the notice text names (X-Failed-Recipients first) that
+// no other block of the report names (named, lower case). When other
+// blocks name recipients and the text leaves no single other one, it is
+// "": the block is a duplicate or a message-level block, and is dropped.
+// A report whose blocks name nobody falls back on fallbackRecipient when
+// the text names none or several.
+func (m *msg) noticeRecipient(notice string, named map[string]bool) string {
+	var free []string
+	for _, a := range m.textRecipients(notice) {
+		if !named[a] {
+			free = append(free, a)
+		}
+	}
+	switch {
+	case len(free) == 1:
+		return free[0]
+	case len(named) > 0:
+		return ""
 	}
 	return m.fallbackRecipient()
 }

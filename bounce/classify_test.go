@@ -36,6 +36,45 @@ func TestClassify(t *testing.T) {
 	}
 }
 
+// TestClassifyPhraseScope checks that a phrase decides only what it
+// states: a temporary refusal, a sender's rate limit or a refused client
+// is no unknown user or full mailbox, and the status code's cause holds
+// where the text names no clearer one.
+func TestClassifyPhraseScope(t *testing.T) {
+	p := New(Limits{})
+	for _, c := range []struct {
+		diag   string
+		reason string
+		hard   bool
+	}{
+		{"451 Temporary failure: mailbox is unavailable", ReasonSystemError, false},
+		{"450 4.2.0 <a@b.example>: mailbox is unavailable, try again later", ReasonOnHold, false},
+		{"550 5.1.10 The recipient's mailbox is unavailable", ReasonUserUnknown, true},
+		{"452 4.5.3 Too many bad recipients, closing connection", ReasonSystemError, false},
+		{"550 5.7.1 This server no longer accepts mail from your IP address", ReasonBlocked, false},
+		{"550 This address no longer accepts mail", ReasonUserUnknown, true},
+		{"550 5.1.1 Administrative prohibition - unknown user", ReasonUserUnknown, true},
+		{"550 5.1.1 Recipient rejected: dynamic IP not allowed", ReasonUserUnknown, true},
+		{"550 5.1.1 <a@b.example>: Relay access denied", ReasonNoRelaying, false},
+		{"452 4.3.1 Server does not have enough space", ReasonSystemFull, false},
+		{"452 4.2.2 Mailbox does not have enough space", ReasonMailboxFull, false},
+		{"451 4.7.1 Sending quota violation for this account", ReasonBlocked, false},
+		{"451 4.7.1 You are exceeding your hourly message quota", ReasonBlocked, false},
+		{"554 We do not accept spam", ReasonSpamDetected, false},
+		{"421 4.4.2 timeout waiting for input", ReasonNetworkError, false},
+		{"550 5.7.1 Message looks suspiciously like spam", ReasonSpamDetected, false},
+		{"550 5.7.1 SPF authentication failed for sender domain", ReasonAuthFailure, false},
+		{"535 5.7.8 Authentication failed", ReasonSecurityError, false},
+		{"550 5.7.1 Your message requires confirmation", ReasonSecurityError, false},
+		{"421 4.7.0 Too many connections from this IP", ReasonTooManyConn, false},
+	} {
+		got := p.Classify("", c.diag)
+		if got.Reason != c.reason || got.Hard != c.hard {
+			t.Errorf("Classify(%q) = %s hard %v (rule %s), want %s hard %v", c.diag, got.Reason, got.Hard, got.Rule, c.reason, c.hard)
+		}
+	}
+}
+
 // TestClassifyOperatorRule checks that operator rules decide in Classify
 // as they do for a parsed report.
 func TestClassifyOperatorRule(t *testing.T) {

@@ -78,7 +78,7 @@ func primaryHolds(r, byStatus string, diag *textMatcher, cmd string) bool {
 	switch r {
 	case ReasonUserUnknown:
 		if byStatus == ReasonUserUnknown {
-			return !diag.any(ReasonNoRelaying, ReasonBlocked, ReasonMailboxFull, ReasonHasMoved, ReasonRejected, ReasonNotAccept)
+			return diag.has(ReasonUserUnknown) || !vetoesUnknownUser(diag)
 		}
 		if !diag.has(ReasonUserUnknown) || diag.has(ReasonFiltered) {
 			return false
@@ -108,6 +108,23 @@ func primaryHolds(r, byStatus string, diag *textMatcher, cmd string) bool {
 		return diag.has(r) // X.6.x alone is too vague to beat the other reasons
 	}
 	return byStatus == r || diag.has(r)
+}
+
+// senderSidePhrases are refusals of the sending side that some servers
+// answer with a recipient's 5.1.1 ("Recipient rejected: dynamic IP not
+// allowed"): they do not make a 5.1.1 anything but an unknown user.
+var senderSidePhrases = []string{"administrative prohibition", "null sender", "batv", "dynamic ip"}
+
+// vetoesUnknownUser tells whether a diagnostic that comes with a 5.1.1
+// states another cause of the refusal (relaying, a full or moved mailbox,
+// a blocked client or a refused sender other than by senderSidePhrases).
+func vetoesUnknownUser(diag *textMatcher) bool {
+	if diag.any(ReasonNoRelaying, ReasonMailboxFull, ReasonHasMoved, ReasonNotAccept) {
+		return true
+	}
+	return diag.any(ReasonBlocked, ReasonRejected) &&
+		(diag.tbl.hasOther(diag.text, ReasonBlocked, senderSidePhrases...) ||
+			diag.tbl.hasOther(diag.text, ReasonRejected, senderSidePhrases...))
 }
 
 // matchAnyPhrase reports whether text contains any of the phrases.

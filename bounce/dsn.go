@@ -27,7 +27,8 @@ type dsnFields struct {
 // own address still completes it); some write a recipient's Action,
 // Status or Diagnostic-Code before its Final-Recipient (Amazon SES), so
 // such a field that is not the current recipient's (none is open yet, or
-// it already has one) is kept for the next recipient the block opens; a
+// it already has one), and every one after it, is kept for the next
+// recipient the block opens; a
 // block with an Action or Status and no recipient field at all is a
 // recipient whose address the report left out.
 // Lines that are not fields are ignored. No library decodes these fields,
@@ -49,7 +50,7 @@ func parseDSNFields(body []byte) dsnFields {
 					cur[k] = v
 				}
 				pending, open = nil, true
-			case isRecipientField(name) && (cur == nil || cur[name] != ""):
+			case isRecipientField(name) && (cur == nil || cur[name] != "" || pending != nil):
 				if pending == nil {
 					pending = fields{}
 				}

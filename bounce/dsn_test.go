@@ -39,6 +39,15 @@ func TestParseDSNFields(t *testing.T) {
 			},
 		},
 		{
+			name: "next recipient in SES order, address last, no blank line",
+			body: "Final-Recipient: rfc822; a@example.org\nAction: failed\nStatus: 5.1.1\nAction: failed\nStatus: 5.2.2\nDiagnostic-Code: smtp; 552 mailbox full\nFinal-Recipient: rfc822; b@example.org\n",
+			want: dsnFields{
+				message: fields{},
+				recipients: []fields{{"final-recipient": "rfc822; a@example.org", "action": "failed", "status": "5.1.1"},
+					{"final-recipient": "rfc822; b@example.org", "action": "failed", "status": "5.2.2", "diagnostic-code": "smtp; 552 mailbox full"}},
+			},
+		},
+		{
 			name: "junk lines ignored",
 			body: "this is not a field\nFinal-Recipient: rfc822; a@example.org\n---\nStatus: 5.0.0\n",
 			want: dsnFields{
@@ -127,5 +136,65 @@ func TestIsHard(t *testing.T) {
 				t.Errorf("IsHard = %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestDSNBlockWithoutAddress checks that a report block without a
+// recipient address takes the one address the notice names that no other
+// block names, and that a block left without one (a message-level block,
+// or a duplicate) is no result.
+func TestDSNBlockWithoutAddress(t *testing.T) {
+	p := New(Limits{})
+	for _, c := range []struct {
+		name, text, blocks string
+		want               []string
+	}{
+		{"the other address", "Delivery to a@example.org and b@example.org failed.",
+			"Final-Recipient: rfc822; a@example.org\nAction: failed\nStatus: 5.1.1\n\nAction: failed\nStatus: 5.2.2\n",
+			[]string{"a@example.org", "b@example.org"}},
+		{"message-level block", "Delivery to a@example.org failed.",
+			"Action: failed\nStatus: 5.0.0\n\nFinal-Recipient: rfc822; a@example.org\nAction: failed\nStatus: 5.1.1\n",
+			[]string{"a@example.org"}},
+		{"several candidates", "Delivery to a@example.org, b@example.org and c@example.org failed.",
+			"Final-Recipient: rfc822; a@example.org\nAction: failed\nStatus: 5.1.1\n\nAction: failed\nStatus: 5.2.2\n",
+			[]string{"a@example.org"}},
+		{"the only block", "Delivery to a@example.org failed.",
+			"Action: failed\nStatus: 5.1.1\n",
+			[]string{"a@example.org"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			raw := "From: MAILER-DAEMON@mx.example.net\nTo: bounces@example.com\nSubject: Delivery Status Notification\n" +
+				"MIME-Version: 1.0\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\n\n" +
+				"--b\nContent-Type: text/plain\n\n" + c.text + "\n\n--b\nContent-Type: message/delivery-status\n\n" +
+				"Reporting-MTA: dns; mx.example.net\n\n" + c.blocks + "\n--b--\n"
+			rep, err := p.Parse([]byte(raw))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, x := range rep.Results {
+				got = append(got, x.Recipient)
+			}
+			if diff := cmp.Diff(c.want, got); diff != "" {
+				t.Errorf("recipients (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestInlineDSN checks that the delivery-status fields of a report with
+// a broken MIME structure are found whatever the case of the part header.
+func TestInlineDSN(t *testing.T) {
+	for _, c := range []struct{ body, want string }{
+		{"Report.\nContent-Type: message/delivery-status\n\nStatus: 5.1.1\n--b--\n", "\nStatus: 5.1.1"},
+		{"Report.\nContent-Type: Message/DeLIVERY-Status\nStatus: 5.1.1\n--b--\n", "Status: 5.1.1"},
+		{"CONTENT-TYPE: MESSAGE/DELIVERY-STATUS\nStatus: 4.4.7\n", "Status: 4.4.7\n"},
+		{"Content-Type: text/plain\n\nsee https://example.org/delivery-status\n", ""},
+		{"/", ""},
+		{"", ""},
+	} {
+		if got := string(inlineDSN(c.body)); got != c.want {
+			t.Errorf("inlineDSN(%q) = %q, want %q", c.body, got, c.want)
+		}
 	}
 }

@@ -65,8 +65,11 @@ const maxCoverNote = 1024
 
 // addAttachedDetails appends to a bounce notice too short to name an
 // address ("the details are attached") the next text/plain part, where
-// such a notice puts them. Only bounces: a person's short reply with a
-// text attachment keeps its own text.
+// such a notice puts them, cut before a copy marker. Only bounces: a
+// person's short reply with a text attachment keeps its own text. A part
+// that starts with a message header is the returned original sent as
+// plain text, whose addresses and words are the sender's, not the
+// notice's.
 func (m *msg) addAttachedDetails() {
 	if len(m.notice) >= maxCoverNote || strings.IndexByte(m.notice, '@') >= 0 {
 		return
@@ -75,10 +78,23 @@ func (m *msg) addAttachedDetails() {
 	if p == nil {
 		return
 	}
-	if q := m.t.nextText(p); q != nil {
-		m.noticeUC += "\n" + string(q.body[:min(len(q.body), maxNotice)])
-		m.notice = asciiLower(m.noticeUC)
+	q := m.t.nextText(p)
+	if q == nil || looksLikeMessage(q.body) {
+		return
 	}
+	details := string(q.body[:min(len(q.body), maxNotice)])
+	if i := originalMarker(details); i >= 0 {
+		details = details[:i]
+	}
+	m.noticeUC += "\n" + details
+	m.notice = asciiLower(m.noticeUC)
+}
+
+// looksLikeMessage reports whether text starts with a message header: a
+// block of header fields with a From, Received or Message-ID among them.
+func looksLikeMessage(text []byte) bool {
+	h := parseHeaderBlock(trimLeadingBlank(text))
+	return h.Get("From") != "" || h.Get("Received") != "" || h.Get("Message-Id") != ""
 }
 
 // nextText returns the text/plain part after p that is no part of an
@@ -98,8 +114,10 @@ func (t *tree) nextText(p *part) *part {
 }
 
 // findOriginal returns the header of the returned original message, from a
-// message/rfc822 or text/rfc822-headers part (RFC 3462 §2), or found inline
-// after a "copy of the message follows" marker in the text.
+// message/rfc822 or text/rfc822-headers part (RFC 3462 §2), found inline
+// after a "copy of the message follows" marker in the text, or from the
+// text/plain part after the notice when it starts with a message header
+// (looksLikeMessage).
 func (m *msg) findOriginal() *message.Header {
 	for i := range m.t.parts {
 		p := &m.t.parts[i]
@@ -117,6 +135,12 @@ func (m *msg) findOriginal() *message.Header {
 			if h.Len() > 0 {
 				return &h
 			}
+		}
+	}
+	if p := m.t.first("text/plain"); p != nil {
+		if q := m.t.nextText(p); q != nil && looksLikeMessage(q.body) {
+			h := parseHeaderBlock(trimLeadingBlank(q.body))
+			return &h // the original returned as a plain-text part
 		}
 	}
 	return nil

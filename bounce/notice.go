@@ -121,11 +121,37 @@ func endsWithCode(d string) bool {
 // mentionLine returns the index of the first line naming rcpt, or 0.
 func mentionLine(lines []string, rcpt string) int {
 	for i, l := range lines {
-		if strings.Contains(l, rcpt) {
+		if addressIndex(l, rcpt) >= 0 {
 			return i
 		}
 	}
 	return 0
+}
+
+// addressIndex returns the index of the first occurrence in lower-case
+// line of the lower-case address addr that stands as a whole address (no
+// letter, digit or other address character right before it, no letter or
+// digit right after), or -1: b@x.com is not named by bob@x.com.
+func addressIndex(line, addr string) int {
+	for off := 0; addr != ""; {
+		i := strings.Index(line[off:], addr)
+		if i < 0 {
+			return -1
+		}
+		i += off
+		end := i + len(addr)
+		if (i == 0 || !isAddressByte(line[i-1])) && (end == len(line) || !isAddressByte(line[end]) || line[end] == '.') {
+			return i
+		}
+		off = i + 1
+	}
+	return -1
+}
+
+// isAddressByte reports a byte that may occur inside an address: a
+// letter, a digit or one of RFC 5322's atext specials and the dot.
+func isAddressByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || isDigit(c) || c >= 0x80 || strings.IndexByte("!#$%&'*+-/=?^_`{|}~.@", c) >= 0
 }
 
 // continued returns line i joined with the lines that continue it: the
@@ -165,7 +191,7 @@ func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 // afterAddress returns what follows rcpt on line i, without the
 // punctuation around an address.
 func (n noticeLines) afterAddress(i int, rcpt string) string {
-	j := strings.Index(n.lower[i], rcpt)
+	j := addressIndex(n.lower[i], rcpt)
 	if j < 0 {
 		return ""
 	}

@@ -2,6 +2,7 @@ package bounce
 
 import (
 	"encoding/base64"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -129,5 +130,63 @@ func TestTextNoticeContacts(t *testing.T) {
 	}
 	if r.Kind != KindBounce || len(r.Results) != 1 || r.Results[0].Recipient != "gone@example.org" || r.Results[0].Reason != ReasonUserUnknown {
 		t.Errorf("kind %s results %+v, want one userunknown result for gone@example.org", r.Kind, r.Results)
+	}
+}
+
+// TestAddressMention checks that a notice line names an address only as
+// a whole: the status of bob@x.example is not b@x.example's.
+func TestAddressMention(t *testing.T) {
+	text := "550 5.1.1 <bob@x.example>: user unknown\n550 5.2.2 b@x.example: mailbox full\n"
+	n := newNoticeLines(strings.ToLower(text), text)
+	for _, c := range []struct{ rcpt, status string }{
+		{"b@x.example", "5.2.2"},
+		{"bob@x.example", "5.1.1"},
+		{"ob@x.example", ""},
+		{"b@x.ex", ""},
+	} {
+		if got := statusNear(n, c.rcpt, 0); got != c.status {
+			t.Errorf("statusNear(%q) = %q, want %q", c.rcpt, got, c.status)
+		}
+	}
+	for _, c := range []struct{ line, addr string }{
+		{"to: b@x.example.", "b@x.example"},
+		{"(b@x.example)", "b@x.example"},
+		{"\"b@x.example\"", "b@x.example"},
+	} {
+		if addressIndex(c.line, c.addr) < 0 {
+			t.Errorf("addressIndex(%q, %q) = -1, want a match", c.line, c.addr)
+		}
+	}
+}
+
+// TestAttachedDetails checks that a short notice takes the failed
+// recipient from the details part after it, and never from a returned
+// original that a server sends as a plain-text part, or that follows the
+// details after a copy marker.
+func TestAttachedDetails(t *testing.T) {
+	const original = "From: news@example.com\nTo: gone@example.org\nSubject: News\nMessage-ID: <1@example.com>\n\n" +
+		"Write to carol@example.net; we do not accept spam.\n"
+	for _, c := range []struct{ name, second, want string }{
+		{"details part", "<gone@example.org>: 550 5.1.1 user unknown\n", "gone@example.org userunknown"},
+		{"details, then the original", "<gone@example.org>: 550 5.1.1 user unknown\n\n--- Original message ---\n" + original, "gone@example.org userunknown"},
+		{"the original as text", original, "gone@example.org undefined"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			raw := "From: MAILER-DAEMON@mx.example.net\nTo: bounces@example.com\nSubject: Undelivered Mail Returned to Sender\n" +
+				"MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n\n" +
+				"--b\nContent-Type: text/plain\n\nYour message could not be delivered. Details are attached.\n" +
+				"\n--b\nContent-Type: text/plain\n\n" + c.second + "\n--b--\n"
+			rep, err := New(Limits{}).Parse([]byte(raw))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, x := range rep.Results {
+				got = append(got, x.Recipient+" "+x.Reason)
+			}
+			if want := []string{c.want}; !slices.Equal(got, want) {
+				t.Errorf("results %q, want %q", got, want)
+			}
+		})
 	}
 }

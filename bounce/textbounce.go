@@ -236,7 +236,7 @@ func statusNear(n noticeLines, rcpt string, code int) string {
 	}
 	rcpt = strings.ToLower(rcpt)
 	for _, l := range n.lower {
-		if !strings.Contains(l, rcpt) {
+		if addressIndex(l, rcpt) < 0 {
 			continue
 		}
 		if s := findStatus(l); s != "" && s[0] != '2' && (code == 0 || int(s[0]-'0') == code/100) {

@@ -237,7 +237,7 @@ func TestPostmark(t *testing.T) {
 	}
 	want := []feedback.Event{{ID: "Bounce/4323372036854775807", Kind: feedback.KindBounce, Recipient: "gone@example.net",
 		Severity: feedback.SeverityPermanent, Diagnostic: "smtp;550 5.1.1 The email account that you tried to reach does not exist.",
-		MailgateID: "MSGID", Cause: "userunknown"}}
+		MailgateID: "MSGID"}}
 	if d := cmp.Diff(want, n.Events, ignoreAt); d != "" {
 		t.Error(d)
 	}
@@ -390,6 +390,7 @@ func TestBounceVerdicts(t *testing.T) {
 			"452 The email account that you tried to reach is over quota.", ""}}},
 		{"postmark", "postmark_softbounce.json", []got{{"full@example.net", "temporary", "", "smtp;552 5.2.2 Mailbox full", ""}}},
 		{"postmark", "postmark_typecode.json", []got{{"typo@example.net", "permanent", "", "", "userunknown"}}},
+		{"postmark", "postmark_hardbounce_nodetails.json", []got{{"gone@example.net", "permanent", "", "", ""}}},
 		{"postmark", "postmark_autoresponder.json", nil},
 	} {
 		t.Run(tc.file, func(t *testing.T) {

@@ -72,14 +72,14 @@ var postmarkTypeCodes = map[int]string{
 }
 
 // postmarkCause is the cause (Event.Cause) of the bounce types whose
-// description in Postmark's API reference names one: HardBounce "unable
-// to deliver your message (ex: unknown user, mailbox not found)",
-// BadEmailAddress "invalid email address", DnsError "a temporary DNS
-// error", Blocked "ISP block", SpamNotification, VirusNotification,
-// DMARCPolicy. SoftBounce, Transient, Unknown and ManuallyDeactivated name
-// none.
+// description in Postmark's API reference names one: BadEmailAddress
+// "invalid email address", DnsError "a temporary DNS error", Blocked "ISP
+// block", SpamNotification, VirusNotification, DMARCPolicy. HardBounce is
+// Postmark's type for any permanent failure (its examples, unknown user
+// and mailbox not found, are two of many), and SoftBounce, Transient,
+// Unknown and ManuallyDeactivated name none either.
 var postmarkCause = map[string]string{
-	"HardBounce": "userunknown", "BadEmailAddress": "userunknown", "DnsError": "networkerror",
+	"BadEmailAddress": "userunknown", "DnsError": "networkerror",
 	"Blocked": "blocked", "SpamNotification": "spamdetected", "VirusNotification": "virusdetected",
 	"DMARCPolicy": "authfailure",
 }
