@@ -30,8 +30,9 @@
 # project over the last 8 days, a tenth as many of a second project, and
 # their recipients, tags, payloads and events (the time it took is
 # printed); each page of the console (the list, its second page, filters,
-# the htmx refresh, a message, the overview) requested 200 times after 10
-# warm-up rounds, one at a time, by `bench-console measure`, which serves
+# the htmx refresh, a message, the overview) requested in rounds, 10
+# warm-up rounds then up to 200 (no round starts after 3 minutes), one
+# request at a time, by `bench-console measure`, which serves
 # the console in process and times each request around its handler
 # (p50/p95/max); then `mailgate api` on that database and wrk as above,
 # six runs alternated without (A) and with (B) an operator browsing the
@@ -362,7 +363,7 @@ console_engine() {
 	./bin/bench-console seed -db "$url" -rows "${MAILGATE_BENCH_CONSOLE_ROWS:-1000000}" |
 		sed "s/^/$engine: /" | tee -a "$out/console-summary.txt" || die "[$engine] seeding failed"
 	log "[$engine] console: server time per page (bench-console measure)"
-	./bin/bench-console measure -db "$url" -label "$engine" | tee -a "$out/console-summary.txt" ||
+	./bin/bench-console measure -db "$url" -label "$engine" -max-time 3m | tee -a "$out/console-summary.txt" ||
 		die "[$engine] measuring the console failed"
 	send=$(./bin/mailgate keys create --name bench --scope messages:send 2>>"$out/keys-$engine.log") &&
 		reader=$(./bin/mailgate keys create --name operator --scope messages:read 2>>"$out/keys-$engine.log") ||

@@ -29,9 +29,9 @@ const (
 	archiveRecipient = "archive@shop.example"
 	// smallDomain sends about 2 % of the messages.
 	smallDomain = "alerts.shop.example"
-	// queuedTail is how many of a project's newest messages are still
-	// queued.
-	queuedTail = 300
+	// queuedTail is how many of the newest messages are still queued
+	// (about 300 of the default project).
+	queuedTail = 330
 )
 
 // share is one choice of a weighted pick; weights are per 10,000.
@@ -120,19 +120,21 @@ func pick(bucket string, shares []share, quote bool) string {
 	return b.String()
 }
 
-// plan is the statement filling bench_seed with one project's n messages:
-// per message its id, time and the draws every later statement reads.
-func (q seedSQL) plan(project string, n, offset int, start, span int64) string {
+// plan is the statement filling bench_seed with n messages in time
+// order, every eleventh of the second project: per message its id, time
+// and the draws every later statement reads.
+func (q seedSQL) plan(n int, start, span int64) string {
 	created := fmt.Sprintf("(%d + s.i * %d / %d)", start, span, n)
-	g := fmt.Sprintf("(CAST(s.i AS BIGINT) + %d)", offset)
+	g := "CAST(s.i AS BIGINT)"
 	ms := created + " / 1000"
 	id := q.hex(ms+" / 65536", 8) + " || '-' || " + q.hex(ms+" % 65536", 4) + " || '-7000-8000-' || " + q.hex(g, 12)
 	tag2 := pick("(d.x5 / 7 % 10000)", tagShares, true)
 	return `INSERT INTO bench_seed (i, g, id, project_id, created, x1, x2, x3, x4, x5, status, nrec, domain, tag1, tag2, variant)
-		SELECT d.i, d.g, d.id, '` + project + `', d.created, d.x1, d.x2, d.x3, d.x4, d.x5,
+		SELECT d.i, d.g, d.id, CASE WHEN d.i % 11 = 0 THEN '` + otherProjectID + `' ELSE '` + store.DefaultProjectID + `' END,
+			d.created, d.x1, d.x2, d.x3, d.x4, d.x5,
 			CASE WHEN d.i > ` + fmt.Sprint(n-queuedTail) + ` THEN 'queued' ELSE ` + pick("(d.x1 % 10000)", statusShares, true) + ` END,
 			CASE WHEN d.x2 % 100 < 15 THEN 2 ELSE 1 END,
-			` + pick("(d.x3 % 10000)", domainShares, true) + `,
+			CASE WHEN d.i % 11 = 0 THEN 'mail.other.example' ELSE ` + pick("(d.x3 % 10000)", domainShares, true) + ` END,
 			CASE WHEN d.x4 % 100 < 70 THEN ` + pick("(d.x4 / 100 % 10000)", tagShares, true) + ` END,
 			CASE WHEN d.x5 % 100 < 25 THEN ` + tag2 + ` END,
 			CASE WHEN d.x1 / 10000 % 100 < 8 THEN 'd' WHEN d.x1 / 10000 % 100 < 9 THEN 'r' ELSE '' END
@@ -202,15 +204,15 @@ func (q seedSQL) statements(now int64) []string {
 			CASE s.status WHEN 'queued' THEN 0 WHEN 'deferred' THEN 3 ELSE CASE s.variant WHEN 'd' THEN 2 ELSE 1 END END,
 			CASE s.status WHEN 'deferred' THEN s.created + 3600000000 END,
 			s.created, ` + lastEvent + `
-		FROM bench_seed s ORDER BY s.created, s.g`,
+		FROM bench_seed s ORDER BY s.i`,
 		`INSERT INTO message_payloads (message_id, request, text, html)
 		SELECT s.id, '{"from":"Shop <no-reply@' || s.domain || '>","to":["' || ` + recipientExpr("0") + ` || '"],"subject":"Your order","headers":{"X-Order":"' || s.g || '"}}',
 			$1, $2
-		FROM bench_seed s ORDER BY s.created, s.g`,
+		FROM bench_seed s ORDER BY s.i`,
 		`INSERT INTO recipients (message_id, position, email, email_lc, kind, status, smtp_code, smtp_response, updated_at)
 		SELECT s.id, p.pos, ` + recipient + `, ` + recipient + `, CASE p.pos WHEN 0 THEN 'to' ELSE 'cc' END,
 			s.status, ` + code + `, ` + response + `, ` + lastEvent + `
-		FROM bench_seed s, ` + positions + ` WHERE p.pos < s.nrec ORDER BY s.created, s.g, p.pos`,
+		FROM bench_seed s, ` + positions + ` WHERE p.pos < s.nrec ORDER BY s.i, p.pos`,
 		`INSERT INTO message_tags (message_id, tag)
 		SELECT s.id, s.tag1 FROM bench_seed s WHERE s.tag1 IS NOT NULL
 		UNION ALL SELECT s.id, s.tag2 FROM bench_seed s WHERE s.tag2 IS NOT NULL`,
@@ -219,7 +221,7 @@ func (q seedSQL) statements(now int64) []string {
 			` + q.least("s.created + e.delay", fmt.Sprint(now)) + `
 		FROM bench_seed s, ` + slotTimes + `, ` + positions + `
 		WHERE p.pos < s.nrec AND e.slot < ` + slots + `
-		ORDER BY s.created, s.g, e.slot, p.pos`,
+		ORDER BY s.i, e.slot, p.pos`,
 	}
 }
 
@@ -286,14 +288,12 @@ func seedIn(ctx context.Context, tx *sql.Tx, dialect string, opts seedOptions) e
 		}
 	}
 	now, span := opts.now.UnixMicro(), opts.span.Microseconds()
-	other := max(opts.rows/10, queuedTail+1)
 	stmts := []string{
 		`INSERT INTO projects (id, name, created_at) VALUES ('` + otherProjectID + `', 'bench-other', ` + fmt.Sprint(now-span) + `)`,
-		`CREATE TABLE bench_seed (i BIGINT NOT NULL, g BIGINT PRIMARY KEY, id TEXT NOT NULL, project_id TEXT NOT NULL,
+		`CREATE TABLE bench_seed (i INTEGER PRIMARY KEY, g BIGINT NOT NULL, id TEXT NOT NULL, project_id TEXT NOT NULL,
 			created BIGINT NOT NULL, x1 BIGINT, x2 BIGINT, x3 BIGINT, x4 BIGINT, x5 BIGINT, status TEXT, nrec INTEGER,
 			domain TEXT, tag1 TEXT, tag2 TEXT, variant TEXT)`,
-		q.plan(store.DefaultProjectID, opts.rows, 0, now-span, span),
-		strings.Replace(q.plan(otherProjectID, other, opts.rows, now-span, span), "'mail.shop.example'", "'mail.other.example'", 1),
+		q.plan(opts.rows+opts.rows/10, now-span, span),
 	}
 	stmts = append(stmts, q.statements(now)...)
 	stmts = append(stmts, `DROP TABLE bench_seed`)
@@ -323,7 +323,7 @@ func payloadBodies() (text, html []byte) {
 func openSeedDB(dbURL string) (string, *sql.DB, error) {
 	if path, ok := strings.CutPrefix(dbURL, "sqlite:"); ok {
 		db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=foreign_keys(0)"+
-			"&_pragma=synchronous(OFF)&_pragma=temp_store(memory)&_pragma=cache_size(-1048576)")
+			"&_pragma=synchronous(OFF)&_pragma=temp_store(memory)&_pragma=cache_size(-4194304)")
 		if err != nil {
 			return "", nil, err
 		}
