@@ -75,6 +75,13 @@ func (s *Server) listMessages(c echo.Context) error {
 	}
 	f := store.MessageFilter{Status: q.Get("status"), Tag: q.Get("tag"),
 		Recipient: strings.ToLower(q.Get("recipient")), Since: since, Until: until, Page: page}
+	if v := q.Get("from_domain"); v != "" {
+		name, msg := domainName(v)
+		if msg != "" {
+			return queryProblem("from_domain", msg)
+		}
+		f.FromDomain = name
+	}
 	msgs, next, err := s.deps.Store.ListMessages(c.Request().Context(), caller(c).ProjectID, f)
 	if err != nil {
 		return listErr(err)

@@ -100,6 +100,9 @@ func TestReadListFilters(t *testing.T) {
 			{"until=" + hour(1), []string{a.ID}},
 			{"since=" + hour(1) + "&until=" + hour(2), []string{b.ID}},
 			{"tag=alpha&since=" + hour(1), []string{c.ID}},
+			{"from_domain=SHOP.example", []string{c.ID, b.ID, a.ID}},
+			{"from_domain=news.example", []string{}},
+			{"from_domain=shop.example&tag=beta", []string{c.ID}},
 		}
 		for _, tc := range cases {
 			t.Run(tc.query, func(t *testing.T) {
@@ -171,6 +174,8 @@ func TestReadListRefusesBadParameters(t *testing.T) {
 		{"/v1/messages?limit=ten", "query:limit"},
 		{"/v1/messages?since=yesterday", "query:since"},
 		{"/v1/messages?status=lost", "query:status"},
+		{"/v1/messages?from_domain=not_a_domain!", "query:from_domain"},
+		{"/v1/messages?from_domain=" + strings.Repeat("a", 250) + ".example", "query:from_domain"},
 		{"/v1/events?cursor=garbage", "query:cursor"},
 		{"/v1/events?limit=101", "query:limit"},
 	}

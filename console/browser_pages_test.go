@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/mailgate/mailgate/apikey"
@@ -392,4 +394,74 @@ func recordInbound(t *testing.T, g *gateway, tr *trap) {
 			t.Fatalf("record inbound %d: %v", i, err)
 		}
 	}
+}
+
+// watchPage makes every page of ctx report a Content-Security-Policy
+// violation, an uncaught error or a console error to the trap.
+func watchPage(t *testing.T, ctx context.Context) {
+	t.Helper()
+	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
+		Source: `document.addEventListener("securitypolicyviolation", function (e) {
+				mgTrap("CSP violation: " + e.violatedDirective + " " + e.blockedURI);
+			});
+			window.addEventListener("error", function (e) { mgTrap("error: " + e.message); });
+			var consoleError = console.error;
+			console.error = function () { mgTrap("console.error: " + [].join.call(arguments, " ")); consoleError.apply(console, arguments); };`,
+	}); err != nil {
+		t.Fatalf("watch the page: %v", err)
+	}
+}
+
+// TestBrowserOverview: after sign-in the console opens on the overview;
+// once the worker rolled up two messages sent through the API, the totals
+// show them and uPlot draws both charts, with no CSP violation or script
+// error; the window switcher and a domain's link work.
+func TestBrowserOverview(t *testing.T) {
+	chromium(t)
+	g := startGateway(t)
+	_, token := g.createKey(apikey.ScopeSend, apikey.ScopeRead)
+	tr := newTrap(t)
+	ctx := newBrowser(t, tr)
+	watchPage(t, ctx)
+	for range 2 {
+		g.send(token, map[string]any{"from": "orders@shop.example", "to": []string{"ann@example.org"},
+			"subject": "Order", "text": "x"})
+	}
+	signInBrowser(t, ctx, g, token)
+	if loc := get(t, ctx, chromedp.Location()); !strings.HasSuffix(loc, "/console/overview") {
+		t.Errorf("after sign-in: at %s, want the overview", loc)
+	}
+	waitFor(t, 60*time.Second, "the two messages sent, in the overview's totals", func() bool {
+		do(t, ctx, chromedp.Navigate(g.URL+"/console/overview?window=hour"), chromedp.WaitVisible(css("#totals")))
+		sent, err := chromedp.Run(ctx, chromedp.Evaluate[string](
+			`(function () { var r = document.querySelector('#totals tbody th a[href$="from_domain=shop.example"]');
+				return r ? r.closest("tr").querySelectorAll("td")[1].textContent : ""; })()`))
+		return err == nil && sent == "2"
+	})
+	waitJS(t, ctx, 10*time.Second, "uPlot's two charts", `document.querySelectorAll("div.plot canvas").length === 2`)
+	if got := text(t, ctx, "#totals tbody td.rate"); got != "0.00 %" {
+		t.Errorf("bounce rate %q, want 0.00 %%", got)
+	}
+	screenshot(t, ctx, "overview")
+	// On a phone the tables scroll sideways and the charts take the
+	// screen's width.
+	if _, err := chromedp.Call(ctx, emulation.SetDeviceMetricsOverride, emulation.SetDeviceMetricsOverrideParams{
+		Width: 390, Height: 844, DeviceScaleFactor: 1, Mobile: true}); err != nil {
+		t.Fatalf("phone size: %v", err)
+	}
+	waitJS(t, ctx, 10*time.Second, "the charts at the phone's width",
+		`document.querySelector("div.plot canvas").clientWidth <= 390`)
+	screenshot(t, ctx, "overview-phone")
+
+	do(t, ctx, chromedp.Click(css(`nav.windows a[href*="window=week"]`)), chromedp.WaitVisible(css("#totals")))
+	if loc := get(t, ctx, chromedp.Location()); !strings.Contains(loc, "window=week") {
+		t.Errorf("the week link went to %s", loc)
+	}
+	waitJS(t, ctx, 10*time.Second, "the week's charts", `document.querySelectorAll("div.plot canvas").length === 2`)
+	do(t, ctx, chromedp.Click(css(`#totals tbody th a[href$="from_domain=shop.example"]`)),
+		chromedp.WaitVisible(css("#message-rows")))
+	if n := get(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll("#message-rows tr a").length`)); n != 2 {
+		t.Errorf("the domain's messages list shows %d messages, want 2", n)
+	}
+	tr.assertUntripped(t)
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/net/idna"
+
 	"github.com/mailgate/mailgate/store"
 )
 
@@ -39,11 +41,11 @@ type messagesView struct {
 
 // messageFilterForm is the list's filter as typed in.
 type messageFilterForm struct {
-	Recipient, Status, Tag, Since, Until, Cursor string
+	Recipient, Status, Tag, FromDomain, Since, Until, Cursor string
 }
 
 // messages is GET /console/messages: the project's messages, newest first,
-// filtered by recipient, status, tag and time, paged by cursor. With
+// filtered by recipient, status, tag, sender domain and time, paged by cursor. With
 // JavaScript, the first page refreshes itself every PollInterval.
 func (c *Console) messages(w http.ResponseWriter, r *http.Request, req *request) error {
 	v, err := c.messageList(r, req)
@@ -70,7 +72,8 @@ func (c *Console) messageRows(w http.ResponseWriter, r *http.Request, req *reque
 func (c *Console) messageList(r *http.Request, req *request) (messagesView, error) {
 	q := r.URL.Query()
 	form := messageFilterForm{Recipient: strings.TrimSpace(q.Get("recipient")), Status: q.Get("status"),
-		Tag: strings.TrimSpace(q.Get("tag")), Since: q.Get("since"), Until: q.Get("until"), Cursor: q.Get("cursor")}
+		Tag: strings.TrimSpace(q.Get("tag")), FromDomain: strings.TrimSpace(q.Get("from_domain")),
+		Since: q.Get("since"), Until: q.Get("until"), Cursor: q.Get("cursor")}
 	v := messagesView{Filter: form, Statuses: messageStatuses(), Errors: map[string]string{},
 		PollEvery: "every " + c.cfg.PollInterval.String()}
 	f := store.MessageFilter{Recipient: strings.ToLower(form.Recipient), Tag: form.Tag,
@@ -79,6 +82,7 @@ func (c *Console) messageList(r *http.Request, req *request) (messagesView, erro
 		v.Errors["status"] = "not a known status"
 	}
 	f.Status = form.Status
+	f.FromDomain = formDomain(form.FromDomain, "from_domain", v.Errors)
 	f.Since, f.Until = formTime(form.Since, "since", v.Errors), formTime(form.Until, "until", v.Errors)
 	if len(v.Errors) > 0 {
 		return v, nil
@@ -105,12 +109,28 @@ func (c *Console) messageList(r *http.Request, req *request) (messagesView, erro
 func (f messageFilterForm) query(cursor string) string {
 	q := url.Values{}
 	for k, v := range map[string]string{"recipient": f.Recipient, "status": f.Status, "tag": f.Tag,
-		"since": f.Since, "until": f.Until, "cursor": cursor} {
+		"from_domain": f.FromDomain, "since": f.Since, "until": f.Until, "cursor": cursor} {
 		if v != "" {
 			q.Set(k, v)
 		}
 	}
 	return q.Encode()
+}
+
+// formDomain reads a domain name field as the store keeps sender domains:
+// lower case, in A-label form (an IDN is converted); a bad one is noted
+// in errs under name.
+func formDomain(s, name string, errs map[string]string) string {
+	s = strings.TrimSuffix(strings.TrimSpace(s), ".")
+	if s == "" {
+		return ""
+	}
+	ascii, err := idna.Lookup.ToASCII(s)
+	if err != nil || len(ascii) > 253 {
+		errs[name] = "not a domain name such as shop.example"
+		return ""
+	}
+	return strings.ToLower(ascii)
 }
 
 // formTime reads a time field: a browser's datetime-local value, taken

@@ -25,6 +25,8 @@ func (c *Console) routes() {
 	m.Handle("POST /console/project", c.signedIn(apikey.ScopeAdmin, c.switchProject))
 	m.Handle("GET /console/assets/{file...}", c.assets)
 
+	m.Handle("GET /console/overview", c.signedIn(apikey.ScopeRead, c.overview)) // page_overview.go
+
 	m.Handle("GET /console/messages", c.signedIn(apikey.ScopeRead, c.messages)) // page_messages.go
 	m.Handle("GET /console/messages/rows", c.signedIn(apikey.ScopeRead, c.messageRows))
 	m.Handle("GET /console/messages/{id}", c.signedIn(apikey.ScopeRead, c.message)) // page_message.go
@@ -72,6 +74,7 @@ type navLink struct {
 // allow.
 func navigation() []navLink {
 	return []navLink{
+		{Title: "Overview", Path: "/console/overview", Scope: apikey.ScopeRead},
 		{Title: "Messages", Path: "/console/messages", Scope: apikey.ScopeRead},
 		{Title: "Domains", Path: "/console/domains", Scope: apikey.ScopeDomains},
 		{Title: "Suppressions", Path: "/console/suppressions", Scope: apikey.ScopeSuppressions},

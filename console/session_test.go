@@ -394,6 +394,7 @@ func TestMessagesFilterErrors(t *testing.T) {
 		{"since=yesterday", "since"},
 		{"until=2026-13-01T00:00", "until"},
 		{"cursor=nope", "cursor"},
+		{"from_domain=not_a_domain!", "from_domain"},
 	} {
 		r := b.get("/console/messages?" + tc.query)
 		if r.code != http.StatusUnprocessableEntity || !strings.Contains(r.body, "<strong>"+tc.field+"</strong>") {

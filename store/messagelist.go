@@ -91,6 +91,9 @@ func messageConds(projectID string, f MessageFilter) (*conds, error) {
 		c.add("m.id IN (SELECT message_id FROM recipients WHERE email_lc = " +
 			c.arg(strings.ToLower(f.Recipient)) + ")")
 	}
+	if f.FromDomain != "" {
+		c.add("m.from_domain = " + c.arg(f.FromDomain))
+	}
 	if f.Since != nil {
 		c.add("m.created_at >= " + c.arg(micros(*f.Since)))
 	}

@@ -79,6 +79,10 @@ type Config struct {
 	// once. Default 4 on PostgreSQL, 1 on SQLite (one writer connection).
 	// Delivery starts and outcomes share one writer whatever this says.
 	CommitWriters int
+	// RollupLag is how old an event must be before RollUpEvents counts
+	// it. Default DefaultRollupLagPostgres (30 s) on PostgreSQL, whose
+	// ids can commit out of order (see there), and none on SQLite.
+	RollupLag time.Duration
 	// WrapConnector, when set, wraps the database driver's connector of
 	// every pool, so that tests can inject faults (a failing write, a cut
 	// connection) below database/sql. Default none.
@@ -117,6 +121,8 @@ type Store struct {
 	hookAttempts *batcher[*attemptRequest]
 	// creates are the statements that create messages (messagewrite.go).
 	creates *createStatements
+	// rollupLag is Config.RollupLag with its default (rollup.go).
+	rollupLag time.Duration
 }
 
 // Open connects to the database named by cfg.URL. It does not migrate; call
@@ -146,6 +152,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, err
 	}
 	s.creates = newCreateStatements(s.db, s.dialect)
+	s.rollupLag = cfg.RollupLag
+	if s.rollupLag == 0 && s.dialect == DialectPostgres {
+		s.rollupLag = DefaultRollupLagPostgres
+	}
 	group, writers := cfg.commitGroup(), cfg.commitWriters(s.dialect)
 	s.commits = newBatcher(group, writers, s.writeCommits)
 	// One delivery writer: starts and outcomes arriving while it writes

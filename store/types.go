@@ -201,8 +201,11 @@ type MessageFilter struct {
 	Status    string
 	Tag       string
 	Recipient string
-	Since     *time.Time
-	Until     *time.Time
+	// FromDomain keeps the messages of this sender domain (lower case,
+	// A-label form, as stored).
+	FromDomain string
+	Since      *time.Time
+	Until      *time.Time
 	Page
 }
 

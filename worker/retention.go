@@ -24,7 +24,8 @@ type Retention struct {
 	// Events is the age after which an event is deleted, whether or not
 	// its message is still kept, with its webhook deliveries once done
 	// (an event a delivery is still pending for stays); test deliveries
-	// are deleted at this age too.
+	// and the hour buckets of the overview's event counts are deleted at
+	// this age too.
 	Events time.Duration
 	// Inbound is the age after which inbound mail (the report summary and
 	// the raw head) is deleted.
@@ -66,6 +67,10 @@ type Expired struct {
 	// TestDeliveries counts the webhook test deliveries deleted (by the
 	// events' age); deliveries of events go with their event.
 	TestDeliveries int64
+	// EventCounts counts the hour buckets of the overview's event counts
+	// deleted (by the events' age: they are kept as long as what they
+	// count).
+	EventCounts int64
 }
 
 // empty reports that nothing was deleted.
@@ -150,6 +155,11 @@ func (r *retention) run(ctx context.Context) (Expired, error) {
 		steps = append(steps, func() (bool, error) {
 			n, err := r.store.ExpireTestDeliveries(ctx, cutoff(age), size)
 			out.TestDeliveries += n
+			return n < int64(size), err
+		})
+		steps = append(steps, func() (bool, error) {
+			n, err := r.store.ExpireEventCounts(ctx, cutoff(age), size)
+			out.EventCounts += n
 			return n < int64(size), err
 		})
 	}

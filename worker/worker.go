@@ -2,8 +2,9 @@
 // (deliver one message), the batch send task (first attempts at a batch
 // request's messages, batch.go), the reconciler that heals the gap between a
 // database commit and its enqueue and deletes what is past its retention
-// age (retention.go), and the periodic re-check of verified sender domains'
-// DKIM records (domaincheck.go). The handler's return value is the retry
+// age (retention.go), the periodic re-check of verified sender domains'
+// DKIM records (domaincheck.go), and the rollup of the event log into the
+// counts the console's overview reads (rollup.go). The handler's return value is the retry
 // protocol: nil is done, a plain error retries on the schedule,
 // asynq.SkipRetry ends the task, and a rate-limit wait is rescheduled
 // without counting as a failure.
@@ -69,6 +70,14 @@ type Config struct {
 	DomainRecheckPoll time.Duration
 	// DomainRecheckBatch bounds the domains one pass looks for. Default 100.
 	DomainRecheckBatch int
+	// RollupInterval is how often the worker adds the new events into the
+	// event counts the console's overview reads (rollup.go): the overview
+	// lags the event log by about this plus store.Config.RollupLag.
+	// Default 5 seconds.
+	RollupInterval time.Duration
+	// RollupBatch is how many events one rollup pass (one transaction)
+	// takes. Default 5000.
+	RollupBatch int
 	// Retention is how long the reconciler keeps messages, their content
 	// and events, inbound mail and idempotency records (retention.go).
 	// Default: every age zero, nothing deleted; cmd sets the ages
@@ -105,6 +114,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DomainRecheckBatch == 0 {
 		c.DomainRecheckBatch = 100
+	}
+	if c.RollupInterval == 0 {
+		c.RollupInterval = 5 * time.Second
+	}
+	if c.RollupBatch == 0 {
+		c.RollupBatch = 5000
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -197,13 +212,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err := srv.Start(mux); err != nil {
 		return fmt.Errorf("start asynq server: %w", err)
 	}
-	rechecked := make(chan struct{})
-	go func() {
-		defer close(rechecked)
-		w.recheckLoop(ctx)
-	}()
+	var loops sync.WaitGroup
+	loops.Go(func() { w.recheckLoop(ctx) })
+	loops.Go(func() { w.rollupLoop(ctx) })
 	w.reconcileLoop(ctx)
-	<-rechecked
+	loops.Wait()
 	w.stopOnce.Do(func() { close(w.stopping) }) // tasks start no more messages
 	srv.Shutdown()
 	return nil
@@ -298,7 +311,7 @@ func (w *Worker) ReconcileOnce(ctx context.Context) error {
 		w.deps.Log.Info("retention", "content", expired.Content, "messages", expired.Messages,
 			"message_events", expired.MessageEvents, "events", expired.Events,
 			"inbound", expired.Inbound, "idempotency", expired.Idempotency,
-			"test_deliveries", expired.TestDeliveries)
+			"test_deliveries", expired.TestDeliveries, "event_counts", expired.EventCounts)
 	}
 	if err != nil {
 		return err
