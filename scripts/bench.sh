@@ -328,7 +328,9 @@ console_run() {
 		printf 'run %d, %s, load average %s: ' "$n" "$([[ $arm == A ]] && echo 'A, no operator' || echo 'B, operator browsing')" \
 			"$(cut -d' ' -f1-3 /proc/loadavg)"
 		summarize "$engine-$arm" "$file"
-		[[ $arm == B ]] && sed 's/^/    /' "$out/operator-$engine-$n.txt"
+		if [[ $arm == B ]]; then
+			sed 's/^/    /' "$out/operator-$engine-$n.txt"
+		fi
 	} | tee -a "$out/console-summary.txt"
 }
 
