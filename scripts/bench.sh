@@ -23,6 +23,23 @@
 # and the DKIM sign rate alone comes from mta's BenchmarkSign*. Summary:
 # data/bench/e2e-summary.txt (JSON lines in e2e.jsonl).
 #
+# Then the web console's benchmark (bench/console), per engine: a database
+# (PostgreSQL mailgate_cbench, dropped and recreated; SQLite, a temporary
+# file) migrated with `mailgate migrate up` and seeded with
+# MAILGATE_BENCH_CONSOLE_ROWS (default 1000000) messages of the default
+# project over the last 8 days, a tenth as many of a second project, and
+# their recipients, tags, payloads and events (the time it took is
+# printed); each page of the console (the list, its second page, filters,
+# the htmx refresh, a message, the overview) requested in rounds, 10
+# warm-up rounds then up to 200 (no round starts after 3 minutes), one
+# request at a time, by `bench-console measure`, which serves
+# the console in process and times each request around its handler
+# (p50/p95/max); then `mailgate api` on that database and wrk as above,
+# six runs alternated without (A) and with (B) an operator browsing the
+# console (`bench-console browse`: one page view a second cycling through
+# those pages, and the list's own refresh every 5 s), in the order A B B
+# A A B, every run reported. Summary: data/bench/console-summary.txt.
+#
 # Environment: MAILGATE_BENCH_ENGINES (default "postgres sqlite"),
 # MAILGATE_BENCH_DURATION (wrk -d, default 20s), MAILGATE_BENCH_THREADS
 # (default 2), MAILGATE_BENCH_CONNECTIONS (default 32), MAILGATE_BENCH_GO=0
@@ -35,6 +52,11 @@
 # bench/e2e's in-process go-smtp sink instead of smtp-sink (it takes about
 # a seventh of the two cores at these rates, smtp-sink far less). The PostgreSQL server is the one `make test`
 # uses (MAILGATE_TEST_POSTGRES_URL / MAILGATE_TEST_POSTGRES_PORT).
+# MAILGATE_BENCH_ACCEPT=0 skips the first accept-rate runs,
+# MAILGATE_BENCH_CONSOLE=0 the console's benchmark, and
+# MAILGATE_BENCH_CONSOLE_ROWS sizes it. MAILGATE_BENCH_REDIS_PORT (default
+# 6391) and MAILGATE_BENCH_LISTEN (default 127.0.0.1:8089) move the private
+# Redis and the API, for two runs side by side.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -42,8 +64,8 @@ cd "$MG_ROOT"
 require_go
 use_openssl
 
-redis_port=6391
-listen=127.0.0.1:8089
+redis_port=${MAILGATE_BENCH_REDIS_PORT:-6391}
+listen=${MAILGATE_BENCH_LISTEN:-127.0.0.1:8089}
 engines=${MAILGATE_BENCH_ENGINES:-postgres sqlite}
 duration=${MAILGATE_BENCH_DURATION:-20s}
 threads=${MAILGATE_BENCH_THREADS:-2}
@@ -53,10 +75,12 @@ work=
 sink=go
 api_pid=
 wrk_pid=
+browse_pid=
 started_redis=0
 
 cleanup() {
 	stop_process "$wrk_pid"
+	stop_process "$browse_pid"
 	stop_process "$api_pid"
 	if [[ $started_redis == 1 ]]; then
 		redis-cli -h 127.0.0.1 -p "$redis_port" shutdown nosave >/dev/null 2>&1 || true
@@ -79,15 +103,16 @@ start_bench_redis() {
 	wait_until 100 redis_up "$redis_port" || die "bench Redis did not answer (see $out/redis.log)"
 }
 
-# postgres_bench_url recreates mailgate_bench and prints its URL.
+# postgres_bench_url [NAME] recreates the database NAME (default
+# mailgate_bench) and prints its URL.
 postgres_bench_url() {
-	local admin=$MAILGATE_TEST_POSTGRES_URL query=sslmode=disable
+	local admin=$MAILGATE_TEST_POSTGRES_URL query=sslmode=disable name=${1:-mailgate_bench}
 	[[ $admin == *\?* ]] && query=${admin#*\?}
 	local base=${admin%%\?*}
 	PGOPTIONS='-c client_min_messages=warning' psql -w -X -q -v ON_ERROR_STOP=1 "$admin" \
-		-c 'DROP DATABASE IF EXISTS mailgate_bench WITH (FORCE)' \
-		-c 'CREATE DATABASE mailgate_bench' >&2
-	printf '%s/mailgate_bench?%s\n' "${base%/*}" "$query"
+		-c "DROP DATABASE IF EXISTS $name WITH (FORCE)" \
+		-c "CREATE DATABASE $name" >&2
+	printf '%s/%s?%s\n' "${base%/*}" "$name" "$query"
 }
 
 # database_url ENGINE prints a fresh, empty database for ENGINE.
@@ -270,6 +295,107 @@ go_benchmarks() {
 		go test -run '^$' -bench . -benchmem -p 1 ./... 2>&1 | tee "$file"
 }
 
+# console_database_url ENGINE prints a fresh, empty database for the
+# console's benchmark.
+console_database_url() {
+	case $1 in
+	postgres) postgres_bench_url mailgate_cbench ;;
+	sqlite)
+		rm -f "$work"/console.db*
+		printf 'sqlite:%s/console.db\n' "$work"
+		;;
+	*) die "unknown engine $1 (want postgres or sqlite)" ;;
+	esac
+}
+
+# console_run ENGINE ARM N SEND READ: one wrk run against the running API,
+# with (ARM B) or without (A) an operator browsing with the key READ.
+console_run() {
+	local engine=$1 arm=$2 n=$3 send=$4 read=$5 file
+	file=$out/wrk-console-$engine-$n$arm.txt
+	if [[ $arm == B ]]; then
+		MAILGATE_BENCH_TOKEN=$read ./bin/bench-console browse -url "http://$listen" -duration "$duration" \
+			>"$out/operator-$engine-$n.txt" 2>&1 &
+		browse_pid=$!
+	fi
+	MAILGATE_BENCH_TOKEN=$send wrk -t"$threads" -c"$connections" -d"$duration" --latency \
+		-s bench/post_message.lua "http://$listen/v1/messages" >"$file" 2>&1 &
+	wrk_pid=$!
+	wait "$wrk_pid" || die "[$engine] wrk failed: $(tail -n 3 "$file")"
+	wrk_pid=
+	if [[ $arm == B ]]; then
+		wait "$browse_pid" || die "[$engine] the operator failed: $(tail -n 3 "$out/operator-$engine-$n.txt")"
+		browse_pid=
+	fi
+	{
+		printf 'run %d, %s, load average %s: ' "$n" "$([[ $arm == A ]] && echo 'A, no operator' || echo 'B, operator browsing')" \
+			"$(cut -d' ' -f1-3 /proc/loadavg)"
+		summarize "$engine-$arm" "$file"
+		if [[ $arm == B ]]; then
+			sed 's/^/    /' "$out/operator-$engine-$n.txt"
+		fi
+	} | tee -a "$out/console-summary.txt"
+}
+
+# console_compare ENGINE: the medians of each arm's accepted/s and their
+# difference, from console-summary.txt.
+console_compare() {
+	awk -v engine="$1" '
+	function median(a, n,   i, j, t) {
+		for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+		return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+	}
+	$0 ~ "^run .*: " engine "-A " { a[++na] = $(NF - 4); if (!mina || a[na] < mina) mina = a[na]; if (a[na] > maxa) maxa = a[na] }
+	$0 ~ "^run .*: " engine "-B " { b[++nb] = $(NF - 4) }
+	END {
+		if (na == 0 || nb == 0) exit
+		ma = median(a, na); mb = median(b, nb)
+		printf "%s: accepted/s, median of %d runs without an operator %.0f, with %.0f: %+.1f %%; the runs without spread over %.1f %% of their median\n",
+			engine, na, ma, mb, (mb - ma) / ma * 100, (maxa - mina) / ma * 100
+	}' "$out/console-summary.txt" | tee -a "$out/console-summary.txt"
+}
+
+# console_engine ENGINE: seed, the server time of each page, then the
+# accept rate without and with an operator, alternated A B B A A B.
+console_engine() {
+	local engine=$1 url send reader arm n=0
+	log "[$engine] console: seeding ${MAILGATE_BENCH_CONSOLE_ROWS:-1000000} messages"
+	redis-cli -h 127.0.0.1 -p "$redis_port" flushall >/dev/null
+	url=$(console_database_url "$engine")
+	export MAILGATE_DATABASE_URL=$url MAILGATE_REDIS_URL="redis://127.0.0.1:$redis_port/0"
+	./bin/mailgate migrate up >"$out/migrate-console-$engine.log" 2>&1 ||
+		die "[$engine] mailgate migrate up failed (see $out/migrate-console-$engine.log)"
+	./bin/bench-console seed -db "$url" -rows "${MAILGATE_BENCH_CONSOLE_ROWS:-1000000}" |
+		sed "s/^/$engine: /" | tee -a "$out/console-summary.txt" || die "[$engine] seeding failed"
+	log "[$engine] console: server time per page (bench-console measure)"
+	./bin/bench-console measure -db "$url" -label "$engine" -max-time 3m | tee -a "$out/console-summary.txt" ||
+		die "[$engine] measuring the console failed"
+	send=$(./bin/mailgate keys create --name bench --scope messages:send 2>>"$out/keys-$engine.log") &&
+		reader=$(./bin/mailgate keys create --name operator --scope messages:read 2>>"$out/keys-$engine.log") ||
+		die "[$engine] mailgate keys create failed (see $out/keys-$engine.log)"
+	start_api "console-$engine"
+	log "[$engine] console: wrk as above, A B B A A B (B: an operator browsing)"
+	for arm in A B B A A B; do
+		n=$((n + 1))
+		console_run "$engine" "$arm" "$n" "$send" "$reader"
+	done
+	stop_process "$api_pid"
+	api_pid=
+	console_compare "$engine"
+}
+
+# console_benchmarks: the console's benchmark on every engine.
+console_benchmarks() {
+	local engine
+	log "go build -o ./bin/bench-console ./bench/console"
+	go build -o ./bin/bench-console ./bench/console
+	printf 'Console, %s messages, %s cores, %s\n' "${MAILGATE_BENCH_CONSOLE_ROWS:-1000000}" "$(nproc)" \
+		"$(date -u +%Y-%m-%dT%H:%MZ)" >"$out/console-summary.txt"
+	for engine in $engines; do
+		console_engine "$engine"
+	done
+}
+
 main() {
 	local engine status=0
 	install_for_commands redis-server:redis-server redis-cli:redis-tools wrk:wrk curl:curl
@@ -291,9 +417,14 @@ main() {
 	log "go build -o ./bin/mailgate ./cmd/mailgate"
 	go build -o ./bin/mailgate ./cmd/mailgate
 	printf '%-9s %10s %11s %9s %9s %9s %8s\n' engine 'req/s' 'accepted/s' p50 p90 p99 non-202 >"$out/summary.txt"
-	for engine in $engines; do
-		bench_engine "$engine"
-	done
+	if [[ ${MAILGATE_BENCH_ACCEPT:-1} != 0 ]]; then
+		for engine in $engines; do
+			bench_engine "$engine"
+		done
+	fi
+	if [[ ${MAILGATE_BENCH_CONSOLE:-1} != 0 ]]; then
+		console_benchmarks
+	fi
 	if [[ ${MAILGATE_BENCH_E2E:-1} != 0 ]]; then
 		e2e_benchmarks
 	fi
@@ -303,6 +434,10 @@ main() {
 	printf '\nPOST /v1/messages, wrk -t%s -c%s -d%s, %s cores (also in %s):\n' \
 		"$threads" "$connections" "$duration" "$(nproc)" "$out/summary.txt"
 	cat "$out/summary.txt"
+	if [[ ${MAILGATE_BENCH_CONSOLE:-1} != 0 ]]; then
+		printf '\n'
+		cat "$out/console-summary.txt"
+	fi
 	if [[ ${MAILGATE_BENCH_E2E:-1} != 0 ]]; then
 		printf '\nEnd to end, POST → received at the sink, %s B bodies, %s cores (also in %s):\n' \
 			10240 "$(nproc)" "$out/e2e-summary.txt"
