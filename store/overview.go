@@ -138,7 +138,7 @@ type Overview struct {
 // from the rollup's table, per sender domain and as a time series, and
 // the queue from the messages; domain, when set, keeps that sender domain
 // only. Each query reads a range of a primary key or index: event_counts
-// by (project, width, bucket), messages by (status, created_at).
+// by (project, width, bucket), messages by (project, status, created_at).
 func (s *Store) Overview(ctx context.Context, projectID string, window Window, domain string, now time.Time) (Overview, error) {
 	if !window.Valid() {
 		return Overview{}, fmt.Errorf("overview: unknown window %q", window)
@@ -229,7 +229,7 @@ func (s *Store) overviewSeries(ctx context.Context, c *conds, o *Overview) error
 }
 
 // queueState counts the project's messages waiting to be sent, through
-// messages_status_created_idx (status, created_at).
+// messages_project_status_created_idx (project_id, status, created_at, id).
 func (s *Store) queueState(ctx context.Context, projectID, domain string) (QueueState, error) {
 	c := &conds{}
 	c.add("status IN (" + c.arg(StatusQueued) + ", " + c.arg(StatusSending) + ", " + c.arg(StatusDeferred) +
