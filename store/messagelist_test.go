@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -180,3 +182,80 @@ func TestListEvents(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestListMessagesRecipient pages the recipient filter for an address on
+// more recipient rows than fewRecipientsBound (SQLite walks the list) and
+// on fewer (SQLite reads the address's rows first), each including a
+// message that carries the address twice (to and cc): the same pages, in
+// the same order, on both engines.
+func TestListMessagesRecipient(t *testing.T) {
+	engines(t, func(t *testing.T, s *Store, clk *clock) {
+		ctx := context.Background()
+		t0 := clk.Now()
+		n := fewRecipientsBound + 100
+		many := func(i int) bool { return i%20 != 0 }
+		few := func(i int) bool { return i%100 == 7 }
+		var msgs []NewMessage
+		for i := range n {
+			created := t0.Add(time.Duration(min(i, n-10)) * time.Second)
+			var to []string
+			if many(i) {
+				to = append(to, "many@example.org")
+			}
+			if few(i) {
+				to = append(to, "Few@example.org")
+			}
+			m := newMsg(fmt.Sprintf("m%04d", i), created, append(to, fmt.Sprintf("user%d@example.org", i))...)
+			if i == 507 || i == n-3 {
+				m.Recipients = append(m.Recipients,
+					NewRecipient{Email: "few@example.org", Kind: KindCc, Status: StatusQueued},
+					NewRecipient{Email: "many@example.org", Kind: KindCc, Status: StatusQueued})
+			}
+			msgs = append(msgs, m)
+		}
+		if _, err := s.CreateMessages(ctx, msgs, nil); err != nil {
+			t.Fatalf("seed: %v", err)
+		}
+		ids := func(keep func(int) bool) []string {
+			var out []string
+			for i := n - 1; i >= 0; i-- {
+				if keep(i) {
+					out = append(out, fmt.Sprintf("m%04d", i))
+				}
+			}
+			return out
+		}
+		for _, tt := range []struct {
+			email string
+			few   bool
+			want  []string
+		}{
+			{"MANY@example.org", false, ids(func(i int) bool { return many(i) || i == 507 || i == n-3 })},
+			{"few@EXAMPLE.org", true, ids(func(i int) bool { return few(i) || i == 507 || i == n-3 })},
+		} {
+			t.Run(tt.email, func(t *testing.T) {
+				if s.Dialect() == DialectSQLite {
+					if got, err := s.fewRecipientRows(ctx, strings.ToLower(tt.email)); err != nil || got != tt.few {
+						t.Fatalf("fewRecipientRows = %v, %v; want %v", got, err, tt.few)
+					}
+				}
+				for _, limit := range []int{0, 30, 7} {
+					if limit == 7 && !tt.few {
+						continue
+					}
+					got := pageAll(t, s, MessageFilter{Recipient: tt.email, Page: Page{Limit: limit}})
+					if diff := cmp.Diff(tt.want, got); diff != "" {
+						t.Errorf("pages of %d (-want +got):\n%s", limit, diff)
+					}
+				}
+				since, until := t0.Add(500*time.Second), t0.Add(900*time.Second)
+				got := pageAll(t, s, MessageFilter{Recipient: tt.email, Status: StatusQueued, Since: &since,
+					Until: &until, Page: Page{Limit: 9}})
+				want := ids(func(i int) bool { return i >= 500 && i < 900 && slices.Contains(tt.want, fmt.Sprintf("m%04d", i)) })
+				if diff := cmp.Diff(want, got); diff != "" {
+					t.Errorf("with status and time range (-want +got):\n%s", diff)
+				}
+			})
+		}
+	})
+}
