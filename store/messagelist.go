@@ -41,24 +41,9 @@ func getMessage(ctx context.Context, q querier, projectID, id string) (Message, 
 // ErrBadCursor.
 func (s *Store) ListMessages(ctx context.Context, projectID string, f MessageFilter) ([]Message, string, error) {
 	c := &conds{}
-	from := ` FROM messages m`
-	plan := recipientIn
-	if f.Recipient != "" && s.dialect == DialectSQLite {
-		email := strings.ToLower(f.Recipient)
-		few, err := s.fewRecipientRows(ctx, email)
-		if err != nil {
-			return nil, "", err
-		}
-		plan = recipientExists
-		if few {
-			// CROSS JOIN keeps SQLite's join order: the address's
-			// messages first, each looked up by its primary key, then
-			// sorted; DISTINCT because one message can carry the address
-			// twice (to and cc).
-			plan = recipientFrom
-			from = ` FROM (SELECT DISTINCT message_id FROM recipients WHERE email_lc = ` + c.arg(email) +
-				`) r CROSS JOIN messages m ON m.id = r.message_id`
-		}
+	from, plan, err := s.recipientSource(ctx, c, f.Recipient)
+	if err != nil {
+		return nil, "", err
 	}
 	if err := messageConds(c, projectID, f, plan); err != nil {
 		return nil, "", err
@@ -91,6 +76,26 @@ func (s *Store) ListMessages(ctx context.Context, projectID string, f MessageFil
 		return nil, "", err
 	}
 	return msgs, next, nil
+}
+
+// recipientSource returns the list query's FROM clause and how its
+// recipient filter finds the address's messages: on PostgreSQL always
+// m.id IN (…), planned with the value; on SQLite by how many recipient
+// rows the address has (fewRecipientRows). Its arguments go into c.
+func (s *Store) recipientSource(ctx context.Context, c *conds, recipient string) (string, recipientPlan, error) {
+	if recipient == "" || s.dialect != DialectSQLite {
+		return ` FROM messages m`, recipientIn, nil
+	}
+	email := strings.ToLower(recipient)
+	few, err := s.fewRecipientRows(ctx, email)
+	if err != nil || !few {
+		return ` FROM messages m`, recipientExists, err
+	}
+	// CROSS JOIN keeps SQLite's join order: the address's messages first,
+	// each looked up by its primary key, then sorted; DISTINCT because one
+	// message can carry the address twice (to and cc).
+	return ` FROM (SELECT DISTINCT message_id FROM recipients WHERE email_lc = ` + c.arg(email) +
+		`) r CROSS JOIN messages m ON m.id = r.message_id`, recipientFrom, nil
 }
 
 // fewRecipientsBound is the number of recipient rows under which SQLite
