@@ -6,8 +6,8 @@
 -- every status filter its page directly, newest first, the cursor's
 -- (created_at, id) as a range. It costs each message written about 640
 -- bytes more (+12 %), CPU within the noise (docs/performance.md,
--- "Console"). PostgreSQL's planner serves the same pages from
--- messages_status_created_idx, so its 00020 adds nothing.
+-- "Console"). PostgreSQL's 00020 adds the same index, for the overview's
+-- queue count.
 
 -- +goose Up
 CREATE INDEX messages_project_status_created_idx ON messages (project_id, status, created_at DESC, id DESC);
