@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/mailgate/mailgate/internal/testsvc"
 )
 
@@ -95,31 +93,12 @@ func benchCreateWith(b *testing.B, engine string, ddl []string) {
 			b.Fatal(err)
 		}
 	}
-	b.SetParallelism(2)
-	cpu0, w0 := usage()
 	srv0 := serverCPU(engine, dbURL)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			batch := make([]NewMessage, 100)
-			for i := range batch {
-				batch[i] = newMsg(uuid.Must(uuid.NewV7()).String(), time.Now(), "ann@example.org")
-			}
-			if _, err := s.CreateMessages(ctx, batch, nil); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
-	b.StopTimer()
-	cpu1, w1 := usage()
-	msgs := float64(100 * b.N)
-	b.ReportMetric(msgs/b.Elapsed().Seconds(), "msgs/s")
-	b.ReportMetric(float64(cpu1-cpu0)/msgs/1e3, "cpu-us/msg")
+	msgs, written := createBatches(b, s)
 	if engine == "postgres" {
 		b.ReportMetric(float64(serverCPU(engine, dbURL)-srv0)/msgs/1e3, "server-cpu-us/msg")
 	} else {
-		b.ReportMetric(float64(w1-w0)/msgs, "written-B/msg")
+		b.ReportMetric(float64(written)/msgs, "written-B/msg")
 	}
 }
 
