@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -82,6 +83,10 @@ func startSentinelProc(t testing.TB, name string, port int, conf string) *redisP
 func (p *redisProc) start() {
 	p.t.Helper()
 	p.cmd = exec.Command("redis-server", p.args...)
+	// A process group of its own, so that kill also ends a child forked
+	// for an AOF rewrite, which would go on writing into the test's
+	// TempDir while it is removed.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := p.cmd.Start(); err != nil {
 		p.t.Fatalf("start %s: %v", p.name, err)
 	}
@@ -105,7 +110,7 @@ func (p *redisProc) kill() {
 	if p.cmd == nil || p.cmd.Process == nil {
 		return
 	}
-	_ = p.cmd.Process.Kill()
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 	<-p.done
 	p.cmd = nil
 }
