@@ -11,7 +11,7 @@ import (
 	"testing"
 )
 
-// probe is one row of testdata/probes/labels.tsv: what one message of
+// probe is one row of a probe directory's labels.tsv: what one message of
 // the probe set must yield for one recipient (see testdata/README.md).
 type probe struct {
 	eml, family, kind, recipient, status, hard, reason, open string
