@@ -67,6 +67,12 @@ func TestClassifyPhraseScope(t *testing.T) {
 		{"535 5.7.8 Authentication failed", ReasonSecurityError, false},
 		{"550 5.7.1 Your message requires confirmation", ReasonSecurityError, false},
 		{"421 4.7.0 Too many connections from this IP", ReasonTooManyConn, false},
+		{"550 5.2.1 <a@b.example>: Recipient address rejected: Account is closed", ReasonSuspend, false},
+		{"552 Speicherplatz des Benutzers überschritten", ReasonMailboxFull, false},
+		{"Too many failures (connect ECONNREFUSED 192.0.2.1:25)", ReasonExpired, false},
+		{"Motivo: el buzón del destinatario está lleno", ReasonMailboxFull, false},
+		{"550 Пользователь не найден", ReasonUserUnknown, true},
+		{"原因：收件人邮箱已满", ReasonMailboxFull, false},
 	} {
 		got := p.Classify("", c.diag)
 		if got.Reason != c.reason || got.Hard != c.hard {

@@ -24,13 +24,15 @@ type dsnFields struct {
 // each recipient field opens a per-recipient block (§2.3) unless it
 // completes the current one. Some MTAs omit the blank lines between
 // recipients, hence the second rule (a recipient field naming the block's
-// own address still completes it); some write a recipient's Action,
-// Status or Diagnostic-Code before its Final-Recipient (Amazon SES), so
-// such a field that is not the current recipient's (none is open yet, or
-// it already has one), and every one after it, is kept for the next
-// recipient the block opens; a
+// own address still completes it). A recipient's fields may come in any
+// order (§2.3): Amazon SES writes Action, Status and Diagnostic-Code before
+// Final-Recipient, others Remote-MTA or Last-Attempt-Date. So a
+// per-recipient field that is not the current recipient's (the block has
+// none open yet, or it already has that field), and every one after it,
+// is kept for the next recipient the block opens; a
 // block with an Action or Status and no recipient field at all is a
-// recipient whose address the report left out.
+// recipient whose address the report left out, one with neither adds its
+// fields to the per-message ones.
 // Lines that are not fields are ignored. No library decodes these fields,
 // hence this parser.
 func parseDSNFields(body []byte) dsnFields {
@@ -69,8 +71,18 @@ func parseDSNFields(body []byte) dsnFields {
 				target[name] = kv[1]
 			}
 		}
-		if cur == nil && (pending["action"] != "" || pending["status"] != "") {
+		switch {
+		case cur != nil:
+		case pending["action"] != "" || pending["status"] != "":
 			d.recipients = append(d.recipients, pending) // a recipient block without its address
+		default:
+			// No recipient: a per-message block that also names the
+			// Remote-MTA (or the like) for every recipient.
+			for k, v := range pending {
+				if _, ok := d.message[k]; !ok {
+					d.message[k] = v
+				}
+			}
 		}
 	}
 	return d
@@ -89,9 +101,13 @@ func sameRecipient(f fields, value string) bool {
 }
 
 // isRecipientField reports the per-recipient fields of RFC 3464 §2.3
-// that state a recipient's outcome.
+// other than the recipient's address: the ones that may come before it.
 func isRecipientField(name string) bool {
-	return name == "action" || name == "status" || name == "diagnostic-code"
+	switch name {
+	case "action", "status", "diagnostic-code", "remote-mta", "last-attempt-date", "will-retry-until", "final-log-id":
+		return true
+	}
+	return false
 }
 
 // splitBlocks splits b at blank lines (LF or CRLF).

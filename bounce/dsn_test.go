@@ -48,6 +48,30 @@ func TestParseDSNFields(t *testing.T) {
 			},
 		},
 		{
+			name: "Remote-MTA and Last-Attempt-Date before Final-Recipient in each block",
+			body: "Reporting-MTA: dns; out.example.net\n\n" +
+				"Remote-MTA: dns; mx.a.example\nLast-Attempt-Date: Tue, 10 Sep 2024 08:04:10 +0000\nFinal-Recipient: rfc822; a@a.example\nAction: failed\nStatus: 5.1.1\n\n" +
+				"Remote-MTA: dns; mx.b.example\nLast-Attempt-Date: Tue, 10 Sep 2024 08:04:12 +0000\nFinal-Recipient: rfc822; b@b.example\nAction: failed\nStatus: 4.2.2\n",
+			want: dsnFields{
+				message: fields{"reporting-mta": "dns; out.example.net"},
+				recipients: []fields{
+					{"remote-mta": "dns; mx.a.example", "last-attempt-date": "Tue, 10 Sep 2024 08:04:10 +0000", "final-recipient": "rfc822; a@a.example", "action": "failed", "status": "5.1.1"},
+					{"remote-mta": "dns; mx.b.example", "last-attempt-date": "Tue, 10 Sep 2024 08:04:12 +0000", "final-recipient": "rfc822; b@b.example", "action": "failed", "status": "4.2.2"},
+				},
+			},
+		},
+		{
+			name: "next recipient's Remote-MTA first, no blank line",
+			body: "Final-Recipient: rfc822; a@a.example\nAction: failed\nStatus: 5.1.1\nRemote-MTA: dns; mx.a.example\nRemote-MTA: dns; mx.b.example\nFinal-Recipient: rfc822; b@b.example\nAction: delayed\nStatus: 4.4.1\n",
+			want: dsnFields{
+				message: fields{},
+				recipients: []fields{
+					{"final-recipient": "rfc822; a@a.example", "action": "failed", "status": "5.1.1", "remote-mta": "dns; mx.a.example"},
+					{"remote-mta": "dns; mx.b.example", "final-recipient": "rfc822; b@b.example", "action": "delayed", "status": "4.4.1"},
+				},
+			},
+		},
+		{
 			name: "junk lines ignored",
 			body: "this is not a field\nFinal-Recipient: rfc822; a@example.org\n---\nStatus: 5.0.0\n",
 			want: dsnFields{
