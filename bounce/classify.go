@@ -98,7 +98,7 @@ func markMailerError(x *Result, tbl *ruleTable) {
 	if x.Reason == ReasonDelivered || tbl.hasAny(strings.ToLower(x.Diagnostic), ReasonMailboxFull, ReasonMesgTooBig, ReasonExceedLimit, ReasonSystemFull) {
 		return
 	}
-	x.Reason, x.Rule = ReasonMailerError, "local-mailer"
+	x.Reason, x.Rule, x.Overrides = ReasonMailerError, "local-mailer", ""
 	x.Hard = IsHard(x.Reason, x.Status)
 }
 

@@ -206,6 +206,17 @@ func TestOperatorStatusRuleOverrides(t *testing.T) {
 	if x := p.Classify("5.2.2", "552 5.2.2 Mailbox full"); x.Reason != ReasonMailboxFull || x.Overrides != "" {
 		t.Errorf("phrase and operator status: %s rule %s overrides %q", x.Reason, x.Rule, x.Overrides)
 	}
+	// A later built-in step that decides instead (a local mailer's
+	// failure, an SES subtype) leaves no stale Overrides behind.
+	local := p.Classify("5.9.9", "")
+	local.Overrides = "status:5.9.9"
+	markMailerError(&local, p.tbl)
+	ses := local
+	ses.Overrides = "status:5.9.9"
+	sesSubType(&ses, "MailboxFull")
+	if local.Rule != "local-mailer" || local.Overrides != "" || ses.Rule != "ses:MailboxFull" || ses.Overrides != "" {
+		t.Errorf("local mailer: rule %s overrides %q; SES: rule %s overrides %q", local.Rule, local.Overrides, ses.Rule, ses.Overrides)
+	}
 	r := &Report{Kind: KindBounce, Results: []Result{p.Classify("", diag)}}
 	ex := r.Explain()
 	for _, want := range []string{"rule: site-571", "overrides built-in rule: status:5.7.1", "reason: blocked", "hard: false (the reason leaves the address valid)"} {

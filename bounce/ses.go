@@ -175,7 +175,7 @@ func sesSubType(x *Result, subType string) {
 	if !ok {
 		return
 	}
-	x.Reason, x.Rule = reason, "ses:"+subType
+	x.Reason, x.Rule, x.Overrides = reason, "ses:"+subType, ""
 	x.Hard = IsHard(x.Reason, x.Status)
 }
 
