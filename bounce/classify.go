@@ -94,11 +94,11 @@ func indexFoldAt(text, pattern string, anchor byte) int {
 // markMailerError sets the reason of a failure reported by a local
 // delivery program (procmail, a pipe): a mailer error, unless the program
 // said the mailbox or the system was full or the message too big.
-func markMailerError(x *Result, tbl *phraseTable) {
+func markMailerError(x *Result, tbl *ruleTable) {
 	if x.Reason == ReasonDelivered || tbl.hasAny(strings.ToLower(x.Diagnostic), ReasonMailboxFull, ReasonMesgTooBig, ReasonExceedLimit, ReasonSystemFull) {
 		return
 	}
-	x.Reason, x.Rule = ReasonMailerError, "local-mailer"
+	x.Reason, x.Rule, x.Overrides = ReasonMailerError, "local-mailer", ""
 	x.Hard = IsHard(x.Reason, x.Status)
 }
 
@@ -128,7 +128,7 @@ func kindOf(res []Result) string {
 // finishResult fills the status, reply code, reason and hard flag of a
 // result from its diagnostic, falling back on the notice text, by the
 // rules of tbl.
-func finishResult(x *Result, notice string, tbl *phraseTable) {
+func finishResult(x *Result, notice string, tbl *ruleTable) {
 	if x.ReplyCode == 0 {
 		x.ReplyCode = findReplyCode(x.Diagnostic)
 	}
@@ -144,6 +144,9 @@ func finishResult(x *Result, notice string, tbl *phraseTable) {
 		return
 	}
 	x.Reason, x.Rule = reasonOf(x, notice, tbl)
+	if m := tbl.status(x.Status); m.overrides && x.Rule == m.operator {
+		x.Overrides = "status:" + x.Status // an operator status rule replaced the built-in meaning
+	}
 	if x.Status == "" {
 		x.Status = pseudoStatus(x, notice)
 	}

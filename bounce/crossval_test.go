@@ -87,7 +87,7 @@ func TestCrossValidationByFamily(t *testing.T) {
 			if !more {
 				break
 			}
-			q := &Parser{lim: p.lim, builtin: p.builtin.without(removed)}
+			q := &Parser{lim: p.lim, tbl: p.tbl.without(removed)}
 			if rep, err = q.Parse(raws[name]); err != nil {
 				t.Fatal(err)
 			}

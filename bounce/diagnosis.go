@@ -18,7 +18,7 @@ func mayBeHostNotFound(text string) bool {
 // reasonOf decides the reason from the status code, the diagnostic, the
 // failed SMTP command and, last, the whole notice, and names the rule
 // that decided (see Result.Rule).
-func reasonOf(x *Result, notice string, tbl *phraseTable) (reason, rule string) {
+func reasonOf(x *Result, notice string, tbl *ruleTable) (reason, rule string) {
 	diag := &textMatcher{tbl: tbl, text: strings.ToLower(x.Diagnostic)}
 	cmd := failedCommand(diag.text) // the answer's own words first, then the notice's
 	if cmd == "" {
@@ -27,13 +27,14 @@ func reasonOf(x *Result, notice string, tbl *phraseTable) (reason, rule string) 
 	if x.Status == "" && strings.HasSuffix(strings.ToLower(x.Recipient), "@googlegroups.com") {
 		return ReasonRejected, "recipient:googlegroups" // Google Groups refusing a post, in any language
 	}
-	byStatus := reasonFromStatus(x.Status)
+	meaning := tbl.status(x.Status)
+	byStatus := meaning.reason
 	for _, r := range primaryOrder {
 		if primaryHolds(r, byStatus, diag, cmd) {
 			if id := diag.ruleID(r); id != "" && byStatus != r {
 				return r, "diagnostic:" + id
 			}
-			return r, "status:" + x.Status
+			return r, meaning.rule(x.Status)
 		}
 	}
 	if r := diag.first(secondaryOrder); r != "" {
@@ -49,7 +50,7 @@ func reasonOf(x *Result, notice string, tbl *phraseTable) (reason, rule string) 
 		return ReasonBlocked, "command:helo" // refused before any address was given: the client host
 	}
 	if byStatus != "" {
-		return byStatus, "status:" + x.Status
+		return byStatus, meaning.rule(x.Status)
 	}
 	whole := &textMatcher{tbl: tbl, text: notice[:min(len(notice), 8<<10)]}
 	for _, order := range [][]string{primaryOrder, secondaryOrder} {

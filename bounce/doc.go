@@ -24,14 +24,16 @@
 // Status codes follow RFC 3463; reasons use the vocabulary documented in
 // reasons.go (Sisimai's reason names, so that results compare with that
 // classifier's labelled corpus). A reason is decided by the status code
-// (the RFC 3463 tables in reasons.go), the SMTP command that failed, and
-// the phrase rules of the embedded file builtin.rules, read by New in the
-// operator rule format (ParseRules; a " ... " in a pattern is a short gap,
-// so a rule states a wording, not one sample's sentence), weighed in the
+// (its meaning by the status rules), the SMTP command that failed, and the
+// phrase rules; both kinds of rule are the embedded file builtin.rules,
+// read by New in the operator rule format (ParseRules; a " ... " in a
+// pattern is a short gap, so a rule states a wording, not one sample's
+// sentence), weighed in the
 // precedence order of diagnosis.go: an explicit status such as X.1.1 with
 // a phrase naming the same reason beats a generic refusal, and a phrase
 // decides over the class-only status X.0.0. Operator rules override the
-// built-in decision. Every result names its rule (Result.Rule) and
+// built-in ones: a phrase rule the built-in decision, a status rule a
+// code's built-in meaning. Every result names its rule (Result.Rule) and
 // Report.Explain prints the decision path. Parser.Classify applies the
 // same rules to a status and diagnostic reported outside a message (a
 // provider's webhook). Hostile input is bounded by Limits: past

@@ -20,11 +20,11 @@ type msg struct {
 	cut      int    // index in body of the returned original's marker, or -1
 	orig     *message.Header
 	reply    *string // cache of rawReplyText
-	tbl      *phraseTable
+	tbl      *ruleTable
 }
 
 // newMsg prepares the accessors of a parsed tree.
-func newMsg(t *tree, tbl *phraseTable) *msg {
+func newMsg(t *tree, tbl *ruleTable) *msg {
 	m := &msg{t: t, h: t.header, tbl: tbl}
 	m.body = m.mainText()
 	m.cut = originalMarker(m.body)

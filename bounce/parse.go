@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"unicode/utf8"
 )
 
@@ -53,22 +54,32 @@ func (l Limits) withDefaults() Limits {
 // Parser parses returned messages under fixed limits. It is stateless and
 // safe for concurrent use.
 type Parser struct {
-	lim     Limits
-	rules   []Rule
-	builtin *phraseTable
+	lim   Limits
+	rules []Rule     // the operator phrase rules
+	tbl   *ruleTable // the built-in rules, status meanings overridden by the operator's
 }
 
 // New returns a Parser with the given limits (zero fields take defaults),
 // the built-in rules (the embedded file builtin.rules) and the operator
-// rules (see ParseRules), which override the built-in ones. It panics only
-// if the embedded file does not parse, which the package's tests rule out.
+// rules (see ParseRules), which override the built-in ones: the status
+// rules among them change the status codes' meanings, the phrase rules
+// are tried after the built-in decision. A status rule whose Status is
+// not a code as ParseRules writes it is ignored. New panics only if the
+// embedded file does not parse, which the package's tests rule out.
 func New(lim Limits, rules ...Rule) *Parser {
 	tbl, err := builtinTable()
 	if err != nil {
 		panic(err)
 	}
-	return &Parser{lim: lim.withDefaults(), rules: rules, builtin: tbl}
+	phrases := rules
+	if slices.ContainsFunc(rules, isStatusRule) {
+		phrases = slices.DeleteFunc(slices.Clone(rules), isStatusRule)
+	}
+	return &Parser{lim: lim.withDefaults(), rules: phrases, tbl: tbl.withOperatorStatus(rules)}
 }
+
+// isStatusRule reports whether r is a status rule.
+func isStatusRule(r Rule) bool { return r.Status != "" }
 
 // Parse parses with the default limits. See Parser.Parse.
 func Parse(raw []byte) (*Report, error) {
@@ -106,7 +117,7 @@ func (p *Parser) parseOne(raw []byte) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bounce: read message header: %w", err)
 	}
-	m := newMsg(t, p.builtin)
+	m := newMsg(t, p.tbl)
 	r := &Report{Kind: KindUnknown, Results: []Result{}}
 	r.Refs = m.refs()
 	classify(m, r)
@@ -131,7 +142,7 @@ func (p *Parser) parseOne(raw []byte) (*Report, error) {
 // text (a DSN's fields are bounded by the parser's Limits instead).
 func (p *Parser) Classify(status, diagnostic string) Result {
 	x := statedResult("failed", status, truncateUTF8(diagnostic, maxDiagnostic))
-	finishResult(&x, "", p.builtin)
+	finishResult(&x, "", p.tbl)
 	applyRules(p.rules, &x)
 	return x
 }

@@ -79,15 +79,21 @@ type Result struct {
 	// Rule is the stable id of the rule that decided Reason and Hard (see
 	// Report.Explain): "diagnostic:REASON:PHRASE" and "notice:REASON:PHRASE"
 	// for a phrase of the built-in table found in the diagnostic or the
-	// notice text, "status:X.Y.Z" for the status code, "command:mail",
+	// notice text, "status:X.Y.Z" for the status code (by a built-in
+	// status rule; X.Y.Z is the result's code), "command:mail",
 	// "command:helo", "action:delayed", "action:delivered",
 	// "reply-code:syntax", "local-mailer", "recipient:googlegroups",
 	// "ses:SUBTYPE" (an Amazon SES bounce subtype), "arf",
 	// "auto-reply", "fallback:onhold", "fallback:undefined", or an
-	// operator rule's id ("operator:LINE" unless the file names it).
+	// operator rule's id ("operator:LINE" unless the file names it): a
+	// phrase rule, or a status rule whose meaning of the code decided.
 	Rule string `json:"rule,omitempty"`
-	// Overrides is the id of the built-in rule whose decision an operator
-	// rule (Rule) replaced; empty when the built-in rules decided.
+	// Overrides is the id of the rule whose decision an operator rule
+	// (Rule) replaced: the built-in decision for a phrase rule (or an
+	// operator status rule's, which the phrase rule overrode), the
+	// built-in "status:X.Y.Z" for a status rule; empty when the built-in
+	// rules decided or a status rule gave a code the built-in rules leave
+	// without meaning.
 	Overrides string `json:"overrides,omitempty"`
 }
 

@@ -7,28 +7,47 @@ import (
 	"strings"
 )
 
-// Rule is an operator rule: a diagnostic that contains Pattern (compared
-// in lower case) has reason Reason and is hard or soft as Hard says,
-// whatever the built-in rules would decide. Operator rules are tried in
-// order before the built-in ones; the first that matches wins.
+// Rule is a classification rule of a rule file (see ParseRules): a phrase
+// rule (Pattern set) or a status rule (Status set).
+//
+// A phrase rule from an operator file decides a result whose diagnostic
+// contains Pattern (compared in lower case): reason Reason, hard or soft
+// as Hard says, whatever the built-in rules would decide. Operator phrase
+// rules are tried in order after the built-in decision; the first that
+// matches wins.
+//
+// A status rule gives an RFC 3463 status code its meaning: the reason the
+// code names when the built-in precedence (bounce/diagnosis.go) weighs it
+// against the diagnostic's phrases. Operator status rules replace the
+// built-in meaning of their codes.
 type Rule struct {
 	// ID names the rule in Result.Rule: the id given in the file, else
-	// "operator:LINE".
+	// "operator:LINE" for an operator rule. A result decided by a
+	// built-in status rule carries "status:CODE" with its own code.
 	ID string
 	// Pattern is the lower-case text the diagnostic must contain; " ... "
 	// separates fragments that must occur in this order, each within
-	// maxGap bytes after the previous one (see ParseRules).
+	// maxGap bytes after the previous one (see ParseRules). Empty for a
+	// status rule.
 	Pattern string
+	// Status is the code of a status rule, as ParseRules writes it:
+	// "5.1.1" or "4.7.1" for one class, "X.2.2" for both classes 4 and
+	// 5. Empty for a phrase rule.
+	Status string
 	// Reason is one of the failure Reason constants.
 	Reason string
-	// Hard is true for "hard" (the address is bad), false for "soft".
+	// Hard is true for "hard" (the address is bad), false for "soft". A
+	// status rule's flag is the one IsHard gives its reason and code (the
+	// permanent class for an X code): the result's flag follows IsHard.
 	Hard bool
 }
 
 // ParseRules reads an operator rule file (MAILGATE_BOUNCE_RULES). Each
-// non-blank line that does not start with # is
+// non-blank line that does not start with # is a phrase rule or a status
+// rule:
 //
 //	PATTERN => REASON hard|soft [ID]
+//	status CODE => REASON hard|soft [ID]
 //
 // PATTERN is matched case-insensitively as a substring of the diagnostic
 // (surrounding spaces trimmed, "=>" may occur inside it: the last one
@@ -38,7 +57,24 @@ type Rule struct {
 // does not count ("not listed" is no listing); REASON is a failure reason
 // (userunknown, mailboxfull, …);
 // ID, optional, names the rule in results (default "operator:LINE"). The
-// error names the first bad line.
+// first phrase rule that matches decides the reason and the hard flag,
+// over any built-in decision.
+//
+// A line whose left side is the word "status" (in any case) and one more
+// word is a status rule: CODE is an RFC 3463 code of class 4 or 5
+// ("5.7.1") or of both ("X.7.1"), subject and detail of 1–3 digits without
+// leading zeros. It changes what the code means where the built-in
+// precedence weighs it against the diagnostic's phrases, so it decides
+// only results the status code decides (their Rule is then ID, and
+// Overrides "status:CODE" when a built-in line gave the code a meaning).
+// Its hard|soft must be what IsHard gives REASON for the code
+// (for an X code, for class 5): the flag of a status-decided result always
+// follows IsHard, and a phrase rule is the way to force one. Precedence,
+// most specific first: an operator line for the code's class, an
+// operator X line, a built-in line for the class, a built-in X line;
+// within a file the first line for a code wins.
+//
+// The error names the first bad line.
 func ParseRules(data []byte) ([]Rule, error) {
 	return parseRuleFile(data, func(_ Rule, n int) string { return fmt.Sprintf("operator:%d", n) })
 }
@@ -75,12 +111,22 @@ func parseRule(line string) (Rule, error) {
 	if i < 0 {
 		return Rule{}, fmt.Errorf("want PATTERN => REASON hard|soft [ID]")
 	}
-	r := Rule{Pattern: strings.ToLower(strings.TrimSpace(line[:i]))}
-	if r.Pattern == "" {
-		return Rule{}, fmt.Errorf("empty pattern")
-	}
-	if strings.Contains(" "+r.Pattern+" ", " ...  ... ") || strings.HasPrefix(r.Pattern, "... ") || strings.HasSuffix(r.Pattern, " ...") {
-		return Rule{}, fmt.Errorf("empty fragment around \" ... \"")
+	var r Rule
+	left := strings.ToLower(strings.TrimSpace(line[:i]))
+	if w := strings.Fields(left); len(w) == 2 && w[0] == "status" {
+		code, err := parseStatusCode(w[1])
+		if err != nil {
+			return Rule{}, err
+		}
+		r.Status = code
+	} else {
+		r.Pattern = left
+		if r.Pattern == "" {
+			return Rule{}, fmt.Errorf("empty pattern")
+		}
+		if strings.Contains(" "+r.Pattern+" ", " ...  ... ") || strings.HasPrefix(r.Pattern, "... ") || strings.HasSuffix(r.Pattern, " ...") {
+			return Rule{}, fmt.Errorf("empty fragment around \" ... \"")
+		}
 	}
 	f := strings.Fields(line[i+2:])
 	if len(f) < 2 || len(f) > 3 {
@@ -97,10 +143,65 @@ func parseRule(line string) (Rule, error) {
 	default:
 		return Rule{}, fmt.Errorf("want hard or soft, got %q", f[1])
 	}
+	if r.Status != "" {
+		if want := IsHard(r.Reason, statusForClass(r.Status)); r.Hard != want {
+			return Rule{}, fmt.Errorf("status %s => %s is %s, not %s: a status rule's flag is IsHard's (a phrase rule can set one)",
+				r.Status, r.Reason, hardWord(want), f[1])
+		}
+	}
 	if len(f) == 3 {
 		r.ID = f[2]
 	}
 	return r, nil
+}
+
+// hardWord is "hard" or "soft".
+func hardWord(hard bool) string {
+	if hard {
+		return "hard"
+	}
+	return "soft"
+}
+
+// parseStatusCode checks the CODE of a status rule (lower case): class 4,
+// 5 or x, then subject and detail of 1–3 digits without leading zeros (as
+// findStatus reads codes, so that the rule can match), and returns it with
+// an upper-case X.
+func parseStatusCode(code string) (string, error) {
+	class, rest, _ := strings.Cut(code, ".")
+	subject, detail, ok := strings.Cut(rest, ".")
+	switch {
+	case !ok || !isStatusNumber(subject) || !isStatusNumber(detail):
+		return "", fmt.Errorf("bad status code %q: want CLASS.SUBJECT.DETAIL, e.g. 5.1.1 or X.2.2", code)
+	case class == "2":
+		return "", fmt.Errorf("status code %q is a success (class 2): a status rule is for class 4, 5 or X", code)
+	case class != "4" && class != "5" && class != "x":
+		return "", fmt.Errorf("bad status code %q: the class must be 4, 5 or X", code)
+	}
+	return strings.ToUpper(class) + "." + subject + "." + detail, nil
+}
+
+// isStatusNumber reports whether s is a subject or detail of a status
+// code: 1–3 digits, no leading zero.
+func isStatusNumber(s string) bool {
+	if s == "" || len(s) > 3 || len(s) > 1 && s[0] == '0' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !isDigit(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// statusForClass returns the code of a status rule with an X class
+// replaced by 5: the permanent failure whose hard flag the rule states.
+func statusForClass(code string) string {
+	if code[0] == 'X' {
+		return "5" + code[1:]
+	}
+	return code
 }
 
 // isFailureReason reports whether reason names why a delivery failed.

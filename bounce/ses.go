@@ -138,7 +138,7 @@ func decodeFirst(text string, v any) bool {
 }
 
 // sesBounce turns the bounced recipients into results.
-func sesBounce(n sesNotification, r *Report, tbl *phraseTable) bool {
+func sesBounce(n sesNotification, r *Report, tbl *ruleTable) bool {
 	for _, b := range n.Bounce.BouncedRecipients {
 		x := statedResult(normalizeAction(b.Action), b.Status, b.DiagnosticCode)
 		x.Recipient, x.RemoteMTA = b.EmailAddress, typedValue(n.Bounce.ReportingMTA)
@@ -175,7 +175,7 @@ func sesSubType(x *Result, subType string) {
 	if !ok {
 		return
 	}
-	x.Reason, x.Rule = reason, "ses:"+subType
+	x.Reason, x.Rule, x.Overrides = reason, "ses:"+subType, ""
 	x.Hard = IsHard(x.Reason, x.Status)
 }
 

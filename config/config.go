@@ -107,7 +107,7 @@ type Config struct {
 	SoftBounceLimit int `env:"MAILGATE_SOFT_BOUNCE_LIMIT" envDefault:"3" help:"soft bounces in a row before an address is suppressed"`
 	// BounceRules is the path of an operator rule file for the bounce
 	// classifier ("" none); see bounce.ParseRules for the format.
-	BounceRules string `env:"MAILGATE_BOUNCE_RULES" help:"path of a file of bounce classification rules tried before the built-in ones, one per line: PATTERN => REASON hard|soft [ID] (PATTERN a case-insensitive substring of the diagnostic; # starts a comment); unset: built-in rules only"`
+	BounceRules string `env:"MAILGATE_BOUNCE_RULES" help:"path of a file of bounce classification rules overriding the built-in ones, one per line: PATTERN => REASON hard|soft [ID] (PATTERN a case-insensitive substring of the diagnostic) or status CODE => REASON hard|soft [ID] (the meaning of an RFC 3463 code, CODE 4.x.x, 5.x.x or X.x.x for both); # starts a comment; unset: built-in rules only"`
 	// RetentionContent is the age after which a final message's stored
 	// content (request, text, HTML) is deleted; 0 keeps it.
 	RetentionContent time.Duration `env:"MAILGATE_RETENTION_CONTENT" envDefault:"1080h" help:"age (1080h = 45 days) after which the stored content (request, text, HTML) of a sent, failed, bounced, complained, suppressed, cancelled or partial message is deleted; the message, its recipients and events stay until MAILGATE_RETENTION_MESSAGES. 0 keeps it"`
