@@ -164,12 +164,13 @@ func (f *Feedback) prepare(ctx context.Context, provider, projectID string, e fe
 // "provider:NAME:VERDICT/RULE" (VERDICT permanent or temporary) or
 // "provider:NAME/RULE" without a verdict, RULE the classifying rule's id
 // (bounce.Result.Rule), e.g. "provider:ses:permanent/status:5.1.1".
-// When the status and diagnostic explain nothing (no code, no phrase),
-// the provider's named cause decides the reason, RULE "cause:REASON".
+// When the status and diagnostic explain nothing (no code, no phrase, no
+// operator rule: the result is a fallback), the provider's named cause
+// decides the reason, RULE "cause:REASON".
 func (f *Feedback) classify(provider string, e feedback.Event) bounce.Result {
 	res := f.parser.Classify(e.Status, e.Diagnostic)
 	res.Recipient = e.Recipient
-	if e.Cause != "" && (res.Reason == bounce.ReasonUndefined || res.Reason == bounce.ReasonOnHold) {
+	if e.Cause != "" && strings.HasPrefix(res.Rule, "fallback:") {
 		res.Reason, res.Rule = e.Cause, "cause:"+e.Cause
 		res.Hard = bounce.IsHard(res.Reason, res.Status)
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/mailgate/mailgate/bounce"
 	"github.com/mailgate/mailgate/feedback"
 	"github.com/mailgate/mailgate/store"
 )
@@ -143,17 +144,23 @@ func TestFeedbackVerdict(t *testing.T) {
 // TestFeedbackCause: a bounce whose status and diagnostic explain nothing
 // (SES reporting an address on its suppression list) takes its reason
 // from the provider's named cause; a diagnostic that explains decides
-// over the cause.
+// over the cause, and so does an operator rule, even one that says onhold.
 func TestFeedbackCause(t *testing.T) {
 	engines(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
-		id := e.sentMessage("ann@example.org", "bob@example.net")
-		f := NewFeedback(FeedbackConfig{Now: e.clock.Now}, e.store, e.metrics)
+		id := e.sentMessage("ann@example.org", "bob@example.net", "cy@example.com")
+		rules, err := bounce.ParseRules([]byte("held for review => onhold soft site-hold\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := NewFeedback(FeedbackConfig{Now: e.clock.Now, BounceRules: rules}, e.store, e.metrics)
 		events := []feedback.Event{
 			{ID: "c-1", Kind: feedback.KindBounce, Recipient: "ann@example.org", Severity: feedback.SeverityPermanent,
 				Cause: "userunknown", MailgateID: id},
 			{ID: "c-2", Kind: feedback.KindBounce, Recipient: "bob@example.net", Severity: feedback.SeverityTemporary,
 				Cause: "mailboxfull", Diagnostic: "554 5.7.1 blocked using zen.spamhaus.org", MailgateID: id},
+			{ID: "c-3", Kind: feedback.KindBounce, Recipient: "cy@example.com",
+				Cause: "mailboxfull", Diagnostic: "Message held for review", MailgateID: id},
 		}
 		if _, err := f.Apply(ctx, "ses", store.DefaultProjectID, events); err != nil {
 			t.Fatal(err)
@@ -161,6 +168,7 @@ func TestFeedbackCause(t *testing.T) {
 		want := []string{
 			`message.bounced ann@example.org {"type":"hard","reason":"userunknown","status":"5.0.0","diagnostic":"","rule":"provider:ses:permanent/cause:userunknown","authenticated":true}`,
 			`message.bounced bob@example.net {"type":"soft","reason":"blocked","status":"5.7.1","diagnostic":"554 5.7.1 blocked using zen.spamhaus.org","reply_code":554,"rule":"provider:ses:temporary/diagnostic:blocked:blocked using","authenticated":true}`,
+			`message.bounced cy@example.com {"type":"soft","reason":"onhold","status":"5.0.0","diagnostic":"Message held for review","rule":"provider:ses/site-hold","authenticated":true}`,
 		}
 		if d := cmp.Diff(want, e.events(id)); d != "" {
 			t.Errorf("events (-want +got):\n%s", d)

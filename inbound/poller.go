@@ -25,7 +25,7 @@ type Config struct {
 	// count over. Default 3.
 	SoftBounceLimit int
 	// BounceRules are operator classification rules (bounce.ParseRules),
-	// tried before the built-in ones. Default none.
+	// which override the built-in ones. Default none.
 	BounceRules []bounce.Rule
 	// BatchSize is the most messages one Fetch returns. Default 50.
 	BatchSize int

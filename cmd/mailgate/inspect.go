@@ -53,7 +53,7 @@ func inspectCmd() *cobra.Command {
 		},
 	}
 	c.Flags().BoolVar(&explain, "explain", false, "print the decision path (diagnostic, status, rule, reason, hard) instead of JSON")
-	c.Flags().StringVar(&rulesPath, "rules", "", "operator rule file tried before the built-in rules (format of MAILGATE_BOUNCE_RULES)")
+	c.Flags().StringVar(&rulesPath, "rules", "", "operator rule file whose rules override the built-in ones (format of MAILGATE_BOUNCE_RULES)")
 	return c
 }
 
