@@ -36,6 +36,11 @@ func reasonOf(x *Result, notice string, tbl *phraseTable) (reason, rule string) 
 			return r, "status:" + x.Status
 		}
 	}
+	if x.Action == "delayed" && diag.has(ReasonNetworkError) {
+		// Still queued: a connection that failed or timed out is a network
+		// error; the message has not expired yet.
+		return ReasonNetworkError, "diagnostic:" + diag.ruleID(ReasonNetworkError)
+	}
 	if r := diag.first(secondaryOrder); r != "" {
 		return r, "diagnostic:" + diag.ruleID(r)
 	}
