@@ -87,6 +87,9 @@ func TestClassifyPhraseScope(t *testing.T) {
 		{"550 #5.1.0 Address rejected.", ReasonUserUnknown, true},
 		{"554 DT:SPM 163 mx14,QMCowEB http://mail.163.com/help/help_spam_16.htm?ip=192.0.2.1", ReasonSpamDetected, false},
 		{"Connection timed out with mx.b.example.", ReasonExpired, false},
+		{"550 Envelope blocked - User Entry - https://mimecast.example/docs#550 (in reply to RCPT TO command)", ReasonFiltered, false},
+		{"550 5.7.1 <a@b.example>: Message blocked by the recipient (in reply to RCPT TO command)", ReasonFiltered, false},
+		{"550 <a@b.example>: User unknown (in reply to RCPT TO command)", ReasonUserUnknown, true},
 	} {
 		got := p.Classify("", c.diag)
 		if got.Reason != c.reason || got.Hard != c.hard {

@@ -103,7 +103,13 @@ func primaryHolds(r, byStatus string, diag *textMatcher, cmd string) bool {
 		if byStatus == ReasonFiltered {
 			return text
 		}
-		return cmd != cmdRcpt && cmd != cmdMail && text
+		if cmd == cmdRcpt {
+			// At RCPT TO only an explicit refusal by the recipient's own
+			// settings ("blocked by the recipient"), not a bare "user
+			// unknown", is filtered.
+			return diag.has(ReasonFiltered) && !diag.has(ReasonUserUnknown)
+		}
+		return cmd != cmdMail && text
 	case ReasonHostUnknown:
 		if byStatus != r && matchAnyPhrase(diag.text, "dns error", "dns query failed", "dns type", "name service error") {
 			return false // a failed DNS lookup, not a missing domain
