@@ -73,6 +73,23 @@ func TestClassifyPhraseScope(t *testing.T) {
 		{"Motivo: el buzón del destinatario está lleno", ReasonMailboxFull, false},
 		{"550 Пользователь не найден", ReasonUserUnknown, true},
 		{"原因：收件人邮箱已满", ReasonMailboxFull, false},
+		{"Причина: почтовый ящик получателя переполнен", ReasonMailboxFull, false},
+		{"Motivo: la casella di posta del destinatario è piena", ReasonMailboxFull, false},
+		{"Raison : adresse inconnue", ReasonUserUnknown, true},
+		{"550 le destinataire bob@b.example n'existe pas", ReasonUserUnknown, true},
+		{"Reden: onbekende ontvanger", ReasonUserUnknown, true},
+		{"550 Het adres bob@b.example bestaat niet", ReasonUserUnknown, true},
+		{"理由: 宛先のメールアドレスは存在しません。", ReasonUserUnknown, true},
+		{"550 指定されたユーザーは存在しません", ReasonUserUnknown, true},
+		{"실패 사유: 받는 사람의 메일 주소가 존재하지 않습니다.", ReasonUserUnknown, true},
+		{"550 사용자가 존재하지 않습니다", ReasonUserUnknown, true},
+		{"退信原因：收件人邮箱地址不存在", ReasonUserUnknown, true},
+		{"550 #5.1.0 Address rejected.", ReasonUserUnknown, true},
+		{"554 DT:SPM 163 mx14,QMCowEB http://mail.163.com/help/help_spam_16.htm?ip=192.0.2.1", ReasonSpamDetected, false},
+		{"Connection timed out with mx.b.example.", ReasonExpired, false},
+		{"550 Envelope blocked - User Entry - https://mimecast.example/docs#550 (in reply to RCPT TO command)", ReasonFiltered, false},
+		{"550 5.7.1 <a@b.example>: Message blocked by the recipient (in reply to RCPT TO command)", ReasonFiltered, false},
+		{"550 <a@b.example>: User unknown (in reply to RCPT TO command)", ReasonUserUnknown, true},
 	} {
 		got := p.Classify("", c.diag)
 		if got.Reason != c.reason || got.Hard != c.hard {

@@ -37,6 +37,11 @@ func reasonOf(x *Result, notice string, tbl *ruleTable) (reason, rule string) {
 			return r, meaning.rule(x.Status)
 		}
 	}
+	if x.Action == "delayed" && diag.has(ReasonNetworkError) {
+		// Still queued: a connection that failed or timed out is a network
+		// error; the message has not expired yet.
+		return ReasonNetworkError, "diagnostic:" + diag.ruleID(ReasonNetworkError)
+	}
 	if r := diag.first(secondaryOrder); r != "" {
 		return r, "diagnostic:" + diag.ruleID(r)
 	}
@@ -99,7 +104,13 @@ func primaryHolds(r, byStatus string, diag *textMatcher, cmd string) bool {
 		if byStatus == ReasonFiltered {
 			return text
 		}
-		return cmd != cmdRcpt && cmd != cmdMail && text
+		if cmd == cmdRcpt {
+			// At RCPT TO only an explicit refusal by the recipient's own
+			// settings ("blocked by the recipient"), not a bare "user
+			// unknown", is filtered.
+			return diag.has(ReasonFiltered) && !diag.has(ReasonUserUnknown)
+		}
+		return cmd != cmdMail && text
 	case ReasonHostUnknown:
 		if byStatus != r && matchAnyPhrase(diag.text, "dns error", "dns query failed", "dns type", "name service error") {
 			return false // a failed DNS lookup, not a missing domain

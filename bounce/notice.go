@@ -140,7 +140,7 @@ func addressIndex(line, addr string) int {
 		}
 		i += off
 		end := i + len(addr)
-		if (i == 0 || !isAddressByte(line[i-1])) && (end == len(line) || !isAddressByte(line[end]) || line[end] == '.') {
+		if (i == 0 || !isAddressByte(line[i-1]) || quotedAt(line, i, end)) && (end == len(line) || !isAddressByte(line[end]) || line[end] == '.' || quotedAt(line, i, end)) {
 			return i
 		}
 		off = i + 1

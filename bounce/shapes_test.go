@@ -152,9 +152,47 @@ func TestAddressMention(t *testing.T) {
 		{"to: b@x.example.", "b@x.example"},
 		{"(b@x.example)", "b@x.example"},
 		{"\"b@x.example\"", "b@x.example"},
+		{"delivery to 'b@x.example' failed", "b@x.example"},
 	} {
 		if addressIndex(c.line, c.addr) < 0 {
 			t.Errorf("addressIndex(%q, %q) = -1, want a match", c.line, c.addr)
+		}
+	}
+	if i := addressIndex("'b@x.example", "b@x.example"); i >= 0 {
+		t.Errorf("addressIndex of b@x.example in a local part beginning with ' = %d, want -1", i)
+	}
+}
+
+// TestQuotedRecipient checks that a text notice naming the recipient in
+// single quotes yields the address without them, and its diagnostic.
+func TestQuotedRecipient(t *testing.T) {
+	raw := "From: postmaster@mx.example.net\nTo: bounces@example.com\nSubject: Undeliverable: News\n\n" +
+		"Message delivery to 'it.is@x.example' failed permanently.\nThe remote host said:\n552 5.2.2 Mailbox quota exceeded\n"
+	rep, err := New(Limits{}).Parse([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, x := range rep.Results {
+		got = append(got, x.Recipient+" "+x.Status+" "+x.Reason)
+	}
+	if want := []string{"it.is@x.example 5.2.2 mailboxfull"}; !slices.Equal(got, want) {
+		t.Errorf("results %q, want %q", got, want)
+	}
+}
+
+// TestDelayedConnectionTimeout checks that a connection timeout is a
+// network error while the message is still queued, and that a failure
+// after it (the queue given up) stays expired.
+func TestDelayedConnectionTimeout(t *testing.T) {
+	tbl, err := builtinTable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ action, want string }{{"delayed", ReasonNetworkError}, {"failed", ReasonExpired}} {
+		x := &Result{Action: c.action, Status: "4.4.1", Diagnostic: "Deferred: Connection timed out with mx.x.example."}
+		if got, rule := reasonOf(x, "", tbl); got != c.want {
+			t.Errorf("%s: reason %s (rule %s), want %s", c.action, got, rule, c.want)
 		}
 	}
 }

@@ -179,11 +179,23 @@ func (m *msg) textRecipients(notice string) []string {
 			}
 			line = bracketAddrRe.ReplaceAllString(line, " ")
 		}
-		for _, a := range addrRe.FindAllString(line, -1) {
+		for _, loc := range addrRe.FindAllStringIndex(line, -1) {
+			a := line[loc[0]:loc[1]]
+			if quotedAt(line, loc[0]+1, loc[1]) {
+				a = a[1:] // 'a@b': quoted, as IceWarp and others name it, not a local part beginning with '
+			}
 			add(a)
 		}
 	}
 	return out
+}
+
+// quotedAt reports whether line[i:end] stands between single quotes
+// ('a@b.example'). An apostrophe is an atext character (RFC 5322 §3.2.3),
+// so addrRe takes the opening quote into the local part; a quote right
+// after the domain, where none may stand, shows the pair is quoting.
+func quotedAt(line string, i, end int) bool {
+	return i > 0 && line[i-1] == '\'' && end < len(line) && line[end] == '\''
 }
 
 // bracketAddrRe finds an address in angle brackets ("<a@b>:", as Postfix
