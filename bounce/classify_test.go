@@ -84,6 +84,8 @@ func TestClassifyPhraseScope(t *testing.T) {
 		{"실패 사유: 받는 사람의 메일 주소가 존재하지 않습니다.", ReasonUserUnknown, true},
 		{"550 사용자가 존재하지 않습니다", ReasonUserUnknown, true},
 		{"退信原因：收件人邮箱地址不存在", ReasonUserUnknown, true},
+		{"退信原因：收件人邮箱账号不存在", ReasonUserUnknown, true},
+		{"退信原因：收件人邮箱域名不存在", ReasonHostUnknown, true},
 		{"550 #5.1.0 Address rejected.", ReasonUserUnknown, true},
 		{"554 DT:SPM 163 mx14,QMCowEB http://mail.163.com/help/help_spam_16.htm?ip=192.0.2.1", ReasonSpamDetected, false},
 		{"Connection timed out with mx.b.example.", ReasonExpired, false},

@@ -53,11 +53,12 @@ const (
 	ReasonContentError = "contenterror"
 	// ReasonSyntaxError: an SMTP command syntax error (X.5.x, 5xx 50x).
 	ReasonSyntaxError = "syntaxerror"
-	// ReasonSystemError: the remote system failed (X.3.x, loops).
+	// ReasonSystemError: the remote system failed (X.3.x).
 	ReasonSystemError = "systemerror"
 	// ReasonSystemFull: the remote system is out of disk space (X.3.1).
 	ReasonSystemFull = "systemfull"
-	// ReasonNetworkError: DNS or connection failure (X.4.x).
+	// ReasonNetworkError: DNS or connection failure, or a mail loop (X.4.x;
+	// "too many hops", X.4.6).
 	ReasonNetworkError = "networkerror"
 	// ReasonMailerError: a local delivery program failed.
 	ReasonMailerError = "mailererror"
