@@ -33,7 +33,7 @@ type Config struct {
 	// MetricsListen is the health and metrics address of worker and poller.
 	MetricsListen string `env:"MAILGATE_METRICS_LISTEN" envDefault:"127.0.0.1:9464" help:"/healthz, /readyz and /metrics of worker and poller (serve and api use the API's address)"`
 	// Relays are the upstream SMTP relays, in failover order.
-	Relays []string `env:"MAILGATE_RELAYS" envSeparator:"," help:"upstream SMTP relays in failover order, comma-separated: smtp://user:pass@host:587?tls=starttls&max_conns=10&rate=100/s or smtps://… (465); also max_messages, idle_timeout, auth, helo, name. Unset: messages are accepted and queued but not sent"`
+	Relays []string `env:"MAILGATE_RELAYS" envSeparator:"," help:"upstream SMTP relays in failover order, comma-separated: smtp://user:pass@host:587?tls=starttls&max_conns=10&rate=100/s or smtps://… (465); also max_messages, idle_timeout, auth, helo, name, provider (postmark, sendgrid, mailgun or none; default by the host's domain). Unset: messages are accepted and queued but not sent"`
 	// Mailboxes are the bounce/reply mailboxes the poller reads.
 	Mailboxes []string `env:"MAILGATE_MAILBOXES" envSeparator:"," help:"bounce and reply mailboxes the poller reads, comma-separated: imaps://, imap://, pop3s://, pop3:// (processed=FOLDER, delete=true)"`
 	// ReturnPathDomain is the domain of the VERP envelope sender.

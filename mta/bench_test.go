@@ -68,3 +68,26 @@ func BenchmarkPoolSend(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkPoolSendProvider is BenchmarkPoolSend through a relay of a
+// provider (SendGrid: the longest header, and the check for a message's
+// own X-SMTPAPI), each message carrying its id in the provider's header.
+func BenchmarkPoolSendProvider(b *testing.B) {
+	s := newTestServer(b, serverOptions{})
+	cfg := s.relay(TLSNone, nil)
+	cfg.Provider = ProviderSendGrid
+	p := newTestPool(b, cfg, testTimeouts())
+	raw, _ := Build(benchMessage())
+	e := env
+	e.MailgateID = providerTestID
+	b.SetBytes(int64(len(raw)))
+	b.SetParallelism(4)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := p.Send(context.Background(), e, raw); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

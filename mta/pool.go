@@ -69,9 +69,10 @@ func (p *Pool) Name() string { return p.cfg.Name }
 func (p *Pool) Config() RelayConfig { return p.cfg }
 
 // Send runs one SMTP transaction for env and msg (the signed message with
-// CRLF line endings). It returns nil when the relay answered 2xx to the
-// final dot, else an *Error. A caller beyond MaxConns waits for a
-// connection until ctx ends.
+// CRLF line endings), msg preceded by the provider's header when the relay
+// is a provider's (RelayConfig.Provider, Envelope.MailgateID). It returns
+// nil when the relay answered 2xx to the final dot, else an *Error. A
+// caller beyond MaxConns waits for a connection until ctx ends.
 func (p *Pool) Send(ctx context.Context, env Envelope, msg []byte) error {
 	_, err := p.SendReply(ctx, env, msg)
 	return err
@@ -89,12 +90,13 @@ func (p *Pool) SendReply(ctx context.Context, env Envelope, msg []byte) (string,
 		return "", &Error{Text: "wait for a connection: " + ctx.Err().Error(), Cause: ctx.Err()}
 	}
 	defer func() { <-p.permits }()
+	head := feedbackHeader(p.cfg.Provider, env.MailgateID, msg)
 	for {
 		s, err := p.session(ctx)
 		if err != nil {
 			return "", err
 		}
-		reply, e := s.send(ctx, p.t, env, msg)
+		reply, e := s.send(ctx, p.t, env, head, msg)
 		p.release(s, e)
 		switch {
 		case e == nil:

@@ -74,6 +74,13 @@ type RelayConfig struct {
 	// when empty. Default: system roots, TLS 1.2 or newer. Tests inject
 	// RootCAs here.
 	TLSConfig *tls.Config
+	// Provider is the email service behind the relay: with
+	// ProviderPostmark, ProviderSendGrid or ProviderMailgun each message
+	// sent through it carries its Envelope.MailgateID in that provider's
+	// own header, so that the provider's notifications name the message;
+	// ProviderNone adds nothing. Default: by Host's domain
+	// (postmarkapp.com, sendgrid.net, mailgun.org), else ProviderNone.
+	Provider string
 }
 
 // ParseRelayURL parses one MAILGATE_RELAYS entry:
@@ -82,8 +89,9 @@ type RelayConfig struct {
 //
 // Scheme smtp (default tls=starttls) or smtps (default tls=implicit).
 // Query parameters: tls, max_conns, max_messages, idle_timeout (a Go
-// duration), rate, helo, auth (mechanism), name. User and password are
-// percent-decoded. Errors never contain the password.
+// duration), rate, helo, auth (mechanism), name, provider (postmark,
+// sendgrid, mailgun or none; see RelayConfig.Provider). User and password
+// are percent-decoded. Errors never contain the password.
 func ParseRelayURL(s string) (RelayConfig, error) {
 	s = strings.TrimSpace(s)
 	u, err := redact.ParseURL(s)
@@ -159,6 +167,8 @@ func (c *RelayConfig) applyQuery(q url.Values) error {
 			c.AuthMechanism = strings.ToUpper(v)
 		case "name":
 			c.Name = v
+		case "provider":
+			c.Provider = strings.ToLower(v)
 		default:
 			return fmt.Errorf("unknown parameter %q", key)
 		}
@@ -200,12 +210,15 @@ func (c RelayConfig) withDefaults() RelayConfig {
 	if c.HeloName == "" {
 		c.HeloName = "localhost"
 	}
+	if c.Provider == "" {
+		c.Provider = providerOfHost(c.Host)
+	}
 	return c
 }
 
 // Validate checks a configuration with its defaults applied: a host, a
 // known TLS mode, tls=none only on loopback, a known AUTH mechanism, a
-// HELO name without spaces.
+// HELO name without spaces, a known provider.
 func (c RelayConfig) Validate() error {
 	switch {
 	case c.Host == "":
@@ -220,6 +233,8 @@ func (c RelayConfig) Validate() error {
 		return fmt.Errorf("relay %s: negative pool limit", c.Host)
 	case strings.ContainsAny(c.HeloName, " \t\r\n"):
 		return fmt.Errorf("relay %s: helo name %q contains white space", c.Host, c.HeloName)
+	case !validProvider(c.Provider):
+		return fmt.Errorf("relay %s: provider=%q is not postmark, sendgrid, mailgun or none", c.Host, c.Provider)
 	}
 	switch c.AuthMechanism {
 	case "", AuthPlain, AuthLogin, AuthCRAMMD5, AuthXOAuth2:
@@ -259,6 +274,9 @@ func (c RelayConfig) String() string {
 	}
 	if c.Rate != "" {
 		q.Set("rate", c.Rate)
+	}
+	if c.Provider != "" && c.Provider != ProviderNone {
+		q.Set("provider", c.Provider)
 	}
 	u.RawQuery = q.Encode()
 	return u.String()

@@ -23,6 +23,9 @@ func TestParseRelayURL(t *testing.T) {
 		if c.HeloName == "" {
 			c.HeloName = "localhost"
 		}
+		if c.Provider == "" {
+			c.Provider = ProviderNone
+		}
 		return c
 	}
 	tests := []struct {

@@ -25,8 +25,13 @@ type Envelope struct {
 	// the send with a Config error.
 	SMTPUTF8 bool
 	// Size is the SIZE= hint (RFC 1870) when the server offers SIZE;
-	// 0 means len(msg).
+	// 0 means the size of what is sent (msg and the provider header).
 	Size int
+	// MailgateID is the message's mailgate id. A relay whose Provider is
+	// Postmark, SendGrid or Mailgun puts it in that provider's header,
+	// prepended to msg, so that the provider's notifications name the
+	// message; "" adds none.
+	MailgateID string
 }
 
 // quitTimeout bounds QUIT, which nobody waits for.
@@ -182,13 +187,14 @@ func (s *session) reset(t Timeouts) error {
 	return nil
 }
 
-// send runs one transaction: MAIL, RCPT, DATA. A cancelled ctx closes the
-// connection.
-func (s *session) send(ctx context.Context, t Timeouts, env Envelope, msg []byte) (string, *Error) {
+// send runs one transaction: MAIL, RCPT, DATA with head (header fields
+// added for this relay, or nil) followed by msg. A cancelled ctx closes
+// the connection.
+func (s *session) send(ctx context.Context, t Timeouts, env Envelope, head, msg []byte) (string, *Error) {
 	stop := context.AfterFunc(ctx, func() { s.tc.Conn.Close() })
 	defer stop()
 	s.sent++
-	if err := s.mail(ctx, t, env, len(msg)); err != nil {
+	if err := s.mail(ctx, t, env, len(head)+len(msg)); err != nil {
 		return "", err
 	}
 	s.open = true
@@ -196,7 +202,7 @@ func (s *session) send(ctx context.Context, t Timeouts, env Envelope, msg []byte
 	if err := s.c.Rcpt(env.To, nil); err != nil {
 		return "", ctxError(ctx, "rcpt to", err)
 	}
-	return s.data(ctx, t, msg)
+	return s.data(ctx, t, head, msg)
 }
 
 // mail sends MAIL FROM with SIZE (RFC 1870) and SMTPUTF8 (RFC 6531) when
@@ -223,10 +229,11 @@ func (s *session) mail(ctx context.Context, t Timeouts, env Envelope, n int) *Er
 	return nil
 }
 
-// data sends DATA, the message and the final dot, and returns the text of
-// the 250 reply (often the relay's queue id). A failure after the dot was
-// written, with no reply, is Ambiguous (RFC 5321 §6.1 duplicates).
-func (s *session) data(ctx context.Context, t Timeouts, msg []byte) (string, *Error) {
+// data sends DATA, head and the message and the final dot, and returns
+// the text of the 250 reply (often the relay's queue id). A failure after
+// the dot was written, with no reply, is Ambiguous (RFC 5321 §6.1
+// duplicates).
+func (s *session) data(ctx context.Context, t Timeouts, head, msg []byte) (string, *Error) {
 	s.tc.timeout = t.DataInit
 	w, err := s.c.Data()
 	if err != nil {
@@ -234,6 +241,11 @@ func (s *session) data(ctx context.Context, t Timeouts, msg []byte) (string, *Er
 	}
 	s.tc.startData(t.DataBlock)
 	defer s.tc.endData()
+	if len(head) > 0 {
+		if _, err := w.Write(head); err != nil {
+			return "", ctxError(ctx, "message data", err)
+		}
+	}
 	if _, err := w.Write(msg); err != nil {
 		return "", ctxError(ctx, "message data", err)
 	}

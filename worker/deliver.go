@@ -473,8 +473,10 @@ func (d *Deliverer) deadlineNear(ctx context.Context) bool {
 }
 
 // relayOne runs one SMTP transaction with the recipient's own VERP
-// envelope, through the relays in failover order, each relay's rate limit
-// taken just before it is tried, and turns its result into an outcome.
+// envelope and the message's id (for a provider relay's header, which ties
+// that provider's notifications to the message), through the relays in
+// failover order, each relay's rate limit taken just before it is tried,
+// and turns its result into an outcome.
 // Its error (a *heldBack, or the limiter's failure) means nothing was
 // sent to the recipient and there is no outcome.
 func (d *Deliverer) relayOne(ctx context.Context, dl store.Delivery, r store.DeliveryRecipient, raw []byte) (store.Outcome, error) {
@@ -482,7 +484,7 @@ func (d *Deliverer) relayOne(ctx context.Context, dl store.Delivery, r store.Del
 	if err != nil {
 		return outcomeOf(r, mta.Result{}, &mta.Error{Permanent: true, Text: "no return path: " + err.Error()}), nil
 	}
-	env := mta.Envelope{From: from, To: r.Email}
+	env := mta.Envelope{From: from, To: r.Email, MailgateID: dl.ID}
 	gate := d.limitGate(dl, r)
 	res, err := d.deps.Relay.DeliverGated(ctx, env, raw, gate.take)
 	d.observe(ctx, r, res)
