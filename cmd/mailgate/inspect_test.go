@@ -46,15 +46,7 @@ func TestInspectExplainOperatorRule(t *testing.T) {
 // and that --explain names both the operator rule and the built-in one it
 // replaced.
 func TestInspectExplainOverridesBuiltinPhrase(t *testing.T) {
-	eml := filepath.Join(t.TempDir(), "dsn.eml")
-	dsn := "From: MAILER-DAEMON@mx.example.net\nTo: bounces@example.com\nSubject: Delivery Status Notification\n" +
-		"MIME-Version: 1.0\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\n\n" +
-		"--b\nContent-Type: text/plain\n\nReport.\n\n--b\nContent-Type: message/delivery-status\n\n" +
-		"Reporting-MTA: dns; mx.example.net\n\nFinal-Recipient: rfc822; r@example.org\nAction: failed\n" +
-		"Status: 5.0.0\nDiagnostic-Code: smtp; 550 Requested action not taken: mailbox unavailable\n\n--b--\n"
-	if err := os.WriteFile(eml, []byte(dsn), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	eml := writeDSN(t, "5.0.0", "550 Requested action not taken: mailbox unavailable")
 	out := runCLI(t, "inspect", "--explain", eml)
 	for _, want := range []string{"rule: diagnostic:userunknown:mailbox unavailable", "reason: userunknown", "hard: true"} {
 		if !strings.Contains(out, want) {
@@ -81,15 +73,7 @@ func TestInspectExplainOverridesBuiltinPhrase(t *testing.T) {
 // rule replaces a status code's built-in meaning, and that --explain and
 // the JSON name the operator rule and the built-in one it replaced.
 func TestInspectExplainOverridesBuiltinStatus(t *testing.T) {
-	eml := filepath.Join(t.TempDir(), "dsn.eml")
-	dsn := "From: MAILER-DAEMON@mx.example.net\nTo: bounces@example.com\nSubject: Delivery Status Notification\n" +
-		"MIME-Version: 1.0\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\n\n" +
-		"--b\nContent-Type: text/plain\n\nReport.\n\n--b\nContent-Type: message/delivery-status\n\n" +
-		"Reporting-MTA: dns; mx.example.net\n\nFinal-Recipient: rfc822; r@example.org\nAction: failed\n" +
-		"Status: 5.7.1\nDiagnostic-Code: smtp; 550 5.7.1 see https://help.example.net/\n\n--b--\n"
-	if err := os.WriteFile(eml, []byte(dsn), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	eml := writeDSN(t, "5.7.1", "550 5.7.1 see https://help.example.net/")
 	out := runCLI(t, "inspect", "--explain", eml)
 	for _, want := range []string{"rule: status:5.7.1", "reason: securityerror", "hard: false"} {
 		if !strings.Contains(out, want) {
@@ -121,4 +105,20 @@ func TestInspectExplainOverridesBuiltinStatus(t *testing.T) {
 	if _, err := execCLI(t, "inspect", "--rules", rules, eml); err == nil || !strings.Contains(err.Error(), "line 3") {
 		t.Errorf("bad status rule: err %v, want one naming line 3", err)
 	}
+}
+
+// writeDSN writes a one-recipient failure DSN with this status and
+// diagnostic into a temporary file and returns its path.
+func writeDSN(t *testing.T, status, diagnostic string) string {
+	t.Helper()
+	eml := filepath.Join(t.TempDir(), "dsn.eml")
+	dsn := "From: MAILER-DAEMON@mx.example.net\nTo: bounces@example.com\nSubject: Delivery Status Notification\n" +
+		"MIME-Version: 1.0\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\n\n" +
+		"--b\nContent-Type: text/plain\n\nReport.\n\n--b\nContent-Type: message/delivery-status\n\n" +
+		"Reporting-MTA: dns; mx.example.net\n\nFinal-Recipient: rfc822; r@example.org\nAction: failed\n" +
+		"Status: " + status + "\nDiagnostic-Code: smtp; " + diagnostic + "\n\n--b--\n"
+	if err := os.WriteFile(eml, []byte(dsn), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return eml
 }
