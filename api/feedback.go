@@ -42,7 +42,7 @@ func (s *Server) feedbackRoutes(e *echo.Echo, g *echo.Group) {
 	g.GET("/feedback/:provider", s.getFeedback, s.requireScope(scopeWebhooks))
 	g.DELETE("/feedback/:provider", s.deleteFeedback, s.requireScope(scopeWebhooks))
 	// Limited per endpoint at the API rate limit: every provider retries a 429.
-	e.POST("/v1/feedback/:provider/:token", s.receiveFeedback, s.rateLimitBy("feedback",
+	e.POST(feedbackReceivePath, s.receiveFeedback, s.rateLimitBy("feedback",
 		func(c echo.Context) string { return c.Param("provider") + "/" + c.Param("token") },
 		"this feedback endpoint is over its request rate; retry later"))
 }
@@ -162,27 +162,42 @@ func (s *Server) putFeedback(c echo.Context) error {
 	if len(errs) > 0 {
 		return validationProblem(errs)
 	}
+	if secret != "" && s.deps.Keyring == nil {
+		return errors.New("no master keyring configured: cannot store feedback secrets")
+	}
 	ctx := c.Request().Context()
 	projectID := caller(c).ProjectID
-	ep := store.FeedbackEndpoint{ID: newFeedbackToken(), ProjectID: projectID, Provider: provider, Public: public}
+	// The secret is sealed to the endpoint's id. When another request
+	// creates the endpoint between the look-up and the write, the store
+	// refuses an id other than the one it kept and says which: seal to
+	// that one. A few rounds suffice, since only a creation races.
+	id := ""
 	if old, err := s.deps.Store.ProjectFeedbackEndpoint(ctx, projectID, provider); err == nil {
-		ep.ID = old.ID
+		id = old.ID
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	if secret != "" {
-		if s.deps.Keyring == nil {
-			return errors.New("no master keyring configured: cannot store feedback secrets")
+	for range 3 {
+		if id == "" {
+			id = newFeedbackToken()
 		}
-		if ep.SecretSealed, err = s.deps.Keyring.Seal([]byte(secret), feedback.SealAAD(ep.ID)); err != nil {
+		ep := store.FeedbackEndpoint{ID: id, ProjectID: projectID, Provider: provider, Public: public}
+		if secret != "" {
+			if ep.SecretSealed, err = s.deps.Keyring.Seal([]byte(secret), feedback.SealAAD(ep.ID)); err != nil {
+				return err
+			}
+		}
+		stored, err := s.deps.Store.PutFeedbackEndpoint(ctx, ep)
+		if errors.Is(err, store.ErrFeedbackEndpointID) {
+			id = stored.ID
+			continue
+		}
+		if err != nil {
 			return err
 		}
+		return c.JSON(http.StatusOK, toFeedbackView(stored))
 	}
-	ep, err = s.deps.Store.PutFeedbackEndpoint(ctx, ep)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, toFeedbackView(ep))
+	return errors.New("put feedback endpoint: its id kept changing")
 }
 
 func (s *Server) getFeedback(c echo.Context) error {
@@ -238,8 +253,14 @@ func (s *Server) receiveFeedback(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	// A body over a limit is a 413, counted (too_large) by the error
+	// handler, which also sees those refused before this handler runs.
 	body, err := io.ReadAll(io.LimitReader(c.Request().Body, maxFeedbackBody+1))
+	if errors.Is(err, echo.ErrStatusRequestEntityTooLarge) {
+		return tooLargeProblem("the request body is over the size limit")
+	}
 	if err != nil {
+		s.metrics.feedbackRefused.WithLabelValues(provider, "unreadable").Inc()
 		return malformedProblem("the body could not be read")
 	}
 	if len(body) > maxFeedbackBody {
@@ -288,7 +309,7 @@ func (s *Server) verifyFeedback(c echo.Context, ep store.FeedbackEndpoint, body 
 	now := s.cfg.Now
 	switch ep.Provider {
 	case feedback.ProviderSES:
-		v := &feedback.SNS{TopicARN: ep.Public, Fetch: s.fetchSNS, Now: now, Certs: s.snsCerts}
+		v := &feedback.SNS{TopicARN: ep.Public, Fetch: s.fetchSNS, Now: now, Certs: s.snsCerts, Roots: s.deps.FeedbackRoots}
 		return v.Verify(ctx, body)
 	case feedback.ProviderSendGrid:
 		v := &feedback.SendGrid{PublicKey: ep.Public, Now: now}
@@ -319,10 +340,15 @@ func (s *Server) openFeedbackSecret(ep store.FeedbackEndpoint) (string, error) {
 }
 
 // fetchSNS fetches an SNS URL (already checked against the SNS host
-// pattern) with Deps.FeedbackFetch, else the SSRF-guarded webhook client.
+// pattern) or an issuer certificate URL (checked by
+// feedback.CheckIssuerURL) with Deps.FeedbackFetch, else the SSRF-guarded
+// webhook client; an issuer URL may be http, as AWS publishes them.
 func (s *Server) fetchSNS(ctx context.Context, rawURL string) ([]byte, error) {
 	if s.deps.FeedbackFetch != nil {
 		return s.deps.FeedbackFetch(ctx, rawURL)
+	}
+	if strings.HasPrefix(rawURL, "http://") && feedback.CheckIssuerURL(rawURL) == nil {
+		return s.issuers.Get(ctx, rawURL, maxCertBody)
 	}
 	return s.webhooks.Get(ctx, rawURL, maxCertBody)
 }

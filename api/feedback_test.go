@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -10,9 +11,11 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -44,7 +47,7 @@ type fbEnv struct {
 	confirmed atomic.Int64
 }
 
-func newFBEnv(t *testing.T, engine string) *fbEnv {
+func newFBEnv(t *testing.T, engine string, opts ...envOption) *fbEnv {
 	t.Helper()
 	kr, err := keyring.Generated()
 	if err != nil {
@@ -55,11 +58,14 @@ func newFBEnv(t *testing.T, engine string) *fbEnv {
 		t.Fatal(err)
 	}
 	f.testEnv = newEnv(t, engine, func(c *Config, d *Deps) {
+		if f.sns, err = feedbacktest.NewSNS(c.Now()); err != nil {
+			t.Fatal(err)
+		}
 		f.feedbackDeps(c, d, apiTestTokens(t))
+		for _, o := range opts {
+			o(c, d)
+		}
 	})
-	if f.sns, err = feedbacktest.NewSNS(f.clock.Now()); err != nil {
-		t.Fatal(err)
-	}
 	f.key = f.key0(t)
 	return f
 }
@@ -69,6 +75,7 @@ func (f *fbEnv) feedbackDeps(c *Config, d *Deps, tokens feedback.TokenClaimer) {
 	d.Keyring = f.kr
 	d.Feedback = inbound.NewFeedback(inbound.FeedbackConfig{Now: c.Now}, d.Store, nil)
 	d.FeedbackTokens = tokens
+	d.FeedbackRoots = f.sns.Roots()
 	d.FeedbackFetch = func(ctx context.Context, rawURL string) ([]byte, error) {
 		if strings.Contains(rawURL, "Action=ConfirmSubscription") {
 			f.confirmed.Add(1)
@@ -572,10 +579,11 @@ func TestFeedbackBounceReasons(t *testing.T) {
 		{"sendgrid", nil, []string{"sendgrid_bounces.json"}, map[string]bounceEvent{
 			"gone@example.net": {"hard", "userunknown", "5.1.1", "provider:sendgrid:permanent/status:5.1.1"},
 			"full@example.net": {"soft", "mailboxfull", "4.2.2", "provider:sendgrid:temporary/status:4.2.2"}}},
+		// Mailgun's temporary failure is a delay (Mailgun retries): no
+		// bounce, full@ stays sent.
 		{"mailgun", map[string]any{"signing_key": mgKey}, []string{"mailgun_failed.json", "mailgun_failed_temporary.json"},
 			map[string]bounceEvent{
-				"gone@example.net": {"hard", "userunknown", "5.1.1", "provider:mailgun:permanent/status:5.1.1"},
-				"full@example.net": {"soft", "mailboxfull", "4.2.2", "provider:mailgun:temporary/status:4.2.2"}}},
+				"gone@example.net": {"hard", "userunknown", "5.1.1", "provider:mailgun:permanent/status:5.1.1"}}},
 		{"postmark", map[string]any{"username": "mailgate", "password": "correct-horse-battery"},
 			[]string{"postmark_bounce.json", "postmark_softbounce.json", "postmark_autoresponder.json"},
 			map[string]bounceEvent{
@@ -626,6 +634,12 @@ func TestFeedbackBounceReasons(t *testing.T) {
 				}
 				if d := cmp.Diff(tc.want, got); d != "" {
 					t.Errorf("bounce events (-want +got):\n%s", d)
+				}
+				if _, bounced := tc.want["full@example.net"]; !bounced {
+					wantStatuses(t, f.statuses(t, id), map[string]string{"full@example.net": "sent"})
+					if n, err := f.store.SoftBounceCount(context.Background(), store.DefaultProjectID, "full@example.net"); err != nil || n != 0 {
+						t.Errorf("full@ soft bounces %d, %v after a delay", n, err)
+					}
 				}
 				for rcpt, w := range tc.want {
 					sp, err := f.store.GetSuppression(context.Background(), store.DefaultProjectID, rcpt)
@@ -730,4 +744,181 @@ func TestFeedbackMailgunRetryAfterFailedApply(t *testing.T) {
 	wantUnavailable(t, post())
 	wantApplied(t, post(), 1)
 	wantProblem(t, post(), http.StatusForbidden, "feedback-refused")
+}
+
+// mailgunEvent is a Mailgun webhook body (a template for
+// feedbacktest.Mailgun) of event (failed, delivered, complained) with
+// the given severity and delivery status, about rcpt of message id.
+func mailgunEvent(eventID, event, severity, rcpt, id string, code int, enhanced, message string) []byte {
+	ed := map[string]any{"id": eventID, "timestamp": 1796644801.5, "event": event, "recipient": rcpt,
+		"message":        map[string]any{"headers": map[string]string{"message-id": id + "@example.com"}},
+		"user-variables": map[string]string{"mailgate_id": id}}
+	if event == "failed" {
+		ed["severity"] = severity
+		ed["delivery-status"] = map[string]any{"code": code, "enhanced-code": enhanced, "message": message}
+	}
+	b, _ := json.Marshal(map[string]any{"signature": map[string]string{"timestamp": "TIMESTAMP", "token": "TOKEN",
+		"signature": "SIGNATURE"}, "event-data": ed})
+	return b
+}
+
+// TestFeedbackMailgunTemporaryFailure: a temporary failure, which Mailgun
+// retries, is recorded as a delay and changes nothing, so that what
+// Mailgun reports next still applies: a permanent failure is a hard
+// bounce that suppresses; a delivery and then a complaint are a
+// complaint that suppresses.
+func TestFeedbackMailgunTemporaryFailure(t *testing.T) {
+	engines(t, func(t *testing.T, engine string) {
+		f := newFBEnv(t, engine)
+		const key = "key-0123456789abcdef0123456789abcdef"
+		path := f.configure(t, "mailgun", map[string]any{"signing_key": key})
+		now := f.clock.Now()
+		tok := 0
+		post := func(b []byte) response {
+			tok++
+			return f.do(t, request{Method: http.MethodPost, Path: path,
+				Body: feedbacktest.Mailgun(b, key, "tok-"+strconv.Itoa(tok), now)})
+		}
+		ctx := context.Background()
+		suppression := func(email string) string {
+			sp, err := f.store.GetSuppression(ctx, store.DefaultProjectID, email)
+			if err != nil {
+				return err.Error()
+			}
+			return sp.Reason
+		}
+		types := func(id string) []string {
+			evs, err := f.store.MessageEvents(ctx, store.DefaultProjectID, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []string
+			for _, e := range evs {
+				if e.Type != store.EventQueued && e.Type != store.EventSent {
+					out = append(out, e.Type+" "+e.Recipient)
+				}
+			}
+			return out
+		}
+
+		first := f.sentMessage(t, "slow@example.net")
+		wantApplied(t, post(mailgunEvent("ev-1", "failed", "temporary", "slow@example.net", first, 451, "4.7.1",
+			"Greylisted, please try again later")), 0)
+		wantStatuses(t, f.statuses(t, first), map[string]string{"slow@example.net": "sent"})
+		wantApplied(t, post(mailgunEvent("ev-2", "failed", "permanent", "slow@example.net", first, 550, "5.1.1",
+			"No such user")), 1)
+		wantStatuses(t, f.statuses(t, first), map[string]string{"slow@example.net": "bounced"})
+		if got := suppression("slow@example.net"); got != store.ReasonHardBounce {
+			t.Errorf("suppression %q after the permanent failure, want %s", got, store.ReasonHardBounce)
+		}
+		if d := cmp.Diff([]string{"message.bounced slow@example.net"}, types(first)); d != "" {
+			t.Errorf("events (-want +got):\n%s", d)
+		}
+
+		second := f.sentMessage(t, "later@example.net")
+		wantApplied(t, post(mailgunEvent("ev-3", "failed", "temporary", "later@example.net", second, 451, "4.7.1",
+			"Greylisted, please try again later")), 0)
+		wantApplied(t, post(mailgunEvent("ev-4", "delivered", "", "later@example.net", second, 0, "", "")), 1)
+		wantApplied(t, post(mailgunEvent("ev-5", "complained", "", "later@example.net", second, 0, "", "")), 1)
+		wantStatuses(t, f.statuses(t, second), map[string]string{"later@example.net": "complained"})
+		if got := suppression("later@example.net"); got != store.ReasonComplaint {
+			t.Errorf("suppression %q after the complaint, want %s", got, store.ReasonComplaint)
+		}
+		if d := cmp.Diff([]string{"message.complained later@example.net"}, types(second)); d != "" {
+			t.Errorf("events (-want +got):\n%s", d)
+		}
+		delayed, _, err := f.store.ListInbound(ctx, store.InboundFilter{ProjectID: store.DefaultProjectID, Kind: "delayed"})
+		if err != nil || len(delayed) != 2 {
+			t.Errorf("%d delayed inbound rows (%v), want the 2 temporary failures", len(delayed), err)
+		}
+	})
+}
+
+// TestFeedbackConcurrentPut: first-time PUTs of one provider racing each
+// other leave an endpoint whose secret opens under its id, so that
+// notifications verify (not a 500 for a secret sealed to the losing id).
+func TestFeedbackConcurrentPut(t *testing.T) {
+	engines(t, func(t *testing.T, engine string) {
+		f := newFBEnv(t, engine)
+		const key = "key-0123456789abcdef0123456789abcdef"
+		id := f.sentMessage(t, rcpts...)
+		for round := range 3 {
+			paths := make([]string, 4)
+			var wg sync.WaitGroup
+			for i := range paths {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					r := f.do(t, request{Method: http.MethodPut, Path: "/v1/feedback/mailgun", Token: f.key,
+						Body: map[string]any{"signing_key": key}})
+					var v struct {
+						Path string `json:"path"`
+					}
+					if r.Code == http.StatusOK && json.Unmarshal(r.Body, &v) == nil {
+						paths[i] = v.Path
+					} else {
+						t.Errorf("PUT: %d %s", r.Code, r.Body)
+					}
+				}()
+			}
+			wg.Wait()
+			for _, p := range paths[1:] {
+				if p != paths[0] {
+					t.Fatalf("round %d: concurrent PUTs answered paths %v", round, paths)
+				}
+			}
+			r := f.do(t, request{Method: http.MethodPost, Path: paths[0],
+				Body: feedbacktest.Mailgun(body(t, "mailgun_complained.json", id), key, "tok-put-"+strconv.Itoa(round), f.clock.Now())})
+			wantCode(t, r, http.StatusOK)
+			wantCode(t, f.do(t, request{Method: http.MethodDelete, Path: "/v1/feedback/mailgun", Token: f.key}), http.StatusNoContent)
+		}
+	})
+}
+
+// errReader fails every read, as a client that broke off its request.
+type errReader struct{}
+
+func (errReader) Read([]byte) (int, error) { return 0, errors.New("connection reset") }
+
+// TestFeedbackRefusedBodies: a notification body over the route's limit
+// or the server's (BodyLimit, refused before the route's handler), and
+// one that cannot be read, are refused and counted as refused
+// (too_large, unreadable).
+func TestFeedbackRefusedBodies(t *testing.T) {
+	f := newFBEnv(t, store.DialectSQLite, func(c *Config, _ *Deps) { c.BodyLimit = maxFeedbackBody + 1024 })
+	path := f.configure(t, "postmark", map[string]any{"username": "mailgate", "password": "correct-horse-battery"})
+	basic := map[string]string{"Authorization": "Basic " + base64.StdEncoding.EncodeToString([]byte("mailgate:correct-horse-battery"))}
+
+	wantCode(t, f.do(t, request{Method: http.MethodPost, Path: path, Body: make([]byte, maxFeedbackBody+1), Header: basic}),
+		http.StatusRequestEntityTooLarge)
+	if got := f.refused(t, "postmark", "too_large"); got != 1 {
+		t.Errorf("too_large %v after a body over the route's limit, want 1", got)
+	}
+	wantCode(t, f.do(t, request{Method: http.MethodPost, Path: path, Body: make([]byte, maxFeedbackBody+2048), Header: basic}),
+		http.StatusRequestEntityTooLarge)
+	if got := f.refused(t, "postmark", "too_large"); got != 2 {
+		t.Errorf("too_large %v after a body over the server's limit, want 2", got)
+	}
+	// Another route's 413 is not a refused notification.
+	put := httptest.NewRequest(http.MethodPut, "/v1/feedback/postmark", bytes.NewReader(make([]byte, maxFeedbackBody+2048)))
+	put.Header.Set("Authorization", "Bearer "+f.key)
+	rec := httptest.NewRecorder()
+	f.handler.ServeHTTP(rec, put)
+	if rec.Code != http.StatusRequestEntityTooLarge {
+		t.Errorf("PUT over the limit: %d", rec.Code)
+	}
+	if got := f.refused(t, "postmark", "too_large"); got != 2 {
+		t.Errorf("too_large %v after a PUT over the limit, want 2", got)
+	}
+
+	req := httptest.NewRequest(http.MethodPost, path, errReader{})
+	req.Header.Set("Authorization", basic["Authorization"])
+	rec = httptest.NewRecorder()
+	f.handler.ServeHTTP(rec, req)
+	if rec.Code != http.StatusBadRequest {
+		t.Errorf("unreadable body: %d %s", rec.Code, rec.Body)
+	}
+	if got := f.refused(t, "postmark", "unreadable"); got != 1 {
+		t.Errorf("unreadable %v, want 1", got)
+	}
 }

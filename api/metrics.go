@@ -4,12 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/labstack/echo-contrib/echoprometheus"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/mailgate/mailgate/feedback"
 )
 
 // metrics are the API's own collectors.
@@ -28,9 +31,9 @@ type metrics struct {
 	enqueueFailures prometheus.Counter
 	// feedbackRefused counts provider notifications refused at
 	// POST /v1/feedback/{provider}/{token}. Labels: provider (ses,
-	// sendgrid, mailgun, postmark), reason (unknown_endpoint,
-	// unauthenticated, forged, stale, replayed, malformed, certificate,
-	// certificate_unavailable, topic).
+	// sendgrid, mailgun, postmark), reason (unknown_endpoint, too_large,
+	// unreadable, unauthenticated, forged, stale, replayed, malformed,
+	// certificate, certificate_unavailable, topic).
 	feedbackRefused *prometheus.CounterVec
 }
 
@@ -154,4 +157,15 @@ func (s *Server) metricsHandler() echo.HandlerFunc {
 	}
 	h := promhttp.HandlerFor(g, promhttp.HandlerOpts{})
 	return echo.WrapHandler(h)
+}
+
+// feedbackReceivePath is the route of provider notifications.
+const feedbackReceivePath = "/v1/feedback/:provider/:token"
+
+// countFeedbackTooLarge counts a 413 answer to a provider notification
+// (reason too_large); other routes' are not counted here.
+func (m *metrics) countFeedbackTooLarge(c echo.Context) {
+	if p := c.Param("provider"); c.Path() == feedbackReceivePath && slices.Contains(feedback.Providers, p) {
+		m.feedbackRefused.WithLabelValues(p, "too_large").Inc()
+	}
 }

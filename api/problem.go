@@ -188,6 +188,11 @@ func errorHandler(log *slog.Logger, m *metrics) echo.HTTPErrorHandler {
 		if m != nil && isSend(c) {
 			m.countRejected(p)
 		}
+		if m != nil && p.Status == http.StatusRequestEntityTooLarge {
+			// Over the route's limit or the server's (BodyLimit, refused
+			// before the handler runs): counted here, where both arrive.
+			m.countFeedbackTooLarge(c)
+		}
 		writeProblem(c, p)
 	}
 }

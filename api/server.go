@@ -8,6 +8,7 @@ package api
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -140,8 +141,14 @@ type Deps struct {
 	Feedback FeedbackApplier
 	// FeedbackFetch fetches the URLs an SNS message names (its signing
 	// certificate, its SubscribeURL), already checked to be https on an
-	// SNS host. Default Webhooks' SSRF-guarded client; tests inject one.
+	// SNS host, and the issuer certificate a signing certificate names
+	// (checked by feedback.CheckIssuerURL). Default Webhooks'
+	// SSRF-guarded client (for an http issuer URL, the same guard allowing
+	// http); tests inject one.
 	FeedbackFetch feedback.CertFetcher
+	// FeedbackRoots are the roots an SNS signing certificate must chain
+	// to. Default nil: the system's; tests inject their own.
+	FeedbackRoots *x509.CertPool
 	// FeedbackTokens remembers Mailgun's one-time tokens for every replica
 	// (feedback.RedisTokens on the Redis they share); required with
 	// Feedback. While it cannot answer, a Mailgun notification is a 503.
@@ -169,6 +176,9 @@ type Server struct {
 	webhooks *webhook.Client
 	// snsCerts caches SNS signing certificates by URL.
 	snsCerts *feedback.CertCache
+	// issuers fetches the http issuer certificates of SNS signing
+	// certificates: the webhook guard, allowing http.
+	issuers *webhook.Client
 	// validate checks a request against openapi.yaml (openAPIValidator);
 	// requireScope runs it after the scope check.
 	validate echo.MiddlewareFunc
@@ -191,7 +201,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if deps.Feedback != nil && deps.FeedbackTokens == nil {
 		return nil, errors.New("api: Deps.FeedbackTokens is required with Deps.Feedback")
 	}
-	s.snsCerts = &feedback.CertCache{}
+	s.snsCerts, s.issuers = &feedback.CertCache{}, webhook.New(webhook.Config{AllowHTTP: true})
 	if deps.Revocations != nil {
 		s.keys = newKeyCache(cfg.KeyCacheTTL, time.Now)
 		s.domains = newDomainCache(cfg.KeyCacheTTL, time.Now)

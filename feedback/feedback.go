@@ -7,9 +7,19 @@ import (
 
 // Event kinds.
 const (
-	KindBounce    = "bounce"
+	// KindBounce: the provider gave up on the recipient (it will not
+	// retry this message).
+	KindBounce = "bounce"
+	// KindComplaint: the recipient reported the message as spam.
 	KindComplaint = "complaint"
-	KindDelivery  = "delivery"
+	// KindDelivery: the recipient's server accepted the message.
+	KindDelivery = "delivery"
+	// KindDelay: the recipient's server refused the message for now and
+	// the provider is still trying (Mailgun's temporary failure,
+	// SendGrid's deferred, SES's DeliveryDelay, Postmark's Transient):
+	// like a DSN with Action delayed, it is recorded and changes nothing,
+	// since the message may yet be delivered, bounce or draw a complaint.
+	KindDelay = "delay"
 )
 
 // Providers whose notifications are understood.
@@ -26,14 +36,16 @@ var Providers = []string{ProviderSES, ProviderSendGrid, ProviderMailgun, Provide
 // Event is what a notification says about one recipient of one message.
 type Event struct {
 	// ID identifies the event at the provider (the SNS MessageId with the
-	// recipient, sg_event_id, Mailgun's event id, Postmark's ID): a second
+	// recipient, sg_event_id, Mailgun's event id with the event's
+	// timestamp, Postmark's ID): a second
 	// notification with the same ID is a duplicate.
 	ID string
-	// Kind is KindBounce, KindComplaint or KindDelivery.
+	// Kind is KindBounce, KindComplaint, KindDelivery or KindDelay.
 	Kind string
 	// Recipient is the address the event is about.
 	Recipient string
-	// Severity is the provider's own verdict on a bounce:
+	// Severity is the provider's own verdict on a bounce (a delay is
+	// SeverityTemporary):
 	// SeverityPermanent (it stopped trying and holds the address bad),
 	// SeverityTemporary, or "" when it gives none. The caller takes it as
 	// authoritative for hard or soft; the reason comes from Status and

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -39,7 +40,7 @@ func TestSNS(t *testing.T) {
 		t.Fatal(err)
 	}
 	certs := &feedback.CertCache{}
-	v := &feedback.SNS{TopicARN: feedbacktest.TopicARN, Fetch: signer.Fetch, Now: clock, Certs: certs}
+	v := &feedback.SNS{TopicARN: feedbacktest.TopicARN, Fetch: signer.Fetch, Now: clock, Certs: certs, Roots: signer.Roots()}
 	bounce := string(readFile(t, "ses_bounce.json"))
 	ctx := context.Background()
 	for _, version := range []string{"1", "2"} {
@@ -56,8 +57,8 @@ func TestSNS(t *testing.T) {
 			}
 		})
 	}
-	if got := signer.Fetches.Load(); got != 1 {
-		t.Errorf("certificate fetched %d times, want 1 (cached)", got)
+	if got := signer.Fetches.Load(); got != 2 {
+		t.Errorf("certificates fetched %d times, want 2 (the signing one and its issuer, then cached)", got)
 	}
 	t.Run("complaint and delivery", func(t *testing.T) {
 		n, err := v.Verify(ctx, signer.Notification("sns-2", string(readFile(t, "ses_complaint.json")), now, "2"))
@@ -86,6 +87,10 @@ func TestSNS(t *testing.T) {
 			t.Errorf("confirmation %+v", n)
 		}
 	})
+	sibling, err := signer.Sibling(now.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
 	refused := []struct {
 		name string
 		body []byte
@@ -96,11 +101,17 @@ func TestSNS(t *testing.T) {
 			"gone@example.net", "ok@example.net", 1)), v, feedback.ErrForged},
 		{"replayed old", signer.Notification("sns-6", bounce, now.Add(-2*time.Hour), "2"), v, feedback.ErrStale},
 		{"other topic", signer.Notification("sns-7", bounce, now, "2"),
-			&feedback.SNS{TopicARN: "arn:aws:sns:eu-west-1:1:other", Fetch: signer.Fetch, Now: clock}, feedback.ErrTopic},
+			&feedback.SNS{TopicARN: "arn:aws:sns:eu-west-1:1:other", Fetch: signer.Fetch, Now: clock, Roots: signer.Roots()},
+			feedback.ErrTopic},
 		{"unsigned", []byte(`{"Type":"Notification","TopicArn":"` + feedbacktest.TopicARN + `","Message":"{}"}`), v,
 			feedback.ErrUnauthenticated},
 		{"other key", signer.Notification("sns-8", bounce, now, "2"),
-			&feedback.SNS{TopicARN: feedbacktest.TopicARN, Fetch: otherSigner(t).Fetch, Now: clock}, feedback.ErrForged},
+			&feedback.SNS{TopicARN: feedbacktest.TopicARN, Fetch: sibling.Fetch, Now: clock, Roots: signer.Roots()}, feedback.ErrForged},
+		{"untrusted certificate", otherSigner(t).Notification("sns-8", bounce, now, "2"),
+			&feedback.SNS{TopicARN: feedbacktest.TopicARN, Fetch: otherSigner(t).Fetch, Now: clock, Roots: signer.Roots()},
+			feedback.ErrCertificate},
+		{"system roots", signer.Notification("sns-8", bounce, now, "2"),
+			&feedback.SNS{TopicARN: feedbacktest.TopicARN, Fetch: signer.Fetch, Now: clock}, feedback.ErrCertificate},
 		{"not sns host", []byte(strings.Replace(string(signer.Notification("sns-9", bounce, now, "2")),
 			"sns.eu-west-1.amazonaws.com", "sns.eu-west-1.amazonaws.com.evil.example", 1)), v, feedback.ErrCertificate},
 	}
@@ -122,20 +133,111 @@ func otherSigner(t *testing.T) *feedbacktest.SNS {
 	return s
 }
 
+// TestCheckCertURL: a signing certificate URL is https on an SNS host,
+// sns.REGION.amazonaws.com (.com.cn for China's regions) with REGION an
+// AWS region name; other amazonaws.com hosts after "sns." (S3 buckets,
+// API Gateway) are refused.
 func TestCheckCertURL(t *testing.T) {
 	for u, ok := range map[string]bool{
 		"https://sns.us-east-1.amazonaws.com/SimpleNotificationService-abc.pem":     true,
+		"https://sns.eu-central-1.amazonaws.com/SimpleNotificationService-abc.pem":  true,
+		"https://sns.ap-southeast-2.amazonaws.com/SimpleNotificationService-a.pem":  true,
+		"https://sns.us-gov-west-1.amazonaws.com/SimpleNotificationService-a.pem":   true,
+		"https://sns.il-central-1.amazonaws.com/SimpleNotificationService-a.pem":    true,
+		"https://sns.mx-central-1.amazonaws.com/SimpleNotificationService-a.pem":    true,
+		"https://sns.ap-northeast-3.amazonaws.com/SimpleNotificationService-a.pem":  true,
 		"https://sns.cn-north-1.amazonaws.com.cn/SimpleNotificationService-abc.pem": true,
+		"https://sns.cn-northwest-1.amazonaws.com.cn/SimpleNotificationService.pem": true,
+		"https://sns.cn-north-1.amazonaws.com/SimpleNotificationService-abc.pem":    false,
+		"https://sns.us-east-1.amazonaws.com.cn/SimpleNotificationService-abc.pem":  false,
+		"https://sns.s3.amazonaws.com/SimpleNotificationService-abc.pem":            false,
+		"https://sns.s3-accelerate.amazonaws.com/SimpleNotificationService-a.pem":   false,
+		"https://sns.s3-us-west-2.amazonaws.com/SimpleNotificationService-abc.pem":  false,
+		"https://sns.s3.us-west-2.amazonaws.com/SimpleNotificationService-abc.pem":  false,
+		"https://sns.execute-api.amazonaws.com/SimpleNotificationService-abc.pem":   false,
+		"https://sns.us-east-1a.amazonaws.com/SimpleNotificationService-abc.pem":    false,
+		"https://sns.amazonaws.com/SimpleNotificationService-abc.pem":               false,
 		"http://sns.us-east-1.amazonaws.com/SimpleNotificationService-abc.pem":      false,
+		"https://sns.us-east-1.amazonaws.com/SimpleNotificationService-abc.pem?x=1": false,
+		"https://sns.us-east-1.amazonaws.com/SimpleNotificationService-abc.txt":     false,
 		"https://sns.us-east-1.amazonaws.com.evil.example/x.pem":                    false,
 		"https://evil.example/sns.us-east-1.amazonaws.com/x.pem":                    false,
 		"https://user@sns.us-east-1.amazonaws.com/x.pem":                            false,
 		"https://sns.us-east-1.amazonaws.com:8443/x.pem":                            false,
-		"https://127.0.0.1/x.pem":                                                   false,
+		"https://127.0.0.1/x.pem": false,
 	} {
 		if err := feedback.CheckCertURL(u); (err == nil) != ok {
 			t.Errorf("CheckCertURL(%s) = %v, want ok %v", u, err, ok)
 		}
+	}
+	for u, ok := range map[string]bool{
+		"http://crt.r2m01.amazontrust.com/r2m01.cer":     true,
+		"https://crt.r2m02.amazontrust.com/r2m02.cer":    true,
+		"http://cacerts.digicert.com/CA.crt":             true,
+		"ftp://crt.r2m01.amazontrust.com/r2m01.cer":      false,
+		"http://crt.r2m01.amazontrust.com:81/r2m01.cer":  false,
+		"http://u@crt.r2m01.amazontrust.com/r2m01.cer":   false,
+		"http://crt.r2m01.amazontrust.com/r2m01.cer?x=1": false,
+		"http://127.0.0.1/r2m01.cer":                     false,
+		"http://[::1]/r2m01.cer":                         false,
+		"http://localhost/r2m01.cer":                     false,
+	} {
+		if err := feedback.CheckIssuerURL(u); (err == nil) != ok {
+			t.Errorf("CheckIssuerURL(%s) = %v, want ok %v", u, err, ok)
+		}
+	}
+}
+
+// TestSNSCertCache: a cached certificate is used only while it is valid
+// (an expired one is dropped and fetched again, and refused), and the
+// cache holds a bounded number of certificates however many URLs
+// messages name.
+func TestSNSCertCache(t *testing.T) {
+	ctx := context.Background()
+	root, err := feedbacktest.NewSNS(now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := root.Sibling(now.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := now
+	certs := &feedback.CertCache{}
+	v := &feedback.SNS{TopicARN: feedbacktest.TopicARN, Fetch: signer.Fetch, Now: func() time.Time { return at },
+		Certs: certs, Roots: signer.Roots()}
+	bounce := string(readFile(t, "ses_bounce.json"))
+	if _, err := v.Verify(ctx, signer.Notification("c-1", bounce, at, "2")); err != nil {
+		t.Fatal(err)
+	}
+	fetched := signer.Fetches.Load()
+	at = now.Add(2 * time.Hour) // the certificate expired an hour ago
+	_, err = v.Verify(ctx, signer.Notification("c-2", bounce, at, "2"))
+	if !errors.Is(err, feedback.ErrCertificate) {
+		t.Errorf("with an expired cached certificate: %v, want %v", err, feedback.ErrCertificate)
+	}
+	if signer.Fetches.Load() == fetched {
+		t.Errorf("the expired certificate was not dropped from the cache")
+	}
+
+	at = now
+	// The signature does not cover SigningCertURL: each message names
+	// another certificate URL, all serving the signer's certificate.
+	v.Fetch = func(ctx context.Context, u string) ([]byte, error) {
+		if strings.HasPrefix(u, "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-n") {
+			u = feedbacktest.CertURL
+		}
+		return signer.Fetch(ctx, u)
+	}
+	for i := range 40 {
+		b := strings.Replace(string(signer.Notification("c-n", bounce, at, "2")), feedbacktest.CertURL,
+			"https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-n"+strconv.Itoa(i)+".pem", 1)
+		if _, err := v.Verify(ctx, []byte(b)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := certs.Len(); n == 0 || n > 16 {
+		t.Errorf("%d certificates cached after 40 URLs, want 1 to 16", n)
 	}
 }
 
@@ -195,7 +297,7 @@ func TestMailgun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []feedback.Event{{ID: "mg-failed-event-0001", Kind: feedback.KindBounce, Recipient: "gone@example.net",
+	want := []feedback.Event{{ID: "mg-failed-event-0001@1796644801.123", Kind: feedback.KindBounce, Recipient: "gone@example.net",
 		Severity: feedback.SeverityPermanent, Diagnostic: "550 5.1.1 The email account that you tried to reach does not exist.",
 		MailgateID: "MSGID", MessageID: "MSGID@example.com"}}
 	if d := cmp.Diff(want, n.Events, ignoreAt); d != "" {
@@ -205,10 +307,20 @@ func TestMailgun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want = []feedback.Event{{ID: "mg-complained-event-0002", Kind: feedback.KindComplaint, Recipient: "angry@example.net",
+	want = []feedback.Event{{ID: "mg-complained-event-0002@1796644802.5", Kind: feedback.KindComplaint, Recipient: "angry@example.net",
 		FeedbackType: "abuse", MessageID: "MSGID@example.com"}}
 	if d := cmp.Diff(want, n.Events, ignoreAt); d != "" {
 		t.Error(d)
+	}
+	// Mailgun's event ids are unique within a day only: the same id on an
+	// event a day later names another event.
+	later := strings.Replace(string(failed), `"timestamp": 1796644801.123`, `"timestamp": 1796731201.123`, 1)
+	n, err = v.Verify(ctx, feedbacktest.Mailgun([]byte(later), key, "token-3", now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(n.Events) != 1 || n.Events[0].ID != "mg-failed-event-0001@1796731201.123" {
+		t.Errorf("a day later: %+v", n.Events)
 	}
 	for name, tc := range map[string]struct {
 		body []byte
@@ -348,6 +460,49 @@ func closedAddr(t *testing.T) string {
 // record has no Type), for the caller to classify; a Postmark record of a
 // type that reports no failed delivery (an auto-responder) is no event.
 func TestBounceVerdicts(t *testing.T) {
+	testEvents(t, feedback.KindBounce, []eventCase{
+		{"ses", "ses_bounce_mailboxfull.json", []eventGot{{"full@example.net", "temporary", "5.2.2",
+			"smtp; 552 5.2.2 <full@example.net>: Mailbox full", "mailboxfull"}}},
+		{"ses", "ses_bounce_suppressed.json", []eventGot{{"listed@example.net", "permanent", "", "", "userunknown"}}},
+		{"sendgrid", "sendgrid_bounces.json", []eventGot{
+			{"gone@example.net", "permanent", "5.1.1", "550 5.1.1 The email account that you tried to reach does not exist.", ""},
+			{"full@example.net", "temporary", "4.2.2", "452 4.2.2 The email account that you tried to reach is over quota.", ""}}},
+		{"postmark", "postmark_softbounce.json", []eventGot{{"full@example.net", "temporary", "", "smtp;552 5.2.2 Mailbox full", ""}}},
+		{"postmark", "postmark_typecode.json", []eventGot{{"typo@example.net", "permanent", "", "", "userunknown"}}},
+		{"postmark", "postmark_hardbounce_nodetails.json", []eventGot{{"gone@example.net", "permanent", "", "", ""}}},
+		{"postmark", "postmark_autoresponder.json", nil},
+	})
+}
+
+// TestDelays: a notice that the provider is still retrying (Mailgun's
+// temporary failure, SendGrid's deferred, SES's DeliveryDelay, Postmark's
+// Transient) is a delay, not a bounce, with the remote server's answer.
+func TestDelays(t *testing.T) {
+	testEvents(t, feedback.KindDelay, []eventCase{
+		{"mailgun", "mailgun_failed_temporary.json", []eventGot{{"full@example.net", "temporary", "4.2.2",
+			"452 The email account that you tried to reach is over quota.", ""}}},
+		{"mailgun", "mailgun_failed_greylisted.json", []eventGot{{"slow@example.net", "temporary", "4.7.1",
+			"451 Greylisted, please try again later", ""}}},
+		{"sendgrid", "sendgrid_deferred.json", []eventGot{{"slow@example.net", "temporary", "",
+			"451 4.7.1 Greylisted, please try again later", ""}}},
+		{"ses", "ses_delivery_delay.json", []eventGot{{"slow@example.net", "temporary", "4.4.7",
+			"smtp; 421 4.4.7 Service not available, try again later", ""}}},
+		{"postmark", "postmark_transient.json", []eventGot{{"slow@example.net", "temporary", "",
+			"smtp;451 4.7.1 Greylisted, please try again later", ""}}},
+	})
+}
+
+type eventGot struct{ Recipient, Severity, Status, Diagnostic, Cause string }
+
+type eventCase struct {
+	provider, file string
+	want           []eventGot
+}
+
+// testEvents verifies each case's notification, signed as its provider
+// signs, and checks its events are of kind with the wanted fields.
+func testEvents(t *testing.T, kind string, cases []eventCase) {
+	t.Helper()
 	ses, err := feedbacktest.NewSNS(now)
 	if err != nil {
 		t.Fatal(err)
@@ -360,7 +515,7 @@ func TestBounceVerdicts(t *testing.T) {
 	ctx := context.Background()
 	verify := map[string]func(file string) (feedback.Notification, error){
 		"ses": func(file string) (feedback.Notification, error) {
-			v := &feedback.SNS{TopicARN: feedbacktest.TopicARN, Fetch: ses.Fetch, Now: clock}
+			v := &feedback.SNS{TopicARN: feedbacktest.TopicARN, Fetch: ses.Fetch, Now: clock, Roots: ses.Roots()}
 			return v.Verify(ctx, ses.Notification("sns-9", string(readFile(t, file)), now, "2"))
 		},
 		"sendgrid": func(file string) (feedback.Notification, error) {
@@ -375,35 +530,18 @@ func TestBounceVerdicts(t *testing.T) {
 			return (&feedback.Postmark{Username: "u", Password: "p"}).Verify("u", "p", true, readFile(t, file))
 		},
 	}
-	type got struct{ Recipient, Severity, Status, Diagnostic, Cause string }
-	for _, tc := range []struct {
-		provider, file string
-		want           []got
-	}{
-		{"ses", "ses_bounce_mailboxfull.json", []got{{"full@example.net", "temporary", "5.2.2",
-			"smtp; 552 5.2.2 <full@example.net>: Mailbox full", "mailboxfull"}}},
-		{"ses", "ses_bounce_suppressed.json", []got{{"listed@example.net", "permanent", "", "", "userunknown"}}},
-		{"sendgrid", "sendgrid_bounces.json", []got{
-			{"gone@example.net", "permanent", "5.1.1", "550 5.1.1 The email account that you tried to reach does not exist.", ""},
-			{"full@example.net", "temporary", "4.2.2", "452 4.2.2 The email account that you tried to reach is over quota.", ""}}},
-		{"mailgun", "mailgun_failed_temporary.json", []got{{"full@example.net", "temporary", "4.2.2",
-			"452 The email account that you tried to reach is over quota.", ""}}},
-		{"postmark", "postmark_softbounce.json", []got{{"full@example.net", "temporary", "", "smtp;552 5.2.2 Mailbox full", ""}}},
-		{"postmark", "postmark_typecode.json", []got{{"typo@example.net", "permanent", "", "", "userunknown"}}},
-		{"postmark", "postmark_hardbounce_nodetails.json", []got{{"gone@example.net", "permanent", "", "", ""}}},
-		{"postmark", "postmark_autoresponder.json", nil},
-	} {
+	for _, tc := range cases {
 		t.Run(tc.file, func(t *testing.T) {
 			n, err := verify[tc.provider](tc.file)
 			if err != nil {
 				t.Fatal(err)
 			}
-			var out []got
+			var out []eventGot
 			for _, e := range n.Events {
-				if e.Kind != feedback.KindBounce {
-					t.Errorf("kind %s", e.Kind)
+				if e.Kind != kind {
+					t.Errorf("kind %s, want %s", e.Kind, kind)
 				}
-				out = append(out, got{e.Recipient, e.Severity, e.Status, e.Diagnostic, e.Cause})
+				out = append(out, eventGot{e.Recipient, e.Severity, e.Status, e.Diagnostic, e.Cause})
 			}
 			if d := cmp.Diff(tc.want, out); d != "" {
 				t.Error(d)

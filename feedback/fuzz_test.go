@@ -10,7 +10,7 @@ import (
 // panic, and every event they return has a kind and a recipient field.
 func FuzzParse(f *testing.F) {
 	for _, name := range []string{"ses_bounce.json", "sendgrid_events.json", "mailgun_failed.json", "mailgun_failed_temporary.json",
-		"postmark_bounce.json", "postmark_softbounce.json"} {
+		"postmark_bounce.json", "postmark_softbounce.json", "sendgrid_deferred.json", "ses_delivery_delay.json"} {
 		b, err := os.ReadFile("testdata/" + name)
 		if err != nil {
 			f.Fatal(err)
@@ -30,7 +30,7 @@ func FuzzParse(f *testing.F) {
 			all = append(all, parseMailgun(mg)...)
 		}
 		for _, e := range all {
-			if e.Kind != KindBounce && e.Kind != KindComplaint && e.Kind != KindDelivery {
+			if e.Kind != KindBounce && e.Kind != KindComplaint && e.Kind != KindDelivery && e.Kind != KindDelay {
 				t.Errorf("event of kind %q", e.Kind)
 			}
 		}

@@ -116,10 +116,20 @@ var mailgunSeverity = map[string]string{"permanent": SeverityPermanent, "tempora
 
 // parseMailgun reads failed, complained and delivered events; others are
 // ignored. A failure's delivery-status is the remote server's answer:
-// its SMTP reply code, enhanced code (when Mailgun read one) and text.
+// its SMTP reply code, enhanced code (when Mailgun read one) and text. A
+// temporary failure is a delay, not a bounce: Mailgun documents it as
+// temporarily rejected and keeps retrying, and reports the outcome
+// (delivered, or a permanent failure) as an event of its own.
 func parseMailgun(b mailgunBody) []Event {
 	d := b.EventData
-	e := Event{ID: d.ID, Recipient: d.Recipient, MessageID: d.Message.Headers.MessageID,
+	// Mailgun's event ids are unique within a day only, and an event is
+	// remembered for good (package inbound): the event's own timestamp,
+	// as Mailgun wrote it, makes the key unique for good.
+	id := d.ID
+	if id != "" {
+		id += "@" + strconv.FormatFloat(d.Timestamp, 'f', -1, 64)
+	}
+	e := Event{ID: id, Recipient: d.Recipient, MessageID: d.Message.Headers.MessageID,
 		At: time.Unix(int64(d.Timestamp), 0).UTC()}
 	if id, ok := d.UserVariables["mailgate_id"].(string); ok {
 		e.MailgateID = id
@@ -128,6 +138,9 @@ func parseMailgun(b mailgunBody) []Event {
 	case "failed":
 		ds := d.DeliveryStatus
 		e.Kind, e.Severity, e.Status = KindBounce, mailgunSeverity[d.Severity], ds.EnhancedCode
+		if e.Severity == SeverityTemporary {
+			e.Kind = KindDelay
+		}
 		e.Diagnostic = strings.TrimSpace(ds.Message + " " + ds.Description)
 		if ds.Code >= 200 && ds.Code < 600 { // an SMTP reply code; Mailgun's own (605, …) are not
 			e.Diagnostic = strings.TrimSpace(strconv.Itoa(ds.Code) + " " + e.Diagnostic)

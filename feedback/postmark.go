@@ -48,7 +48,8 @@ type postmarkBody struct {
 
 // postmarkSeverity is the verdict of the bounce types of Postmark's API
 // reference that report a failed delivery: those after which Postmark
-// deactivates the address are permanent, the others temporary. Unknown
+// deactivates the address are permanent, the others temporary (of which
+// Transient, "message delayed", is a delay, not a bounce). Unknown
 // gives none. A type missing here (Subscribe, Unsubscribe, AutoResponder,
 // AddressChange, OpenRelayTest, ChallengeVerification, Unconfirmed,
 // SMTPApiError, InboundError, TemplateRenderingFailed, …) reports no
@@ -85,7 +86,7 @@ var postmarkCause = map[string]string{
 }
 
 // parsePostmark reads Bounce (of a type in postmarkSeverity, named by
-// Type, else by TypeCode),
+// Type, else by TypeCode; Transient as a delay),
 // SpamComplaint and Delivery records. Postmark's
 // MessageID is its own, so the message is named by the mailgate_id
 // metadata (X-PM-Metadata-mailgate_id).
@@ -108,6 +109,10 @@ func parsePostmark(body []byte) ([]Event, error) {
 		// Details is the remote server's answer; Description is Postmark's
 		// fixed text for the type, which names no cause of this bounce.
 		e.Kind, e.Severity, e.Diagnostic, e.Cause = KindBounce, severity, p.Details, postmarkCause[p.Type]
+		if p.Type == "Transient" {
+			// "Message delayed": the message may yet be delivered.
+			e.Kind = KindDelay
+		}
 	case "SpamComplaint":
 		e.Kind, e.FeedbackType = KindComplaint, "abuse"
 	case "Delivery":

@@ -88,6 +88,7 @@ type sendGridEvent struct {
 	Type       string `json:"type"`
 	Status     string `json:"status"`
 	Reason     string `json:"reason"`
+	Response   string `json:"response"`
 	MailgateID string `json:"mailgate_id"`
 }
 
@@ -96,8 +97,11 @@ type sendGridEvent struct {
 // refusal); an event without a type gives none.
 var sendGridSeverity = map[string]string{"bounce": SeverityPermanent, "blocked": SeverityTemporary}
 
-// parseSendGrid reads bounce, spamreport and delivered events; other
-// events are ignored.
+// parseSendGrid reads bounce, spamreport, delivered and deferred events;
+// other events are ignored. A deferred event (the recipient's server
+// refused the message for now; SendGrid retries) is a delay, its
+// response the server's answer. A bounce of type blocked stays a bounce:
+// it ends SendGrid's attempts at the message.
 func parseSendGrid(body []byte) ([]Event, error) {
 	var in []sendGridEvent
 	if err := json.Unmarshal(body, &in); err != nil {
@@ -115,6 +119,8 @@ func parseSendGrid(body []byte) ([]Event, error) {
 			e.Kind, e.FeedbackType = KindComplaint, "abuse"
 		case "delivered":
 			e.Kind = KindDelivery
+		case "deferred":
+			e.Kind, e.Severity, e.Diagnostic = KindDelay, SeverityTemporary, s.Response
 		default:
 			continue
 		}

@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"net/url"
 	"regexp"
@@ -28,38 +29,60 @@ type CertFetcher func(ctx context.Context, rawURL string) ([]byte, error)
 // as "Name\nvalue\n" in byte order of their names, signed with
 // SHA1withRSA (SignatureVersion 1) or SHA256withRSA (2) by the
 // certificate at SigningCertURL, which must be https on an SNS host
-// (sns.<region>.amazonaws.com). Certificates are cached by URL: SNS
-// rotates them rarely and names each by its own URL.
+// (sns.<region>.amazonaws.com) and chain to a trusted root. Certificates
+// are cached by URL: SNS rotates them rarely and names each by its own
+// URL.
 type SNS struct {
 	// TopicARN is the only topic accepted: anyone can make an SNS topic
 	// whose messages AWS signs, so the signature alone does not say the
 	// message is about this project's mail.
 	TopicARN string
-	// Fetch fetches a signing certificate.
+	// Fetch fetches a signing certificate, and the issuer certificate its
+	// Authority Information Access names (see CheckIssuerURL).
 	Fetch CertFetcher
+	// Roots are the roots a signing certificate must chain to; nil for
+	// the system's (AWS's SNS certificates are issued under Amazon Root
+	// CA, which every system pool holds).
+	Roots *x509.CertPool
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// MaxAge bounds the message's Timestamp; default DefaultMaxAge.
 	MaxAge time.Duration
-	// Certs caches parsed certificates; nil for none. Share one across
+	// Certs caches verified certificates; nil for none. Share one across
 	// verifiers.
 	Certs *CertCache
 }
 
-// CertCache holds parsed SNS signing certificates by URL. Its zero value
-// is ready; it is safe for concurrent use.
+// certCacheSize bounds CertCache. SNS signs with one certificate per
+// region at a time and rotates it rarely, and a deployment receives from
+// a few regions: 16 holds each region's current and previous certificate
+// for several regions. Only a certificate that fetched from an SNS host
+// and verified is cached, so a sender cannot fill it with its own.
+const certCacheSize = 16
+
+// CertCache holds verified SNS signing certificates by URL, at most
+// certCacheSize; an expired one is dropped when it is looked up. Its zero
+// value is ready; it is safe for concurrent use.
 type CertCache struct {
 	mu    sync.Mutex
 	certs map[string]*x509.Certificate
+	order []string // URLs in certs, oldest first
 }
 
-func (c *CertCache) get(u string) *x509.Certificate {
+// get is the cached certificate of u while it is valid at now; an
+// expired (or not yet valid) one is dropped.
+func (c *CertCache) get(u string, now time.Time) *x509.Certificate {
 	if c == nil {
 		return nil
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.certs[u]
+	cert := c.certs[u]
+	if cert != nil && !validAt(cert, now) {
+		c.drop(u)
+		return nil
+	}
+	return cert
 }
 
 func (c *CertCache) put(u string, cert *x509.Certificate) {
@@ -71,7 +94,36 @@ func (c *CertCache) put(u string, cert *x509.Certificate) {
 	if c.certs == nil {
 		c.certs = map[string]*x509.Certificate{}
 	}
+	if _, ok := c.certs[u]; ok {
+		c.drop(u)
+	}
+	for len(c.order) >= certCacheSize {
+		c.drop(c.order[0])
+	}
 	c.certs[u] = cert
+	c.order = append(c.order, u)
+}
+
+// Len is how many certificates are cached.
+func (c *CertCache) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.certs)
+}
+
+// drop forgets u; c.mu is held.
+func (c *CertCache) drop(u string) {
+	delete(c.certs, u)
+	for i, o := range c.order {
+		if o == u {
+			c.order = append(c.order[:i], c.order[i+1:]...)
+			break
+		}
+	}
+}
+
+func validAt(c *x509.Certificate, now time.Time) bool {
+	return !now.Before(c.NotBefore) && !now.After(c.NotAfter)
 }
 
 // snsMessage is an SNS HTTP(S) message body.
@@ -89,8 +141,22 @@ type snsMessage struct {
 	SigningCertURL   string `json:"SigningCertURL"`
 }
 
-// snsHost is AWS's SNS endpoint host pattern.
-var snsHost = regexp.MustCompile(`^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$`)
+// snsHost is AWS's SNS endpoint host, sns.REGION.amazonaws.com, or
+// sns.REGION.amazonaws.com.cn for a China region (cn-…): REGION is an AWS
+// region name (area, -gov for GovCloud, a direction, a number), so that
+// other amazonaws.com hosts whose label merely follows "sns." (S3 bucket
+// hosts such as sns.s3.amazonaws.com, which anyone can fill) are refused.
+var snsHost = regexp.MustCompile(`^sns\.([a-z]{2}(?:-gov)?-` +
+	`(?:north|south|east|west|central|northeast|northwest|southeast|southwest)-[1-9][0-9]?)\.amazonaws\.com(\.cn)?$`)
+
+// isSNSHost reports whether host is an SNS endpoint host.
+func isSNSHost(host string) bool {
+	m := snsHost.FindStringSubmatch(host)
+	return m != nil && strings.HasPrefix(m[1], "cn-") == (m[2] != "")
+}
+
+// hostName is a DNS host name (not an address literal).
+var hostName = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z]([a-z0-9-]*[a-z0-9])?$`)
 
 // Verify checks an SNS message and reads the SES notification it carries.
 func (v *SNS) Verify(ctx context.Context, body []byte) (Notification, error) {
@@ -217,18 +283,36 @@ func CheckCertURL(raw string) error {
 // SubscribeURL).
 func CheckSNSURL(raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
-	if err != nil || u.Scheme != "https" || u.User != nil || u.Port() != "" || !snsHost.MatchString(u.Hostname()) {
+	if err != nil || u.Scheme != "https" || u.User != nil || u.Port() != "" || !isSNSHost(u.Hostname()) {
 		return nil, fmt.Errorf("%w: %q is not an SNS URL", ErrCertificate, raw)
 	}
 	return u, nil
 }
 
-// cert returns the certificate at raw, from the cache or fetched.
+// CheckIssuerURL refuses an issuer certificate URL (in a signing
+// certificate's Authority Information Access) that is not http or https
+// on a host name, without user, port or query. The URL is AWS's: it comes
+// from a certificate served by an SNS host. Its host is not pinned, since
+// AWS names amazontrust.com for most partitions and may name another CA's
+// for others; the fetch goes through the caller's SSRF guard, and what it
+// returns is only used as an intermediate that must itself chain to a
+// trusted root. Plain http is how CAs publish these.
+func CheckIssuerURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.User != nil || u.Port() != "" ||
+		u.RawQuery != "" || !hostName.MatchString(u.Hostname()) {
+		return fmt.Errorf("%w: %q is not an issuer certificate URL", ErrCertificate, raw)
+	}
+	return nil
+}
+
+// cert returns the verified certificate at raw, from the cache or fetched.
 func (v *SNS) cert(ctx context.Context, raw string) (*x509.Certificate, error) {
 	if err := CheckCertURL(raw); err != nil {
 		return nil, err
 	}
-	if c := v.Certs.get(raw); c != nil {
+	now := v.now()
+	if c := v.Certs.get(raw, now); c != nil {
 		return c, nil
 	}
 	if v.Fetch == nil {
@@ -238,19 +322,100 @@ func (v *SNS) cert(ctx context.Context, raw string) (*x509.Certificate, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrCertUnavailable, err)
 	}
-	blk, _ := pem.Decode(b)
-	if blk == nil {
-		return nil, fmt.Errorf("%w: not PEM", ErrCertificate)
-	}
-	c, err := x509.ParseCertificate(blk.Bytes)
+	certs, err := parseCerts(b)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrCertificate, err)
+		return nil, err
 	}
-	if now := v.now(); now.Before(c.NotBefore) || now.After(c.NotAfter) {
+	c := certs[0]
+	if !validAt(c, now) {
 		return nil, fmt.Errorf("%w: expired or not yet valid", ErrCertificate)
+	}
+	if err := v.verifyChain(ctx, c, certs[1:], now); err != nil {
+		return nil, err
 	}
 	v.Certs.put(raw, c)
 	return c, nil
+}
+
+// verifyChain checks that c chains to v.Roots (or the system's), through
+// the intermediates given with it and, when those are not enough (SNS
+// serves the signing certificate alone), through the issuer certificate
+// its Authority Information Access names (CheckIssuerURL).
+//
+// No host name is required of c: AWS issues SNS signing certificates to
+// names that differ by region and partition (sns.amazonaws.com for most,
+// others for China, GovCloud and opt-in regions), and documents none, so
+// a name check could refuse genuine ones. The chain to a public root, the
+// SNS host the certificate came from and the topic together say the
+// message is AWS's for this project's topic.
+func (v *SNS) verifyChain(ctx context.Context, c *x509.Certificate, given []*x509.Certificate, now time.Time) error {
+	inter := x509.NewCertPool()
+	for _, g := range given {
+		inter.AddCert(g)
+	}
+	opts := x509.VerifyOptions{Roots: v.Roots, Intermediates: inter, CurrentTime: now,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}
+	_, err := c.Verify(opts)
+	if err == nil {
+		return nil
+	}
+	var unknown x509.UnknownAuthorityError
+	if !errors.As(err, &unknown) || len(c.IssuingCertificateURL) == 0 {
+		return fmt.Errorf("%w: %w", ErrCertificate, err)
+	}
+	for i, u := range c.IssuingCertificateURL {
+		if i == 2 { // AWS names one; a certificate naming many is not trusted to be fetched for
+			break
+		}
+		if CheckIssuerURL(u) != nil {
+			continue
+		}
+		b, ferr := v.Fetch(ctx, u)
+		if ferr != nil {
+			return fmt.Errorf("%w: issuer certificate: %w", ErrCertUnavailable, ferr)
+		}
+		issuers, perr := parseCerts(b)
+		if perr != nil {
+			continue
+		}
+		for _, is := range issuers {
+			inter.AddCert(is)
+		}
+	}
+	if _, err := c.Verify(opts); err != nil {
+		return fmt.Errorf("%w: %w", ErrCertificate, err)
+	}
+	return nil
+}
+
+// parseCerts reads the certificates of b: PEM blocks (the first is the
+// signing certificate, any others its intermediates), else one DER
+// certificate (how issuer certificates are published).
+func parseCerts(b []byte) ([]*x509.Certificate, error) {
+	var out []*x509.Certificate
+	for rest := b; ; {
+		var blk *pem.Block
+		blk, rest = pem.Decode(rest)
+		if blk == nil {
+			break
+		}
+		if blk.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrCertificate, err)
+		}
+		out = append(out, c)
+	}
+	if len(out) > 0 {
+		return out, nil
+	}
+	c, err := x509.ParseCertificate(b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: not a PEM or DER certificate", ErrCertificate)
+	}
+	return []*x509.Certificate{c}, nil
 }
 
 // sesNotification is an SES notification (notificationType) or event
@@ -291,10 +456,21 @@ type sesNotification struct {
 		Timestamp  string   `json:"timestamp"`
 		Recipients []string `json:"recipients"`
 	} `json:"delivery"`
+	DeliveryDelay *struct {
+		Timestamp         string `json:"timestamp"`
+		DelayType         string `json:"delayType"`
+		DelayedRecipients []struct {
+			EmailAddress   string `json:"emailAddress"`
+			Status         string `json:"status"`
+			DiagnosticCode string `json:"diagnosticCode"`
+		} `json:"delayedRecipients"`
+	} `json:"deliveryDelay"`
 }
 
 // sesSeverity is the verdict of SES's bounceType: Permanent (SES
-// suppresses the address), Transient; Undetermined gives none.
+// suppresses the address), Transient (SES gave up on this message: a
+// bounce, soft; while it still retries it publishes DeliveryDelay
+// instead); Undetermined gives none.
 var sesSeverity = map[string]string{"Permanent": SeverityPermanent, "Transient": SeverityTemporary}
 
 // sesCause is the cause (Event.Cause) of the bounce subtypes of SES's
@@ -352,6 +528,14 @@ func parseSES(snsID string, msg []byte) ([]Event, error) {
 			e := base
 			e.Kind, e.Recipient = KindDelivery, r
 			add(e, n.Delivery.Timestamp)
+		}
+	case kind == "DeliveryDelay" && n.DeliveryDelay != nil:
+		// Event publishing only: SES is still retrying these recipients.
+		for _, r := range n.DeliveryDelay.DelayedRecipients {
+			e := base
+			e.Kind, e.Recipient, e.Severity = KindDelay, r.EmailAddress, SeverityTemporary
+			e.Status, e.Diagnostic = r.Status, r.DiagnosticCode
+			add(e, n.DeliveryDelay.Timestamp)
 		}
 	}
 	return out, nil

@@ -118,7 +118,7 @@ func (f *Feedback) apply(ctx context.Context, provider, projectID string, e feed
 // Poller.prepare does for a mailbox report.
 func (f *Feedback) prepare(ctx context.Context, provider, projectID string, e feedback.Event) (processed, error) {
 	res := bounce.Result{Recipient: e.Recipient, Rule: "provider:" + provider}
-	if e.Kind == feedback.KindBounce {
+	if e.Kind == feedback.KindBounce || e.Kind == feedback.KindDelay {
 		res = f.classify(provider, e)
 	}
 	rep := &bounce.Report{Kind: reportKind(e.Kind), FeedbackType: e.FeedbackType, Results: []bounce.Result{res}}
@@ -192,6 +192,9 @@ func reportKind(kind string) string {
 		return bounce.KindComplaint
 	case feedback.KindDelivery:
 		return bounce.KindDelivered
+	case feedback.KindDelay:
+		// Recorded and changing nothing, as a DSN with Action delayed.
+		return bounce.KindDelayed
 	}
 	return bounce.KindUnknown
 }

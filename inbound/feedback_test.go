@@ -2,6 +2,7 @@ package inbound
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -172,6 +173,96 @@ func TestFeedbackCause(t *testing.T) {
 		}
 		if d := cmp.Diff(want, e.events(id)); d != "" {
 			t.Errorf("events (-want +got):\n%s", d)
+		}
+	})
+}
+
+// TestFeedbackDelay: a provider's delay (it is still retrying) is
+// recorded and changes nothing: no status, no soft-bounce count, no
+// event; what the provider reports next applies in full.
+func TestFeedbackDelay(t *testing.T) {
+	engines(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		id := e.sentMessage("ann@example.org")
+		f := NewFeedback(FeedbackConfig{Now: e.clock.Now}, e.store, e.metrics)
+		delay := feedback.Event{ID: "d-1", Kind: feedback.KindDelay, Recipient: "ann@example.org",
+			Severity: feedback.SeverityTemporary, Status: "4.7.1", Diagnostic: "451 4.7.1 greylisted", MailgateID: id}
+		if n, err := f.Apply(ctx, "mailgun", store.DefaultProjectID, []feedback.Event{delay}); err != nil || n != 0 {
+			t.Fatalf("Apply(delay) = %d, %v; want 0 applied", n, err)
+		}
+		if got := e.recipientStatus(id, 0); got != store.StatusSent {
+			t.Errorf("status %q after a delay, want sent", got)
+		}
+		e.wantSoftBounces("ann@example.org", 0)
+		if got := e.events(id); len(got) != 0 {
+			t.Errorf("events after a delay: %v", got)
+		}
+		rows, _, err := e.store.ListInbound(ctx, store.InboundFilter{ProjectID: store.DefaultProjectID})
+		if err != nil || len(rows) != 1 || rows[0].Kind != "delayed" || !rows[0].Matched {
+			t.Errorf("inbound rows %+v, %v; want one matched delayed row", rows, err)
+		}
+		perm := feedback.Event{ID: "d-2", Kind: feedback.KindBounce, Recipient: "ann@example.org",
+			Severity: feedback.SeverityPermanent, Status: "5.1.1", Diagnostic: "550 5.1.1 user unknown", MailgateID: id}
+		if n, err := f.Apply(ctx, "mailgun", store.DefaultProjectID, []feedback.Event{perm}); err != nil || n != 1 {
+			t.Fatalf("Apply(permanent) = %d, %v; want 1 applied", n, err)
+		}
+		if got := e.suppression("ann@example.org"); got != store.ReasonHardBounce {
+			t.Errorf("suppression %q, want hard_bounce", got)
+		}
+	})
+}
+
+// TestComplaintAfterSoftBounce: a complaint proves the message was
+// delivered, so it applies to a recipient a soft bounce left bounced
+// (event, status complained, complaint suppression), whether it comes
+// from a provider or as an ARF report by mail.
+func TestComplaintAfterSoftBounce(t *testing.T) {
+	engines(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		id := e.sentMessage("ann@example.org", "bob@example.net")
+		f := NewFeedback(FeedbackConfig{Now: e.clock.Now}, e.store, e.metrics)
+		soft := feedback.Event{ID: "s-1", Kind: feedback.KindBounce, Recipient: "ann@example.org",
+			Severity: feedback.SeverityTemporary, Status: "4.2.2", Diagnostic: "452 4.2.2 mailbox full", MailgateID: id}
+		complaint := feedback.Event{ID: "s-2", Kind: feedback.KindComplaint, Recipient: "ann@example.org",
+			FeedbackType: "abuse", MailgateID: id}
+		if _, err := f.Apply(ctx, "sendgrid", store.DefaultProjectID, []feedback.Event{soft}); err != nil {
+			t.Fatal(err)
+		}
+		if got := e.recipientStatus(id, 0); got != store.StatusBounced {
+			t.Fatalf("status %q after a soft bounce, want bounced", got)
+		}
+		if n, err := f.Apply(ctx, "sendgrid", store.DefaultProjectID, []feedback.Event{complaint}); err != nil || n != 1 {
+			t.Errorf("Apply(complaint) = %d, %v; want 1 applied", n, err)
+		}
+
+		// The mailbox path: a soft-bounce DSN, then an ARF report.
+		p := e.poller(Config{})
+		if _, err := p.Process(ctx, "bounces", Message{ID: "b1", Raw: e.fixture("dsn-mailboxfull", id, 1, "bob@example.net")}); err != nil {
+			t.Fatal(err)
+		}
+		if got := e.recipientStatus(id, 1); got != store.StatusBounced {
+			t.Fatalf("bob status %q after a soft bounce DSN, want bounced", got)
+		}
+		if _, err := p.Process(ctx, "fbl", Message{ID: "c1", Raw: e.fixture("arf-complaint", id, 1, "bob@example.net")}); err != nil {
+			t.Fatal(err)
+		}
+
+		for pos, email := range []string{"ann@example.org", "bob@example.net"} {
+			if got := e.recipientStatus(id, pos); got != store.StatusComplained {
+				t.Errorf("%s status %q, want complained", email, got)
+			}
+			if got := e.suppression(email); got != store.ReasonComplaint {
+				t.Errorf("%s suppression %q, want complaint", email, got)
+			}
+		}
+		complaints := 0
+		for _, ev := range e.events(id) {
+			if strings.HasPrefix(ev, store.EventComplained+" ") {
+				complaints++
+			}
+		}
+		if complaints != 2 {
+			t.Errorf("%d complaint events, want 2: %v", complaints, e.events(id))
 		}
 	})
 }

@@ -29,21 +29,42 @@ type FeedbackEndpoint struct {
 
 const feedbackColumns = `id, project_id, provider, public, secret_sealed, created_at, updated_at`
 
+// ErrFeedbackEndpointID: PutFeedbackEndpoint was given an id other than
+// the existing endpoint's (another request created the endpoint since the
+// caller looked): nothing was written. The caller seals the secret to the
+// existing endpoint's id and tries again.
+var ErrFeedbackEndpointID = errors.New("the feedback endpoint has another id")
+
 // PutFeedbackEndpoint creates or replaces the project's endpoint for
 // ep.Provider. An existing endpoint keeps its id (the URL configured at
-// the provider stays valid); ep.ID is used only for a new one.
+// the provider stays valid), and is replaced only when ep.ID is that id:
+// ep.SecretSealed is sealed to ep.ID (feedback.SealAAD), so a secret
+// sealed to any other id would never open. Otherwise nothing is written,
+// the error is ErrFeedbackEndpointID and the endpoint returned is the
+// existing one (zero when it was deleted meanwhile).
 func (s *Store) PutFeedbackEndpoint(ctx context.Context, ep FeedbackEndpoint) (FeedbackEndpoint, error) {
 	if ep.ID == "" || ep.ProjectID == "" || ep.Provider == "" {
 		return FeedbackEndpoint{}, errors.New("put feedback endpoint: id, project and provider are required")
 	}
 	now := micros(s.now())
-	_, err := s.db.ExecContext(ctx, `INSERT INTO feedback_endpoints (`+feedbackColumns+`)
+	res, err := s.db.ExecContext(ctx, `INSERT INTO feedback_endpoints (`+feedbackColumns+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $6)
 		ON CONFLICT (project_id, provider) DO UPDATE SET public = excluded.public,
-			secret_sealed = excluded.secret_sealed, updated_at = excluded.updated_at`,
+			secret_sealed = excluded.secret_sealed, updated_at = excluded.updated_at
+		WHERE feedback_endpoints.id = excluded.id`,
 		ep.ID, ep.ProjectID, ep.Provider, ep.Public, ep.SecretSealed, now)
 	if err != nil {
 		return FeedbackEndpoint{}, fmt.Errorf("put feedback endpoint: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return FeedbackEndpoint{}, fmt.Errorf("put feedback endpoint: %w", err)
+	}
+	if n == 0 {
+		// The existing endpoint, read where it was written, so that the
+		// caller can seal to its id; none when it was deleted meanwhile.
+		cur, _ := s.queryFeedback(ctx, s.db, `project_id = $1 AND provider = $2`, ep.ProjectID, ep.Provider)
+		return cur, fmt.Errorf("put feedback endpoint %s: %w", ep.Provider, ErrFeedbackEndpointID)
 	}
 	return s.queryFeedback(ctx, s.db, `project_id = $1 AND provider = $2`, ep.ProjectID, ep.Provider)
 }

@@ -8,7 +8,10 @@ import (
 )
 
 // TestFeedbackEndpoints: configuring a provider again replaces its
-// settings but keeps the URL token; lookups by token are per provider.
+// settings but keeps the URL token, and only under that token (the
+// secret is sealed to it): a put naming another token, as a second
+// concurrent creation does, writes nothing and says which token is kept.
+// Lookups by token are per provider.
 func TestFeedbackEndpoints(t *testing.T) {
 	engines(t, func(t *testing.T, s *Store, clk *clock) {
 		ctx := context.Background()
@@ -18,7 +21,12 @@ func TestFeedbackEndpoints(t *testing.T) {
 			t.Fatal(err)
 		}
 		clk.Advance(time.Minute)
-		again, err := s.PutFeedbackEndpoint(ctx, FeedbackEndpoint{ID: "tok2", ProjectID: DefaultProjectID,
+		cur, err := s.PutFeedbackEndpoint(ctx, FeedbackEndpoint{ID: "tok2", ProjectID: DefaultProjectID,
+			Provider: "mailgun", Public: "p", SecretSealed: []byte("sealed-for-tok2")})
+		if !errors.Is(err, ErrFeedbackEndpointID) || cur.ID != "tok1" || string(cur.SecretSealed) != "sealed-1" {
+			t.Fatalf("put under another id: %+v, %v; want ErrFeedbackEndpointID and tok1 unchanged", cur, err)
+		}
+		again, err := s.PutFeedbackEndpoint(ctx, FeedbackEndpoint{ID: "tok1", ProjectID: DefaultProjectID,
 			Provider: "mailgun", Public: "p", SecretSealed: []byte("sealed-2")})
 		if err != nil {
 			t.Fatal(err)

@@ -25,10 +25,14 @@ type InboundEffect struct {
 	Position int
 	Email    string
 	// Status, when set (StatusBounced or StatusComplained), becomes the
-	// recipient's status if it is sent, sending or deferred. A recipient in
-	// any other status (already bounced or complained, never sent) is left
-	// alone and the whole effect is skipped: no event, no suppression, no
-	// count, so a second report about one recipient is not counted twice.
+	// recipient's status if it is sent, sending or deferred, and
+	// StatusComplained also if it is bounced: a complaint proves the
+	// message was delivered after all (a soft bounce the provider or the
+	// remote server got past), and the complaint must suppress. A
+	// recipient in any other status (already complained, a bounce about
+	// one already bounced, never sent) is left alone and the whole effect is skipped: no event,
+	// no suppression, no count, so a second report about one recipient is
+	// not counted twice.
 	Status string
 	// Event is the event type to append ("" for none) with its data.
 	Event     string
@@ -313,12 +317,17 @@ func applyEffect(ctx context.Context, tx *sql.Tx, rec InboundRecord, ef InboundE
 	return r, err
 }
 
-// setInboundStatus moves a sent, sending or deferred recipient to
-// ef.Status; false when the recipient is in another status.
+// setInboundStatus moves a sent, sending or deferred recipient (or, for
+// a complaint, a bounced one) to ef.Status; false when the recipient is
+// in another status.
 func setInboundStatus(ctx context.Context, tx *sql.Tx, messageID string, ef InboundEffect, now time.Time) (bool, error) {
+	from := []any{StatusSent, StatusSending, StatusDeferred, StatusSent}
+	if ef.Status == StatusComplained {
+		from[3] = StatusBounced
+	}
 	res, err := tx.ExecContext(ctx, `UPDATE recipients SET status = $3, updated_at = $4
-		WHERE message_id = $1 AND position = $2 AND status IN ($5, $6, $7)`,
-		messageID, ef.Position, ef.Status, micros(now), StatusSent, StatusSending, StatusDeferred)
+		WHERE message_id = $1 AND position = $2 AND status IN ($5, $6, $7, $8)`,
+		append([]any{messageID, ef.Position, ef.Status, micros(now)}, from...)...)
 	if err != nil {
 		return false, fmt.Errorf("recipient %d of %s: %w", ef.Position, messageID, err)
 	}

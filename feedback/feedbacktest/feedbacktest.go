@@ -33,36 +33,109 @@ const CertURL = "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-t
 // TopicARN is the topic the SNS signer's messages come from.
 const TopicARN = "arn:aws:sns:eu-west-1:123456789012:mailgate-feedback"
 
-// SNS signs SNS messages with an RSA key and a self-signed certificate.
+// IssuerURL is where the SNS signer's certificate says its issuer
+// certificate is (Authority Information Access), as AWS's do: SNS serves
+// the signing certificate without its chain.
+const IssuerURL = "http://crt.test.amazontrust.com/test.cer"
+
+// SNS signs SNS messages with an RSA key whose certificate chains, through
+// an intermediate, to a root of its own (Roots).
 type SNS struct {
 	key     *rsa.PrivateKey
 	certPEM []byte
-	// Fetches counts certificate fetches.
+	ca      *authority
+	// Fetches counts certificate fetches (signing and issuer).
 	Fetches atomic.Int64
 }
 
-// NewSNS makes a key and certificate valid around now.
+// authority is a root and the intermediate that issues signing
+// certificates.
+type authority struct {
+	roots     *x509.CertPool
+	interDER  []byte
+	inter     *x509.Certificate
+	interKey  *rsa.PrivateKey
+	notBefore time.Time
+}
+
+// NewSNS makes a root, an intermediate and a signing key and certificate,
+// valid around now.
 func NewSNS(now time.Time) (*SNS, error) {
+	rootKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, err
+	}
+	rootTpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Test Root CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(365 * 24 * time.Hour), IsCA: true,
+		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	rootDER, err := x509.CreateCertificate(rand.Reader, rootTpl, rootTpl, &rootKey.PublicKey, rootKey)
+	if err != nil {
+		return nil, err
+	}
+	root, err := x509.ParseCertificate(rootDER)
+	if err != nil {
+		return nil, err
+	}
+	interKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, err
+	}
+	interTpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "Test Intermediate CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(365 * 24 * time.Hour), IsCA: true,
+		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	interDER, err := x509.CreateCertificate(rand.Reader, interTpl, root, &interKey.PublicKey, rootKey)
+	if err != nil {
+		return nil, err
+	}
+	inter, err := x509.ParseCertificate(interDER)
+	if err != nil {
+		return nil, err
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(root)
+	return newSigner(&authority{roots: roots, interDER: interDER, inter: inter, interKey: interKey, notBefore: now.Add(-time.Hour)},
+		now.Add(24*time.Hour))
+}
+
+// newSigner makes a signing key and a certificate ca issues, valid until
+// notAfter.
+func newSigner(ca *authority, notAfter time.Time) (*SNS, error) {
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		return nil, err
 	}
-	tpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "sns.amazonaws.com"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tpl, tpl, &key.PublicKey, key)
+	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
 	if err != nil {
 		return nil, err
 	}
-	return &SNS{key: key, certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}, nil
+	tpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: "sns.amazonaws.com"},
+		DNSNames: []string{"sns.amazonaws.com"}, NotBefore: ca.notBefore, NotAfter: notAfter,
+		KeyUsage: x509.KeyUsageDigitalSignature, IssuingCertificateURL: []string{IssuerURL}}
+	der, err := x509.CreateCertificate(rand.Reader, tpl, ca.inter, &key.PublicKey, ca.interKey)
+	if err != nil {
+		return nil, err
+	}
+	return &SNS{key: key, ca: ca, certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}, nil
 }
 
-// Fetch serves the certificate for CertURL (a feedback.CertFetcher).
+// Sibling is another signer, with a key of its own, whose certificate
+// the same intermediate issues, valid until notAfter.
+func (s *SNS) Sibling(notAfter time.Time) (*SNS, error) { return newSigner(s.ca, notAfter) }
+
+// Roots is a pool holding the signer's root: a verifier's feedback.SNS.Roots.
+func (s *SNS) Roots() *x509.CertPool { return s.ca.roots }
+
+// Fetch serves the signing certificate at CertURL and the intermediate
+// (DER, as AIA URLs serve it) at IssuerURL (a feedback.CertFetcher).
 func (s *SNS) Fetch(_ context.Context, rawURL string) ([]byte, error) {
 	s.Fetches.Add(1)
-	if rawURL != CertURL {
-		return nil, fmt.Errorf("feedbacktest: no certificate at %s", rawURL)
+	switch rawURL {
+	case CertURL:
+		return s.certPEM, nil
+	case IssuerURL:
+		return s.ca.interDER, nil
 	}
-	return s.certPEM, nil
+	return nil, fmt.Errorf("feedbacktest: no certificate at %s", rawURL)
 }
 
 // Notification is an SNS Notification of message signed with version
