@@ -92,6 +92,36 @@ func TestClassifyPhraseScope(t *testing.T) {
 		{"550 Envelope blocked - User Entry - https://mimecast.example/docs#550 (in reply to RCPT TO command)", ReasonFiltered, false},
 		{"550 5.7.1 <a@b.example>: Message blocked by the recipient (in reply to RCPT TO command)", ReasonFiltered, false},
 		{"550 <a@b.example>: User unknown (in reply to RCPT TO command)", ReasonUserUnknown, true},
+		{"450 4.7.1 Requested mail action not taken: mailbox unavailable (greylisted, try again in 5 minutes)", ReasonBlocked, false},
+		{"450 4.2.0 <a@b.example>: mailbox unavailable, greylisted (in reply to RCPT TO command)", ReasonBlocked, false},
+		{"552 5.2.0 This message has been rejected due to content judged to be spam", ReasonSpamDetected, false},
+		{"554 RCPT (a@b.example) is rejected: User in blacklist", ReasonFiltered, false},
+		{"550 5.7.1 Sender is on the recipient's denylist", ReasonFiltered, false},
+		{"550 5.7.1 Recipient doesn't want your mail", ReasonFiltered, false},
+		{"Důvod: schránka příjemce je plná", ReasonMailboxFull, false},
+		{"Powód: skrzynka odbiorcy jest przepełniona", ReasonMailboxFull, false},
+		{"Причина: поштова скринька одержувача переповнена", ReasonMailboxFull, false},
+		{"받는 사람의 메일함 용량이 초과되었습니다", ReasonMailboxFull, false},
+		{"理由: 受信者のメールボックスの容量がいっぱいです", ReasonMailboxFull, false},
+		{"原因：收件者信箱已滿", ReasonMailboxFull, false},
+		{"Motivo: a caixa postal do destinatário está cheia", ReasonMailboxFull, false},
+		{"Neden: Alıcının posta kutusu dolu", ReasonMailboxFull, false},
+		{"Orsak: mottagarens brevlåda är full", ReasonMailboxFull, false},
+		{"Motivo: la cuenta del destinatario está desactivada", ReasonSuspend, false},
+		{"Motivo: a conta do destinatário foi suspensa", ReasonSuspend, false},
+		{"Przyczyna: konto odbiorcy nie istnieje", ReasonUserUnknown, true},
+		{"Důvod: uživatel neexistuje", ReasonUserUnknown, true},
+		{"Důvod: schránka neexistuje", ReasonUserUnknown, true},
+		{"Причина: такого пользователя не существует", ReasonUserUnknown, true},
+		{"Motivo: indirizzo inesistente", ReasonUserUnknown, true},
+		{"Reden: deze gebruiker is onbekend", ReasonUserUnknown, true},
+		{"Причина: такого користувача не існує", ReasonUserUnknown, true},
+		{"550 Ο χρήστης δεν υπάρχει", ReasonUserUnknown, true},
+		{"550 Benutzer nicht gefunden", ReasonUserUnknown, true},
+		{"Hata: 550 Kullanıcı bulunamadı", ReasonUserUnknown, true},
+		{"Αιτία: ο λογαριασμός του παραλήπτη δεν υπάρχει", ReasonUserUnknown, true},
+		{"錯誤原因：收件者帳號不存在", ReasonUserUnknown, true},
+		{"Erro: usuário desconhecido", ReasonUserUnknown, true},
 	} {
 		got := p.Classify("", c.diag)
 		if got.Reason != c.reason || got.Hard != c.hard {
@@ -163,6 +193,29 @@ func TestClassifyLongDiagnostic(t *testing.T) {
 	}
 	if r.Reason != ReasonUserUnknown || !r.Hard {
 		t.Errorf("reason %q hard %v, want userunknown hard", r.Reason, r.Hard)
+	}
+}
+
+// TestClassifyDomainNotUser: a wording that says the domain of a user,
+// account or recipient does not exist names no unknown user, though the
+// user's word and "does not exist" both occur in it.
+func TestClassifyDomainNotUser(t *testing.T) {
+	p := New(Limits{})
+	for _, diag := range []string{
+		"Причина: домен пользователя не существует",
+		"Důvod: doména uživatele neexistuje",
+		"Przyczyna: domena użytkownika nie istnieje",
+		"Erro: o domínio do usuário não existe",
+		"Reden: het domein van de gebruiker bestaat niet",
+		"Grund: die Domain des Benutzers existiert nicht",
+		"Hata: kullanıcının alan adı bulunamadı",
+		"Αιτία: ο τομέας του παραλήπτη δεν υπάρχει",
+		"Motivo: il dominio dell'indirizzo non esiste",
+		"Причина: домен користувача не існує",
+	} {
+		if r := p.Classify("", diag); r.Reason == ReasonUserUnknown {
+			t.Errorf("Classify(%q) = %s (rule %s), want anything but userunknown", diag, r.Reason, r.Rule)
+		}
 	}
 }
 

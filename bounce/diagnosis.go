@@ -86,7 +86,7 @@ func primaryHolds(r, byStatus string, diag *textMatcher, cmd string) bool {
 		if byStatus == ReasonUserUnknown {
 			return diag.has(ReasonUserUnknown) || !vetoesUnknownUser(diag)
 		}
-		if !diag.has(ReasonUserUnknown) || diag.has(ReasonFiltered) {
+		if !diag.has(ReasonUserUnknown) || diag.has(ReasonFiltered) || isGreylisting(diag.text) {
 			return false
 		}
 		switch cmd {
@@ -100,7 +100,7 @@ func primaryHolds(r, byStatus string, diag *textMatcher, cmd string) bool {
 		return !matchAnyPhrase(diag.text, "user unknown", "unknown user") ||
 			diag.tbl.hasOther(diag.text, ReasonUserUnknown, "user unknown", "unknown user")
 	case ReasonFiltered:
-		text := diag.any(ReasonFiltered, ReasonUserUnknown)
+		text := diag.has(ReasonFiltered) || diag.has(ReasonUserUnknown) && !isGreylisting(diag.text)
 		if byStatus == ReasonFiltered {
 			return text
 		}
@@ -137,6 +137,18 @@ func vetoesUnknownUser(diag *textMatcher) bool {
 	return diag.any(ReasonBlocked, ReasonRejected) &&
 		(diag.tbl.hasOther(diag.text, ReasonBlocked, senderSidePhrases...) ||
 			diag.tbl.hasOther(diag.text, ReasonRejected, senderSidePhrases...))
+}
+
+// greylistPhrases name greylisting (RFC 6647): a first delivery attempt
+// deferred on purpose, which some servers word as "mailbox unavailable
+// (greylisted)". The mailbox exists; only a status code that itself names an
+// unknown user makes such an answer one.
+var greylistPhrases = []string{"greylist", "graylist", "grey-list", "gray-list", "grey list", "gray list"}
+
+// isGreylisting reports whether a lower-case diagnostic says the attempt
+// was greylisted.
+func isGreylisting(text string) bool {
+	return matchAnyPhrase(text, greylistPhrases...)
 }
 
 // matchAnyPhrase reports whether text contains any of the phrases.

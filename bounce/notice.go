@@ -104,7 +104,7 @@ func diagnosticNear(n noticeLines, rcpt string) string {
 	if rest := n.afterAddress(start, strings.ToLower(rcpt)); len(strings.Fields(rest)) >= 2 && !strings.HasPrefix(strings.ToLower(rest), "on ") {
 		return rest
 	}
-	return n.nextLines(start)
+	return n.nextLines(start, strings.ToLower(rcpt))
 }
 
 // endsWithCode reports whether a diagnostic ends with its reply or
@@ -204,13 +204,18 @@ func isSeparator(l string) bool {
 }
 
 // nextLines returns the first non-empty lines after start that name no
-// address, up to a blank line: the explanation under a recipient.
-func (n noticeLines) nextLines(start int) string {
+// address, up to a blank line or another recipient: the explanation under
+// the lower-case rcpt. A list of recipients each with its reason indented
+// under it (Exim's "  a@b.example\n    Unrouteable address") gives the
+// next recipient at the first one's indent or less; a line naming rcpt
+// again (Sendmail's transcript "<a@b>... Deferred: ...") goes on with it.
+func (n noticeLines) nextLines(start int, rcpt string) string {
 	var out []string
 	for i := start + 1; i < len(n.lower) && i < start+8; i++ {
 		l := strings.TrimSpace(n.lower[i])
 		switch {
-		case l == "" && len(out) > 0:
+		case l == "" && len(out) > 0,
+			len(out) > 0 && startsNewItem(l) && indentOf(n.orig[i]) <= indentOf(n.orig[start]) && addressIndex(l, rcpt) < 0:
 			return oneLine(strings.Join(out, " "))
 		case l == "", isSeparator(l), len(out) == 0 && strings.IndexByte(l, '@') >= 0 && addrRe.MatchString(l):
 			continue

@@ -197,6 +197,34 @@ func TestDelayedConnectionTimeout(t *testing.T) {
 	}
 }
 
+// TestTextNoticeReasonPerRecipient checks a text notice that lists the
+// failed recipients each with its reason indented under it and no reply
+// code (Exim's local and routing failures): each recipient's diagnostic
+// is its own reason, not the lines of the recipients after it.
+func TestTextNoticeReasonPerRecipient(t *testing.T) {
+	raw := "From: Mail Delivery System <Mailer-Daemon@mx.example.net>\nTo: b+tok@bounces.example.com\n" +
+		"Subject: Mail delivery failed: returning message to sender\n\n" +
+		"This message was created automatically by mail delivery software.\n\n" +
+		"A message that you sent could not be delivered to one or more of its\n" +
+		"recipients. This is a permanent error. The following address(es) failed:\n\n" +
+		"  gone@example.org\n    Unrouteable address\n" +
+		"  full@example.org\n    mailbox is full: retry timeout exceeded\n" +
+		"  far@example.net\n    retry timeout exceeded\n"
+	r, err := Parse([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"gone@example.org": ReasonHostUnknown, "full@example.org": ReasonMailboxFull, "far@example.net": ReasonExpired}
+	if len(r.Results) != len(want) {
+		t.Fatalf("%d results %+v, want %d", len(r.Results), r.Results, len(want))
+	}
+	for _, x := range r.Results {
+		if want[x.Recipient] != x.Reason {
+			t.Errorf("%s: reason %s (diagnostic %q), want %s", x.Recipient, x.Reason, x.Diagnostic, want[x.Recipient])
+		}
+	}
+}
+
 // TestAttachedDetails checks that a short notice takes the failed
 // recipient from the details part after it, and never from a returned
 // original that a server sends as a plain-text part, or that follows the
