@@ -48,6 +48,8 @@ func TestClassifyPhraseScope(t *testing.T) {
 		hard   bool
 	}{
 		{"451 Temporary failure: mailbox is unavailable", ReasonSystemError, false},
+		{"550 5.7.1 too many failures authenticating", ReasonSecurityError, false},
+		{"451 4.3.0 <a@b.example>: Recipient address rejected: LDAP lookup failed for user entry", ReasonOnHold, false},
 		{"450 4.2.0 <a@b.example>: mailbox is unavailable, try again later", ReasonOnHold, false},
 		{"550 5.1.10 The recipient's mailbox is unavailable", ReasonUserUnknown, true},
 		{"452 4.5.3 Too many bad recipients, closing connection", ReasonSystemError, false},
@@ -212,9 +214,35 @@ func TestClassifyDomainNotUser(t *testing.T) {
 		"Αιτία: ο τομέας του παραλήπτη δεν υπάρχει",
 		"Motivo: il dominio dell'indirizzo non esiste",
 		"Причина: домен користувача не існує",
+		"554 5.7.1 IP-adres 192.0.2.1 bestaat niet in DNS (geen PTR)",
+		"451 4.4.3 Le serveur du destinataire n'existe pas dans le DNS",
+		"421 4.4.0 ユーザーのメールサーバが存在しません。後で再試行してください",
+		"451 4.3.0 사용자 인증 서버가 존재하지 않습니다",
 	} {
 		if r := p.Classify("", diag); r.Reason == ReasonUserUnknown {
 			t.Errorf("Classify(%q) = %s (rule %s), want anything but userunknown", diag, r.Reason, r.Rule)
+		}
+	}
+}
+
+// TestClassifyOtherSubjectCode: a status code about another subject than
+// the recipient's mailbox (the domain, the sender, the client's PTR, the
+// route) keeps its meaning when the text speaks of an address or a user
+// not existing.
+func TestClassifyOtherSubjectCode(t *testing.T) {
+	p := New(Limits{})
+	for _, c := range []struct{ diag, reason string }{
+		{"451 4.7.25 Het IP-adres 192.0.2.1 heeft geen PTR; de naam bestaat niet", ReasonRequirePTR},
+		{"550 5.1.7 Het afzenderadres bestaat niet", ReasonRejected},
+		{"550 5.1.8 Expéditeur rejeté: adresse inconnue", ReasonRejected},
+		{"550 5.1.2 le domaine du destinataire n'existe pas", ReasonHostUnknown},
+		{"550 5.1.2 宛先アドレスのドメインが存在しません", ReasonHostUnknown},
+		{"550 5.1.2 받는 사람 주소의 도메인이 존재하지 않습니다", ReasonHostUnknown},
+		{"550 5.1.2 Het domein van het adres bestaat niet", ReasonHostUnknown},
+		{"550 5.1.8 Sender address rejected: user unknown", ReasonRejected},
+	} {
+		if r := p.Classify("", c.diag); r.Reason != c.reason {
+			t.Errorf("Classify(%q) = %s (rule %s), want %s", c.diag, r.Reason, r.Rule, c.reason)
 		}
 	}
 }

@@ -89,6 +89,9 @@ func primaryHolds(r, byStatus string, diag *textMatcher, cmd string) bool {
 		if !diag.has(ReasonUserUnknown) || diag.has(ReasonFiltered) || isGreylisting(diag.text) {
 			return false
 		}
+		if otherSubject(byStatus) {
+			return false
+		}
 		switch cmd {
 		case cmdRcpt:
 			return true
@@ -100,7 +103,7 @@ func primaryHolds(r, byStatus string, diag *textMatcher, cmd string) bool {
 		return !matchAnyPhrase(diag.text, "user unknown", "unknown user") ||
 			diag.tbl.hasOther(diag.text, ReasonUserUnknown, "user unknown", "unknown user")
 	case ReasonFiltered:
-		text := diag.has(ReasonFiltered) || diag.has(ReasonUserUnknown) && !isGreylisting(diag.text)
+		text := diag.has(ReasonFiltered) || diag.has(ReasonUserUnknown) && !isGreylisting(diag.text) && !otherSubject(byStatus)
 		if byStatus == ReasonFiltered {
 			return text
 		}
@@ -120,6 +123,19 @@ func primaryHolds(r, byStatus string, diag *textMatcher, cmd string) bool {
 		return diag.has(r) // X.6.x alone is too vague to beat the other reasons
 	}
 	return byStatus == r || diag.has(r)
+}
+
+// otherSubject tells whether the reason a status code names is about
+// another subject than the recipient's mailbox (the domain, the sender,
+// the client's DNS, the route or the queue): words about an address or a
+// user not existing are then about that subject, so they make the
+// failure neither an unknown user nor a recipient's filter.
+func otherSubject(byStatus string) bool {
+	switch byStatus {
+	case ReasonHostUnknown, ReasonRejected, ReasonRequirePTR, ReasonNetworkError, ReasonExpired:
+		return true
+	}
+	return false
 }
 
 // senderSidePhrases are refusals of the sending side that some servers

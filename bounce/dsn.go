@@ -28,8 +28,11 @@ type dsnFields struct {
 // order (§2.3): Amazon SES writes Action, Status and Diagnostic-Code before
 // Final-Recipient, others Remote-MTA or Last-Attempt-Date. So a
 // per-recipient field that is not the current recipient's (the block has
-// none open yet, or it already has that field), and every one after it,
-// is kept for the next recipient the block opens; a
+// none open yet, or it already has that field: the next recipient
+// starting, where no blank line separates them), and every one after it,
+// is kept for the next recipient the block opens; when no recipient field
+// follows, they complete the current recipient where it lacks them (a
+// repeated Remote-MTA followed by the Diagnostic-Code); a
 // block with an Action or Status and no recipient field at all is a
 // recipient whose address the report left out, one with neither adds its
 // fields to the per-message ones.
@@ -73,6 +76,14 @@ func parseDSNFields(body []byte) dsnFields {
 		}
 		switch {
 		case cur != nil:
+			// Fields kept for a next recipient that never came (a field
+			// repeated, then no recipient field): the block's recipient's,
+			// where it lacks them.
+			for k, v := range pending {
+				if _, ok := cur[k]; !ok {
+					cur[k] = v
+				}
+			}
 		case pending["action"] != "" || pending["status"] != "":
 			d.recipients = append(d.recipients, pending) // a recipient block without its address
 		default:

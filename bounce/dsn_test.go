@@ -31,6 +31,32 @@ func TestParseDSNFields(t *testing.T) {
 			},
 		},
 		{
+			name: "a repeated Remote-MTA is ignored, the Diagnostic-Code after it kept",
+			body: "Final-Recipient: rfc822; r@example.org\nAction: failed\nStatus: 5.0.0\nRemote-MTA: dns; mx1.example.org\nRemote-MTA: dns; mx2.example.org\nDiagnostic-Code: smtp; 550 5.1.1 user unknown\n",
+			want: dsnFields{
+				message: fields{},
+				recipients: []fields{{"final-recipient": "rfc822; r@example.org", "action": "failed", "status": "5.0.0",
+					"remote-mta": "dns; mx1.example.org", "diagnostic-code": "smtp; 550 5.1.1 user unknown"}},
+			},
+		},
+		{
+			name: "Remote-MTA before and after the recipient in one block",
+			body: "Reporting-MTA: dns; mx\nRemote-MTA: dns; mx1.example.org\nFinal-Recipient: rfc822; r@example.org\nAction: failed\nStatus: 5.0.0\nRemote-MTA: dns; mx2.example.org\nDiagnostic-Code: smtp; 552 5.2.2 mailbox full\n",
+			want: dsnFields{
+				message: fields{"reporting-mta": "dns; mx"},
+				recipients: []fields{{"final-recipient": "rfc822; r@example.org", "action": "failed", "status": "5.0.0",
+					"remote-mta": "dns; mx1.example.org", "diagnostic-code": "smtp; 552 5.2.2 mailbox full"}},
+			},
+		},
+		{
+			name: "a repeated Action without a recipient after it completes the recipient",
+			body: "Final-Recipient: rfc822; r@example.org\nAction: failed\nAction: delayed\nDiagnostic-Code: smtp; 550 5.1.1 user unknown\n",
+			want: dsnFields{
+				message:    fields{},
+				recipients: []fields{{"final-recipient": "rfc822; r@example.org", "action": "failed", "diagnostic-code": "smtp; 550 5.1.1 user unknown"}},
+			},
+		},
+		{
 			name: "original before final in one block",
 			body: "Original-Recipient: rfc822; A@example.org\nFinal-Recipient: rfc822; a@example.org\nAction: failed\n",
 			want: dsnFields{

@@ -88,10 +88,10 @@ type Result struct {
 	// operator rule's id ("operator:LINE" unless the file names it): a
 	// phrase rule, or a status rule whose meaning of the code decided.
 	Rule string `json:"rule,omitempty"`
-	// Overrides is the id of the rule whose decision an operator rule
-	// (Rule) replaced: the built-in decision for a phrase rule (or an
-	// operator status rule's, which the phrase rule overrode), the
-	// built-in "status:X.Y.Z" for a status rule; empty when the built-in
+	// Overrides is the id of the built-in rule whose decision an operator
+	// rule (Rule) replaced: the built-in decision for a phrase rule (the
+	// built-in "status:X.Y.Z" an operator status rule replaced first, when
+	// one did), the built-in "status:X.Y.Z" for a status rule; empty when the built-in
 	// rules decided or a status rule gave a code the built-in rules leave
 	// without meaning.
 	Overrides string `json:"overrides,omitempty"`

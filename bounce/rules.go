@@ -61,7 +61,8 @@ type Rule struct {
 // over any built-in decision.
 //
 // A line whose left side is the word "status" (in any case) and one more
-// word is a status rule: CODE is an RFC 3463 code of class 4 or 5
+// word that starts like a code (a digit or X, then a dot) is a status
+// rule; "status pending" stays a phrase. CODE is an RFC 3463 code of class 4 or 5
 // ("5.7.1") or of both ("X.7.1"), subject and detail of 1–3 digits without
 // leading zeros. It changes what the code means where the built-in
 // precedence weighs it against the diagnostic's phrases, so it decides
@@ -113,7 +114,7 @@ func parseRule(line string) (Rule, error) {
 	}
 	var r Rule
 	left := strings.ToLower(strings.TrimSpace(line[:i]))
-	if w := strings.Fields(left); len(w) == 2 && w[0] == "status" {
+	if w := strings.Fields(left); len(w) == 2 && w[0] == "status" && looksLikeCode(w[1]) {
 		code, err := parseStatusCode(w[1])
 		if err != nil {
 			return Rule{}, err
@@ -219,7 +220,9 @@ func applyRules(rules []Rule, x *Result) {
 	diag := strings.ToLower(x.Diagnostic)
 	for _, r := range rules {
 		if matchPattern(diag, r.Pattern) {
-			x.Overrides = x.Rule
+			if x.Overrides == "" { // else an operator status rule decided: keep the built-in one it replaced
+				x.Overrides = x.Rule
+			}
 			x.Reason, x.Hard, x.Rule = r.Reason, r.Hard, r.ID
 			return
 		}
@@ -278,4 +281,12 @@ func followedWithin(text, pattern string) bool {
 		off += i + 1
 	}
 	return false
+}
+
+// looksLikeCode reports whether w (lower case) starts like a status code, a
+// digit or "x" then a dot: the second word of a status rule, which
+// parseStatusCode then checks in full, so that "status 5.1" is an error,
+// not a phrase.
+func looksLikeCode(w string) bool {
+	return len(w) >= 2 && w[1] == '.' && (w[0] == 'x' || w[0] >= '0' && w[0] <= '9')
 }

@@ -19,7 +19,8 @@ func TestParseRules(t *testing.T) {
 		"Status  x.2.22 => mailboxfull soft site-quota\n" +
 		"status 4.3.2 => notaccept soft\n" +
 		"status X.3.2 => notaccept hard\n" +
-		"status code 550 => rejected soft\n"))
+		"status code 550 => rejected soft\n" +
+		"status pending => onhold soft\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,6 +32,7 @@ func TestParseRules(t *testing.T) {
 		{ID: "operator:7", Status: "4.3.2", Reason: ReasonNotAccept},
 		{ID: "operator:8", Status: "X.3.2", Reason: ReasonNotAccept, Hard: true},
 		{ID: "operator:9", Pattern: "status code 550", Reason: ReasonRejected}, // more than one word: a phrase
+		{ID: "operator:10", Pattern: "status pending", Reason: ReasonOnHold},   // no code: a phrase
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("rules (-want +got):\n%s", diff)
@@ -48,7 +50,7 @@ func TestParseRules(t *testing.T) {
 		{"status 5.01.1 => userunknown hard", `line 1: bad status code "5.01.1"`},
 		{"status 5.1.1000 => userunknown hard", `line 1: bad status code "5.1.1000"`},
 		{"status 5.a.1 => userunknown hard", `line 1: bad status code "5.a.1"`},
-		{"status pending => filtered soft", `line 1: bad status code "pending"`},
+		{"status x.1.a => filtered soft", `line 1: bad status code "x.1.a"`},
 		{"status 2.1.1 => userunknown hard", `line 1: status code "2.1.1" is a success (class 2)`},
 		{"status 3.1.1 => userunknown hard", `line 1: bad status code "3.1.1": the class must be 4, 5 or X`},
 		{"status 5.1.1 => nosuchreason hard", `line 1: unknown reason "nosuchreason"`},
@@ -205,6 +207,15 @@ func TestOperatorStatusRuleOverrides(t *testing.T) {
 	// built-in meaning: the operator's 5.2.2 does not beat "mailbox full".
 	if x := p.Classify("5.2.2", "552 5.2.2 Mailbox full"); x.Reason != ReasonMailboxFull || x.Overrides != "" {
 		t.Errorf("phrase and operator status: %s rule %s overrides %q", x.Reason, x.Rule, x.Overrides)
+	}
+	// An operator phrase rule over an operator status rule's decision
+	// still names the built-in rule that was replaced.
+	both, err := ParseRules([]byte("status 5.7.1 => blocked soft site-571\nsee https => spamdetected soft site-see\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x := New(Limits{}, both...).Classify("", diag); x.Rule != "site-see" || x.Overrides != "status:5.7.1" {
+		t.Errorf("phrase over operator status: rule %s overrides %q, want site-see overrides status:5.7.1", x.Rule, x.Overrides)
 	}
 	// A later built-in step that decides instead (a local mailer's
 	// failure, an SES subtype) leaves no stale Overrides behind.
