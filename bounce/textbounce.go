@@ -180,14 +180,25 @@ func (m *msg) textRecipients(notice string) []string {
 			line = bracketAddrRe.ReplaceAllString(line, " ")
 		}
 		for _, loc := range addrRe.FindAllStringIndex(line, -1) {
-			a := line[loc[0]:loc[1]]
-			if quotedAt(line, loc[0]+1, loc[1]) {
-				a = a[1:] // 'a@b': quoted, as IceWarp and others name it, not a local part beginning with '
-			}
-			add(a)
+			add(unquoteAddress(line, loc[0], loc[1]))
 		}
 	}
 	return out
+}
+
+// unquoteAddress returns the address addrRe found at line[i:end] without
+// the opening single quote it took for a local part's atext when the
+// address is quoted ('a@b.example', rcpt='a@b.example', as IceWarp and
+// others name it): a quote right after the domain shows the quoting, and
+// the address then starts after the first quote before its '@'.
+func unquoteAddress(line string, i, end int) string {
+	a := line[i:end]
+	if end < len(line) && line[end] == '\'' {
+		if q := strings.IndexByte(a[:strings.IndexByte(a, '@')], '\''); q >= 0 {
+			return a[q+1:]
+		}
+	}
+	return a
 }
 
 // quotedAt reports whether line[i:end] stands between single quotes
