@@ -11,18 +11,22 @@ import (
 func classifyDSN(m *msg, r *Report) bool {
 	var res []Result
 	var local []bool
+	var category []string
 	for i := range m.t.parts {
 		p := &m.t.parts[i]
 		if p.enclosed && !m.looksLikeBounce() {
 			continue // a report forwarded or attached by a person
 		}
 		if p.mediaType == "message/delivery-status" || p.mediaType == "message/global-delivery-status" {
-			r, l := dsnResults(parseDSNFields(p.body))
-			res, local = append(res, r...), append(local, l...)
+			d := parseDSNFields(p.body)
+			r, l := dsnResults(d)
+			res, local, category = append(res, r...), append(local, l...), append(category, bounceCategories(d)...)
 		}
 	}
 	if len(res) == 0 {
-		res, local = dsnResults(parseDSNFields(inlineDSN(m.body)))
+		d := parseDSNFields(inlineDSN(m.body))
+		res, local = dsnResults(d)
+		category = bounceCategories(d)
 	}
 	if len(res) == 0 {
 		return false
@@ -46,6 +50,7 @@ func classifyDSN(m *msg, r *Report) bool {
 		if local[i] {
 			markMailerError(&res[i], m.tbl)
 		}
+		markCategory(&res[i], category[i])
 	}
 	r.Results = slices.DeleteFunc(res, func(x Result) bool { return x.Recipient == "" && len(named) > 0 })
 	r.Kind = kindOf(r.Results)
@@ -99,6 +104,45 @@ func markMailerError(x *Result, tbl *ruleTable) {
 		return
 	}
 	x.Reason, x.Rule, x.Overrides = ReasonMailerError, "local-mailer", ""
+	x.Hard = IsHard(x.Reason, x.Status)
+}
+
+// powerMTACategories are the reasons PowerMTA's bounce categories name
+// (X-PowerMTA-BounceCategory, a per-recipient field of its DSNs; the
+// category names are PowerMTA's documented ones). "other" and unknown
+// categories name none; "spam-related" is left out too, since PowerMTA's
+// default patterns put blocklists ("blocked", "blacklist", RBL) under it.
+var powerMTACategories = map[string]string{
+	"bad-mailbox": ReasonUserUnknown, "bad-domain": ReasonHostUnknown,
+	"quota-issues": ReasonMailboxFull, "inactive-mailbox": ReasonSuspend,
+	"message-expired": ReasonExpired, "no-answer-from-host": ReasonNetworkError,
+	"bad-connection": ReasonNetworkError, "policy-related": ReasonPolicyViolation,
+	"relaying-issues": ReasonNoRelaying, "virus-related": ReasonVirusDetected,
+	"content-related": ReasonContentError, "invalid-sender": ReasonRejected,
+	"protocol-errors": ReasonSyntaxError, "routing-errors": ReasonSystemError,
+	"bad-configuration": ReasonSystemError,
+}
+
+// bounceCategories returns, for each recipient block of d, the lower-case
+// bounce category the reporting MTA stated (PowerMTA's
+// X-PowerMTA-BounceCategory), or "".
+func bounceCategories(d dsnFields) []string {
+	out := make([]string, len(d.recipients))
+	for i, f := range d.recipients {
+		out[i] = strings.ToLower(strings.TrimSpace(f["x-powermta-bouncecategory"]))
+	}
+	return out
+}
+
+// markCategory sets the reason of a failure or delay to the one the
+// reporting MTA's own bounce category names: the sending MTA read the
+// remote answer with its operator's patterns and said what it meant.
+func markCategory(x *Result, category string) {
+	reason := powerMTACategories[category]
+	if reason == "" || x.Reason == ReasonDelivered || x.Reason == reason {
+		return
+	}
+	x.Reason, x.Rule, x.Overrides = reason, "category:"+category, ""
 	x.Hard = IsHard(x.Reason, x.Status)
 }
 

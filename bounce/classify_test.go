@@ -124,6 +124,12 @@ func TestClassifyPhraseScope(t *testing.T) {
 		{"Αιτία: ο λογαριασμός του παραλήπτη δεν υπάρχει", ReasonUserUnknown, true},
 		{"錯誤原因：收件者帳號不存在", ReasonUserUnknown, true},
 		{"Erro: usuário desconhecido", ReasonUserUnknown, true},
+		{"553-you are trying to use me [mx.example] as a relay, but I have not 553-been configured to let you do this", ReasonNoRelaying, false},
+		{"554 5.7.0 Reject, id=4711-01 - spam", ReasonSpamDetected, false},
+		{"554 5.7.0 Reject, id=4711-02 - INFECTED: Eicar-Test-Signature", ReasonVirusDetected, false},
+		{"550 5.7.1 Sender verification failed", ReasonRejected, false},
+		{"550-Verification failed for <a@b.example> 550-Response: 550 5.1.1 <a@b.example>: User unknown 550 Sender verify failed", ReasonRejected, false},
+		{"550-Callout verification failed: 550 550 5.1.1 <a@b.example>: Recipient address rejected: User unknown", ReasonUserUnknown, true},
 	} {
 		got := p.Classify("", c.diag)
 		if got.Reason != c.reason || got.Hard != c.hard {

@@ -81,6 +81,9 @@ func primaryHolds(r, byStatus string, diag *textMatcher, cmd string) bool {
 	if cmd == cmdMail && (r == ReasonUserUnknown || r == ReasonHostUnknown || r == ReasonFiltered) {
 		return false // MAIL FROM refused: the sender's address is the problem
 	}
+	if (r == ReasonUserUnknown || r == ReasonHostUnknown || r == ReasonFiltered) && matchAnyPhrase(diag.text, senderVerifyPhrases...) {
+		return false // the unknown user or domain it quotes is the sender's
+	}
 	switch r {
 	case ReasonUserUnknown:
 		if byStatus == ReasonUserUnknown {
@@ -137,6 +140,12 @@ func otherSubject(byStatus string) bool {
 	}
 	return false
 }
+
+// senderVerifyPhrases say that the server verified the sender's address
+// and failed: Exim quotes the callout's answer ("550-Response: 550 5.1.1
+// <sender>: User unknown", then "550 Sender verify failed"), so an unknown
+// user or domain in such a diagnostic is the sender's, not the recipient's.
+var senderVerifyPhrases = []string{"sender verify failed", "sender verification failed"}
 
 // senderSidePhrases are refusals of the sending side that some servers
 // answer with a recipient's 5.1.1 ("Recipient rejected: dynamic IP not

@@ -159,17 +159,50 @@ func isAddressByte(c byte) bool {
 // A line indented deeper than line i continues it even when it looks like
 // a new item: Postfix wraps "<a@b>: host ... said: 550 5.7.1" and goes on
 // with an indented "    <a@b>: Relay access denied".
+//
+// The lines of a multi-line SMTP reply (RFC 5321 §4.2.1: "550-..." up to
+// the last line "550 ...") all continue it, however many there are up to
+// maxReplyLines: Exim quotes a callout's whole answer ("550-Verification
+// failed for <a@b>", "550-Called: ...", "550 Sender verify failed") and
+// its last line says what the first ones are about.
 func (n noticeLines) continued(i int) string {
 	out := []string{strings.TrimSpace(n.orig[i])}
 	ind := indentOf(n.orig[i])
-	for j := i + 1; j < len(n.lower) && j <= i+3; j++ {
+	code := replyContinues(strings.TrimSpace(n.lower[i]), "")
+	for j := i + 1; j < len(n.lower) && (j <= i+3 || code != "" && j < i+maxReplyLines); j++ {
 		l := strings.TrimSpace(n.lower[j])
-		if l == "" || isSeparator(l) || startsNewItem(l) && indentOf(n.orig[j]) <= ind {
+		if code != "" {
+			if next := replyContinues(l, code); next != "" || strings.HasPrefix(l, code+" ") {
+				out = append(out, strings.TrimSpace(n.orig[j]))
+				code = next
+				continue
+			}
+			code = ""
+		}
+		if j > i+3 || l == "" || isSeparator(l) || startsNewItem(l) && indentOf(n.orig[j]) <= ind {
 			break
 		}
 		out = append(out, strings.TrimSpace(n.orig[j]))
 	}
 	return oneLine(strings.Join(out, " "))
+}
+
+// maxReplyLines bounds the lines of one multi-line reply that continued
+// joins.
+const maxReplyLines = 12
+
+// replyContinues returns the reply code of a lower-case line that starts
+// a multi-line SMTP reply's non-last line ("550-text", RFC 5321 §4.2.1),
+// "" for any other line. When code is given, only that code counts: the
+// lines of one reply share it.
+func replyContinues(l, code string) string {
+	if len(l) < 4 || l[3] != '-' || (l[0] != '4' && l[0] != '5') || !isDigit(l[1]) || !isDigit(l[2]) {
+		return ""
+	}
+	if code != "" && l[:3] != code {
+		return ""
+	}
+	return l[:3]
 }
 
 // startsNewItem reports whether a notice line starts something other than

@@ -83,7 +83,8 @@ type Result struct {
 	// status rule; X.Y.Z is the result's code), "command:mail",
 	// "command:helo", "action:delayed", "action:delivered",
 	// "reply-code:syntax", "local-mailer", "recipient:googlegroups",
-	// "ses:SUBTYPE" (an Amazon SES bounce subtype), "arf",
+	// "ses:SUBTYPE" (an Amazon SES bounce subtype), "category:NAME" (the
+	// reporting MTA's bounce category, PowerMTA's), "arf",
 	// "auto-reply", "fallback:onhold", "fallback:undefined", or an
 	// operator rule's id ("operator:LINE" unless the file names it): a
 	// phrase rule, or a status rule whose meaning of the code decided.

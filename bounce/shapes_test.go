@@ -263,3 +263,107 @@ func TestAttachedDetails(t *testing.T) {
 		})
 	}
 }
+
+// TestTextNoticeMultiLineReply checks that a diagnostic quoting a
+// multi-line SMTP reply (RFC 5321 §4.2.1) keeps all its lines: Exim's
+// sender callout quotes the sender's unknown user first and says what it
+// is about on the last line ("550 Sender verify failed"), so the refusal
+// is of the sender, not an unknown recipient.
+func TestTextNoticeMultiLineReply(t *testing.T) {
+	raw := "From: Mail Delivery System <Mailer-Daemon@mx.example.net>\nTo: b+tok@bounces.example.com\n" +
+		"Subject: Mail delivery failed: returning message to sender\n\n" +
+		"A message that you sent could not be delivered to one or more of its\n" +
+		"recipients. This is a permanent error. The following address(es) failed:\n\n" +
+		"  sales@example.org\n    host mx.example.org [192.0.2.1]\n" +
+		"    SMTP error from remote mail server after RCPT TO:<sales@example.org>:\n" +
+		"    550-Verification failed for <b+tok@bounces.example.com>\n    550-Called:   192.0.2.9\n" +
+		"    550-Sent:     RCPT TO:<b+tok@bounces.example.com>\n" +
+		"    550-Response: 550 5.1.1 <b+tok@bounces.example.com>: User unknown\n" +
+		"    550 Sender verify failed\n"
+	r, err := Parse([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Results) != 1 {
+		t.Fatalf("%d results %+v, want 1", len(r.Results), r.Results)
+	}
+	x := r.Results[0]
+	if x.Recipient != "sales@example.org" || x.Reason != ReasonRejected || x.Hard || !strings.HasSuffix(x.Diagnostic, "550 Sender verify failed") {
+		t.Errorf("%+v, want sales@example.org rejected soft, the diagnostic up to the reply's last line", x)
+	}
+}
+
+// TestTextNoticeReasonAboveRecipients checks a text notice that states
+// its one reason, with its code, above the list of recipients it applies
+// to (MailMarshal): the recipient takes that code and that line.
+func TestTextNoticeReasonAboveRecipients(t *testing.T) {
+	raw := "From: Mail Delivery System <postmaster@example.org>\nTo: b+tok@bounces.example.com\n" +
+		"Subject: Undeliverable Mail\n\nYour message:\n\n   Subject: News\n\n" +
+		"Could not be delivered because of\n\n552 5.2.2 Mailbox size limit exceeded\n\n" +
+		"The following recipients were affected:\n    full@example.org\n\nAdditional Information\n" +
+		"======================\n"
+	r, err := Parse([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Results) != 1 {
+		t.Fatalf("%d results %+v, want 1", len(r.Results), r.Results)
+	}
+	if x := r.Results[0]; x.Recipient != "full@example.org" || x.Status != "5.2.2" || x.Reason != ReasonMailboxFull || x.Diagnostic != "552 5.2.2 Mailbox size limit exceeded" {
+		t.Errorf("%+v, want full@example.org 5.2.2 mailboxfull from the line above the list", x)
+	}
+	// Two different codes in the notice: neither is taken for a recipient
+	// whose own lines name none.
+	two := strings.Replace(raw, "Your message:", "Your message (first attempt: 451 4.3.0 try later):", 1)
+	r, err = Parse([]byte(two))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x := r.Results[0]; x.Status == "5.2.2" {
+		t.Errorf("%+v: took one of two codes", x)
+	}
+}
+
+// TestPowerMTABounceCategory checks that PowerMTA's own bounce category
+// (X-PowerMTA-BounceCategory) names the reason, that "other" leaves the
+// rules' reason, and that the rule id says which decided.
+func TestPowerMTABounceCategory(t *testing.T) {
+	for _, c := range []struct{ category, reason, rule string }{
+		{"policy-related", ReasonPolicyViolation, "category:policy-related"},
+		{"bad-mailbox", ReasonUserUnknown, "category:bad-mailbox"},
+		{"other", ReasonSpamDetected, "diagnostic:spamdetected:bulk mail"},
+	} {
+		raw := "From: <mailer-daemon@pmta.example.com>\nTo: b+tok@bounces.example.com\nSubject: Delivery report\n" +
+			"MIME-Version: 1.0\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\n\n" +
+			"--b\nContent-Type: text/plain\n\nDelivery failed.\n\n--b\nContent-Type: message/delivery-status\n\n" +
+			"Reporting-MTA: dns; pmta.example.com\n\nFinal-Recipient: rfc822;a@example.org\nAction: failed\n" +
+			"Status: 5.0.0\nDiagnostic-Code: smtp;550 this mailbox does not accept bulk mail\n" +
+			"X-PowerMTA-BounceCategory: " + c.category + "\n\n--b--\n"
+		r, err := Parse([]byte(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(r.Results) != 1 {
+			t.Fatalf("%s: %d results", c.category, len(r.Results))
+		}
+		x := r.Results[0]
+		if x.Reason != c.reason || x.Rule != c.rule || x.Hard != IsHard(c.reason, x.Status) {
+			t.Errorf("%s: %s by %s hard %v, want %s by %s", c.category, x.Reason, x.Rule, x.Hard, c.reason, c.rule)
+		}
+	}
+}
+
+// TestAutoresponderHeaderNoBounce checks that an autoresponder's own
+// header (X-Autoreply) keeps a message whose text speaks of undeliverable
+// mail from being taken for a bounce.
+func TestAutoresponderHeaderNoBounce(t *testing.T) {
+	raw := "From: Helpdesk <help@example.org>\nTo: b+tok@bounces.example.com\nSubject: [Ticket #1] Received\n" +
+		"X-Autoreply: yes\n\nIf your mail was undeliverable elsewhere, please do not resend it.\n"
+	r, err := Parse([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Kind != KindAutoReply {
+		t.Errorf("kind %s, want %s", r.Kind, KindAutoReply)
+	}
+}

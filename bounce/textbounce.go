@@ -56,6 +56,9 @@ func (m *msg) looksLikeBounce() bool {
 	if isAutoReplySubject(m.get("Subject")) {
 		return false // "Automatic reply: Undeliverable parcel" answers a message about a parcel
 	}
+	if m.h.Has("X-Autoreply") || m.h.Has("X-Autorespond") || m.h.Has("X-Autoresponder") {
+		return false // an autoresponder's own header, whatever its text says of undeliverable mail
+	}
 	subj := strings.ToLower(m.get("Subject"))
 	for _, s := range bounceSubjects {
 		if strings.Contains(subj, s) {
@@ -138,6 +141,15 @@ func classifyTextBounce(m *msg, r *Report) bool {
 		x.Status = findStatus(x.Diagnostic)
 		if x.Status == "" {
 			x.Status = statusNear(lines, rcpt, findReplyCode(x.Diagnostic))
+		}
+		if x.Status == "" && len(rcpts) == 1 && findReplyCode(x.Diagnostic) == 0 {
+			// The reason stated once, above the list of recipients it
+			// applies to (MailMarshal: "Could not be delivered because of
+			// 552 5.2.2 ...", then "The following recipients were affected").
+			if i := soleStatusLine(lines); i >= 0 {
+				x.Diagnostic = lines.continued(i)
+				x.Status = findStatus(x.Diagnostic)
+			}
 		}
 		if isTemporaryNotice(notice) && statusClass(x.Status) != '5' {
 			x.Action = "delayed"
@@ -247,6 +259,26 @@ func skipLine(l string) bool {
 		}
 	}
 	return false
+}
+
+// soleStatusLine returns the index of the line with the notice's only
+// failure status (class 4 or 5; every line that has one has the same), or
+// -1 when there is none or more than one.
+func soleStatusLine(n noticeLines) int {
+	at, status := -1, ""
+	for i, l := range n.lower {
+		s := findStatus(l)
+		if s == "" || s[0] == '2' {
+			continue
+		}
+		if status != "" && s != status {
+			return -1
+		}
+		if status == "" {
+			at, status = i, s
+		}
+	}
+	return at
 }
 
 // statusNear returns the first failure status (class 4 or 5) on another
