@@ -134,12 +134,20 @@ func bounceCategories(d dsnFields) []string {
 	return out
 }
 
-// markCategory sets the reason of a failure or delay to the one the
-// reporting MTA's own bounce category names: the sending MTA read the
-// remote answer with its operator's patterns and said what it meant.
+// markCategory sets the reason of a failure to the one the reporting
+// MTA's own bounce category names (the sending MTA read the remote answer
+// with its operator's patterns and said what it meant), where it cannot
+// flip hard and soft against the rules: when the rules found nothing
+// (a fallback), or when both reasons are soft. PowerMTA's patterns are
+// coarse ("mailbox unavailable" is bad-mailbox, greylisting included), so
+// they never make a result the rules read as soft hard, and a delay stays
+// a delay.
 func markCategory(x *Result, category string) {
 	reason := powerMTACategories[category]
-	if reason == "" || x.Reason == ReasonDelivered || x.Reason == reason {
+	if reason == "" || x.Action != "failed" || x.Reason == reason {
+		return
+	}
+	if !strings.HasPrefix(x.Rule, "fallback:") && (x.Hard || IsHard(reason, x.Status)) {
 		return
 	}
 	x.Reason, x.Rule, x.Overrides = reason, "category:"+category, ""

@@ -322,22 +322,41 @@ func TestTextNoticeReasonAboveRecipients(t *testing.T) {
 	if x := r.Results[0]; x.Status == "5.2.2" {
 		t.Errorf("%+v: took one of two codes", x)
 	}
+	// A number shaped like a status in a quoted subject is no status, and
+	// a reason stated beside the recipient stays.
+	quoted := "From: Mail Delivery System <postmaster@example.org>\nTo: b+tok@bounces.example.com\n" +
+		"Subject: Undeliverable Mail\n\nYour message\n\n  Subject: Upgrade to release 5.1.1 today\n\n" +
+		"was not delivered to:\n\n  ann@dest.example: mailbox full\n"
+	r, err = Parse([]byte(quoted))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x := r.Results[0]; x.Reason != ReasonMailboxFull || x.Hard {
+		t.Errorf("%+v: want mailboxfull, soft", x)
+	}
 }
 
 // TestPowerMTABounceCategory checks that PowerMTA's own bounce category
-// (X-PowerMTA-BounceCategory) names the reason, that "other" leaves the
-// rules' reason, and that the rule id says which decided.
+// (X-PowerMTA-BounceCategory) names the reason where it cannot flip hard
+// and soft against the rules (both soft, or the rules found nothing),
+// that "other" leaves the rules' reason, that a delay stays one, and
+// that the rule id says which decided.
 func TestPowerMTABounceCategory(t *testing.T) {
-	for _, c := range []struct{ category, reason, rule string }{
-		{"policy-related", ReasonPolicyViolation, "category:policy-related"},
-		{"bad-mailbox", ReasonUserUnknown, "category:bad-mailbox"},
-		{"other", ReasonSpamDetected, "diagnostic:spamdetected:bulk mail"},
+	const bulk, vague = "550 this mailbox does not accept bulk mail", "550 see https://help.example.net/"
+	const greylisted = "450 4.2.0 <a@example.org>: mailbox unavailable (greylisted)"
+	for _, c := range []struct{ category, action, status, diag, reason, rule string }{
+		{"policy-related", "failed", "5.0.0", bulk, ReasonPolicyViolation, "category:policy-related"},
+		{"bad-mailbox", "failed", "5.0.0", bulk, ReasonSpamDetected, "diagnostic:spamdetected:bulk mail"},
+		{"bad-mailbox", "failed", "5.0.0", vague, ReasonUserUnknown, "category:bad-mailbox"},
+		{"bad-mailbox", "failed", "4.2.0", greylisted, "", ""},
+		{"bad-mailbox", "delayed", "4.0.0", vague, "", ""},
+		{"other", "failed", "5.0.0", bulk, ReasonSpamDetected, "diagnostic:spamdetected:bulk mail"},
 	} {
 		raw := "From: <mailer-daemon@pmta.example.com>\nTo: b+tok@bounces.example.com\nSubject: Delivery report\n" +
 			"MIME-Version: 1.0\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\n\n" +
 			"--b\nContent-Type: text/plain\n\nDelivery failed.\n\n--b\nContent-Type: message/delivery-status\n\n" +
-			"Reporting-MTA: dns; pmta.example.com\n\nFinal-Recipient: rfc822;a@example.org\nAction: failed\n" +
-			"Status: 5.0.0\nDiagnostic-Code: smtp;550 this mailbox does not accept bulk mail\n" +
+			"Reporting-MTA: dns; pmta.example.com\n\nFinal-Recipient: rfc822;a@example.org\nAction: " + c.action + "\n" +
+			"Status: " + c.status + "\nDiagnostic-Code: smtp;" + c.diag + "\n" +
 			"X-PowerMTA-BounceCategory: " + c.category + "\n\n--b--\n"
 		r, err := Parse([]byte(raw))
 		if err != nil {
@@ -347,8 +366,14 @@ func TestPowerMTABounceCategory(t *testing.T) {
 			t.Fatalf("%s: %d results", c.category, len(r.Results))
 		}
 		x := r.Results[0]
+		if c.reason == "" { // the category must not decide, nor make it hard
+			if strings.HasPrefix(x.Rule, "category:") || x.Hard {
+				t.Errorf("%s %s %q: %s by %s hard %v, want the rules' soft result", c.category, c.action, c.diag, x.Reason, x.Rule, x.Hard)
+			}
+			continue
+		}
 		if x.Reason != c.reason || x.Rule != c.rule || x.Hard != IsHard(c.reason, x.Status) {
-			t.Errorf("%s: %s by %s hard %v, want %s by %s", c.category, x.Reason, x.Rule, x.Hard, c.reason, c.rule)
+			t.Errorf("%s %q: %s by %s hard %v, want %s by %s", c.category, c.diag, x.Reason, x.Rule, x.Hard, c.reason, c.rule)
 		}
 	}
 }

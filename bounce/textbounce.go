@@ -142,11 +142,11 @@ func classifyTextBounce(m *msg, r *Report) bool {
 		if x.Status == "" {
 			x.Status = statusNear(lines, rcpt, findReplyCode(x.Diagnostic))
 		}
-		if x.Status == "" && len(rcpts) == 1 && findReplyCode(x.Diagnostic) == 0 {
+		if x.Status == "" && len(rcpts) == 1 && findReplyCode(x.Diagnostic) == 0 && !statesReason(m.tbl, x.Diagnostic) {
 			// The reason stated once, above the list of recipients it
 			// applies to (MailMarshal: "Could not be delivered because of
 			// 552 5.2.2 ...", then "The following recipients were affected").
-			if i := soleStatusLine(lines); i >= 0 {
+			if i := soleStatusLine(lines, rcpt); i >= 0 {
 				x.Diagnostic = lines.continued(i)
 				x.Status = findStatus(x.Diagnostic)
 			}
@@ -261,14 +261,28 @@ func skipLine(l string) bool {
 	return false
 }
 
-// soleStatusLine returns the index of the line with the notice's only
-// failure status (class 4 or 5; every line that has one has the same), or
-// -1 when there is none or more than one.
-func soleStatusLine(n noticeLines) int {
+// statesReason reports whether a diagnostic states a failure reason the
+// rules know: one that does is not replaced by a status found elsewhere.
+func statesReason(tbl *ruleTable, diag string) bool {
+	text := strings.ToLower(diag)
+	return tbl.hasAny(text, primaryOrder...) || tbl.hasAny(text, secondaryOrder...)
+}
+
+// soleStatusLine returns the index of the line above the first mention of
+// rcpt that holds the notice's only failure status (class 4 or 5, every
+// such line the same) beside an SMTP reply code of its class ("552
+// 5.2.2"), or -1 when there is none or more than one. The reply code keeps
+// a version number or a date in a quoted subject from passing for a
+// status.
+func soleStatusLine(n noticeLines, rcpt string) int {
 	at, status := -1, ""
+	rcpt = strings.ToLower(rcpt)
 	for i, l := range n.lower {
+		if strings.Contains(l, rcpt) {
+			break
+		}
 		s := findStatus(l)
-		if s == "" || s[0] == '2' {
+		if s == "" || s[0] == '2' || findReplyCode(l)/100 != int(s[0]-'0') {
 			continue
 		}
 		if status != "" && s != status {
