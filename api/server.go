@@ -174,7 +174,7 @@ type Server struct {
 	keys *keyCache
 	// webhooks is Deps.Webhooks or its default.
 	webhooks *webhook.Client
-	// snsCerts caches SNS signing certificates by URL.
+	// snsCerts caches SNS signing certificates and their issuers by URL.
 	snsCerts *feedback.CertCache
 	// issuers fetches the http issuer certificates of SNS signing
 	// certificates: the webhook guard, allowing http.
@@ -201,7 +201,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if deps.Feedback != nil && deps.FeedbackTokens == nil {
 		return nil, errors.New("api: Deps.FeedbackTokens is required with Deps.Feedback")
 	}
-	s.snsCerts, s.issuers = &feedback.CertCache{}, webhook.New(webhook.Config{AllowHTTP: true})
+	s.snsCerts, s.issuers = &feedback.CertCache{}, s.webhooks.AllowingHTTP()
 	if deps.Revocations != nil {
 		s.keys = newKeyCache(cfg.KeyCacheTTL, time.Now)
 		s.domains = newDomainCache(cfg.KeyCacheTTL, time.Now)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -238,6 +239,33 @@ func TestSNSCertCache(t *testing.T) {
 	}
 	if n := certs.Len(); n == 0 || n > 16 {
 		t.Errorf("%d certificates cached after 40 URLs, want 1 to 16", n)
+	}
+
+	// The issuer is fetched once, and spellings of one certificate URL
+	// (a letter percent-encoded) are one certificate: neither fetches
+	// again.
+	fresh := &feedback.SNS{TopicARN: feedbacktest.TopicARN, Fetch: signer.Fetch, Now: func() time.Time { return at },
+		Certs: &feedback.CertCache{}, Roots: signer.Roots()}
+	before := signer.Fetches.Load()
+	if _, err := fresh.Verify(ctx, signer.Notification("c-a", bounce, at, "2")); err != nil {
+		t.Fatal(err)
+	}
+	if n := signer.Fetches.Load() - before; n != 2 {
+		t.Errorf("first verification fetched %d certificates, want 2 (signing and issuer)", n)
+	}
+	u, err := url.Parse(feedbacktest.CertURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := strings.LastIndexByte(u.Path, '/') + 1
+	spelt := "https://" + u.Host + u.Path[:last] + "%" + strconv.FormatInt(int64(u.Path[last]), 16) + u.Path[last+1:]
+	b := strings.Replace(string(signer.Notification("c-b", bounce, at, "2")), feedbacktest.CertURL, spelt, 1)
+	before = signer.Fetches.Load()
+	if _, err := fresh.Verify(ctx, []byte(b)); err != nil {
+		t.Fatalf("%s: %v", spelt, err)
+	}
+	if n := signer.Fetches.Load() - before; n != 0 {
+		t.Errorf("%s fetched %d certificates, want 0 (the same certificate, cached)", spelt, n)
 	}
 }
 

@@ -311,6 +311,11 @@ func (v *SNS) cert(ctx context.Context, raw string) (*x509.Certificate, error) {
 	if err := CheckCertURL(raw); err != nil {
 		return nil, err
 	}
+	// One key per certificate however its path is spelt (percent-encoded
+	// letters), so that varied spellings of one URL neither fill the
+	// cache nor fetch again.
+	u, _ := url.Parse(raw) // CheckCertURL parsed it
+	raw = "https://" + u.Host + (&url.URL{Path: u.Path}).EscapedPath()
 	now := v.now()
 	if c := v.Certs.get(raw, now); c != nil {
 		return c, nil
@@ -370,6 +375,10 @@ func (v *SNS) verifyChain(ctx context.Context, c *x509.Certificate, given []*x50
 		if CheckIssuerURL(u) != nil {
 			continue
 		}
+		if is := v.Certs.get(u, now); is != nil {
+			inter.AddCert(is)
+			continue
+		}
 		b, ferr := v.Fetch(ctx, u)
 		if ferr != nil {
 			return fmt.Errorf("%w: issuer certificate: %w", ErrCertUnavailable, ferr)
@@ -381,6 +390,10 @@ func (v *SNS) verifyChain(ctx context.Context, c *x509.Certificate, given []*x50
 		for _, is := range issuers {
 			inter.AddCert(is)
 		}
+		// Kept by its URL, so that the next signing certificate (or a
+		// retry after a slow first fetch) needs no second fetch; a
+		// certificate from the cache is still verified as a link.
+		v.Certs.put(u, issuers[0])
 	}
 	if _, err := c.Verify(opts); err != nil {
 		return fmt.Errorf("%w: %w", ErrCertificate, err)

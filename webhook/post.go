@@ -97,6 +97,19 @@ func New(cfg Config) *Client {
 	return c
 }
 
+// AllowingHTTP returns a Client with c's settings (its SSRF guard,
+// allowed networks, resolver and timeout) that also fetches plain-http
+// URLs, or c when it already does: for resources published only over
+// http, such as the issuer certificates an SNS signing certificate names.
+func (c *Client) AllowingHTTP() *Client {
+	if c.cfg.AllowHTTP {
+		return c
+	}
+	cfg := c.cfg
+	cfg.AllowHTTP = true
+	return New(cfg)
+}
+
 // CheckURL refuses a URL mailgate would not post to: not https (or http
 // when allowed), no host, credentials in it, or a literal address the
 // guard refuses. A host name is checked again at every connection, on the
