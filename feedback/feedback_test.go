@@ -340,6 +340,16 @@ func TestMailgun(t *testing.T) {
 	if d := cmp.Diff(want, n.Events, ignoreAt); d != "" {
 		t.Error(d)
 	}
+	// Mailgun giving up after temporary failures (reason "old") gives no
+	// verdict: the rules read the last answer.
+	old := strings.Replace(string(failed), `"reason": "bounce"`, `"reason": "old"`, 1)
+	n, err = v.Verify(ctx, feedbacktest.Mailgun([]byte(old), key, "token-old", now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(n.Events) != 1 || n.Events[0].Kind != feedback.KindBounce || n.Events[0].Severity != "" {
+		t.Errorf("reason old: %+v, want a bounce without the provider's verdict", n.Events)
+	}
 	// Mailgun's event ids are unique within a day only: the same id on an
 	// event a day later names another event.
 	later := strings.Replace(string(failed), `"timestamp": 1796644801.123`, `"timestamp": 1796731201.123`, 1)

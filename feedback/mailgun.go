@@ -138,8 +138,14 @@ func parseMailgun(b mailgunBody) []Event {
 	case "failed":
 		ds := d.DeliveryStatus
 		e.Kind, e.Severity, e.Status = KindBounce, mailgunSeverity[d.Severity], ds.EnhancedCode
-		if e.Severity == SeverityTemporary {
+		switch {
+		case e.Severity == SeverityTemporary:
 			e.Kind = KindDelay
+		case d.Reason == "old":
+			// Mailgun stopped retrying after temporary failures: its
+			// "permanent" says it gave up, not that the address is bad, so
+			// the rules read the last answer (a full mailbox stays soft).
+			e.Severity = ""
 		}
 		e.Diagnostic = strings.TrimSpace(ds.Message + " " + ds.Description)
 		if ds.Code >= 200 && ds.Code < 600 { // an SMTP reply code; Mailgun's own (605, …) are not
