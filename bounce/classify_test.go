@@ -397,6 +397,8 @@ func TestClassifyDomainNotUser(t *testing.T) {
 		"451 4.4.3 Le serveur du destinataire n'existe pas dans le DNS",
 		"421 4.4.0 ユーザーのメールサーバが存在しません。後で再試行してください",
 		"451 4.3.0 사용자 인증 서버가 존재하지 않습니다",
+		"エラー: 接続元のIPアドレスが存在しません (逆引き)",
+		"오류: 보낸 서버의 IP 주소가 존재하지 않습니다",
 		// the domain, the sender, the server or an IP address said not to
 		// exist, in each language of the phrase table
 		"Grund: Die Domain des Empfängers existiert nicht",
