@@ -54,7 +54,7 @@ var probeKind = map[string]string{
 // probeBatches are the probe directories, each scored on its own: a
 // batch's first-seen score (before any rule was fixed from it) is the
 // estimate of accuracy on unseen mail, so batches are not pooled.
-var probeBatches = []string{"probes", "probes2", "probes3", "probes4", "probes5", "probes6"}
+var probeBatches = []string{"probes", "probes2", "probes3", "probes4", "probes5", "probes6", "probes7"}
 
 // TestProbes classifies the probe messages, written for this test from
 // each MTA family's documented or observable notice format (none of them
