@@ -59,6 +59,9 @@ func (c *messageCheck) headers(h map[string]string) {
 		if msg == "" {
 			msg = c.headerValueProblem(h[name])
 		}
+		if msg == "" && namesMailgateID(name, h[name]) {
+			msg = "the mailgate_id variable is set by mailgate and cannot be given"
+		}
 		if msg != "" {
 			c.add("/headers/"+pointerToken(name), msg)
 		}
@@ -109,8 +112,21 @@ func isReservedHeader(name string) bool {
 	}
 	switch lower {
 	case "from", "to", "cc", "bcc", "subject", "date", "message-id", "dkim-signature",
-		"return-path", "mime-version", "received", "reply-to", "sender", "feedback-id":
+		"return-path", "mime-version", "received", "reply-to", "sender", "feedback-id",
+		"x-pm-metadata-mailgate_id": // the relay's copy of the id for Postmark (package mta)
 		return true
+	}
+	return false
+}
+
+// namesMailgateID reports whether a custom header gives the relay
+// provider's copy of the message id (mta's feedback header): SendGrid's
+// X-SMTPAPI or Mailgun's X-Mailgun-Variables holding a mailgate_id, which
+// would tie that provider's notifications to another message.
+func namesMailgateID(name, value string) bool {
+	switch strings.ToLower(name) {
+	case "x-smtpapi", "x-mailgun-variables":
+		return strings.Contains(strings.ToLower(value), "mailgate_id")
 	}
 	return false
 }
