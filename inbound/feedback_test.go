@@ -216,6 +216,32 @@ func TestFeedbackDelay(t *testing.T) {
 // delivered, so it applies to a recipient a soft bounce left bounced
 // (event, status complained, complaint suppression), whether it comes
 // from a provider or as an ARF report by mail.
+// TestComplaintReplacesSoftBounceSuppression: an address suppressed for
+// soft bounces that then complains is suppressed for the complaint.
+func TestComplaintReplacesSoftBounceSuppression(t *testing.T) {
+	engines(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		id := e.sentMessage("ann@example.org")
+		f := NewFeedback(FeedbackConfig{Now: e.clock.Now, SoftBounceLimit: 1}, e.store, e.metrics)
+		soft := feedback.Event{ID: "r-1", Kind: feedback.KindBounce, Recipient: "ann@example.org",
+			Severity: feedback.SeverityTemporary, Status: "4.2.2", Diagnostic: "452 4.2.2 mailbox full", MailgateID: id}
+		if _, err := f.Apply(ctx, "sendgrid", store.DefaultProjectID, []feedback.Event{soft}); err != nil {
+			t.Fatal(err)
+		}
+		if got := e.suppression("ann@example.org"); got != store.ReasonSoftBounces {
+			t.Fatalf("suppression %q after a soft bounce at limit 1, want %s", got, store.ReasonSoftBounces)
+		}
+		complaint := feedback.Event{ID: "r-2", Kind: feedback.KindComplaint, Recipient: "ann@example.org",
+			FeedbackType: "abuse", MailgateID: id}
+		if _, err := f.Apply(ctx, "sendgrid", store.DefaultProjectID, []feedback.Event{complaint}); err != nil {
+			t.Fatal(err)
+		}
+		if got := e.suppression("ann@example.org"); got != store.ReasonComplaint {
+			t.Errorf("suppression %q after the complaint, want %s", got, store.ReasonComplaint)
+		}
+	})
+}
+
 func TestComplaintAfterSoftBounce(t *testing.T) {
 	engines(t, func(t *testing.T, e *env) {
 		ctx := context.Background()

@@ -338,12 +338,18 @@ func setInboundStatus(ctx context.Context, tx *sql.Tx, messageID string, ef Inbo
 	return n == 1, nil
 }
 
-// suppressInbound adds the address unless it is already suppressed; it
-// returns reason when it added it.
+// suppressInbound adds the address unless it is already suppressed; a
+// suppression for soft bounces gives way to a stronger reason (a hard
+// bounce, a complaint), so that clearing soft-bounce suppressions later
+// does not mail an address that complained. It returns reason when it
+// added or replaced the suppression.
 func suppressInbound(ctx context.Context, tx *sql.Tx, rec InboundRecord, email, reason string, now time.Time) (string, error) {
 	res, err := tx.ExecContext(ctx, `INSERT INTO suppressions (project_id, email, reason, note, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (project_id, email) DO NOTHING`,
-		rec.ProjectID, normEmail(email), reason, "inbound "+rec.Kind+" about message "+rec.MessageID, micros(now))
+		VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (project_id, email) DO UPDATE SET
+			reason = excluded.reason, note = excluded.note, updated_at = excluded.updated_at
+		WHERE suppressions.reason = $6 AND excluded.reason <> $6`,
+		rec.ProjectID, normEmail(email), reason, "inbound "+rec.Kind+" about message "+rec.MessageID, micros(now),
+		ReasonSoftBounces)
 	if err != nil {
 		return "", fmt.Errorf("suppress after inbound %s: %w", rec.MessageID, err)
 	}
