@@ -569,3 +569,36 @@ func TestClassifyPhraseAlone(t *testing.T) {
 		}
 	}
 }
+
+// TestClassifyLocalisedTrapsSoft: soft situations worded in other
+// languages that a phrase for an unknown user or domain could take for
+// one (a full mailbox "without space", a login's unknown user name, the
+// sender's domain or user, the recipient's server) stay soft.
+func TestClassifyLocalisedTrapsSoft(t *testing.T) {
+	p := New(Limits{})
+	for _, diag := range []string{
+		"452 Kotak surat tidak ada ruang lagi",
+		"452 Στο γραμματοκιβώτιο δεν υπάρχει αρκετός χώρος",
+		"452 فضای کافی در صندوق پستی وجود ندارد",
+		"535 5.7.8 Tunnistautuminen epäonnistui: tuntematon käyttäjätunnus tai salasana",
+		"535 Godkendelse mislykkedes: ukendt brugernavn eller adgangskode",
+		"535 Hitelesítés sikertelen: ismeretlen felhasználónév vagy jelszó",
+		"550 Absenderdomain existiert nicht",
+		"550 Het afzenderdomein bestaat niet",
+		"550 Nieznana domena nadawcy",
+		"550 送信者のドメインが見つかりません",
+		"550 발신자 도메인이 존재하지 않습니다",
+		"550 Expéditeur refusé : domaine inconnu",
+		"451 Serveur de messagerie du destinataire introuvable, réessayez plus tard",
+		"451 4.3.0 Temporärer Fehler: Mailserver für Empfänger nicht gefunden",
+		"451 暂时找不到收件人的邮件服务器，请稍后重试",
+		"550 存在しないユーザからの送信は受け付けません",
+		"550 发件人用户名不存在",
+		"450 Destinataire introuvable (liste grise), réessayez plus tard",
+		"450 Получатель не найден: серый список, повторите позже",
+	} {
+		if r := p.Classify("", diag); r.Hard {
+			t.Errorf("Classify(%q) = %s hard (rule %s), want soft", diag, r.Reason, r.Rule)
+		}
+	}
+}

@@ -168,7 +168,10 @@ func vetoesUnknownUser(diag *textMatcher) bool {
 // deferred on purpose, which some servers word as "mailbox unavailable
 // (greylisted)". The mailbox exists; only a status code that itself names an
 // unknown user makes such an answer one.
-var greylistPhrases = []string{"greylist", "graylist", "grey-list", "gray-list", "grey list", "gray list"}
+var greylistPhrases = []string{"greylist", "graylist", "grey-list", "gray-list", "grey list", "gray list",
+	"graue liste", "liste grise", "lista gris", "lista grigia", "lista cinza", "grijze lijst",
+	"серый список", "сірий список", "szara lista", "šedá listina", "grålista", "gråliste", "harmaalista",
+	"szürkelista", "listă gri", "gri liste", "グレイリスト", "グレーリスト", "灰名单", "灰名單", "그레이리스트"}
 
 // isGreylisting reports whether a lower-case diagnostic says the attempt
 // was greylisted.
