@@ -60,7 +60,7 @@ func TestDomainsCLI(t *testing.T) {
 	}
 
 	out, _, err := g.run(env, "domains", "verify", "shop.example")
-	if err == nil || strings.Count(out, "MISSING") != 5 {
+	if err == nil || rowsInState(out, "MISSING") != 5 {
 		t.Fatalf("verify with nothing published: err %v, output:\n%s", err, out)
 	}
 	for _, r := range d.DNSRecords {
@@ -71,7 +71,7 @@ func TestDomainsCLI(t *testing.T) {
 			dns.AddMX(r.Name, 10, strings.Fields(r.Value)[1])
 		}
 	}
-	if out := mustRun("domains", "verify", "shop.example"); strings.Count(out, "OK") != 5 || strings.Contains(out, "MISSING") {
+	if out := mustRun("domains", "verify", "shop.example"); rowsInState(out, "OK") != 5 || rowsInState(out, "MISSING") != 0 {
 		t.Fatalf("verify with everything published:\n%s", out)
 	}
 
@@ -100,4 +100,17 @@ func TestDomainsCLI(t *testing.T) {
 	if list := mustRun("domains", "list"); strings.Contains(list, "shop.example") {
 		t.Errorf("domains list after delete:\n%s", list)
 	}
+}
+
+// rowsInState counts the rows of a `domains verify` table in state (its
+// first column): counting the word anywhere would also count it inside a
+// key's base64 (an RSA public key may well hold "OK").
+func rowsInState(table, state string) int {
+	n := 0
+	for _, line := range strings.Split(table, "\n") {
+		if f := strings.Fields(line); len(f) > 0 && f[0] == state {
+			n++
+		}
+	}
+	return n
 }
