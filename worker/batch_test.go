@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,9 +34,9 @@ func TestBatchTaskFirstAttemptsAndHandsOver(t *testing.T) {
 		t.Run(dialect, func(t *testing.T) {
 			ctx := context.Background()
 			r := newRig(t, url, nil, fastTimeouts())
-			tries := map[string]int{}
+			tries := &sinkTries{}
 			r.sink.SetDecide(func(_, to string, _ []byte) smtptest.Action {
-				tries[to]++
+				tries.add(to)
 				if to == "later@example.net" {
 					return reply(451, smtp.EnhancedCode{4, 3, 0}, "temporary")
 				}
@@ -57,7 +59,7 @@ func TestBatchTaskFirstAttemptsAndHandsOver(t *testing.T) {
 			if err := w.handleSendBatch(ctx, task); err != nil {
 				t.Fatalf("batch task: %v", err)
 			}
-			if tries["ann@example.org"] != 1 || tries["later@example.net"] != 1 || tries["carl@example.org"] != 0 {
+			if tries.get("ann@example.org") != 1 || tries.get("later@example.net") != 1 || tries.get("carl@example.org") != 0 {
 				t.Fatalf("sink tries %v, want ann and later once, carl never", tries)
 			}
 			if st := r.message(sent).Status; st != store.StatusSent {
@@ -82,7 +84,7 @@ func TestBatchTaskFirstAttemptsAndHandsOver(t *testing.T) {
 			if err := w.handleSendBatch(ctx, task); err != nil {
 				t.Fatalf("batch task run again: %v", err)
 			}
-			if tries["ann@example.org"] != 1 || tries["later@example.net"] != 1 || tries["carl@example.org"] != 0 {
+			if tries.get("ann@example.org") != 1 || tries.get("later@example.net") != 1 || tries.get("carl@example.org") != 0 {
 				t.Fatalf("sink tries %v after the second run, want no new attempt", tries)
 			}
 			qi, err := in.GetQueueInfo(queue.QueueSend)
@@ -94,9 +96,9 @@ func TestBatchTaskFirstAttemptsAndHandsOver(t *testing.T) {
 			if err := w.handleSend(ctx, asynq.NewTask(queue.TypeSend, single)); err != nil {
 				t.Fatalf("handed-over task: %v", err)
 			}
-			if m := r.message(interrupted); m.Status != store.StatusSent || !m.PossiblyDuplicated || tries["carl@example.org"] != 1 {
+			if m := r.message(interrupted); m.Status != store.StatusSent || !m.PossiblyDuplicated || tries.get("carl@example.org") != 1 {
 				t.Errorf("interrupted message %s flagged %v, sent %d times; want sent once, flagged",
-					m.Status, m.PossiblyDuplicated, tries["carl@example.org"])
+					m.Status, m.PossiblyDuplicated, tries.get("carl@example.org"))
 			}
 		})
 	}
@@ -189,9 +191,9 @@ func TestBatchTaskStopsStarting(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := newRig(t, testsvc.SQLiteURL(t), nil, fastTimeouts())
-			tries := map[string]int{}
+			tries := &sinkTries{}
 			r.sink.SetDecide(func(_, to string, _ []byte) smtptest.Action {
-				tries[to]++
+				tries.add(to)
 				return smtptest.Action{}
 			})
 			ids := []string{
@@ -214,7 +216,7 @@ func TestBatchTaskStopsStarting(t *testing.T) {
 			if IsFailure(err) || r.d.RetryDelay(3, err, task) > time.Second {
 				t.Fatalf("a cut is a failure (%v) or waits %v", IsFailure(err), r.d.RetryDelay(3, err, task))
 			}
-			if len(tries) != tt.wantSent {
+			if tries.len() != tt.wantSent {
 				t.Fatalf("sink tries %v, want %d messages sent", tries, tt.wantSent)
 			}
 			waiting, err := r.st.MessagesAwaitingTask(context.Background(), r.clock.Add(time.Hour), 10)
@@ -239,12 +241,12 @@ func TestBatchTaskStopsStarting(t *testing.T) {
 					t.Errorf("message %s is %s after the next run", id, st)
 				}
 			}
-			for to, n := range tries {
+			for to, n := range tries.snapshot() {
 				if n != 1 {
 					t.Errorf("%s received %d times", to, n)
 				}
 			}
-			if len(tries) != len(ids) {
+			if tries.len() != len(ids) {
 				t.Errorf("sink tries %v, want every message once", tries)
 			}
 		})
@@ -323,9 +325,9 @@ func TestSendCutBetweenRecipients(t *testing.T) {
 	for _, batch := range []bool{false, true} {
 		t.Run(fmt.Sprintf("batch=%v", batch), func(t *testing.T) {
 			r := newRig(t, testsvc.SQLiteURL(t), nil, fastTimeouts())
-			tries := map[string]int{}
+			tries := &sinkTries{}
 			r.sink.SetDecide(func(_, to string, _ []byte) smtptest.Action {
-				tries[to]++
+				tries.add(to)
 				return smtptest.Action{}
 			})
 			to := []string{"ann@example.org", "bob@example.org", "cid@example.org"}
@@ -364,8 +366,8 @@ func TestSendCutBetweenRecipients(t *testing.T) {
 				t.Fatalf("message %s (possibly duplicated %v) after the next run, want sent", m.Status, m.PossiblyDuplicated)
 			}
 			for _, addr := range to {
-				if tries[addr] != 1 {
-					t.Errorf("%s received %d times, want once", addr, tries[addr])
+				if tries.get(addr) != 1 {
+					t.Errorf("%s received %d times, want once", addr, tries.get(addr))
 				}
 			}
 		})
@@ -431,4 +433,44 @@ func TestCutAfterDeferral(t *testing.T) {
 	if got := []string{m.Recipients[0].Status, m.Recipients[1].Status}; !slices.Equal(got, []string{store.StatusSent, store.StatusQueued}) {
 		t.Fatalf("recipients %v, want bob sent and cid left queued", got)
 	}
+}
+
+// sinkTries counts the transactions the sink received per recipient; the
+// sink's sessions run concurrently.
+type sinkTries struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *sinkTries) add(to string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == nil {
+		c.n = map[string]int{}
+	}
+	c.n[to]++
+}
+
+func (c *sinkTries) get(to string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[to]
+}
+
+func (c *sinkTries) snapshot() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.n)
+}
+
+func (c *sinkTries) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.n)
+}
+
+func (c *sinkTries) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return fmt.Sprint(c.n)
 }
