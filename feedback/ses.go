@@ -270,11 +270,19 @@ func snsStringToSign(m snsMessage) []byte {
 // CheckCertURL refuses a signing certificate URL that is not https on an
 // SNS host, with no user, port or query, naming a .pem file.
 func CheckCertURL(raw string) error {
+	_, err := certURL(raw)
+	return err
+}
+
+// certURL checks a signing certificate URL (CheckCertURL) and returns it
+// with its path's percent-encoding undone where it need not be, so that
+// the spellings of one URL are one cache key and one fetch.
+func certURL(raw string) (string, error) {
 	u, err := CheckSNSURL(raw)
 	if err != nil || u.RawQuery != "" || !strings.HasSuffix(u.Path, ".pem") {
-		return fmt.Errorf("%w: %q is not an SNS certificate URL", ErrCertificate, raw)
+		return "", fmt.Errorf("%w: %q is not an SNS certificate URL", ErrCertificate, raw)
 	}
-	return nil
+	return "https://" + u.Host + (&url.URL{Path: u.Path}).EscapedPath(), nil
 }
 
 // CheckSNSURL refuses a URL that is not https on an SNS host
@@ -308,14 +316,10 @@ func CheckIssuerURL(raw string) error {
 
 // cert returns the verified certificate at raw, from the cache or fetched.
 func (v *SNS) cert(ctx context.Context, raw string) (*x509.Certificate, error) {
-	if err := CheckCertURL(raw); err != nil {
+	raw, err := certURL(raw)
+	if err != nil {
 		return nil, err
 	}
-	// One key per certificate however its path is spelt (percent-encoded
-	// letters), so that varied spellings of one URL neither fill the
-	// cache nor fetch again.
-	u, _ := url.Parse(raw) // CheckCertURL parsed it
-	raw = "https://" + u.Host + (&url.URL{Path: u.Path}).EscapedPath()
 	now := v.now()
 	if c := v.Certs.get(raw, now); c != nil {
 		return c, nil
